@@ -1,0 +1,255 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/brookstream/brook/serde"
+)
+
+// Option configures a typed store built by NewKeyValueStore (and the
+// window and TTL stores).
+type Option func(*storeConfig)
+
+type storeConfig struct {
+	changelogTopic string
+	partition      int32
+	writer         ChangelogWriter
+}
+
+// WithChangelog makes the store logged: every Put and Delete (and, for TTL
+// stores, every expiry) also sends the key bytes and value bytes (nil for a
+// delete: a tombstone) to topic and partition through w. The topic is
+// normally ChangelogTopic(appID, storeName) and the partition is the
+// task's partition. The changelog topic is also the topic passed to the
+// key and value serdes.
+//
+// A table that reads a compacted source topic does not log its writes: it
+// restores from the source topic instead (see [Restore]).
+func WithChangelog(topic string, partition int32, w ChangelogWriter) Option {
+	return func(c *storeConfig) {
+		c.changelogTopic, c.partition, c.writer = topic, partition, w
+	}
+}
+
+// ChangelogTopic returns the changelog topic of a store:
+// "<application-id>-<store>-changelog".
+func ChangelogTopic(appID, storeName string) string {
+	return appID + "-" + storeName + "-changelog"
+}
+
+// NewKeyValueStore returns a typed key-value store over engine e. The
+// engine is not owned by the store: whoever opened it flushes and closes
+// it. Keys order by their serialized bytes (see the package doc for which
+// serdes keep numeric order).
+//
+// A value that serializes to nil bytes is a Kafka null: Put of such a value
+// deletes the key, as a tombstone would.
+func NewKeyValueStore[K, V any](name string, e Engine, keys serde.Serde[K], values serde.Serde[V], opts ...Option) KeyValueStore[K, V] {
+	s := &kvStore[K, V]{name: name, e: e, keys: keys, values: values}
+	for _, o := range opts {
+		o(&s.cfg)
+	}
+	s.topic = s.cfg.changelogTopic
+	if s.topic == "" {
+		s.topic = name
+	}
+	return s
+}
+
+type kvStore[K, V any] struct {
+	name   string
+	e      Engine
+	keys   serde.Serde[K]
+	values serde.Serde[V]
+	cfg    storeConfig
+	topic  string // passed to serdes
+}
+
+func (s *kvStore[K, V]) Name() string { return s.name }
+
+func (s *kvStore[K, V]) keyBytes(k K) ([]byte, error) {
+	b, err := s.keys.Serialize(s.topic, k)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: serialize key: %w", s.name, err)
+	}
+	return b, nil
+}
+
+func (s *kvStore[K, V]) Get(key K) (V, bool, error) {
+	var zero V
+	kb, err := s.keyBytes(key)
+	if err != nil {
+		return zero, false, err
+	}
+	vb, found, err := s.e.Get(kb)
+	if err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("store %s: get: %w", s.name, err)
+		}
+		return zero, false, err
+	}
+	v, err := s.values.Deserialize(s.topic, vb)
+	if err != nil {
+		return zero, false, fmt.Errorf("store %s: deserialize value: %w", s.name, err)
+	}
+	return v, true, nil
+}
+
+func (s *kvStore[K, V]) Put(key K, value V) error {
+	kb, err := s.keyBytes(key)
+	if err != nil {
+		return err
+	}
+	vb, err := s.values.Serialize(s.topic, value)
+	if err != nil {
+		return fmt.Errorf("store %s: serialize value: %w", s.name, err)
+	}
+	return s.putBytes(kb, vb)
+}
+
+// putBytes writes locally, then to the changelog. A nil value deletes.
+func (s *kvStore[K, V]) putBytes(kb, vb []byte) error {
+	if vb == nil {
+		if err := s.e.Delete(kb); err != nil {
+			return fmt.Errorf("store %s: delete: %w", s.name, err)
+		}
+	} else if err := s.e.Put(kb, vb); err != nil {
+		return fmt.Errorf("store %s: put: %w", s.name, err)
+	}
+	return logWrite(s.name, &s.cfg, kb, vb)
+}
+
+// logWrite sends one changelog record if the store is logged.
+func logWrite(name string, c *storeConfig, kb, vb []byte) error {
+	if c.writer == nil {
+		return nil
+	}
+	if err := c.writer.SendChangelog(c.changelogTopic, c.partition, kb, vb); err != nil {
+		return fmt.Errorf("store %s: changelog %s[%d]: %w", name, c.changelogTopic, c.partition, err)
+	}
+	return nil
+}
+
+func (s *kvStore[K, V]) PutIfAbsent(key K, value V) (V, bool, error) {
+	existing, found, err := s.Get(key)
+	if err != nil || found {
+		return existing, found, err
+	}
+	return existing, false, s.Put(key, value)
+}
+
+func (s *kvStore[K, V]) Delete(key K) error {
+	kb, err := s.keyBytes(key)
+	if err != nil {
+		return err
+	}
+	return s.putBytes(kb, nil)
+}
+
+func (s *kvStore[K, V]) Range(from, to K) (Iterator[K, V], error) {
+	return s.rangeOf(from, to, false)
+}
+
+func (s *kvStore[K, V]) ReverseRange(from, to K) (Iterator[K, V], error) {
+	return s.rangeOf(from, to, true)
+}
+
+func (s *kvStore[K, V]) rangeOf(from, to K, reverse bool) (Iterator[K, V], error) {
+	lo, err := s.keyBytes(from)
+	if err != nil {
+		return nil, err
+	}
+	hi, err := s.keyBytes(to)
+	if err != nil {
+		return nil, err
+	}
+	if lo == nil {
+		lo = []byte{}
+	}
+	if hi == nil {
+		hi = []byte{}
+	}
+	return s.iterate(lo, hi, reverse)
+}
+
+func (s *kvStore[K, V]) Prefix(prefix K) (Iterator[K, V], error) {
+	p, err := s.keyBytes(prefix)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		return s.iterate(nil, nil, false)
+	}
+	return s.iterate(p, PrefixEnd(p), false)
+}
+
+func (s *kvStore[K, V]) All() (Iterator[K, V], error) { return s.iterate(nil, nil, false) }
+
+func (s *kvStore[K, V]) ApproximateCount() (int64, error) {
+	n, err := s.e.ApproximateCount()
+	if err != nil {
+		return 0, fmt.Errorf("store %s: count: %w", s.name, err)
+	}
+	return n, nil
+}
+
+func (s *kvStore[K, V]) iterate(lo, hi []byte, reverse bool) (Iterator[K, V], error) {
+	it, err := s.e.Iterate(lo, hi, reverse)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: iterate: %w", s.name, err)
+	}
+	return &typedIter[K, V]{s: s, it: it}, nil
+}
+
+// PrefixEnd returns the smallest key greater than every key that starts
+// with p, or nil (no upper bound) when p is all 0xff bytes or empty.
+func PrefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// typedIter decodes an engine iterator. A decode error ends the iteration
+// and is reported by Err.
+type typedIter[K, V any] struct {
+	s   *kvStore[K, V]
+	it  Iterator[[]byte, []byte]
+	k   K
+	v   V
+	err error
+}
+
+func (t *typedIter[K, V]) Next() bool {
+	if t.err != nil || !t.it.Next() {
+		return false
+	}
+	k, err := t.s.keys.Deserialize(t.s.topic, t.it.Key())
+	if err != nil {
+		t.err = fmt.Errorf("store %s: deserialize key %x: %w", t.s.name, t.it.Key(), err)
+		return false
+	}
+	v, err := t.s.values.Deserialize(t.s.topic, t.it.Value())
+	if err != nil {
+		t.err = fmt.Errorf("store %s: deserialize value of key %x: %w", t.s.name, t.it.Key(), err)
+		return false
+	}
+	t.k, t.v = k, v
+	return true
+}
+
+func (t *typedIter[K, V]) Key() K   { return t.k }
+func (t *typedIter[K, V]) Value() V { return t.v }
+
+func (t *typedIter[K, V]) Err() error {
+	if t.err != nil {
+		return t.err
+	}
+	return t.it.Err()
+}
+
+func (t *typedIter[K, V]) Close() error { return t.it.Close() }
