@@ -1,0 +1,395 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/filter"
+	"github.com/syndtr/goleveldb/leveldb/iterator"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// Compression selects the block compression of LevelDB tables.
+type Compression int
+
+const (
+	// CompressionSnappy compresses table blocks with Snappy (the default).
+	CompressionSnappy Compression = iota
+	// CompressionNone stores table blocks uncompressed.
+	CompressionNone
+)
+
+// LevelDBOptions tunes a LevelDB engine. The zero value works: every zero
+// field takes the default given in its comment.
+type LevelDBOptions struct {
+	// BlockCacheSize is the size in bytes of the block cache shared by
+	// reads of this engine. Default 8 MiB.
+	BlockCacheSize int
+	// WriteBufferSize is the size in bytes of the in-memory table that
+	// collects writes before they go to a sorted table on disk; larger
+	// values make restores and write bursts faster at the cost of memory
+	// and a longer journal replay when opening. Default 16 MiB.
+	WriteBufferSize int
+	// Compression is the table block compression. Default Snappy.
+	Compression Compression
+	// BloomFilterBits is the number of bloom-filter bits per key that make
+	// Gets of absent keys cheap; 0 means the default of 10, a negative
+	// value disables the filter.
+	BloomFilterBits int
+	// SkipVerify skips the check, when opening, that every table block
+	// reads back with a valid checksum. The check reads the whole database
+	// once; without it, corruption shows up only when the damaged block is
+	// read (as a *CorruptionError from that read).
+	SkipVerify bool
+}
+
+const (
+	defaultBlockCacheSize  = 8 << 20
+	defaultWriteBufferSize = 16 << 20
+	defaultBloomBits       = 10
+)
+
+// Validate reports options that cannot work.
+func (o LevelDBOptions) Validate() error {
+	switch {
+	case o.BlockCacheSize < 0:
+		return fmt.Errorf("store: LevelDBOptions.BlockCacheSize %d is negative", o.BlockCacheSize)
+	case o.WriteBufferSize < 0:
+		return fmt.Errorf("store: LevelDBOptions.WriteBufferSize %d is negative", o.WriteBufferSize)
+	case o.Compression != CompressionSnappy && o.Compression != CompressionNone:
+		return fmt.Errorf("store: LevelDBOptions.Compression %d is unknown", o.Compression)
+	}
+	return nil
+}
+
+func (o LevelDBOptions) goleveldb() *opt.Options {
+	lo := &opt.Options{
+		BlockCacheCapacity: o.BlockCacheSize,
+		WriteBuffer:        o.WriteBufferSize,
+		Compression:        opt.SnappyCompression,
+		// Any corruption fails loudly (open or read) instead of being
+		// dropped silently: the caller then wipes and restores from the
+		// changelog, which is the only copy it can trust.
+		Strict: opt.StrictManifest | opt.StrictJournalChecksum | opt.StrictJournal |
+			opt.StrictBlockChecksum | opt.StrictCompaction | opt.StrictReader,
+	}
+	if lo.BlockCacheCapacity == 0 {
+		lo.BlockCacheCapacity = defaultBlockCacheSize
+	}
+	if lo.WriteBuffer == 0 {
+		lo.WriteBuffer = defaultWriteBufferSize
+	}
+	if o.Compression == CompressionNone {
+		lo.Compression = opt.NoCompression
+	}
+	switch bits := o.BloomFilterBits; {
+	case bits == 0:
+		lo.Filter = filter.NewBloomFilter(defaultBloomBits)
+	case bits > 0:
+		lo.Filter = filter.NewBloomFilter(bits)
+	}
+	return lo
+}
+
+// CorruptionError reports a LevelDB database that is damaged (a truncated
+// or overwritten file, a bad checksum, a missing table). The data cannot be
+// trusted: wipe the directory and restore the store from its changelog,
+// which Restore does by itself.
+type CorruptionError struct {
+	// Dir is the database directory.
+	Dir string
+	// Err is the error from goleveldb.
+	Err error
+}
+
+// Error implements error.
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("store: LevelDB in %s is corrupt: %v", e.Dir, e.Err)
+}
+
+// Unwrap returns the goleveldb error.
+func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// Key layout inside the LevelDB database: user keys carry the prefix
+// userPrefix so that the engine can keep its own records (metaPrefix)
+// beside them without any clash; Flush writes the flush marker with a
+// synced write, which makes the journal (and so every earlier write)
+// durable.
+const (
+	metaPrefix = 0x00
+	userPrefix = 0x01
+)
+
+var flushMarker = []byte{metaPrefix, 'f'}
+
+// OpenLevelDB opens (creating if needed) a LevelDB engine in dir.
+//
+// Writes are not synced one by one; Flush makes every write so far durable.
+// Close flushes. Iterators see the database as it was when they were
+// created; writes made while they are open are allowed and not seen.
+//
+// A damaged database gives a *CorruptionError (from OpenLevelDB unless
+// opts.SkipVerify is set, otherwise from the read that meets the damage).
+func OpenLevelDB(dir string, opts LevelDBOptions) (Engine, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: open LevelDB: %w", err)
+	}
+	db, err := leveldb.OpenFile(dir, opts.goleveldb())
+	if err != nil {
+		return nil, wrapLevelDBErr(dir, "open", err)
+	}
+	e := &ldbEngine{dir: dir, db: db}
+	if !opts.SkipVerify {
+		if err := e.verify(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func wrapLevelDBErr(dir, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if lverrors.IsCorrupted(err) {
+		return &CorruptionError{Dir: dir, Err: err}
+	}
+	if errors.Is(err, leveldb.ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("store: LevelDB %s in %s: %w", op, dir, err)
+}
+
+type ldbEngine struct {
+	dir string
+	db  *leveldb.DB
+
+	mu     sync.Mutex // guards open and closed
+	open   int
+	closed bool
+	seq    uint64 // flush marker value, guarded by mu
+}
+
+// verify reads every table block once, checking checksums, without filling
+// the block cache.
+func (e *ldbEngine) verify() error {
+	it := e.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true, Strict: opt.StrictBlockChecksum | opt.StrictReader})
+	defer it.Release()
+	for it.Next() {
+	}
+	return wrapLevelDBErr(e.dir, "verify", it.Error())
+}
+
+func userKey(k []byte) []byte {
+	b := make([]byte, 1+len(k))
+	b[0] = userPrefix
+	copy(b[1:], k)
+	return b
+}
+
+func (e *ldbEngine) checkOpen() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Get implements Engine.
+func (e *ldbEngine) Get(key []byte) ([]byte, bool, error) {
+	if err := e.checkOpen(); err != nil {
+		return nil, false, err
+	}
+	v, err := e.db.Get(userKey(key), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, wrapLevelDBErr(e.dir, "get", err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, true, nil
+}
+
+// Put implements Engine.
+func (e *ldbEngine) Put(key, value []byte) error {
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	return wrapLevelDBErr(e.dir, "put", e.db.Put(userKey(key), value, nil))
+}
+
+// Delete implements Engine.
+func (e *ldbEngine) Delete(key []byte) error {
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	return wrapLevelDBErr(e.dir, "delete", e.db.Delete(userKey(key), nil))
+}
+
+// ApproximateCount implements Engine. LevelDB keeps no key count, so this
+// counts the keys with one pass over them (without filling the block
+// cache): the result is exact for the snapshot it read but costs time in
+// proportion to the store's size.
+func (e *ldbEngine) ApproximateCount() (int64, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	it := e.db.NewIterator(&util.Range{Start: []byte{userPrefix}, Limit: []byte{userPrefix + 1}}, &opt.ReadOptions{DontFillCache: true})
+	defer it.Release()
+	var n int64
+	for it.Next() {
+		n++
+	}
+	return n, wrapLevelDBErr(e.dir, "count", it.Error())
+}
+
+// Flush implements Engine: a synced write of the engine's flush marker
+// makes the journal, and with it every earlier write, durable.
+func (e *ldbEngine) Flush() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	e.seq++
+	v := fmt.Appendf(nil, "%d", e.seq)
+	e.mu.Unlock()
+	return wrapLevelDBErr(e.dir, "flush", e.db.Put(flushMarker, v, &opt.WriteOptions{Sync: true}))
+}
+
+// Close implements Engine: it flushes and closes the database. It fails
+// with *OpenIteratorsError while iterators are open. Closing twice is not
+// an error.
+func (e *ldbEngine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	if e.open > 0 {
+		n := e.open
+		e.mu.Unlock()
+		return &OpenIteratorsError{Engine: "LevelDB " + e.dir, Open: n}
+	}
+	e.seq++
+	v := fmt.Appendf(nil, "%d", e.seq)
+	e.closed = true
+	e.mu.Unlock()
+	ferr := wrapLevelDBErr(e.dir, "flush", e.db.Put(flushMarker, v, &opt.WriteOptions{Sync: true}))
+	cerr := wrapLevelDBErr(e.dir, "close", e.db.Close())
+	return errors.Join(ferr, cerr)
+}
+
+// NewBatch implements Engine.
+func (e *ldbEngine) NewBatch() Batch { return &ldbBatch{e: e} }
+
+type ldbBatch struct {
+	e   *ldbEngine
+	b   leveldb.Batch
+	buf []byte
+}
+
+func (b *ldbBatch) key(k []byte) []byte {
+	b.buf = append(append(b.buf[:0], userPrefix), k...)
+	return b.buf // leveldb.Batch copies it
+}
+
+func (b *ldbBatch) Put(key, value []byte) { b.b.Put(b.key(key), value) }
+func (b *ldbBatch) Delete(key []byte)     { b.b.Delete(b.key(key)) }
+func (b *ldbBatch) Len() int              { return b.b.Len() }
+func (b *ldbBatch) Reset()                { b.b.Reset() }
+
+func (b *ldbBatch) Write() error {
+	if err := b.e.checkOpen(); err != nil {
+		return err
+	}
+	return wrapLevelDBErr(b.e.dir, "batch write", b.e.db.Write(&b.b, nil))
+}
+
+// Iterate implements Engine.
+func (e *ldbEngine) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byte], error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	r := &util.Range{Start: userKey(lo), Limit: []byte{userPrefix + 1}}
+	if hi != nil {
+		r.Limit = userKey(hi)
+	}
+	e.open++
+	return &ldbIter{e: e, it: e.db.NewIterator(r, nil), reverse: reverse}, nil
+}
+
+type ldbIter struct {
+	e       *ldbEngine
+	it      iterator.Iterator
+	reverse bool
+	started bool
+	valid   bool
+	closed  bool
+}
+
+func (it *ldbIter) Next() bool {
+	if it.closed {
+		return false
+	}
+	switch {
+	case !it.started && it.reverse:
+		it.valid = it.it.Last()
+	case !it.started:
+		it.valid = it.it.First()
+	case it.reverse:
+		it.valid = it.it.Prev()
+	default:
+		it.valid = it.it.Next()
+	}
+	it.started = true
+	return it.valid
+}
+
+func (it *ldbIter) Key() []byte {
+	if !it.valid {
+		return nil
+	}
+	return it.it.Key()[1:]
+}
+
+func (it *ldbIter) Value() []byte {
+	if !it.valid {
+		return nil
+	}
+	return it.it.Value()
+}
+
+func (it *ldbIter) Err() error {
+	if it.closed {
+		return nil
+	}
+	return wrapLevelDBErr(it.e.dir, "iterate", it.it.Error())
+}
+
+func (it *ldbIter) Close() error {
+	if it.closed {
+		return nil
+	}
+	it.closed, it.valid = true, false
+	it.it.Release()
+	it.e.mu.Lock()
+	it.e.open--
+	it.e.mu.Unlock()
+	return nil
+}
