@@ -86,3 +86,15 @@ func TestBrokerCompactedTopicConfig(t *testing.T) {
 		t.Fatalf("topic metadata %+v, want 2 partitions", meta)
 	}
 }
+
+// TestCIUsesRealServices fails a CI run whose broker tests would silently
+// fall back to the embedded cluster or skip the registry tests.
+func TestCIUsesRealServices(t *testing.T) {
+	if !testutil.InCI() {
+		t.Skip("only meaningful under CI=true")
+	}
+	if !testutil.RealKafka() {
+		t.Fatal("CI=true but KAFKA_BROKERS is not set: broker tests would run on the embedded cluster")
+	}
+	testutil.RegistryURL(t)
+}

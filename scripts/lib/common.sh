@@ -7,7 +7,7 @@ BROOK_SERVICES_DIR="${BROOK_SERVICES_DIR:-$BROOK_ROOT/.brook-services}"
 # Downloads and builds cached between runs.
 BROOK_CACHE_DIR="${BROOK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/brook}"
 
-die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+die() { echo "${0##*/}: $*" >&2; exit 1; }
 
 need() {
 	command -v "$1" >/dev/null 2>&1 || die "$1 not found: $2"
