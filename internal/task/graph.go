@@ -1,0 +1,145 @@
+// Package task is brook's deterministic task core: one single-threaded
+// instance of a sub-topology for one partition. It deserializes source
+// records, runs them through the processor nodes, serializes sink records
+// into a Collector, fires stream-time and wall-clock punctuators, owns the
+// task's stores, and reports the offsets to commit.
+//
+// There are no goroutines, clocks or I/O in here: the caller passes raw
+// records, the wall-clock time and a store factory. The Kafka runtime
+// (topology.App) and testutil.TestDriver drive this same core.
+//
+// Package topology compiles a built topology into a [Graph]; the typed node
+// constructors ([SourceNode], [ProcessorNode], [SinkNode]) keep the user's
+// key/value types, so records cross node boundaries without boxing.
+package task
+
+import (
+	"regexp"
+
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/store"
+)
+
+// NodeKind tells sources, processors and sinks apart.
+type NodeKind int
+
+const (
+	// Source nodes deserialize records of their topics.
+	Source NodeKind = iota
+	// Processor nodes run a processor.Processor.
+	Processor
+	// Sink nodes serialize records and hand them to the Collector.
+	Sink
+)
+
+// String returns "source", "processor" or "sink".
+func (k NodeKind) String() string {
+	switch k {
+	case Source:
+		return "source"
+	case Processor:
+		return "processor"
+	case Sink:
+		return "sink"
+	}
+	return "unknown"
+}
+
+// NodeSpec describes one node of a compiled graph.
+type NodeSpec struct {
+	Name     string
+	Kind     NodeKind
+	Parents  []string
+	Children []string
+	// Stores are the stores connected to a processor node.
+	Stores []string
+	// Topics and Pattern are a source's subscription (one of them).
+	Topics  []string
+	Pattern *regexp.Regexp
+	// SinkTopic is a sink's fixed topic; "" for a sink that picks the
+	// topic per record.
+	SinkTopic string
+	// KeyType and ValueType name the record types leaving the node (for a
+	// sink: entering it), for descriptions.
+	KeyType, ValueType string
+	// New makes a fresh instance of the node for one task.
+	New func() Node
+}
+
+// StoreSpec describes one state store of a compiled graph.
+type StoreSpec struct {
+	Name string
+	// Kind is "key-value" (window and TTL stores later).
+	Kind string
+	// Logged stores send their writes to a changelog topic.
+	Logged bool
+	// InMemory stores keep no local files.
+	InMemory bool
+	// SourceTopic is set for a table: the compacted topic that feeds the
+	// store and doubles as its changelog.
+	SourceTopic string
+	// Nodes are the processor nodes connected to the store.
+	Nodes []string
+	// KeyType and ValueType name the store's types, for descriptions.
+	KeyType, ValueType string
+	// Open builds the typed store over an engine opened by the caller.
+	Open func(e store.Engine, opts ...store.Option) any
+}
+
+// SubTopology is a connected part of the graph: the unit a task runs.
+type SubTopology struct {
+	ID int
+	// Nodes are the sub-topology's nodes, parents before children.
+	Nodes []string
+	// SourceTopics are the fixed topics its sources read, sorted; they must
+	// be co-partitioned.
+	SourceTopics []string
+	// SourcePatterns are the topic patterns its sources read.
+	SourcePatterns []*regexp.Regexp
+	// Stores are its stores, sorted.
+	Stores []string
+}
+
+// Handlers are the error handlers a task calls; nil means Fail.
+type Handlers struct {
+	Deserialization processor.DeserializationHandler
+	Processing      processor.ProcessingHandler
+	Production      processor.ProductionHandler
+}
+
+// Graph is a validated, compiled topology.
+type Graph struct {
+	// Nodes maps node names to their specs.
+	Nodes map[string]*NodeSpec
+	// Stores maps store names to their specs.
+	Stores map[string]*StoreSpec
+	// SubTopologies are numbered from 0 in declaration order.
+	SubTopologies []*SubTopology
+	// Handlers are the topology's error handlers.
+	Handlers Handlers
+}
+
+// SubTopologyFor returns the sub-topology that reads topic, or nil.
+func (g *Graph) SubTopologyFor(topic string) *SubTopology {
+	for _, st := range g.SubTopologies {
+		for _, t := range st.SourceTopics {
+			if t == topic {
+				return st
+			}
+		}
+	}
+	for _, st := range g.SubTopologies {
+		for _, p := range st.SourcePatterns {
+			if p.MatchString(topic) {
+				return st
+			}
+		}
+	}
+	return nil
+}
+
+// TopologyGraph extracts the compiled Graph from a *topology.Topology.
+// Package topology sets it once, in its init function, so that testutil can
+// drive a topology through this core without topology exporting internal
+// types; nothing else may assign it.
+var TopologyGraph func(topology any) (*Graph, error)

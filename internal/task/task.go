@@ -1,0 +1,393 @@
+package task
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/store"
+)
+
+// RawRecord is a consumed record as the task receives it.
+type RawRecord struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Timestamp time.Time
+	Headers   processor.Headers
+}
+
+// Collector receives the records sinks produce. The runtime implements it
+// with its producer, the TestDriver with in-memory topics.
+type Collector interface {
+	// Send hands over one serialized record. An error goes to the
+	// production handler.
+	Send(rec processor.ProducedRecord) error
+	// PartitionCount returns the number of partitions of topic; it is
+	// only called for sinks with a custom partitioner.
+	PartitionCount(topic string) (int32, error)
+}
+
+// StoreFactory opens the engine of one store for one task, and returns the
+// store options (changelog wiring) to build the typed store with. The task
+// flushes the engine at Commit and closes it at Close.
+type StoreFactory func(id processor.TaskID, spec *StoreSpec) (store.Engine, []store.Option, error)
+
+// Offset is a consumed position to commit: the offset of the next record
+// to read from Topic/Partition.
+type Offset struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Config configures a Task.
+type Config struct {
+	// ID selects the sub-topology (ID.SubTopology) and the partition.
+	ID processor.TaskID
+	// Graph is the compiled topology.
+	Graph *Graph
+	// Stores opens the engines of the sub-topology's stores. Required when
+	// the sub-topology has stores.
+	Stores StoreFactory
+	// Collector receives sink records. Required.
+	Collector Collector
+	// Logger is tagged with the task id; nil discards logs.
+	Logger *slog.Logger
+	// WallClock is the wall-clock time at creation: wall-clock punctuators
+	// scheduled in Init count from it.
+	WallClock time.Time
+}
+
+type openStore struct {
+	spec   *StoreSpec
+	engine store.Engine
+	typed  any
+}
+
+// Task is one sub-topology instance for one partition. It is not safe for
+// concurrent use: one goroutine drives it.
+type Task struct {
+	id        processor.TaskID
+	sub       *SubTopology
+	graph     *Graph
+	log       *slog.Logger
+	collector Collector
+	handlers  Handlers
+
+	order     []string // node names, parents first
+	nodes     map[string]Node
+	byTopic   map[string]rawSource
+	patterns  []patternSource
+	stores    map[string]*openStore
+	storeList []*openStore
+
+	streamTime      time.Time
+	streamTimeKnown bool
+	wallTime        time.Time
+	current         *RawRecord
+	punctuating     bool
+	busy            bool
+	commitRequested bool
+	closed          bool
+
+	schedules []*schedule
+	seq       uint64
+	consumed  map[topicPartition]int64
+}
+
+type patternSource struct {
+	spec *NodeSpec
+	src  rawSource
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// New instantiates the sub-topology cfg.ID.SubTopology for partition
+// cfg.ID.Partition: it creates the node instances, opens the stores and
+// calls every processor's Init (parents before children). On error it
+// releases whatever it had opened.
+func New(cfg Config) (*Task, error) {
+	if cfg.Graph == nil {
+		return nil, errors.New("task: Config.Graph is nil")
+	}
+	if cfg.Collector == nil {
+		return nil, errors.New("task: Config.Collector is nil")
+	}
+	if cfg.ID.SubTopology < 0 || cfg.ID.SubTopology >= len(cfg.Graph.SubTopologies) {
+		return nil, fmt.Errorf("task %s: no sub-topology %d (topology has %d)", cfg.ID, cfg.ID.SubTopology, len(cfg.Graph.SubTopologies))
+	}
+	sub := cfg.Graph.SubTopologies[cfg.ID.SubTopology]
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &Task{
+		id: cfg.ID, sub: sub, graph: cfg.Graph, collector: cfg.Collector, handlers: cfg.Graph.Handlers,
+		log:      log.With("task", cfg.ID.String()),
+		order:    sub.Nodes,
+		nodes:    make(map[string]Node, len(sub.Nodes)),
+		byTopic:  make(map[string]rawSource),
+		stores:   make(map[string]*openStore, len(sub.Stores)),
+		wallTime: cfg.WallClock,
+		consumed: make(map[topicPartition]int64),
+	}
+	if err := t.open(cfg); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	return t, nil
+}
+
+func (t *Task) open(cfg Config) error {
+	for _, name := range t.sub.Stores {
+		spec := t.graph.Stores[name]
+		if spec == nil {
+			return fmt.Errorf("task %s: store %q is not in the graph", t.id, name)
+		}
+		if cfg.Stores == nil {
+			return fmt.Errorf("task %s: store %q needs Config.Stores", t.id, name)
+		}
+		e, opts, err := cfg.Stores(t.id, spec)
+		if err != nil {
+			return fmt.Errorf("task %s: open store %q: %w", t.id, name, err)
+		}
+		s := &openStore{spec: spec, engine: e, typed: spec.Open(e, opts...)}
+		t.stores[name] = s
+		t.storeList = append(t.storeList, s)
+	}
+	for _, name := range t.order {
+		spec := t.graph.Nodes[name]
+		if spec == nil || spec.New == nil {
+			return fmt.Errorf("task %s: node %q is not in the graph", t.id, name)
+		}
+		t.nodes[name] = spec.New()
+	}
+	for _, name := range t.order {
+		spec := t.graph.Nodes[name]
+		children := make([]Node, len(spec.Children))
+		for i, c := range spec.Children {
+			if children[i] = t.nodes[c]; children[i] == nil {
+				return fmt.Errorf("task %s: child %q of node %q is not in sub-topology %d", t.id, c, name, t.sub.ID)
+			}
+		}
+		n := t.nodes[name]
+		if err := n.bind(t, spec, children); err != nil {
+			return fmt.Errorf("task %s: %w", t.id, err)
+		}
+		if spec.Kind == Source {
+			src := n.(rawSource)
+			for _, topic := range spec.Topics {
+				t.byTopic[topic] = src
+			}
+			if spec.Pattern != nil {
+				t.patterns = append(t.patterns, patternSource{spec: spec, src: src})
+			}
+		}
+	}
+	for _, name := range t.order {
+		if err := t.nodes[name].init(); err != nil {
+			return fmt.Errorf("task %s: %w", t.id, err)
+		}
+	}
+	return nil
+}
+
+// ID returns the task's id.
+func (t *Task) ID() processor.TaskID { return t.id }
+
+// StreamTime returns the largest record timestamp seen (zero before the
+// first record).
+func (t *Task) StreamTime() time.Time { return t.streamTime }
+
+// CommitRequested reports whether a processor called RequestCommit since
+// the last Commit.
+func (t *Task) CommitRequested() bool { return t.commitRequested }
+
+// Store returns the typed store named name (a store.KeyValueStore[K,V] for
+// a key-value store), for interactive queries and tests.
+func (t *Task) Store(name string) (any, error) {
+	s, ok := t.stores[name]
+	if !ok {
+		return nil, fmt.Errorf("task %s: no store %q (stores: %v)", t.id, name, t.sub.Stores)
+	}
+	return s.typed, nil
+}
+
+func (t *Task) source(topic string) rawSource {
+	if s, ok := t.byTopic[topic]; ok {
+		return s
+	}
+	for _, p := range t.patterns {
+		if p.spec.Pattern.MatchString(topic) {
+			t.byTopic[topic] = p.src
+			return p.src
+		}
+	}
+	return nil
+}
+
+func (t *Task) enter() error {
+	if t.closed {
+		return fmt.Errorf("task %s: closed", t.id)
+	}
+	if t.busy {
+		return fmt.Errorf("task %s: re-entrant call (a Collector or processor called back into the task)", t.id)
+	}
+	t.busy = true
+	return nil
+}
+
+// Process runs one consumed record through the sub-topology: the source
+// for its topic deserializes it, processors forward it, sinks send the
+// results to the Collector; then any stream-time punctuators that became
+// due fire. A record the error handlers drop still counts as consumed.
+// On error nothing about this record is marked consumed.
+func (t *Task) Process(rec RawRecord) error {
+	if err := t.enter(); err != nil {
+		return err
+	}
+	defer func() { t.busy, t.current = false, nil }()
+	src := t.source(rec.Topic)
+	if src == nil {
+		return fmt.Errorf("task %s: no source reads topic %q (record at partition %d offset %d)", t.id, rec.Topic, rec.Partition, rec.Offset)
+	}
+	t.current = &rec
+	if err := src.processRaw(&rec); err != nil {
+		return err
+	}
+	t.consumed[topicPartition{rec.Topic, rec.Partition}] = rec.Offset + 1
+	t.current = nil
+	_, err := t.fire(processor.StreamTime, t.streamTime)
+	return err
+}
+
+// Punctuate advances the task's wall clock to now (it never goes back) and
+// fires the wall-clock punctuators that are due. It returns how many fired.
+func (t *Task) Punctuate(now time.Time) (int, error) {
+	if err := t.enter(); err != nil {
+		return 0, err
+	}
+	defer func() { t.busy = false }()
+	if now.After(t.wallTime) {
+		t.wallTime = now
+	}
+	return t.fire(processor.WallClockTime, t.wallTime)
+}
+
+// Commit flushes the stores and returns the positions consumed since the
+// last Commit, sorted by topic and partition. The caller commits them
+// (after flushing its producer) and writes the checkpoint.
+func (t *Task) Commit() ([]Offset, error) {
+	if t.closed {
+		return nil, fmt.Errorf("task %s: closed", t.id)
+	}
+	for _, s := range t.storeList {
+		if err := s.engine.Flush(); err != nil {
+			return nil, fmt.Errorf("task %s: flush store %q: %w", t.id, s.spec.Name, err)
+		}
+	}
+	out := make([]Offset, 0, len(t.consumed))
+	for tp, off := range t.consumed {
+		out = append(out, Offset{Topic: tp.topic, Partition: tp.partition, Offset: off})
+	}
+	slices.SortFunc(out, func(a, b Offset) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	clear(t.consumed)
+	t.commitRequested = false
+	return out, nil
+}
+
+// Close closes every processor (parents first), then the store engines.
+// It returns every error met; calling it again does nothing.
+func (t *Task) Close() error {
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	var errs []error
+	for _, name := range t.order {
+		if n := t.nodes[name]; n != nil {
+			errs = append(errs, n.close())
+		}
+	}
+	for _, s := range t.storeList {
+		if err := s.engine.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("task %s: close store %q: %w", t.id, s.spec.Name, err))
+		}
+	}
+	t.schedules = nil
+	return errors.Join(errs...)
+}
+
+func (t *Task) observe(ts time.Time) {
+	if ts.IsZero() {
+		return
+	}
+	if !t.streamTimeKnown || ts.After(t.streamTime) {
+		t.streamTime, t.streamTimeKnown = ts, true
+	}
+}
+
+func (t *Task) recordMetadata() (processor.RecordMetadata, bool) {
+	if t.current == nil || t.punctuating {
+		return processor.RecordMetadata{}, false
+	}
+	return processor.RecordMetadata{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset}, true
+}
+
+func (t *Task) errorContext(node string, err error) processor.ErrorContext {
+	ec := processor.ErrorContext{TaskID: t.id, Node: node, Err: err, Offset: -1}
+	if c := t.current; c != nil && !t.punctuating {
+		ec.Topic, ec.Partition, ec.Offset = c.Topic, c.Partition, c.Offset
+		ec.Key, ec.Value, ec.Headers, ec.Timestamp = c.Key, c.Value, c.Headers, c.Timestamp
+	}
+	return ec
+}
+
+// alreadyHandled reports whether err carries a decision of a handler
+// deeper in the graph, which must propagate unchanged.
+func alreadyHandled(err error) bool {
+	var pe *processor.ProcessingError
+	var pr *processor.ProductionError
+	var de *processor.DeserializationError
+	return errors.As(err, &pe) || errors.As(err, &pr) || errors.As(err, &de)
+}
+
+func (t *Task) deserializationFailed(node, part string, err error) error {
+	ec := t.errorContext(node, err)
+	if h := t.handlers.Deserialization; h != nil && h(ec) == processor.Continue {
+		t.log.Warn("dropped record that could not be deserialized", "topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
+		return nil
+	}
+	return &processor.DeserializationError{Node: node, Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Part: part, Err: err}
+}
+
+func (t *Task) processingFailed(node string, err error, punctuation bool) error {
+	if alreadyHandled(err) {
+		return err
+	}
+	ec := t.errorContext(node, err)
+	if h := t.handlers.Processing; h != nil && h(ec) == processor.Continue {
+		return nil
+	}
+	return &processor.ProcessingError{Node: node, TaskID: t.id, Punctuation: punctuation || t.punctuating,
+		Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Err: err}
+}
+
+func (t *Task) productionFailed(node string, out processor.ProducedRecord, err error) error {
+	ec := t.errorContext(node, err)
+	if h := t.handlers.Production; h != nil && h(ec, out) == processor.Continue {
+		return nil
+	}
+	return &processor.ProductionError{Node: node, OutputTopic: out.Topic, Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Err: err}
+}

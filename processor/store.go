@@ -1,0 +1,74 @@
+package processor
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/brookstream/brook/store"
+)
+
+// KeyValueStore returns the key-value store named name connected to the
+// processor behind ctx, typed as store.KeyValueStore[K,V]. It fails with an
+// *UnknownStoreError if the store is not connected to the node, and with a
+// *StoreTypeError if the store was declared with other key/value types or
+// is not a key-value store.
+//
+// Other kinds of store (windowed, TTL) get helpers of their own built the
+// same way on [StoreProvider].
+func KeyValueStore[K, V any](ctx StoreProvider, name string) (store.KeyValueStore[K, V], error) {
+	s, err := ctx.StateStore(name)
+	if err != nil {
+		return nil, err
+	}
+	kv, ok := s.(store.KeyValueStore[K, V])
+	if !ok {
+		return nil, &StoreTypeError{
+			Store: name,
+			Want:  reflect.TypeFor[store.KeyValueStore[K, V]]().String(),
+			Got:   fmt.Sprintf("%T", s),
+		}
+	}
+	return kv, nil
+}
+
+// UnknownStoreError reports a store that is not connected to the node
+// asking for it (or not declared at all).
+type UnknownStoreError struct {
+	// Node is the processor node that asked.
+	Node string
+	// Store is the name it asked for.
+	Store string
+	// Connected lists the stores connected to Node.
+	Connected []string
+}
+
+func (e *UnknownStoreError) Error() string {
+	return fmt.Sprintf("processor %q: store %q is not connected to this node (connected: %v); connect it with topology.WithStores(%q)",
+		e.Node, e.Store, e.Connected, e.Store)
+}
+
+// StoreTypeError reports a store fetched with types or a kind other than
+// those it was declared with.
+type StoreTypeError struct {
+	// Store is the store's name.
+	Store string
+	// Want is the type asked for, Got the store's actual type.
+	Want, Got string
+}
+
+func (e *StoreTypeError) Error() string {
+	return fmt.Sprintf("store %q is a %s, not a %s", e.Store, e.Got, e.Want)
+}
+
+// UnknownChildError reports ForwardTo with a name that is not a child of
+// the forwarding node.
+type UnknownChildError struct {
+	// Node is the forwarding node, Child the name asked for.
+	Node, Child string
+	// Children lists Node's children.
+	Children []string
+}
+
+func (e *UnknownChildError) Error() string {
+	return fmt.Sprintf("processor %q: cannot forward to %q: not a child of this node (children: %v)", e.Node, e.Child, e.Children)
+}

@@ -1,0 +1,382 @@
+package testutil
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/brookstream/brook/internal/partition"
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/store"
+	"github.com/brookstream/brook/topology"
+)
+
+// TestDriver runs a topology with no broker, deterministically, through the
+// same task core the Kafka runtime uses (in the manner of Kafka Streams'
+// TopologyTestDriver).
+//
+// It runs one task per sub-topology, all for partition 0, with in-memory
+// stores. Each piped record gets the next offset of its topic, is
+// processed, and then every task commits. Records that sinks send to a
+// topic some source reads are processed in turn (as an internal
+// repartition topic would be); every sink record is also kept for the
+// output topics. Stream-time punctuators fire as input timestamps advance;
+// wall-clock punctuators fire only when the test advances the driver's
+// clock with AdvanceWallClock.
+//
+// Bad input meets the topology's error handlers exactly as in the runtime;
+// without a handler Pipe returns the *processor.DeserializationError (or
+// ProcessingError, ProductionError) naming the topic and offset.
+//
+// A TestDriver starts no goroutines and is not safe for concurrent use.
+type TestDriver struct {
+	graph      *task.Graph
+	tasks      []*task.Task
+	wall       time.Time
+	offsets    map[string]int64
+	outputs    map[string][]processor.ProducedRecord
+	partitions map[string]int32
+	loopback   []task.RawRecord
+	closed     bool
+}
+
+type driverConfig struct {
+	start      time.Time
+	logger     *slog.Logger
+	partitions map[string]int32
+}
+
+// DriverOption configures a TestDriver.
+type DriverOption func(*driverConfig)
+
+// WithStartTime sets the driver's initial wall-clock time (default: the
+// Unix epoch, UTC).
+func WithStartTime(t time.Time) DriverOption { return func(c *driverConfig) { c.start = t } }
+
+// WithLogger gives the tasks a logger (default: logs are discarded).
+func WithLogger(l *slog.Logger) DriverOption { return func(c *driverConfig) { c.logger = l } }
+
+// WithPartitionCount declares how many partitions topic has (default 1).
+// It matters for sinks with a custom partitioner, and for the partition
+// the driver records for keyed output records (murmur2, as the producer).
+func WithPartitionCount(topic string, n int32) DriverOption {
+	return func(c *driverConfig) { c.partitions[topic] = n }
+}
+
+// NewTestDriver creates the tasks of topo (calling every processor's Init)
+// and returns a driver ready for input. Close it when done.
+func NewTestDriver(topo *topology.Topology, opts ...DriverOption) (*TestDriver, error) {
+	cfg := driverConfig{start: time.Unix(0, 0).UTC(), partitions: map[string]int32{}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if task.TopologyGraph == nil {
+		return nil, errors.New("testutil: package topology is not initialized")
+	}
+	g, err := task.TopologyGraph(topo)
+	if err != nil {
+		return nil, fmt.Errorf("testutil: %w", err)
+	}
+	d := &TestDriver{
+		graph: g, wall: cfg.start, offsets: map[string]int64{},
+		outputs: map[string][]processor.ProducedRecord{}, partitions: cfg.partitions,
+	}
+	for _, st := range g.SubTopologies {
+		tk, err := task.New(task.Config{
+			ID:        processor.TaskID{SubTopology: st.ID, Partition: 0},
+			Graph:     g,
+			Stores:    memoryStores,
+			Collector: (*driverCollector)(d),
+			Logger:    cfg.logger,
+			WallClock: d.wall,
+		})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("testutil: %w", err), d.Close())
+		}
+		d.tasks = append(d.tasks, tk)
+	}
+	return d, nil
+}
+
+func memoryStores(processor.TaskID, *task.StoreSpec) (store.Engine, []store.Option, error) {
+	return store.NewMemoryEngine(), nil, nil
+}
+
+// driverCollector is the TestDriver seen as the tasks' Collector.
+type driverCollector TestDriver
+
+func (c *driverCollector) Send(rec processor.ProducedRecord) error {
+	d := (*TestDriver)(c)
+	if rec.Partition < 0 {
+		rec.Partition = 0
+		if n := d.partitionCount(rec.Topic); n > 1 && rec.Key != nil {
+			p, err := partition.ForKey(rec.Key, n)
+			if err != nil {
+				return err
+			}
+			rec.Partition = p
+		}
+	}
+	rec.Timestamp = rec.Timestamp.Truncate(time.Millisecond)
+	d.outputs[rec.Topic] = append(d.outputs[rec.Topic], rec)
+	if d.graph.SubTopologyFor(rec.Topic) != nil {
+		d.loopback = append(d.loopback, task.RawRecord{
+			Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers,
+		})
+	}
+	return nil
+}
+
+func (c *driverCollector) PartitionCount(topic string) (int32, error) {
+	return (*TestDriver)(c).partitionCount(topic), nil
+}
+
+func (d *TestDriver) partitionCount(topic string) int32 {
+	if n, ok := d.partitions[topic]; ok {
+		return n
+	}
+	return 1
+}
+
+// maxLoopback bounds how many records sinks may feed back into sources
+// for one input, so that a topology feeding its own input fails instead of
+// spinning.
+const maxLoopback = 100_000
+
+// PipeRaw sends one record of raw bytes to topic, as a producer would, and
+// processes it (with any records it feeds back), then commits. A zero ts
+// means the driver's wall-clock time. Use it to test bad input; typed
+// input goes through InputTopic.
+func (d *TestDriver) PipeRaw(topic string, key, value []byte, ts time.Time, headers processor.Headers) error {
+	if d.closed {
+		return errors.New("testutil: TestDriver is closed")
+	}
+	if ts.IsZero() {
+		ts = d.wall
+	}
+	if err := d.process(task.RawRecord{Topic: topic, Key: key, Value: value, Timestamp: ts, Headers: headers}); err != nil {
+		d.loopback = nil
+		return err
+	}
+	if err := d.drain(); err != nil {
+		return err
+	}
+	return d.commit()
+}
+
+func (d *TestDriver) process(rec task.RawRecord) error {
+	st := d.graph.SubTopologyFor(rec.Topic)
+	if st == nil {
+		return fmt.Errorf("testutil: no source of the topology reads topic %q", rec.Topic)
+	}
+	rec.Partition = 0
+	rec.Offset = d.offsets[rec.Topic]
+	rec.Timestamp = rec.Timestamp.Truncate(time.Millisecond)
+	d.offsets[rec.Topic]++
+	return d.tasks[st.ID].Process(rec)
+}
+
+func (d *TestDriver) drain() error {
+	for n := 0; len(d.loopback) > 0; n++ {
+		if n == maxLoopback {
+			d.loopback = nil
+			return fmt.Errorf("testutil: more than %d records fed back from sinks to sources for one input; does the topology feed its own input?", maxLoopback)
+		}
+		rec := d.loopback[0]
+		d.loopback = d.loopback[1:]
+		if err := d.process(rec); err != nil {
+			d.loopback = nil
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *TestDriver) commit() error {
+	for _, t := range d.tasks {
+		if _, err := t.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AdvanceWallClock moves the driver's wall clock forward by by, fires the
+// wall-clock punctuators that became due (in every task), processes what
+// they fed back, and commits.
+func (d *TestDriver) AdvanceWallClock(by time.Duration) error {
+	if d.closed {
+		return errors.New("testutil: TestDriver is closed")
+	}
+	if by < 0 {
+		return fmt.Errorf("testutil: cannot move the wall clock back by %v", -by)
+	}
+	d.wall = d.wall.Add(by)
+	for _, t := range d.tasks {
+		if _, err := t.Punctuate(d.wall); err != nil {
+			return err
+		}
+		if err := d.drain(); err != nil {
+			return err
+		}
+	}
+	return d.commit()
+}
+
+// WallClock returns the driver's wall-clock time.
+func (d *TestDriver) WallClock() time.Time { return d.wall }
+
+// ReadRawOutput removes and returns the records sinks sent to topic so far.
+func (d *TestDriver) ReadRawOutput(topic string) []processor.ProducedRecord {
+	out := d.outputs[topic]
+	delete(d.outputs, topic)
+	return out
+}
+
+// OutputTopics lists the topics with unread output, sorted.
+func (d *TestDriver) OutputTopics() []string {
+	var ts []string
+	for t, recs := range d.outputs {
+		if len(recs) > 0 {
+			ts = append(ts, t)
+		}
+	}
+	slices.Sort(ts)
+	return ts
+}
+
+// Close closes every task (processors, then stores). It is safe to call
+// more than once.
+func (d *TestDriver) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	for _, t := range d.tasks {
+		errs = append(errs, t.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (d *TestDriver) storeTask(name string) (*task.Task, error) {
+	for _, st := range d.graph.SubTopologies {
+		if slices.Contains(st.Stores, name) {
+			return d.tasks[st.ID], nil
+		}
+	}
+	return nil, fmt.Errorf("testutil: the topology has no store %q", name)
+}
+
+// KeyValueStore returns the key-value store named name of the driver's
+// task, for reading (or seeding) state in tests.
+func KeyValueStore[K, V any](d *TestDriver, name string) (store.KeyValueStore[K, V], error) {
+	t, err := d.storeTask(name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := t.Store(name)
+	if err != nil {
+		return nil, err
+	}
+	kv, ok := s.(store.KeyValueStore[K, V])
+	if !ok {
+		return nil, &processor.StoreTypeError{Store: name, Want: reflect.TypeFor[store.KeyValueStore[K, V]]().String(), Got: fmt.Sprintf("%T", s)}
+	}
+	return kv, nil
+}
+
+// InputTopic pipes typed records into a TestDriver through real serdes.
+type InputTopic[K, V any] struct {
+	d      *TestDriver
+	topic  string
+	keys   serde.Serde[K]
+	values serde.Serde[V]
+}
+
+// NewInputTopic returns an input for topic that serializes with keys and
+// values, as the application's producers would.
+func NewInputTopic[K, V any](d *TestDriver, topic string, keys serde.Serde[K], values serde.Serde[V]) *InputTopic[K, V] {
+	return &InputTopic[K, V]{d: d, topic: topic, keys: keys, values: values}
+}
+
+// Pipe serializes and processes one record with timestamp ts (zero: the
+// driver's wall-clock time) and optional headers.
+func (in *InputTopic[K, V]) Pipe(key K, value V, ts time.Time, headers ...processor.Header) error {
+	return in.PipeRecord(processor.Record[K, V]{Key: key, Value: value, Timestamp: ts, Headers: headers})
+}
+
+// PipeRecord serializes and processes r.
+func (in *InputTopic[K, V]) PipeRecord(r processor.Record[K, V]) error {
+	kb, err := in.keys.Serialize(in.topic, r.Key)
+	if err != nil {
+		return fmt.Errorf("testutil: serialize key for topic %q: %w", in.topic, err)
+	}
+	vb, err := in.values.Serialize(in.topic, r.Value)
+	if err != nil {
+		return fmt.Errorf("testutil: serialize value for topic %q: %w", in.topic, err)
+	}
+	return in.d.PipeRaw(in.topic, kb, vb, r.Timestamp, r.Headers)
+}
+
+// OutputTopic reads typed records that sinks sent to a topic.
+type OutputTopic[K, V any] struct {
+	d      *TestDriver
+	topic  string
+	keys   serde.Serde[K]
+	values serde.Serde[V]
+}
+
+// NewOutputTopic returns a reader of topic that deserializes with keys and
+// values, as the application's consumers would.
+func NewOutputTopic[K, V any](d *TestDriver, topic string, keys serde.Serde[K], values serde.Serde[V]) *OutputTopic[K, V] {
+	return &OutputTopic[K, V]{d: d, topic: topic, keys: keys, values: values}
+}
+
+// ErrNoRecord is returned by ReadRecord when the topic has no unread
+// record.
+var ErrNoRecord = errors.New("testutil: no unread record")
+
+// Len is the number of unread records.
+func (o *OutputTopic[K, V]) Len() int { return len(o.d.outputs[o.topic]) }
+
+// ReadRecord removes and returns the oldest unread record, or ErrNoRecord.
+func (o *OutputTopic[K, V]) ReadRecord() (processor.Record[K, V], error) {
+	recs := o.d.outputs[o.topic]
+	if len(recs) == 0 {
+		return processor.Record[K, V]{}, ErrNoRecord
+	}
+	o.d.outputs[o.topic] = recs[1:]
+	return o.decode(recs[0])
+}
+
+// ReadRecords removes and returns every unread record.
+func (o *OutputTopic[K, V]) ReadRecords() ([]processor.Record[K, V], error) {
+	recs := o.d.ReadRawOutput(o.topic)
+	out := make([]processor.Record[K, V], 0, len(recs))
+	for _, r := range recs {
+		x, err := o.decode(r)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+func (o *OutputTopic[K, V]) decode(r processor.ProducedRecord) (processor.Record[K, V], error) {
+	k, err := o.keys.Deserialize(o.topic, r.Key)
+	if err != nil {
+		return processor.Record[K, V]{}, fmt.Errorf("testutil: deserialize key from topic %q: %w", o.topic, err)
+	}
+	v, err := o.values.Deserialize(o.topic, r.Value)
+	if err != nil {
+		return processor.Record[K, V]{}, fmt.Errorf("testutil: deserialize value from topic %q: %w", o.topic, err)
+	}
+	return processor.Record[K, V]{Key: k, Value: v, Timestamp: r.Timestamp, Headers: r.Headers}, nil
+}
