@@ -1,0 +1,293 @@
+package changelog_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/IBM/sarama"
+
+	"github.com/brookstream/brook/internal/changelog"
+	"github.com/brookstream/brook/store"
+	"github.com/brookstream/brook/testutil"
+)
+
+func newAdmin(t *testing.T, b *testutil.Broker) sarama.ClusterAdmin {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(b.Addrs(), b.SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	return admin
+}
+
+func newClient(t *testing.T, b *testutil.Broker) sarama.Client {
+	t.Helper()
+	c, err := sarama.NewClient(b.Addrs(), b.SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readAll(t *testing.T, r *changelog.Reader, from int64) ([]store.ChangelogRecord, int64) {
+	t.Helper()
+	ctx := context.Background()
+	end, err := r.EndOffset(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []store.ChangelogRecord
+	err = r.Read(ctx, from, end, func(recs []store.ChangelogRecord) error {
+		for _, rec := range recs {
+			got = append(got, store.ChangelogRecord{Offset: rec.Offset, Key: bytes.Clone(rec.Key), Value: clonePreservingNil(rec.Value)})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, end
+}
+
+func clonePreservingNil(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
+}
+
+type sent struct {
+	key   string
+	value []byte
+}
+
+func TestWriterAndReader(t *testing.T) {
+	b := testutil.NewBroker(t)
+	for _, mode := range []string{"sync", "async"} {
+		t.Run(mode, func(t *testing.T) {
+			// Not compacted: the embedded broker compacts within
+			// milliseconds, and this test compares every record.
+			topic := store.ChangelogTopic(testutil.TopicName(t, "app"), "counts")
+			b.CreateTopic(t, topic, 3, nil)
+			cfg := changelog.ProducerConfig(b.SaramaConfig())
+			var w *changelog.Writer
+			if mode == "sync" {
+				p, err := sarama.NewSyncProducer(b.Addrs(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w = changelog.NewSyncWriter(p)
+			} else {
+				p, err := sarama.NewAsyncProducer(b.Addrs(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w = changelog.NewAsyncWriter(p)
+			}
+			defer func() {
+				if err := w.Close(); err != nil {
+					t.Error(err)
+				}
+			}()
+			var want []sent
+			for i := 0; i < 500; i++ {
+				k := fmt.Sprintf("k%03d", i%70)
+				var v []byte
+				switch i % 7 {
+				case 3: // tombstone
+				case 5:
+					v = []byte{} // an empty value is not a tombstone
+				default:
+					v = []byte(fmt.Sprintf("v%d", i))
+				}
+				if err := w.SendChangelog(topic, 1, []byte(k), v); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, sent{k, v})
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got := w.Offsets()[store.TopicPartition{Topic: topic, Partition: 1}]; got != 500 {
+				t.Fatalf("Offsets()[%s 1] = %d, want 500", topic, got)
+			}
+			r := changelog.NewReader(newClient(t, b), topic, 1, sarama.ReadUncommitted)
+			got, end := readAll(t, r, 0)
+			if end != 500 || len(got) != 500 {
+				t.Fatalf("read %d records to end %d, want 500", len(got), end)
+			}
+			for i, rec := range got {
+				if rec.Offset != int64(i) || string(rec.Key) != want[i].key || !bytes.Equal(rec.Value, want[i].value) || (rec.Value == nil) != (want[i].value == nil) {
+					t.Fatalf("record %d = %d %q %q (nil %v), want %q %q (nil %v)", i, rec.Offset, rec.Key, rec.Value, rec.Value == nil, want[i].key, want[i].value, want[i].value == nil)
+				}
+			}
+			tail, _ := readAll(t, r, 450)
+			if len(tail) != 50 || tail[0].Offset != 450 {
+				t.Fatalf("read from 450: %d records starting at %d", len(tail), tail[0].Offset)
+			}
+			// Other partitions are untouched.
+			if other, end := readAll(t, changelog.NewReader(newClient(t, b), topic, 0, sarama.ReadUncommitted), 0); len(other) != 0 || end != 0 {
+				t.Fatalf("partition 0 has %d records (end %d)", len(other), end)
+			}
+		})
+	}
+}
+
+func TestWriterDetectsNonManualPartitioner(t *testing.T) {
+	b := testutil.NewBroker(t)
+	topic := testutil.TopicName(t, "cl")
+	b.CreateTopic(t, topic, 4, map[string]string{"cleanup.policy": "compact"})
+	cfg := b.SaramaConfig()
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	p, err := sarama.NewSyncProducer(b.Addrs(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := changelog.NewSyncWriter(p)
+	defer w.Close()
+	var firstErr error
+	for i := 0; i < 20 && firstErr == nil; i++ {
+		firstErr = w.SendChangelog(topic, 3, []byte(fmt.Sprint("key", i)), []byte("v"))
+	}
+	var se *changelog.SendError
+	if !errors.As(firstErr, &se) || se.Partition != 3 {
+		t.Fatalf("hash-partitioned writes gave %v, want a *SendError about the partition", firstErr)
+	}
+}
+
+func TestEnsureTopic(t *testing.T) {
+	b := testutil.NewBroker(t)
+	admin := newAdmin(t, b)
+
+	fresh := testutil.TopicName(t, "fresh")
+	if err := changelog.EnsureTopic(admin, changelog.TopicSpec{Name: fresh, Partitions: 4, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	md, err := admin.DescribeTopics([]string{fresh})
+	if err != nil || len(md) != 1 || len(md[0].Partitions) != 4 {
+		t.Fatalf("created topic: %v %v", md, err)
+	}
+	// Created compacted, and ensuring it again is fine.
+	if err := changelog.ValidateTopic(admin, fresh, 4); err != nil {
+		t.Fatalf("ValidateTopic of a topic EnsureTopic created: %v", err)
+	}
+	if err := changelog.EnsureTopic(admin, changelog.TopicSpec{Name: fresh, Partitions: 4, ReplicationFactor: 1}); err != nil {
+		t.Fatalf("EnsureTopic of an existing good topic: %v", err)
+	}
+
+	wrongCount := testutil.TopicName(t, "count")
+	b.CreateTopic(t, wrongCount, 2, map[string]string{"cleanup.policy": "compact"})
+	err = changelog.EnsureTopic(admin, changelog.TopicSpec{Name: wrongCount, Partitions: 3, ReplicationFactor: 1})
+	var me *changelog.TopicMismatchError
+	if !errors.As(err, &me) || me.Topic != wrongCount || me.Setting != "partitions" || me.Expected != "3" || me.Actual != "2" {
+		t.Fatalf("EnsureTopic with a wrong partition count = %v", err)
+	}
+	for _, part := range []string{wrongCount, "partitions=2", "expected 3"} {
+		if !bytes.Contains([]byte(err.Error()), []byte(part)) {
+			t.Fatalf("error %q does not name %q", err, part)
+		}
+	}
+
+	wrongPolicy := testutil.TopicName(t, "policy")
+	b.CreateTopic(t, wrongPolicy, 3, map[string]string{"cleanup.policy": "delete"})
+	err = changelog.EnsureTopic(admin, changelog.TopicSpec{Name: wrongPolicy, Partitions: 3, ReplicationFactor: 1})
+	if !errors.As(err, &me) || me.Topic != wrongPolicy || me.Setting != "cleanup.policy" || me.Expected != "compact" || me.Actual != "delete" {
+		t.Fatalf("EnsureTopic with cleanup.policy=delete = %v", err)
+	}
+
+	both := testutil.TopicName(t, "both")
+	b.CreateTopic(t, both, 1, map[string]string{"cleanup.policy": "compact,delete"})
+	if err := changelog.ValidateTopic(admin, both, 1); err != nil {
+		t.Fatalf("compact,delete must be accepted: %v", err)
+	}
+
+	var missing *changelog.TopicMissingError
+	if err := changelog.ValidateTopic(admin, testutil.TopicName(t, "nope"), 1); !errors.As(err, &missing) {
+		t.Fatalf("ValidateTopic of a missing topic = %v", err)
+	}
+}
+
+// TestReaderReadCommitted writes committed, aborted and committed
+// transactions: read_committed must leave out the aborted records and
+// still stop at the end offset, whose tail is a transaction marker.
+func TestReaderReadCommitted(t *testing.T) {
+	b := testutil.NewBroker(t)
+	topic := testutil.TopicName(t, "txn")
+	b.CreateTopic(t, topic, 1, map[string]string{"cleanup.policy": "compact"})
+	cfg := changelog.ProducerConfig(b.SaramaConfig())
+	cfg.Producer.Transaction.ID = topic + "-tx"
+	p, err := sarama.NewSyncProducer(b.Addrs(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	txn := func(commit bool, keys ...string) {
+		t.Helper()
+		if err := p.BeginTxn(); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: 0, Key: sarama.StringEncoder(k), Value: sarama.StringEncoder("v" + k)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if commit {
+			err = p.CommitTxn()
+		} else {
+			err = p.AbortTxn()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	txn(true, "a", "b")
+	txn(false, "x", "y", "z")
+	txn(true, "c")
+	txn(false, "w")
+
+	client := newClient(t, b)
+	committed, end := readAll(t, changelog.NewReader(client, topic, 0, sarama.ReadCommitted), 0)
+	var keys []string
+	for _, r := range committed {
+		keys = append(keys, string(r.Key))
+	}
+	if fmt.Sprint(keys) != "[a b c]" {
+		t.Fatalf("read_committed keys = %v, want [a b c]", keys)
+	}
+	// 7 data records and 4 markers.
+	if end != 11 {
+		t.Fatalf("read_committed end offset = %d, want 11", end)
+	}
+	all, _ := readAll(t, changelog.NewReader(client, topic, 0, sarama.ReadUncommitted), 0)
+	if len(all) != 7 {
+		t.Fatalf("read_uncommitted read %d records, want 7", len(all))
+	}
+}
+
+func TestReaderBelowLogStart(t *testing.T) {
+	b := testutil.NewBroker(t)
+	topic := testutil.TopicName(t, "trunc")
+	b.CreateTopic(t, topic, 1, nil)
+	var msgs []*sarama.ProducerMessage
+	for i := 0; i < 10; i++ {
+		msgs = append(msgs, &sarama.ProducerMessage{Partition: 0, Key: sarama.StringEncoder(fmt.Sprint(i)), Value: sarama.StringEncoder("v")})
+	}
+	b.Produce(t, topic, msgs...)
+	if err := newAdmin(t, b).DeleteRecords(topic, map[int32]int64{0: 6}); err != nil {
+		t.Fatalf("DeleteRecords: %v", err)
+	}
+	r := changelog.NewReader(newClient(t, b), topic, 0, sarama.ReadUncommitted)
+	begin, err := r.BeginOffset(context.Background())
+	if err != nil || begin != 6 {
+		t.Fatalf("BeginOffset = %d %v, want 6", begin, err)
+	}
+	err = r.Read(context.Background(), 2, 10, func([]store.ChangelogRecord) error { return nil })
+	if !errors.Is(err, store.ErrChangelogTruncated) {
+		t.Fatalf("Read below the log start = %v, want ErrChangelogTruncated", err)
+	}
+}
