@@ -121,6 +121,7 @@ type procNode[KIn, VIn, KOut, VOut any] struct {
 	children []receiver[KOut, VOut]
 	stores   map[string]any
 	logger   *slog.Logger
+	inited   bool
 }
 
 var _ processor.Context[int, int] = (*procNode[int, int, int, int])(nil)
@@ -150,13 +151,15 @@ func (n *procNode[KIn, VIn, KOut, VOut]) init() error {
 	if err := n.p.Init(n); err != nil {
 		return fmt.Errorf("processor %q: init: %w", n.spec.Name, err)
 	}
+	n.inited = true
 	return nil
 }
 
 func (n *procNode[KIn, VIn, KOut, VOut]) close() error {
-	if n.p == nil {
-		return nil
+	if !n.inited {
+		return nil // Close only what Init prepared.
 	}
+	n.inited = false
 	if err := n.p.Close(); err != nil {
 		return fmt.Errorf("processor %q: close: %w", n.spec.Name, err)
 	}

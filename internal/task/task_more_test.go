@@ -1,0 +1,147 @@
+package task_test
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/store"
+	"github.com/brookstream/brook/topology"
+)
+
+func TestStoresFlushAtCommitAndCloseWithTask(t *testing.T) {
+	b := topology.New()
+	in := topology.Source(b, "in", "a", serde.String(), serde.String())
+	topology.KeyValueStore(b, "kv", serde.String(), serde.String())
+	var storeErrs []error
+	topology.Process(b, "p", in, func() processor.Processor[string, string, string, string] {
+		return &probe{events: new([]string), init: func(ctx processor.Context[string, string]) error {
+			_, err := processor.KeyValueStore[string, int64](ctx, "kv") // wrong value type
+			storeErrs = append(storeErrs, err)
+			_, err = processor.KeyValueStore[string, string](ctx, "other") // not connected
+			storeErrs = append(storeErrs, err)
+			kv, err := processor.KeyValueStore[string, string](ctx, "kv")
+			if err != nil {
+				return err
+			}
+			ctx.RequestCommit()
+			return kv.Put("seeded", "yes")
+		}}
+	}, topology.WithStores("kv"))
+	h := newHarness(t, b, 0)
+
+	var typeErr *processor.StoreTypeError
+	var unknown *processor.UnknownStoreError
+	if len(storeErrs) != 2 || !errors.As(storeErrs[0], &typeErr) || !errors.As(storeErrs[1], &unknown) ||
+		unknown.Node != "p" || unknown.Store != "other" || typeErr.Store != "kv" {
+		t.Fatalf("store errors = %v", storeErrs)
+	}
+	s, err := h.task.Store("kv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, found, err := s.(store.KeyValueStore[string, string]).Get("seeded"); v != "yes" || !found || err != nil {
+		t.Fatalf("Get = %q %v %v", v, found, err)
+	}
+	if _, err := h.task.Store("nope"); err == nil {
+		t.Fatal("Store(nope) succeeded")
+	}
+	if !h.task.CommitRequested() {
+		t.Fatal("RequestCommit not reported")
+	}
+	e := h.engines["kv"]
+	if _, err := h.task.Commit(); err != nil || e.flushes != 1 || h.task.CommitRequested() {
+		t.Fatalf("Commit: err %v, flushes %d, still requested %v", err, e.flushes, h.task.CommitRequested())
+	}
+	if err := h.task.Close(); err != nil || e.closes != 1 {
+		t.Fatalf("Close: err %v, closes %d", err, e.closes)
+	}
+}
+
+func TestInitFailureReleasesEverything(t *testing.T) {
+	var events []string
+	b := topology.New()
+	in := topology.Source(b, "in", "a", serde.String(), serde.String())
+	topology.KeyValueStore(b, "kv", serde.String(), serde.String())
+	ok := topology.Process(b, "ok", in, func() processor.Processor[string, string, string, string] {
+		return &probe{events: &events}
+	}, topology.WithStores("kv"))
+	topology.Process(b, "bad", ok, func() processor.Processor[string, string, string, string] {
+		return &probe{events: &events, init: func(processor.Context[string, string]) error { return errors.New("no database") }}
+	})
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := task.TopologyGraph(topo)
+	var eng *engine
+	_, err = task.New(task.Config{Graph: g, Collector: &collector{},
+		Stores: func(processor.TaskID, *task.StoreSpec) (store.Engine, []store.Option, error) {
+			eng = &engine{Engine: store.NewMemoryEngine()}
+			return eng, nil, nil
+		}})
+	if err == nil || !strings.Contains(err.Error(), `processor "bad": init: no database`) {
+		t.Fatalf("New error = %v", err)
+	}
+	if eng == nil || eng.closes != 1 {
+		t.Fatalf("store engine not closed after failed init: %+v", eng)
+	}
+	// "ok" was initialized, so it is closed; "bad" was not.
+	if len(events) != 1 || events[0] != "close" {
+		t.Fatalf("events = %v, want one close (of the initialized processor)", events)
+	}
+}
+
+func TestReentrantCallIsRefused(t *testing.T) {
+	b := topology.New()
+	in := topology.Source(b, "in", "a", serde.String(), serde.String())
+	topology.Sink(b, "out", "a-copy", in, serde.String(), serde.String())
+	h := newHarness(t, b, 0)
+	var inner error
+	h.col.onSend = func(processor.ProducedRecord) error {
+		inner = h.process("a", 1, "k", "v", t0)
+		return nil
+	}
+	if err := h.process("a", 0, "k", "v", t0); err != nil {
+		t.Fatal(err)
+	}
+	if inner == nil || !strings.Contains(inner.Error(), "re-entrant") {
+		t.Fatalf("re-entrant Process error = %v", inner)
+	}
+}
+
+func TestExtractorPatternAndPartitioner(t *testing.T) {
+	b := topology.New()
+	// The value carries the event time as RFC 3339.
+	in := topology.SourcePattern(b, "in", regexp.MustCompile(`^events-`), serde.String(), serde.String(),
+		topology.WithTimestampExtractor(func(r processor.Record[string, string], _ time.Time) (time.Time, error) {
+			return time.Parse(time.RFC3339, r.Value)
+		}))
+	topology.Sink(b, "out", "o", in, serde.String(), serde.String(),
+		topology.WithPartitioner(func(_ string, key, _ string, n int32) (int32, error) { return int32(len(key)) % n, nil }))
+	h := newHarness(t, b, 0)
+
+	if err := h.process("events-eu", 0, "abcdef", "2026-02-03T04:05:06Z", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	got := h.col.sent[0]
+	if want := time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC); !got.Timestamp.Equal(want) || !h.task.StreamTime().Equal(want) {
+		t.Fatalf("timestamp %v, stream time %v, want %v", got.Timestamp, h.task.StreamTime(), want)
+	}
+	if got.Partition != 2 { // len("abcdef") % 4
+		t.Fatalf("partition = %d, want 2", got.Partition)
+	}
+	err := h.process("events-us", 7, "k", "not a time", time.Time{})
+	var de *processor.DeserializationError
+	if !errors.As(err, &de) || de.Part != "timestamp" || de.Topic != "events-us" || de.Offset != 7 || de.Node != "in" {
+		t.Fatalf("bad timestamp: err = %v", err)
+	}
+	if err := h.process("other", 0, "k", "v", time.Time{}); err == nil {
+		t.Fatal("a topic the pattern does not match was processed")
+	}
+}
