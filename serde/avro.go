@@ -1,0 +1,432 @@
+package serde
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/linkedin/goavro/v2"
+)
+
+// ErrSchemaMismatch is the [DecodeError] kind for data whose writer schema
+// does not resolve to the serde's (reader) schema; the cause is a
+// [*ResolutionError] naming the place and the reason.
+var ErrSchemaMismatch = errors.New("writer schema does not resolve to reader schema")
+
+// AvroCodec converts values of type T to and from Avro binary (no header)
+// with one schema, through goavro.
+//
+// T may be:
+//   - map[string]any or any: generic values in goavro's native form
+//     (records as map[string]any, unions as nil or map[branch]value,
+//     logical types as below);
+//   - a Go struct whose exported fields map to record fields by the tag
+//     `avro:"name"` (or the field's own name; `avro:"-"` skips a field).
+//
+// Go types per Avro type: boolean bool; int int32/int/int16/int8; long
+// int64/int; float float32; double float64; string string (or []byte);
+// bytes []byte (or string); enum string or a string type; fixed [N]byte or
+// []byte; array slice; map map[string]V; record struct, *struct or
+// map[string]any; ["null", X] a pointer, slice or map (nil is null) or a
+// plain X (null reads as the zero value); any other union `any` holding
+// goavro's form (Serialize also accepts a bare value whose Go type picks
+// the branch). Logical types: decimal *big.Rat (or big.Rat), date,
+// timestamp-millis and timestamp-micros time.Time (read back in UTC),
+// time-millis and time-micros time.Duration, uuid string. The mapping is
+// built and checked once, when the codec is made.
+//
+// An AvroCodec is safe for concurrent use.
+type AvroCodec[T any] struct {
+	text    string
+	schema  *avroSchema
+	codec   *goavro.Codec
+	bind    *binder
+	generic bool
+}
+
+// NewAvroCodec parses schema and binds it to T. Errors name what does not
+// fit (a *BindError for Go types).
+func NewAvroCodec[T any](schema string) (*AvroCodec[T], error) {
+	s, err := parseAvroSchema(schema)
+	if err != nil {
+		return nil, fmt.Errorf("serde: %w", err)
+	}
+	gtext, err := goavroSchemaText(schema)
+	if err != nil {
+		return nil, fmt.Errorf("serde: %w", err)
+	}
+	codec, err := goavro.NewCodec(gtext)
+	if err != nil {
+		return nil, fmt.Errorf("serde: goavro rejects the schema: %w", err)
+	}
+	c := &AvroCodec[T]{text: schema, schema: s, codec: codec}
+	t := reflect.TypeFor[T]()
+	if t == typeAny || (t == typeNative && s.kind == kRecord) {
+		c.generic = true
+		return c, nil
+	}
+	if c.bind, err = newBinder(t, s); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Schema returns the schema text the codec was made with.
+func (c *AvroCodec[T]) Schema() string { return c.text }
+
+// native converts v to goavro's native form.
+func (c *AvroCodec[T]) native(v T) (any, error) {
+	if c.generic {
+		return any(v), nil
+	}
+	return c.bind.enc(reflect.ValueOf(&v).Elem())
+}
+
+// fromNative converts a native value of the codec's schema to T.
+func (c *AvroCodec[T]) fromNative(n any) (T, error) {
+	var out T
+	if c.generic {
+		if n == nil {
+			return out, nil
+		}
+		v, ok := n.(T)
+		if !ok {
+			return out, fmt.Errorf("native value %T is not %T", n, out)
+		}
+		return v, nil
+	}
+	err := c.bind.dec(n, reflect.ValueOf(&out).Elem())
+	return out, err
+}
+
+// Marshal appends the Avro binary encoding of v to buf.
+func (c *AvroCodec[T]) Marshal(buf []byte, v T) ([]byte, error) {
+	n, err := c.native(v)
+	if err != nil {
+		return buf, err
+	}
+	return c.codec.BinaryFromNative(buf, n)
+}
+
+// Unmarshal decodes data, which must hold exactly one value written with
+// the codec's schema. Errors are *DecodeError values (topic "").
+func (c *AvroCodec[T]) Unmarshal(data []byte) (T, error) {
+	return decodeWith(c, "", -1, c.schema, c.codec, nil, data)
+}
+
+// decodeWith validates data against the writer schema, decodes it with the
+// writer's codec, resolves it to the reader's schema and binds it to T.
+func decodeWith[T any](c *AvroCodec[T], topic string, id int, ws *avroSchema, wc *goavro.Codec, resolve resolveFn, data []byte) (T, error) {
+	var zero T
+	if err := checkAvro(ws, data); err != nil {
+		kind := ErrCorrupt
+		var ce *checkError
+		if errors.As(err, &ce) {
+			kind = ce.kind
+		}
+		return zero, decodeErr("avro", topic, id, kind, err)
+	}
+	n, rest, err := wc.NativeFromBinary(data)
+	if err != nil {
+		return zero, decodeErr("avro", topic, id, ErrCorrupt, err)
+	}
+	if len(rest) != 0 {
+		return zero, decodeErr("avro", topic, id, ErrCorrupt, fmt.Errorf("%d trailing bytes", len(rest)))
+	}
+	if resolve != nil {
+		if n, err = resolve(n); err != nil {
+			return zero, decodeErr("avro", topic, id, ErrSchemaMismatch, err)
+		}
+	}
+	v, err := c.fromNative(n)
+	if err != nil {
+		return zero, decodeErr("avro", topic, id, ErrCorrupt, err)
+	}
+	return v, nil
+}
+
+// SubjectStrategy chooses the registry subject for a topic.
+type SubjectStrategy int
+
+const (
+	// TopicNameStrategy uses "<topic>-value" (or "<topic>-key"). The default.
+	TopicNameStrategy SubjectStrategy = iota
+	// RecordNameStrategy uses the schema's full record name, so one subject
+	// serves every topic carrying that record.
+	RecordNameStrategy
+	// TopicRecordNameStrategy uses "<topic>-<full record name>".
+	TopicRecordNameStrategy
+)
+
+// String implements fmt.Stringer.
+func (s SubjectStrategy) String() string {
+	switch s {
+	case TopicNameStrategy:
+		return "topic"
+	case RecordNameStrategy:
+		return "record"
+	case TopicRecordNameStrategy:
+		return "topic-record"
+	}
+	return fmt.Sprintf("SubjectStrategy(%d)", int(s))
+}
+
+type registration int
+
+const (
+	regAuto registration = iota
+	regLatest
+	regFixed
+)
+
+type avroConfig struct {
+	key      bool
+	strategy SubjectStrategy
+	mode     registration
+	fixedID  int
+}
+
+// AvroOption configures an Avro serde.
+type AvroOption func(*avroConfig)
+
+// AsKey makes the serde a key serde: the topic strategy's subject becomes
+// "<topic>-key".
+func AsKey() AvroOption { return func(c *avroConfig) { c.key = true } }
+
+// WithSubjectStrategy sets how subjects are named (default
+// TopicNameStrategy).
+func WithSubjectStrategy(s SubjectStrategy) AvroOption {
+	return func(c *avroConfig) { c.strategy = s }
+}
+
+// AutoRegister makes Serialize register the serde's schema under the
+// subject on first use (the default). The registry refuses a schema that
+// is incompatible with the subject.
+func AutoRegister() AvroOption { return func(c *avroConfig) { c.mode = regAuto } }
+
+// UseLatest makes Serialize write with the latest schema registered under
+// the subject (fetched once), never registering anything; values are
+// converted from the serde's schema to it by schema resolution.
+func UseLatest() AvroOption { return func(c *avroConfig) { c.mode = regLatest } }
+
+// UseSchemaID makes Serialize write with the schema registered under id
+// (fetched once), converting values to it by schema resolution.
+func UseSchemaID(id int) AvroOption {
+	return func(c *avroConfig) { c.mode, c.fixedID = regFixed, id }
+}
+
+// Avro is a [Serde] for Avro in the Confluent wire format: magic byte 0,
+// the schema id as 4 big-endian bytes, then the Avro binary value.
+//
+// Deserialize reads the writer's schema id, fetches that schema once
+// (cached in the [Registry]) and resolves it to the serde's schema (the
+// reader's): fields added with defaults, fields removed, int→long→float→
+// double and string↔bytes promotions, enum defaults, union branches. The
+// conversion plan is built once per writer id. Every failure is a
+// *DecodeError whose Kind is [ErrWrongMagicByte], [ErrUnknownSchemaID],
+// [ErrTruncated], [ErrCorrupt], [ErrRegistryUnavailable] or
+// [ErrSchemaMismatch]; a nil payload is a Kafka null and decodes to the
+// zero T.
+//
+// Avro implements [Preflighter]. It is safe for concurrent use.
+type Avro[T any] struct {
+	reg    *Registry
+	codec  *AvroCodec[T]
+	cfg    avroConfig
+	writes sync.Map // subject -> *writePlan
+	reads  sync.Map // writer id -> *readPlan
+}
+
+type writePlan struct {
+	id      int
+	codec   *goavro.Codec
+	convert resolveFn // own schema -> target schema; nil when identical
+}
+
+type readPlan struct {
+	writer  *registeredSchema
+	resolve resolveFn
+	err     error // resolution failure, reported for every record of this id
+}
+
+// NewAvro returns an Avro serde for T with the given schema (the reader's
+// schema, and the writer's unless UseLatest or UseSchemaID say otherwise).
+// It checks the schema and T now; it calls the registry only when first
+// used or preflighted.
+func NewAvro[T any](reg *Registry, schema string, opts ...AvroOption) (*Avro[T], error) {
+	if reg == nil {
+		return nil, errors.New("serde: NewAvro needs a *Registry")
+	}
+	c, err := NewAvroCodec[T](schema)
+	if err != nil {
+		return nil, err
+	}
+	a := &Avro[T]{reg: reg, codec: c}
+	for _, o := range opts {
+		o(&a.cfg)
+	}
+	if a.cfg.strategy != TopicNameStrategy && c.schema.kind != kRecord {
+		return nil, fmt.Errorf("serde: subject strategy %v needs a record schema, got %s", a.cfg.strategy, c.schema.kind)
+	}
+	if a.cfg.strategy < TopicNameStrategy || a.cfg.strategy > TopicRecordNameStrategy {
+		return nil, fmt.Errorf("serde: unknown subject strategy %d", int(a.cfg.strategy))
+	}
+	return a, nil
+}
+
+// Codec returns the serde's local codec (no header, no registry).
+func (a *Avro[T]) Codec() *AvroCodec[T] { return a.codec }
+
+// Subject returns the registry subject the serde uses for topic.
+func (a *Avro[T]) Subject(topic string) string {
+	switch a.cfg.strategy {
+	case RecordNameStrategy:
+		return a.codec.schema.name
+	case TopicRecordNameStrategy:
+		return topic + "-" + a.codec.schema.name
+	}
+	if a.cfg.key {
+		return topic + "-key"
+	}
+	return topic + "-value"
+}
+
+func (a *Avro[T]) writePlan(subject string) (*writePlan, error) {
+	if p, ok := a.writes.Load(subject); ok {
+		return p.(*writePlan), nil
+	}
+	var target *registeredSchema
+	var err error
+	switch a.cfg.mode {
+	case regAuto:
+		target, err = a.reg.register(subject, a.codec.text)
+	case regLatest:
+		target, err = a.reg.latest(subject)
+	case regFixed:
+		target, err = a.reg.schemaByID(a.cfg.fixedID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &writePlan{id: target.id, codec: target.codec}
+	if a.cfg.mode != regAuto {
+		conv, err := buildResolver(a.codec.schema, target.schema)
+		if err != nil {
+			return nil, fmt.Errorf("serde: avro: cannot write with schema id %d of subject %q: %w", target.id, subject, err)
+		}
+		p.convert = conv
+	}
+	actual, _ := a.writes.LoadOrStore(subject, p)
+	return actual.(*writePlan), nil
+}
+
+const headerLen = 5
+
+// Serialize encodes v in the Confluent wire format.
+func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
+	p, err := a.writePlan(a.Subject(topic))
+	if err != nil {
+		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+	}
+	n, err := a.codec.native(v)
+	if err != nil {
+		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+	}
+	if p.convert != nil {
+		if n, err = p.convert(n); err != nil {
+			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+		}
+	}
+	buf := make([]byte, headerLen, 64)
+	binary.BigEndian.PutUint32(buf[1:], uint32(p.id))
+	out, err := p.codec.BinaryFromNative(buf, n)
+	if err != nil {
+		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+	}
+	return out, nil
+}
+
+// Deserialize decodes a Confluent wire-format payload.
+func (a *Avro[T]) Deserialize(topic string, data []byte) (T, error) {
+	var zero T
+	if data == nil {
+		return zero, nil
+	}
+	if len(data) > 0 && data[0] != 0 {
+		return zero, decodeErr("avro", topic, -1, ErrWrongMagicByte, fmt.Errorf("first byte is %#02x, want 0x00", data[0]))
+	}
+	if len(data) < headerLen {
+		return zero, decodeErr("avro", topic, -1, ErrTruncated, fmt.Errorf("%d bytes, shorter than the 5-byte header", len(data)))
+	}
+	id := int(int32(binary.BigEndian.Uint32(data[1:headerLen])))
+	p, err := a.readPlan(id)
+	if err != nil {
+		kind := ErrRegistryUnavailable
+		var re *RegistryError
+		if errors.As(err, &re) && (re.Kind == ErrUnknownSchemaID || re.Kind == ErrSchemaRejected || re.Kind == ErrSubjectNotFound) {
+			kind = ErrUnknownSchemaID
+		}
+		return zero, decodeErr("avro", topic, id, kind, err)
+	}
+	if p.err != nil {
+		return zero, decodeErr("avro", topic, id, ErrSchemaMismatch, p.err)
+	}
+	return decodeWith(a.codec, topic, id, p.writer.schema, p.writer.codec, p.resolve, data[headerLen:])
+}
+
+func (a *Avro[T]) readPlan(id int) (*readPlan, error) {
+	if p, ok := a.reads.Load(id); ok {
+		return p.(*readPlan), nil
+	}
+	if id <= 0 {
+		return nil, &RegistryError{Op: opByID, SchemaID: id, Kind: ErrUnknownSchemaID, Err: errors.New("schema ids are positive")}
+	}
+	w, err := a.reg.schemaByID(id)
+	if err != nil {
+		return nil, err
+	}
+	p := &readPlan{writer: w}
+	if w.text != a.codec.text {
+		p.resolve, p.err = buildResolver(w.schema, a.codec.schema)
+	}
+	actual, _ := a.reads.LoadOrStore(id, p)
+	return actual.(*readPlan), nil
+}
+
+// Preflight checks the serde's schema against the subject for topic at the
+// subject's compatibility level (else the global level), using the
+// registry's compatibility endpoint with verbose reasons. For UseLatest and
+// UseSchemaID serdes it also checks that the serde's schema converts to the
+// schema it will write with and back. An incompatible schema is an
+// *IncompatibleSchemaError; a registry failure a *RegistryError.
+func (a *Avro[T]) Preflight(ctx context.Context, topic string) error {
+	subject := a.Subject(topic)
+	if err := a.reg.CheckCompatibility(ctx, subject, a.codec.text); err != nil {
+		return err
+	}
+	if a.cfg.mode == regAuto {
+		return nil
+	}
+	p, err := a.writePlan(subject)
+	if err == nil {
+		var rp *readPlan
+		if rp, err = a.readPlan(p.id); err == nil {
+			err = rp.err
+		}
+	}
+	var re *ResolutionError
+	if errors.As(err, &re) {
+		level, lerr := a.reg.CompatibilityLevel(ctx, subject)
+		if lerr != nil {
+			level = "unknown"
+		}
+		return &IncompatibleSchemaError{Subject: subject, Level: level, Messages: []string{strings.TrimPrefix(err.Error(), "serde: avro: ")}}
+	}
+	return err
+}
+
+var _ Preflighter = (*Avro[any])(nil)

@@ -1,0 +1,282 @@
+package serde
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"time"
+)
+
+var unixEpoch = time.Unix(0, 0).UTC()
+
+// defaultToNative converts a field default, as decoded from the schema's
+// JSON, to the native form goavro produces for schema s.
+func defaultToNative(s *avroSchema, v any) (any, error) {
+	switch s.kind {
+	case kNull:
+		if v != nil {
+			return nil, fmt.Errorf("null default must be null, got %v", v)
+		}
+		return nil, nil
+	case kBoolean:
+		b, ok := v.(bool)
+		if !ok {
+			return nil, fmt.Errorf("boolean default must be true or false, got %v", v)
+		}
+		return b, nil
+	case kInt, kLong:
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("%s default must be a number, got %v", s.kind, v)
+		}
+		i, err := n.Int64()
+		if err != nil {
+			f, ferr := n.Float64()
+			if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<63 {
+				return nil, fmt.Errorf("%s default %s is not an integer", s.kind, n)
+			}
+			i = int64(f)
+		}
+		if s.kind == kInt {
+			if i < math.MinInt32 || i > math.MaxInt32 {
+				return nil, fmt.Errorf("int default %d out of range", i)
+			}
+			return intLogical(s, int32(i)), nil
+		}
+		return longLogical(s, i), nil
+	case kFloat, kDouble:
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("%s default must be a number, got %v", s.kind, v)
+		}
+		f, err := n.Float64()
+		if err != nil {
+			return nil, fmt.Errorf("%s default %s: %w", s.kind, n, err)
+		}
+		if s.kind == kFloat {
+			return float32(f), nil
+		}
+		return f, nil
+	case kString, kEnum:
+		str, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s default must be a string, got %v", s.kind, v)
+		}
+		if s.kind == kEnum {
+			if _, ok := s.symbolIndex[str]; !ok {
+				return nil, fmt.Errorf("enum default %q is not a symbol of %s", str, s.name)
+			}
+		}
+		return str, nil
+	case kBytes, kFixed:
+		str, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s default must be a string, got %v", s.kind, v)
+		}
+		b := make([]byte, 0, len(str))
+		for _, r := range str {
+			if r > 0xff {
+				return nil, fmt.Errorf("%s default holds code point U+%04X above U+00FF", s.kind, r)
+			}
+			b = append(b, byte(r))
+		}
+		if s.kind == kFixed && len(b) != s.size {
+			return nil, fmt.Errorf("fixed %s default has %d bytes, want %d", s.name, len(b), s.size)
+		}
+		if s.logical == ltDecimal {
+			return decimalFromBytes(b, s.scale), nil
+		}
+		return b, nil
+	case kArray:
+		arr, ok := v.([]any)
+		if !ok {
+			return nil, fmt.Errorf("array default must be a JSON array, got %T", v)
+		}
+		out := make([]any, len(arr))
+		for i, it := range arr {
+			x, err := defaultToNative(s.items, it)
+			if err != nil {
+				return nil, fmt.Errorf("item %d: %w", i, err)
+			}
+			out[i] = x
+		}
+		return out, nil
+	case kMap:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("map default must be a JSON object, got %T", v)
+		}
+		out := make(map[string]any, len(m))
+		for k, it := range m {
+			x, err := defaultToNative(s.items, it)
+			if err != nil {
+				return nil, fmt.Errorf("key %q: %w", k, err)
+			}
+			out[k] = x
+		}
+		return out, nil
+	case kRecord:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("record default must be a JSON object, got %T", v)
+		}
+		out := make(map[string]any, len(s.fields))
+		for _, f := range s.fields {
+			raw, ok := m[f.name]
+			if !ok {
+				if !f.hasDefault {
+					return nil, fmt.Errorf("record %s default lacks field %q", s.name, f.name)
+				}
+				raw = f.def
+			}
+			x, err := defaultToNative(f.schema, raw)
+			if err != nil {
+				return nil, fmt.Errorf("field %q: %w", f.name, err)
+			}
+			out[f.name] = x
+		}
+		return out, nil
+	case kUnion:
+		// The specification says the default matches the first branch; a
+		// later branch is accepted too, as newer Avro releases allow.
+		var firstErr error
+		for _, b := range s.branches {
+			x, err := defaultToNative(b, v)
+			if err == nil {
+				return wrapUnion(b, x), nil
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		return nil, firstErr
+	}
+	return nil, fmt.Errorf("unsupported schema kind %s", s.kind)
+}
+
+// wrapUnion returns v in goavro's native union form for branch b.
+func wrapUnion(b *avroSchema, v any) any {
+	if b.kind == kNull {
+		return nil
+	}
+	return map[string]any{b.unionName: v}
+}
+
+// intLogical converts a physical int to the native form of s's logical type.
+func intLogical(s *avroSchema, i int32) any {
+	switch s.logical {
+	case ltDate:
+		return unixEpoch.AddDate(0, 0, int(i))
+	case ltTimeMillis:
+		return time.Duration(i) * time.Millisecond
+	}
+	return i
+}
+
+// longLogical converts a physical long to the native form of s's logical type.
+func longLogical(s *avroSchema, i int64) any {
+	switch s.logical {
+	case ltTimestampMillis:
+		sec := i / 1e3
+		return time.Unix(sec, (i-sec*1e3)*1e6).UTC()
+	case ltTimestampMicros:
+		sec := i / 1e6
+		return time.Unix(sec, (i-sec*1e6)*1e3).UTC()
+	case ltTimeMicros:
+		return time.Duration(i) * time.Microsecond
+	}
+	return i
+}
+
+// decimalFromBytes decodes a two's-complement big-endian unscaled value.
+func decimalFromBytes(b []byte, scale int) *big.Rat {
+	n := new(big.Int).SetBytes(b)
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(len(b))*8))
+	}
+	den := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)
+	return new(big.Rat).SetFrac(n, den)
+}
+
+// toPhysical turns a native value of writer schema w into its underlying
+// Avro representation (int32, int64, []byte, ...), undoing logical types.
+func toPhysical(w *avroSchema, v any) (any, error) {
+	switch x := v.(type) {
+	case time.Time:
+		switch w.logical {
+		case ltDate:
+			return int32(x.Unix() / 86400), nil
+		case ltTimestampMillis:
+			return x.Unix()*1e3 + int64(x.Nanosecond()/1e6), nil
+		case ltTimestampMicros:
+			return x.Unix()*1e6 + int64(x.Nanosecond()/1e3), nil
+		}
+	case time.Duration:
+		switch w.logical {
+		case ltTimeMillis:
+			return int32(x / time.Millisecond), nil
+		case ltTimeMicros:
+			return int64(x / time.Microsecond), nil
+		}
+	case *big.Rat:
+		if w.logical == ltDecimal {
+			return decimalToBytes(x, w.scale, w.size)
+		}
+	}
+	return v, nil
+}
+
+// decimalToBytes encodes r scaled by 10^scale as two's-complement bytes,
+// padded to size when size > 0 (fixed).
+func decimalToBytes(r *big.Rat, scale, size int) ([]byte, error) {
+	num := new(big.Int).Mul(r.Num(), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil))
+	num.Quo(num, r.Denom())
+	var out []byte
+	if num.Sign() >= 0 {
+		out = num.Bytes()
+		if len(out) == 0 || out[0]&0x80 != 0 {
+			out = append([]byte{0}, out...)
+		}
+	} else {
+		// two's complement: 2^(8n) + num for the smallest n that fits
+		n := len(num.Bytes()) + 1
+		t := new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), uint(n)*8), num)
+		out = t.Bytes()
+		for len(out) < n {
+			out = append([]byte{0xff}, out...)
+		}
+		for len(out) > 1 && out[0] == 0xff && out[1]&0x80 != 0 {
+			out = out[1:]
+		}
+	}
+	if size > 0 {
+		if len(out) > size {
+			return nil, fmt.Errorf("decimal %s does not fit %d bytes", r.FloatString(scale), size)
+		}
+		pad := byte(0)
+		if num.Sign() < 0 {
+			pad = 0xff
+		}
+		for len(out) < size {
+			out = append([]byte{pad}, out...)
+		}
+	}
+	return out, nil
+}
+
+// fromPhysical turns an underlying Avro value into the native form of
+// reader schema r's logical type.
+func fromPhysical(r *avroSchema, v any) any {
+	switch x := v.(type) {
+	case int32:
+		return intLogical(r, x)
+	case int64:
+		return longLogical(r, x)
+	case []byte:
+		if r.logical == ltDecimal {
+			return decimalFromBytes(x, r.scale)
+		}
+	}
+	return v
+}
