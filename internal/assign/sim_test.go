@@ -1,0 +1,201 @@
+package assign
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/IBM/sarama"
+)
+
+// group simulates a consumer group in memory with real Strategy objects:
+// each rebalance runs the same calls, in the same order, that sarama's
+// consumer group makes (SubscriptionUserData on every member, Plan and
+// AssignmentData on the leader, OnAssignment on every member).
+type group struct {
+	t          *testing.T
+	groups     []TaskGroup
+	topics     map[string][]int32
+	members    map[string]*Strategy
+	subscribed map[string][]string // member -> topics; default: all
+	state      map[string]LocalState
+	gen        int32
+	last       map[string][]TaskID
+}
+
+func newGroup(t *testing.T, groups []TaskGroup, partitions map[string]int) *group {
+	t.Helper()
+	topics := make(map[string][]int32)
+	for topic, n := range partitions {
+		for p := range n {
+			topics[topic] = append(topics[topic], int32(p))
+		}
+	}
+	return &group{t: t, groups: groups, topics: topics, members: map[string]*Strategy{},
+		subscribed: map[string][]string{}, state: map[string]LocalState{}}
+}
+
+func (g *group) join(ids ...string) {
+	g.t.Helper()
+	for _, id := range ids {
+		s, err := NewStrategy(Config{
+			Groups:   g.groups,
+			Endpoint: id + ".svc:8080",
+			State:    func() LocalState { return g.state[id] },
+		})
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		g.members[id] = s
+	}
+}
+
+func (g *group) leave(ids ...string) {
+	for _, id := range ids {
+		delete(g.members, id)
+	}
+}
+
+// rebalance runs one generation and returns each member's tasks. It checks
+// the invariants every assignment must hold.
+func (g *group) rebalance() map[string][]TaskID {
+	g.t.Helper()
+	g.gen++
+	ids := slices.Sorted(maps.Keys(g.members))
+	meta := make(map[string]sarama.ConsumerGroupMemberMetadata, len(ids))
+	for _, id := range ids {
+		subs := g.subscribed[id]
+		if subs == nil {
+			subs = g.members[id].Topics()
+		}
+		ud, err := g.members[id].SubscriptionUserData(slices.Clone(subs))
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		meta[id] = sarama.ConsumerGroupMemberMetadata{Version: 2, Topics: subs, UserData: ud}
+	}
+	// sarama's leader plans only with the topics some member subscribes to.
+	subscribedTopics := make(map[string][]int32)
+	for _, m := range meta {
+		for _, topic := range m.Topics {
+			subscribedTopics[topic] = g.topics[topic]
+		}
+	}
+	// Any member may lead; use a different one each generation.
+	leader := g.members[ids[int(g.gen)%len(ids)]]
+	plan, err := leader.Plan(meta, subscribedTopics)
+	if err != nil {
+		g.t.Fatalf("generation %d: Plan: %v", g.gen, err)
+	}
+	result := make(map[string][]TaskID)
+	var first *Assignment
+	for _, id := range ids {
+		topics, ok := plan[id]
+		if !ok {
+			g.t.Fatalf("generation %d: member %s missing from the plan", g.gen, id)
+		}
+		data, err := leader.AssignmentData(id, topics, g.gen)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		s := g.members[id]
+		s.OnAssignment(&sarama.ConsumerGroupMemberAssignment{Version: 0, Topics: topics, UserData: data}, g.gen)
+		a, ok := s.Assignment()
+		if !ok {
+			g.t.Fatalf("member %s has no assignment", id)
+		}
+		if a.Generation != g.gen || a.Hosts[a.Self].MemberID != id {
+			g.t.Fatalf("member %s: generation %d self %d (%s)", id, a.Generation, a.Self, a.Hosts[a.Self].MemberID)
+		}
+		// Every member reads the same whole assignment.
+		if first == nil {
+			first = &a
+		} else if !sameHosts(*first, a) {
+			g.t.Fatalf("member %s reads a different assignment:\n%v\n%v", id, a.Hosts, first.Hosts)
+		}
+		// Its claims are exactly its tasks' partitions, co-partitioned.
+		tasks, err := s.Tasks(topics)
+		if err != nil {
+			g.t.Fatalf("member %s: %v", id, err)
+		}
+		if !slices.Equal(tasks, a.Local()) {
+			g.t.Fatalf("member %s: claims give tasks %v, assignment says %v", id, tasks, a.Local())
+		}
+		if h := a.Hosts[a.Self]; h.Endpoint != id+".svc:8080" {
+			g.t.Fatalf("member %s: endpoint %q", id, h.Endpoint)
+		}
+		result[id] = tasks
+	}
+	g.last = result
+	return result
+}
+
+func sameHosts(a, b Assignment) bool {
+	if len(a.Hosts) != len(b.Hosts) || !maps.Equal(a.Partitions, b.Partitions) {
+		return false
+	}
+	for i := range a.Hosts {
+		x, y := a.Hosts[i], b.Hosts[i]
+		if x.MemberID != y.MemberID || x.Endpoint != y.Endpoint || !slices.Equal(x.Tasks, y.Tasks) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkBalanced fails unless every one of want tasks is assigned once and
+// task counts differ by at most one.
+func checkBalanced(t *testing.T, got map[string][]TaskID, want int) {
+	t.Helper()
+	seen := map[TaskID]string{}
+	lo, hi := -1, -1
+	for id, tasks := range got {
+		for _, task := range tasks {
+			if other, dup := seen[task]; dup {
+				t.Fatalf("task %s assigned to %s and %s", task, other, id)
+			}
+			seen[task] = id
+		}
+		if lo < 0 || len(tasks) < lo {
+			lo = len(tasks)
+		}
+		if len(tasks) > hi {
+			hi = len(tasks)
+		}
+	}
+	if len(seen) != want {
+		t.Fatalf("%d tasks assigned, want %d: %v", len(seen), want, got)
+	}
+	if hi-lo > 1 {
+		t.Fatalf("unbalanced: max %d min %d: %v", hi, lo, got)
+	}
+}
+
+// moved counts tasks whose owner changed between two generations, among
+// tasks that had an owner in the first.
+func moved(before, after map[string][]TaskID) int {
+	owner := map[TaskID]string{}
+	for id, tasks := range after {
+		for _, t := range tasks {
+			owner[t] = id
+		}
+	}
+	n := 0
+	for id, tasks := range before {
+		for _, t := range tasks {
+			if owner[t] != id {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func ids(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("m%02d", i)
+	}
+	return out
+}

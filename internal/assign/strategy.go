@@ -1,0 +1,330 @@
+package assign
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/IBM/sarama"
+)
+
+// StrategyName is the group protocol name the strategy registers under.
+// Every member of an application's group must use it.
+const StrategyName = "brook-tasks"
+
+// LocalState is what the runtime tells the strategy about this instance
+// before each join.
+type LocalState struct {
+	// Restored holds, for each task whose state is on this instance's
+	// disk (running, or left over from an earlier run), the changelog
+	// offsets its stores are restored to: changelog topic -> next offset
+	// to restore. The leader prefers members with larger totals when it
+	// has to place a task.
+	Restored map[TaskID]map[string]int64
+}
+
+// Config configures a Strategy.
+type Config struct {
+	// Groups is the topology's shape: each sub-topology with its
+	// co-partitioned source topics. Required.
+	Groups []TaskGroup
+	// Endpoint is this instance's interactive-query address (host:port)
+	// that other instances route queries to. Empty means none.
+	Endpoint string
+	// State is called before each join (on the consumer group's
+	// rebalance path, so it must return promptly) for the restored
+	// changelog offsets to report. Nil reports none.
+	State func() LocalState
+	// Logger receives warnings about undecodable member data and tasks
+	// nobody can run. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Strategy is the consumer-group balance strategy of a brook application.
+// It assigns tasks rather than partitions, keeps them sticky across
+// rebalances, prefers members with warm state, and hands every member the
+// whole assignment. See the package documentation for how it plugs into
+// sarama.
+//
+// It implements sarama.BalanceStrategy,
+// sarama.SubscriptionUserDataBalanceStrategy and
+// sarama.OnAssignmentBalanceStrategy, and is safe for concurrent use.
+type Strategy struct {
+	groups   groupSet
+	endpoint string
+	state    func() LocalState
+	log      *slog.Logger
+
+	mu sync.Mutex
+	// plan is the leader's last Plan, read by AssignmentData.
+	plan *Assignment
+	// current is the last assignment this member received.
+	current *Assignment
+}
+
+var (
+	_ sarama.BalanceStrategy                     = (*Strategy)(nil)
+	_ sarama.SubscriptionUserDataBalanceStrategy = (*Strategy)(nil)
+	_ sarama.OnAssignmentBalanceStrategy         = (*Strategy)(nil)
+)
+
+// NewStrategy validates cfg and returns a strategy. Put it in
+// sarama.Config.Consumer.Group.Rebalance.GroupStrategies and subscribe the
+// consumer group to Topics().
+func NewStrategy(cfg Config) (*Strategy, error) {
+	gs, err := newGroupSet(cfg.Groups)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Strategy{groups: gs, endpoint: cfg.Endpoint, state: cfg.State, log: log}, nil
+}
+
+// Name implements sarama.BalanceStrategy.
+func (s *Strategy) Name() string { return StrategyName }
+
+// Topics returns every source topic of every sub-topology, sorted: the
+// topics to subscribe the consumer group to.
+func (s *Strategy) Topics() []string {
+	return slices.Sorted(maps.Keys(s.groups.byTopic))
+}
+
+// TaskOf returns the task that partition of topic belongs to.
+func (s *Strategy) TaskOf(topic string, partition int32) (TaskID, bool) {
+	g, ok := s.groups.byTopic[topic]
+	if !ok || partition < 0 {
+		return TaskID{}, false
+	}
+	return TaskID{Group: g, Partition: partition}, true
+}
+
+// Tasks turns a member's claims (sarama's ConsumerGroupSession.Claims:
+// topic -> partitions) into tasks. Every partition of a task must be in
+// the claims, else it returns an *IncompleteTaskError; topics that belong
+// to no sub-topology are an error too.
+func (s *Strategy) Tasks(claims map[string][]int32) ([]TaskID, error) {
+	have := make(map[TaskID]map[string]bool)
+	for topic, parts := range claims {
+		for _, p := range parts {
+			t, ok := s.TaskOf(topic, p)
+			if !ok {
+				return nil, fmt.Errorf("assign: claimed partition %s/%d belongs to no sub-topology", topic, p)
+			}
+			if have[t] == nil {
+				have[t] = make(map[string]bool)
+			}
+			have[t][topic] = true
+		}
+	}
+	tasks := slices.SortedFunc(maps.Keys(have), TaskID.Compare)
+	for _, t := range tasks {
+		g, _ := s.groups.group(t.Group)
+		var missing []string
+		for _, topic := range g.Topics {
+			if !have[t][topic] {
+				missing = append(missing, topic)
+			}
+		}
+		if len(missing) > 0 {
+			return nil, &IncompleteTaskError{Task: t, Missing: missing}
+		}
+	}
+	return tasks, nil
+}
+
+// Assignment returns a copy of the last assignment this member received
+// (the whole group's: who runs which task, and their endpoints), and
+// false before the first one. It is updated during each rebalance before
+// sarama calls the ConsumerGroupHandler's Setup, so Setup sees the
+// assignment of its own generation.
+func (s *Strategy) Assignment() (Assignment, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil {
+		return Assignment{}, false
+	}
+	return s.current.clone(), true
+}
+
+// SubscriptionUserData implements sarama.SubscriptionUserDataBalanceStrategy:
+// sarama calls it before every JoinGroup and sends the result to the
+// leader as this member's user data.
+func (s *Strategy) SubscriptionUserData(topics []string) ([]byte, error) {
+	d := MemberData{Endpoint: s.endpoint, Generation: -1}
+	s.mu.Lock()
+	if s.current != nil {
+		d.Generation = s.current.Generation
+		d.Owned = s.current.Local()
+	}
+	s.mu.Unlock()
+	if s.state != nil {
+		d.Restored = s.state().Restored
+	}
+	return d.MarshalBinary()
+}
+
+// OnAssignment implements sarama.OnAssignmentBalanceStrategy: sarama calls
+// it after SyncGroup with this member's assignment, whose user data holds
+// the whole assignment.
+func (s *Strategy) OnAssignment(assignment *sarama.ConsumerGroupMemberAssignment, generationID int32) {
+	if assignment == nil {
+		return
+	}
+	a, err := DecodeAssignment(assignment.UserData)
+	if err != nil {
+		s.log.Error("brook assignor: cannot read the group assignment; interactive queries cannot be routed until the next rebalance",
+			"generation", generationID, "error", err)
+		s.mu.Lock()
+		s.current = nil
+		s.mu.Unlock()
+		return
+	}
+	if a.Generation != generationID {
+		s.log.Warn("brook assignor: assignment made for another generation",
+			"assignment_generation", a.Generation, "generation", generationID)
+	}
+	s.mu.Lock()
+	s.current = &a
+	s.mu.Unlock()
+}
+
+// Plan implements sarama.BalanceStrategy. sarama calls it on the group
+// leader only, with every member's subscription and the partitions of
+// every subscribed topic. It assigns tasks, expands them to partitions,
+// and keeps the whole assignment for AssignmentData.
+func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, topics map[string][]int32) (sarama.BalanceStrategyPlan, error) {
+	// The topology shape against the cluster: task counts per group.
+	partitions := make(map[int32]int32)
+	groupTopics := make(map[int32][]string)
+	for _, g := range s.groups.groups {
+		counts := make(map[string]int, len(g.Topics))
+		var missing []string
+		for _, topic := range g.Topics {
+			parts, ok := topics[topic]
+			if !ok {
+				missing = append(missing, topic)
+				continue
+			}
+			counts[topic] = len(parts)
+		}
+		if len(counts) == 0 {
+			s.log.Debug("brook assignor: no member subscribes to the sources of a sub-topology", "subtopology", g.ID)
+			continue
+		}
+		if len(missing) > 0 {
+			return nil, &MissingTopicsError{Group: g.ID, Missing: missing}
+		}
+		n := -1
+		for _, c := range counts {
+			if n >= 0 && c != n {
+				return nil, &PartitionCountError{Group: g.ID, Partitions: counts}
+			}
+			n = c
+		}
+		for _, topic := range g.Topics {
+			for _, p := range topics[topic] {
+				if p < 0 || int(p) >= n {
+					return nil, fmt.Errorf("assign: topic %s reports partition %d among %d partitions", topic, p, n)
+				}
+			}
+		}
+		partitions[g.ID] = int32(n)
+		groupTopics[g.ID] = g.Topics
+	}
+	for _, topic := range slices.Sorted(maps.Keys(topics)) {
+		if _, ok := s.groups.byTopic[topic]; !ok {
+			s.log.Warn("brook assignor: a member subscribes to a topic that is no source of this topology; it stays unassigned", "topic", topic)
+		}
+	}
+
+	var tasks []TaskID
+	for _, g := range slices.Sorted(maps.Keys(partitions)) {
+		for p := range partitions[g] {
+			tasks = append(tasks, TaskID{Group: g, Partition: p})
+		}
+	}
+
+	cands := make([]candidate, 0, len(members))
+	for id, meta := range members {
+		// A member without (readable) data is a new member: no
+		// endpoint, no previous tasks, no state.
+		c := candidate{id: id, groups: make(map[int32]bool), data: MemberData{Generation: -1}}
+		if len(meta.UserData) > 0 {
+			d, err := DecodeMemberData(meta.UserData)
+			if err != nil {
+				s.log.Warn("brook assignor: ignoring undecodable member data; treating the member as new", "member", id, "error", err)
+			} else {
+				c.data = d
+			}
+		}
+		subscribed := make(map[string]bool, len(meta.Topics))
+		for _, t := range meta.Topics {
+			subscribed[t] = true
+		}
+		for g, gTopics := range groupTopics {
+			all := true
+			for _, t := range gTopics {
+				all = all && subscribed[t]
+			}
+			c.groups[g] = all
+		}
+		cands = append(cands, c)
+	}
+
+	byMember, unassigned := balance(tasks, cands)
+	if len(unassigned) > 0 {
+		s.log.Warn("brook assignor: no member subscribes to the sources of these tasks; they stay unassigned", "tasks", fmt.Sprint(unassigned))
+	}
+
+	full := &Assignment{Self: -1, Partitions: partitions}
+	plan := make(sarama.BalanceStrategyPlan, len(cands))
+	for _, c := range cands {
+		full.Hosts = append(full.Hosts, Host{MemberID: c.id, Endpoint: c.data.Endpoint, Tasks: byMember[c.id]})
+		// Every member gets an entry, even without tasks: sarama calls
+		// AssignmentData only for members in the plan, and a member needs
+		// the whole assignment to route queries.
+		plan[c.id] = make(map[string][]int32)
+		for _, t := range byMember[c.id] {
+			for _, topic := range groupTopics[t.Group] {
+				plan.Add(c.id, topic, t.Partition)
+			}
+		}
+	}
+	slices.SortFunc(full.Hosts, func(a, b Host) int { return cmp.Compare(a.MemberID, b.MemberID) })
+
+	s.mu.Lock()
+	s.plan = full
+	s.mu.Unlock()
+	return plan, nil
+}
+
+// ErrNoPlan is returned by AssignmentData when Plan has not run.
+var ErrNoPlan = errors.New("assign: AssignmentData called before Plan")
+
+// AssignmentData implements sarama.BalanceStrategy. sarama calls it on the
+// leader, after Plan, once per member of the plan; the bytes travel to
+// that member in its SyncGroup assignment. They hold the whole
+// assignment, marked with the member's own place in it.
+func (s *Strategy) AssignmentData(memberID string, topics map[string][]int32, generationID int32) ([]byte, error) {
+	s.mu.Lock()
+	plan := s.plan
+	s.mu.Unlock()
+	if plan == nil {
+		return nil, ErrNoPlan
+	}
+	a := plan.clone()
+	a.Generation = generationID
+	i, ok := slices.BinarySearchFunc(a.Hosts, memberID, func(h Host, id string) int { return cmp.Compare(h.MemberID, id) })
+	if !ok {
+		return nil, fmt.Errorf("assign: member %q is not in the last plan", memberID)
+	}
+	a.Self = i
+	return a.MarshalBinary()
+}
