@@ -13,7 +13,7 @@ import (
 	"github.com/brookstream/brook/topology"
 )
 
-func pass[K, V any]() processor.Func[K, V, K, V] {
+func passThrough[K, V any]() processor.Func[K, V, K, V] {
 	return func(ctx processor.Context[K, V], r processor.Record[K, V]) error { return ctx.Forward(r) }
 }
 
@@ -42,7 +42,7 @@ func TestBuildValidation(t *testing.T) {
 			name: "duplicate node name",
 			declare: func(b *topology.Builder) {
 				s := topology.Source(b, "in", "a", str, str)
-				topology.ProcessFunc(b, "in", s, pass[string, string]())
+				topology.ProcessFunc(b, "in", s, passThrough[string, string]())
 			},
 			want: topology.ValidationError{Code: topology.DuplicateName, Node: "in", Detail: "first by a source"},
 		},
@@ -52,7 +52,7 @@ func TestBuildValidation(t *testing.T) {
 				s := topology.Source(b, "in", "a", str, str)
 				topology.KeyValueStore(b, "st", str, str)
 				topology.KeyValueStore(b, "st", str, serde.Int64())
-				topology.ProcessFunc(b, "p", s, pass[string, string](), topology.WithStores("st"))
+				topology.ProcessFunc(b, "p", s, passThrough[string, string](), topology.WithStores("st"))
 			},
 			want: topology.ValidationError{Code: topology.DuplicateName, Store: "st", Detail: "store name used twice"},
 		},
@@ -60,7 +60,7 @@ func TestBuildValidation(t *testing.T) {
 			name: "parent from another builder",
 			declare: func(b *topology.Builder) {
 				other := topology.Source(topology.New(), "elsewhere", "a", str, str)
-				topology.ProcessFunc(b, "p", other, pass[string, string]())
+				topology.ProcessFunc(b, "p", other, passThrough[string, string]())
 			},
 			want: topology.ValidationError{Code: topology.UnknownParent, Node: "p", Detail: `parent "elsewhere" was declared on another Builder`},
 		},
@@ -75,7 +75,7 @@ func TestBuildValidation(t *testing.T) {
 			name: "unknown store",
 			declare: func(b *topology.Builder) {
 				s := topology.Source(b, "in", "a", str, str)
-				topology.ProcessFunc(b, "p", s, pass[string, string](), topology.WithStores("nope"))
+				topology.ProcessFunc(b, "p", s, passThrough[string, string](), topology.WithStores("nope"))
 			},
 			want: topology.ValidationError{Code: topology.UnknownStore, Node: "p", Store: "nope", Detail: "not declared"},
 		},
@@ -92,7 +92,7 @@ func TestBuildValidation(t *testing.T) {
 			declare: func(b *topology.Builder) {
 				s := topology.Source(b, "in", "a", str, str)
 				topology.KeyValueStore(b, "st", str, str)
-				topology.ProcessFunc(b, "p", s, pass[string, string](), topology.WithStores("st", "st"))
+				topology.ProcessFunc(b, "p", s, passThrough[string, string](), topology.WithStores("st", "st"))
 			},
 			want: topology.ValidationError{Code: topology.InvalidNode, Node: "p", Store: "st", Detail: "connected twice"},
 		},
@@ -110,8 +110,8 @@ func TestBuildValidation(t *testing.T) {
 				p := topology.SourcePattern(b, "logs", regexp.MustCompile(`^logs-.*`), str, str)
 				s := topology.Source(b, "in", "a", str, str)
 				topology.KeyValueStore(b, "st", str, str)
-				topology.ProcessFunc(b, "p1", p, pass[string, string](), topology.WithStores("st"))
-				topology.ProcessFunc(b, "p2", s, pass[string, string](), topology.WithStores("st"))
+				topology.ProcessFunc(b, "p1", p, passThrough[string, string](), topology.WithStores("st"))
+				topology.ProcessFunc(b, "p2", s, passThrough[string, string](), topology.WithStores("st"))
 			},
 			want: topology.ValidationError{Code: topology.SharedStore, Node: "logs", Store: "st", Detail: "cannot be co-partitioned"},
 		},
@@ -199,9 +199,9 @@ func TestBuildValidation(t *testing.T) {
 func TestBuildReportsEveryProblem(t *testing.T) {
 	b := topology.New()
 	s := topology.Source(b, "in", "a", serde.String(), serde.String())
-	topology.ProcessFunc(b, "in", s, pass[string, string]())
+	topology.ProcessFunc(b, "in", s, passThrough[string, string]())
 	topology.KeyValueStore(b, "lonely", serde.String(), serde.String())
-	topology.ProcessFunc(b, "p", s, pass[string, string](), topology.WithStores("missing"))
+	topology.ProcessFunc(b, "p", s, passThrough[string, string](), topology.WithStores("missing"))
 	_, err := b.Build()
 	var codes []topology.ValidationCode
 	for _, ve := range validationErrors(err) {
@@ -224,7 +224,7 @@ func TestSubTopologiesAndCoPartitioning(t *testing.T) {
 	// table's store).
 	topology.Table(b, "customers", "customer-profiles", str, str)
 	pay := topology.Source(b, "payments", "payments", str, str)
-	enriched := topology.ProcessFunc(b, "enrich", pay, pass[string, string](), topology.WithStores("customers"))
+	enriched := topology.ProcessFunc(b, "enrich", pay, passThrough[string, string](), topology.WithStores("customers"))
 	topology.Sink(b, "enriched-out", "payments-enriched", enriched, str, str)
 	// Flow 2: independent.
 	logs := topology.Source(b, "logs", "app-logs", str, str)
@@ -236,8 +236,8 @@ func TestSubTopologiesAndCoPartitioning(t *testing.T) {
 	topology.KeyValueStore(b, "shared", str, str)
 	z := topology.Source(b, "z", "z-topic", str, str)
 	w := topology.Source(b, "w", "w-topic", str, str, topology.WithTopics("w2-topic"))
-	topology.ProcessFunc(b, "pz", z, pass[string, string](), topology.WithStores("shared"))
-	topology.ProcessFunc(b, "pw", w, pass[string, string](), topology.WithStores("shared"))
+	topology.ProcessFunc(b, "pz", z, passThrough[string, string](), topology.WithStores("shared"))
+	topology.ProcessFunc(b, "pw", w, passThrough[string, string](), topology.WithStores("shared"))
 
 	topo, err := b.Build()
 	if err != nil {

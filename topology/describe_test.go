@@ -7,12 +7,12 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+var updateGolden = flag.Bool("update", false, "rewrite the golden files")
 
 // golden compares got with the file at path, or rewrites it with -update.
-func golden(t *testing.T, path, got string) {
+func checkGolden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
+	if *updateGolden {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func TestDescribeGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The velocity description is pasted into the README.
-	golden(t, filepath.Join("..", "docs", "velocity-describe.txt"), velocity.Describe())
-	golden(t, filepath.Join("testdata", "wordcount-describe.txt"), words.Describe())
-	golden(t, filepath.Join("testdata", "wordcount-mermaid.txt"), words.DescribeMermaid())
+	checkGolden(t, filepath.Join("..", "docs", "velocity-describe.txt"), velocity.Describe())
+	checkGolden(t, filepath.Join("testdata", "wordcount-describe.txt"), words.Describe())
+	checkGolden(t, filepath.Join("testdata", "wordcount-mermaid.txt"), words.DescribeMermaid())
 }

@@ -267,7 +267,7 @@ func TestWallClockPunctuationAndCancelFromPunctuator(t *testing.T) {
 		{5 * time.Second, 0, nil},
 		{10 * time.Second, 1, []string{"every10s@12:00:10"}},
 		{15 * time.Second, 1, []string{"twice@12:00:15/12:00:15"}},
-		{5 * time.Second, 0, nil}, // the clock never goes back
+		{5 * time.Second, 0, nil},                                                       // the clock never goes back
 		{45 * time.Second, 2, []string{"every10s@12:00:45", "twice@12:00:45/12:00:45"}}, // due at :20 and :30: fire in due order, once each
 		{2 * time.Minute, 1, []string{"every10s@12:02:00"}},
 	}
