@@ -237,7 +237,9 @@ func (picky) Serialize(topic string, v int64) ([]byte, error) {
 	return serde.Int64().Serialize(topic, v)
 }
 
-func (picky) Deserialize(topic string, b []byte) (int64, error) { return serde.Int64().Deserialize(topic, b) }
+func (picky) Deserialize(topic string, b []byte) (int64, error) {
+	return serde.Int64().Deserialize(topic, b)
+}
 
 func TestDriverProductionErrors(t *testing.T) {
 	build := func(opts ...topology.Option) *topology.Builder {
