@@ -110,6 +110,12 @@ type RestoreConfig struct {
 	// when HasCheckpoint is true.
 	Checkpoint    int64
 	HasCheckpoint bool
+	// Apply, if set, adds one changelog record to the batch instead of the
+	// default (Put of key and value; Delete for a nil value). Window and
+	// TTL stores provide theirs (WindowStoreApply, TTLStoreApply) because
+	// their engine layout differs from the changelog's. The slices are
+	// valid only during the call; Batch copies what it keeps.
+	Apply func(b Batch, key, value []byte) error
 	// BatchSize is the number of records per Batch.Write. Default 10,000.
 	BatchSize int
 	// Progress, if set, is called after every batch and once at the end
@@ -263,7 +269,11 @@ func applyChangelog(ctx context.Context, cfg *RestoreConfig, e Engine, start, en
 				next = r.Offset + 1
 				continue
 			}
-			if r.Value == nil {
+			if cfg.Apply != nil {
+				if err := cfg.Apply(b, r.Key, r.Value); err != nil {
+					return fmt.Errorf("offset %d: %w", r.Offset, err)
+				}
+			} else if r.Value == nil {
 				b.Delete(r.Key)
 			} else {
 				b.Put(r.Key, r.Value)
