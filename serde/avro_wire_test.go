@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -33,7 +34,7 @@ type TxnV2 struct {
 
 func newTestRegistry(t testing.TB, url string) *serde.Registry {
 	t.Helper()
-	reg, err := serde.NewRegistry(url)
+	reg, err := serde.NewRegistry(url, serde.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

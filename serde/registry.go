@@ -281,7 +281,7 @@ func (r *Registry) register(subject, text string) (*registeredSchema, error) {
 	if err != nil {
 		return nil, classify(opRegister, subject, 0, err)
 	}
-	r.log.Info("serde: schema registered", "subject", subject, "id", s.ID(), "version", s.Version())
+	r.log.Info("serde: schema registered", "subject", subject, "id", s.ID())
 	rs, err = r.compile(s.ID(), text)
 	if err != nil {
 		return nil, err
