@@ -91,7 +91,8 @@ type Task struct {
 	streamTime      time.Time
 	streamTimeKnown bool
 	wallTime        time.Time
-	current         *RawRecord
+	current         RawRecord // the record being processed, when hasCurrent
+	hasCurrent      bool
 	punctuating     bool
 	busy            bool
 	commitRequested bool
@@ -255,17 +256,17 @@ func (t *Task) Process(rec RawRecord) error {
 	if err := t.enter(); err != nil {
 		return err
 	}
-	defer func() { t.busy, t.current = false, nil }()
+	defer func() { t.busy, t.hasCurrent, t.current = false, false, RawRecord{} }()
 	src := t.source(rec.Topic)
 	if src == nil {
 		return fmt.Errorf("task %s: no source reads topic %q (record at partition %d offset %d)", t.id, rec.Topic, rec.Partition, rec.Offset)
 	}
-	t.current = &rec
-	if err := src.processRaw(&rec); err != nil {
+	t.current, t.hasCurrent = rec, true
+	if err := src.processRaw(&t.current); err != nil {
 		return err
 	}
 	t.consumed[topicPartition{rec.Topic, rec.Partition}] = rec.Offset + 1
-	t.current = nil
+	t.hasCurrent = false
 	_, err := t.fire(processor.StreamTime, t.streamTime)
 	return err
 }
@@ -339,7 +340,7 @@ func (t *Task) observe(ts time.Time) {
 }
 
 func (t *Task) recordMetadata() (processor.RecordMetadata, bool) {
-	if t.current == nil || t.punctuating {
+	if !t.hasCurrent || t.punctuating {
 		return processor.RecordMetadata{}, false
 	}
 	return processor.RecordMetadata{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset}, true
@@ -347,7 +348,7 @@ func (t *Task) recordMetadata() (processor.RecordMetadata, bool) {
 
 func (t *Task) errorContext(node string, err error) processor.ErrorContext {
 	ec := processor.ErrorContext{TaskID: t.id, Node: node, Err: err, Offset: -1}
-	if c := t.current; c != nil && !t.punctuating {
+	if c := &t.current; t.hasCurrent && !t.punctuating {
 		ec.Topic, ec.Partition, ec.Offset = c.Topic, c.Partition, c.Offset
 		ec.Key, ec.Value, ec.Headers, ec.Timestamp = c.Key, c.Value, c.Headers, c.Timestamp
 	}

@@ -1,0 +1,88 @@
+package task_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/store"
+	"github.com/brookstream/brook/topology"
+)
+
+type nopCollector struct{ n int }
+
+func (c *nopCollector) Send(processor.ProducedRecord) error  { c.n++; return nil }
+func (c *nopCollector) PartitionCount(string) (int32, error) { return 1, nil }
+
+func benchTask(b *testing.B, build func(*topology.Builder)) *task.Task {
+	tb := topology.New()
+	build(tb)
+	topo, err := tb.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, _ := task.TopologyGraph(topo)
+	tk, err := task.New(task.Config{Graph: g, Collector: &nopCollector{},
+		Stores: func(processor.TaskID, *task.StoreSpec) (store.Engine, []store.Option, error) {
+			return store.NewMemoryEngine(), nil, nil
+		}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tk.Close() })
+	return tk
+}
+
+func runBench(b *testing.B, tk *task.Task, keys int) {
+	recs := make([]task.RawRecord, keys)
+	for i := range recs {
+		recs[i] = task.RawRecord{Topic: "in", Key: []byte("key-" + strconv.Itoa(i)), Value: []byte("some value of a record"),
+			Timestamp: time.UnixMilli(int64(i))}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := recs[i%keys]
+		r.Offset = int64(i)
+		if err := tk.Process(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProcessStateless measures source → map values → sink.
+func BenchmarkProcessStateless(b *testing.B) {
+	tk := benchTask(b, func(tb *topology.Builder) {
+		in := topology.Source(tb, "src", "in", serde.String(), serde.String())
+		n := topology.ProcessFunc(tb, "len", in, processor.MapValues(func(_ string, v string) (int64, error) { return int64(len(v)), nil }))
+		topology.Sink(tb, "out", "out", n, serde.String(), serde.Int64())
+	})
+	runBench(b, tk, 1000)
+}
+
+// BenchmarkProcessCount measures a count per key in an in-memory store.
+func BenchmarkProcessCount(b *testing.B) {
+	tk := benchTask(b, func(tb *topology.Builder) {
+		in := topology.Source(tb, "src", "in", serde.String(), serde.String())
+		topology.KeyValueStore(tb, "counts", serde.String(), serde.Int64())
+		n := topology.ProcessFunc(tb, "count", in, func(ctx processor.Context[string, int64], r processor.Record[string, string]) error {
+			kv, err := processor.KeyValueStore[string, int64](ctx, "counts")
+			if err != nil {
+				return err
+			}
+			c, _, err := kv.Get(r.Key)
+			if err != nil {
+				return err
+			}
+			if err := kv.Put(r.Key, c+1); err != nil {
+				return err
+			}
+			return ctx.Forward(processor.Revalue(r, c+1))
+		}, topology.WithStores("counts"))
+		topology.Sink(tb, "out", "out", n, serde.String(), serde.Int64())
+	})
+	runBench(b, tk, 10000)
+}
