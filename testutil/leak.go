@@ -1,14 +1,45 @@
 package testutil
 
-import "go.uber.org/goleak"
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
 
 // LeakOptions are the goleak options every brook package's TestMain uses:
 // they ignore only goroutines that third-party libraries keep for the life
 // of the process (sarama's go-metrics meter ticker), never brook's own.
-//
-//	func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.LeakOptions()...) }
 func LeakOptions() []goleak.Option {
 	return []goleak.Option{
 		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
 	}
+}
+
+// VerifyTestMain runs the package's tests, then fails the run if any
+// goroutine is left over. Unlike goleak.VerifyTestMain it waits up to five
+// seconds for goroutines that are already ending: a closed LevelDB's pool
+// drainer lingers for up to a second after Close.
+//
+//	func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
+func VerifyTestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := goleak.Find(LeakOptions()...)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintf(os.Stderr, "goleak: goroutines left after the tests: %v\n", err)
+				code = 1
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	os.Exit(code)
 }

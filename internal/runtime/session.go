@@ -1,0 +1,482 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/changelog"
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/store"
+)
+
+// taskRun is one running task of a session.
+type taskRun struct {
+	id       assign.TaskID
+	dir      string
+	core     *task.Task
+	queue    *recordQueue
+	worker   int
+	engines  []store.Engine
+	// logged maps each store's changelog partition to the offset the
+	// local data reflects (the next offset to restore); it is what the
+	// checkpoint holds. tables are changelogs that are source topics:
+	// their checkpoint offset is the committed consumed offset.
+	logged map[store.TopicPartition]int64
+	tables map[store.TopicPartition]bool
+}
+
+// handler is the sarama.ConsumerGroupHandler of a runtime. One session
+// lives per group generation.
+type handler struct {
+	r *Runtime
+
+	mu      sync.Mutex
+	tasks   map[assign.TaskID]*taskRun
+	byTP    map[tpKey]*taskRun
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	signals []chan struct{}
+}
+
+// Setup creates and restores the session's tasks and starts the workers.
+func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
+	r := h.r
+	ids, err := r.strategy.Tasks(sess.Claims())
+	if err != nil {
+		r.fail(fmt.Errorf("brook: assignment: %w", err))
+		return err
+	}
+	if a, ok := r.strategy.Assignment(); ok && r.cfg.OnAssignment != nil {
+		r.cfg.OnAssignment(a)
+	}
+	h.tasks = map[assign.TaskID]*taskRun{}
+	h.byTP = map[tpKey]*taskRun{}
+	h.stop = make(chan struct{})
+	h.signals = make([]chan struct{}, r.cfg.Workers)
+	for i := range h.signals {
+		h.signals[i] = make(chan struct{}, 1)
+	}
+	r.setState(Restoring)
+	for i, id := range ids {
+		tr, err := h.openTask(sess.Context(), id, i%r.cfg.Workers)
+		if err != nil {
+			h.closeTasks(false)
+			if sess.Context().Err() != nil {
+				// A rebalance or shutdown interrupted the restore: not an
+				// error, the next generation starts over.
+				r.log.Info("brook: restore interrupted by rebalance or shutdown", "task", id.String())
+				h.tasks = map[assign.TaskID]*taskRun{}
+				h.byTP = map[tpKey]*taskRun{}
+				return nil
+			}
+			r.fail(err)
+			return err
+		}
+		h.tasks[id] = tr
+	}
+	for topic, parts := range sess.Claims() {
+		for _, p := range parts {
+			id, _ := r.strategy.TaskOf(topic, p)
+			if tr := h.tasks[id]; tr != nil {
+				h.byTP[tpKey{topic, p}] = tr
+				tr.queue.addPartition(topic, p)
+			}
+		}
+	}
+	r.setState(Running)
+	for w := 0; w < r.cfg.Workers; w++ {
+		var mine []*taskRun
+		for _, id := range ids {
+			if tr := h.tasks[id]; tr.worker == w {
+				mine = append(mine, tr)
+			}
+		}
+		h.wg.Add(1)
+		go h.work(sess, w, mine)
+	}
+	return nil
+}
+
+// openTask restores the stores of task id and creates its core.
+func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*taskRun, error) {
+	r := h.r
+	tr := &taskRun{
+		id: id, dir: r.taskDir(id), worker: worker,
+		logged: map[store.TopicPartition]int64{}, tables: map[store.TopicPartition]bool{},
+	}
+	if err := r.ensureDir(tr.dir); err != nil {
+		return nil, err
+	}
+	signal := h.signals[worker]
+	tr.queue = newRecordQueue(r.cfg.MaxBuffered, func() {
+		select {
+		case signal <- struct{}{}:
+		default:
+		}
+	})
+	checkpoint, err := store.ReadCheckpoint(tr.dir)
+	if err != nil {
+		var ce *store.CheckpointError
+		if !errors.As(err, &ce) {
+			return nil, fmt.Errorf("brook: task %s: %w", id, err)
+		}
+		r.log.Warn("brook: checkpoint cannot be trusted; stores restore from the beginning", "task", id.String(), "err", err)
+		checkpoint = map[store.TopicPartition]int64{}
+	}
+	// The checkpoint describes data that restore is about to change: remove
+	// it so a crash mid-restore cannot leave it describing lost data.
+	if err := store.RemoveCheckpoint(tr.dir); err != nil {
+		return nil, fmt.Errorf("brook: task %s: %w", id, err)
+	}
+	var restoredTotal int64
+	factory := func(pid processor.TaskID, spec *task.StoreSpec) (store.Engine, []store.Option, error) {
+		var opener store.Opener
+		if spec.InMemory {
+			opener = store.MemoryOpener()
+		} else {
+			opener = store.LevelDBOpener(filepath.Join(tr.dir, spec.Name), store.LevelDBOptions{})
+		}
+		if !spec.Logged && spec.SourceTopic == "" {
+			e, err := opener.Open()
+			return e, nil, err
+		}
+		tp := store.TopicPartition{Topic: store.ChangelogTopic(r.cfg.ApplicationID, spec.Name), Partition: id.Partition}
+		if spec.SourceTopic != "" {
+			tp.Topic = spec.SourceTopic
+			tr.tables[tp] = true
+		}
+		cp, has := checkpoint[tp]
+		res, err := store.Restore(ctx, store.RestoreConfig{
+			Store: spec.Name, Changelog: tp, Opener: opener,
+			Reader:     changelog.NewReader(r.client, tp.Topic, tp.Partition, r.cfg.Sarama.Consumer.IsolationLevel),
+			Checkpoint: cp, HasCheckpoint: has,
+			Progress: r.cfg.OnRestore, Logger: r.log,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("brook: task %s: restore store %q from %s: %w", id, spec.Name, tp, err)
+		}
+		restoredTotal += res.Records
+		tr.logged[tp] = res.Offset
+		tr.engines = append(tr.engines, res.Engine)
+		var opts []store.Option
+		if spec.Logged && spec.SourceTopic == "" {
+			opts = append(opts, store.WithChangelog(tp.Topic, tp.Partition, &collector{r: r}))
+		}
+		return res.Engine, opts, nil
+	}
+	core, err := task.New(task.Config{
+		ID: toProcessorTaskID(id), Graph: r.cfg.Graph, Stores: factory,
+		Collector: &collector{r: r}, Logger: r.log, WallClock: r.cfg.Clock(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("brook: open task %s: %w", id, err)
+	}
+	tr.core = core
+	r.mu.Lock()
+	r.restoredRecords[id] = restoredTotal
+	r.restored[id] = tr.offsetsByTopic()
+	r.mu.Unlock()
+	return tr, nil
+}
+
+func (tr *taskRun) offsetsByTopic() map[string]int64 {
+	out := map[string]int64{}
+	for tp, o := range tr.logged {
+		out[tp.Topic] = o
+	}
+	return out
+}
+
+// ConsumeClaim feeds one partition's records into its task's queue.
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	h.mu.Lock()
+	tr := h.byTP[tpKey{claim.Topic(), claim.Partition()}]
+	h.mu.Unlock()
+	if tr == nil {
+		if sess.Context().Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("brook: claimed %s/%d belongs to no running task", claim.Topic(), claim.Partition())
+	}
+	ctx := sess.Context()
+	stop := context.AfterFunc(ctx, tr.queue.wake)
+	defer stop()
+	for {
+		select {
+		case m, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			if !tr.queue.push(ctx, m) {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// Cleanup stops the workers, commits what they processed (unless the
+// runtime failed), and closes the tasks.
+func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	if h.stop != nil {
+		close(h.stop)
+	}
+	for _, tr := range h.tasks {
+		tr.queue.close()
+	}
+	h.wg.Wait()
+	ok := h.r.failed() == nil
+	if ok {
+		var all []*taskRun
+		for _, tr := range h.tasks {
+			all = append(all, tr)
+		}
+		if err := h.commit(sess, all); err != nil {
+			h.r.fail(err)
+			ok = false
+		}
+	}
+	h.closeTasks(ok)
+	h.r.setState(Rebalancing)
+	return nil
+}
+
+func (h *handler) closeTasks(checkpointed bool) {
+	for id, tr := range h.tasks {
+		if tr.core != nil {
+			if err := tr.core.Close(); err != nil {
+				h.r.log.Warn("brook: close task", "task", id.String(), "err", err)
+			}
+		}
+	}
+	h.tasks = nil
+	h.byTP = nil
+}
+
+// work is one processing goroutine: it drives its tasks until the session
+// stops.
+func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun) {
+	defer h.wg.Done()
+	r := h.r
+	signal := h.signals[w]
+	now := r.cfg.Clock()
+	nextCommit := now.Add(r.cfg.CommitInterval)
+	nextPunct := now.Add(r.cfg.PunctuateInterval)
+	timer := time.NewTimer(r.cfg.PunctuateInterval)
+	defer timer.Stop()
+	const batch = 100
+	for {
+		select {
+		case <-h.stop:
+			return
+		default:
+		}
+		processed := 0
+		commitNow := false
+		for _, tr := range tasks {
+			for i := 0; i < batch; i++ {
+				m, ok := tr.queue.pop()
+				if !ok {
+					break
+				}
+				if err := tr.core.Process(rawRecord(m)); err != nil {
+					r.fail(fmt.Errorf("brook: task %s: %w", tr.id, err))
+					return
+				}
+				processed++
+			}
+			commitNow = commitNow || tr.core.CommitRequested()
+		}
+		now = r.cfg.Clock()
+		if !now.Before(nextPunct) {
+			for _, tr := range tasks {
+				if _, err := tr.core.Punctuate(now); err != nil {
+					r.fail(fmt.Errorf("brook: task %s: punctuate: %w", tr.id, err))
+					return
+				}
+			}
+			nextPunct = now.Add(r.cfg.PunctuateInterval)
+		}
+		if commitNow || !now.Before(nextCommit) {
+			if err := h.commit(sess, tasks); err != nil {
+				r.fail(err)
+				return
+			}
+			nextCommit = r.cfg.Clock().Add(r.cfg.CommitInterval)
+		}
+		if processed == 0 {
+			wait := min(time.Until(nextPunct), time.Until(nextCommit))
+			if wait < time.Millisecond {
+				wait = time.Millisecond
+			}
+			timer.Reset(wait)
+			select {
+			case <-h.stop:
+				return
+			case <-signal:
+			case <-timer.C:
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// commit runs the at-least-once commit protocol for tasks: flush the
+// producer, flush the stores (task.Commit), commit the consumed offsets,
+// write the checkpoints.
+func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) error {
+	r := h.r
+	if len(tasks) == 0 {
+		return nil
+	}
+	if err := h.flushProducer(); err != nil {
+		return err
+	}
+	type done struct {
+		tr   *taskRun
+		offs []task.Offset
+	}
+	var committed []done
+	for _, tr := range tasks {
+		offs, err := tr.core.Commit()
+		if err != nil {
+			return fmt.Errorf("brook: task %s: commit: %w", tr.id, err)
+		}
+		for _, o := range offs {
+			sess.MarkOffset(o.Topic, o.Partition, o.Offset, "")
+		}
+		committed = append(committed, done{tr, offs})
+	}
+	sess.Commit()
+	for _, d := range committed {
+		tr := d.tr
+		for tp := range tr.logged {
+			if tr.tables[tp] {
+				for _, o := range d.offs {
+					if o.Topic == tp.Topic && o.Partition == tp.Partition {
+						tr.logged[tp] = o.Offset
+					}
+				}
+				continue
+			}
+			if off, ok := r.prod.ackedOffset(tp); ok && off > tr.logged[tp] {
+				tr.logged[tp] = off
+			}
+		}
+		if len(tr.logged) == 0 {
+			continue
+		}
+		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
+			return fmt.Errorf("brook: task %s: %w", tr.id, err)
+		}
+		r.mu.Lock()
+		r.restored[tr.id] = tr.offsetsByTopic()
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// flushProducer waits for every sent record; failures go to the
+// production handler.
+func (h *handler) flushProducer() error {
+	r := h.r
+	for _, f := range r.prod.flush() {
+		meta, _ := f.msg.Metadata.(*sendMeta)
+		if meta != nil && meta.changelog {
+			return fmt.Errorf("brook: changelog record to %s[%d] failed: %w", f.msg.Topic, f.msg.Partition, f.err)
+		}
+		perr := fmt.Errorf("brook: produce to %s: %w", f.msg.Topic, f.err)
+		if hnd := r.cfg.Graph.Handlers.Production; hnd != nil {
+			out := producedFromMessage(f.msg)
+			if hnd(processor.ErrorContext{Topic: f.msg.Topic, Partition: f.msg.Partition, Offset: -1, Err: perr}, out) == processor.Continue {
+				r.log.Warn("brook: dropped a record the producer could not write", "topic", f.msg.Topic, "err", f.err)
+				continue
+			}
+		}
+		return perr
+	}
+	return nil
+}
+
+func rawRecord(m *sarama.ConsumerMessage) task.RawRecord {
+	rec := task.RawRecord{
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+		Key: m.Key, Value: m.Value, Timestamp: m.Timestamp,
+	}
+	if len(m.Headers) > 0 {
+		rec.Headers = make(processor.Headers, 0, len(m.Headers))
+		for _, hd := range m.Headers {
+			if hd != nil {
+				rec.Headers = append(rec.Headers, processor.Header{Key: string(hd.Key), Value: hd.Value})
+			}
+		}
+	}
+	return rec
+}
+
+func producedFromMessage(m *sarama.ProducerMessage) processor.ProducedRecord {
+	out := processor.ProducedRecord{Topic: m.Topic, Partition: m.Partition, Timestamp: m.Timestamp}
+	if m.Key != nil {
+		out.Key, _ = m.Key.Encode()
+	}
+	if m.Value != nil {
+		out.Value, _ = m.Value.Encode()
+	}
+	for _, hd := range m.Headers {
+		out.Headers = append(out.Headers, processor.Header{Key: string(hd.Key), Value: hd.Value})
+	}
+	return out
+}
+
+// collector sends sink and changelog records through the runtime's
+// producer. It implements task.Collector and store.ChangelogWriter.
+type collector struct{ r *Runtime }
+
+func (c *collector) Send(rec processor.ProducedRecord) error {
+	m := &sarama.ProducerMessage{
+		Topic: rec.Topic, Timestamp: rec.Timestamp,
+		Metadata: &sendMeta{partition: rec.Partition},
+	}
+	if rec.Key != nil {
+		m.Key = sarama.ByteEncoder(rec.Key)
+	}
+	if rec.Value != nil {
+		m.Value = sarama.ByteEncoder(rec.Value)
+	}
+	for _, hd := range rec.Headers {
+		m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(hd.Key), Value: hd.Value})
+	}
+	return c.r.prod.send(m)
+}
+
+func (c *collector) PartitionCount(topic string) (int32, error) {
+	ps, err := c.r.client.Partitions(topic)
+	if err != nil {
+		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	return int32(len(ps)), nil
+}
+
+func (c *collector) SendChangelog(topic string, partition int32, key, value []byte) error {
+	m := &sarama.ProducerMessage{
+		Topic: topic, Key: sarama.ByteEncoder(key),
+		Metadata: &sendMeta{partition: partition, changelog: true},
+	}
+	if value != nil {
+		m.Value = sarama.ByteEncoder(value)
+	}
+	return c.r.prod.send(m)
+}

@@ -1,0 +1,244 @@
+package topology
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/runtime"
+	"github.com/brookstream/brook/store"
+)
+
+// Guarantee is the processing guarantee of an App.
+type Guarantee int
+
+const (
+	// AtLeastOnce commits consumed offsets after the records they
+	// produced are acknowledged: after a crash, records since the last
+	// commit are processed again (duplicates, never losses).
+	AtLeastOnce Guarantee = iota
+	// ExactlyOnce is not available yet; NewApp refuses it.
+	ExactlyOnce
+)
+
+// State is an App's lifecycle state.
+type State = runtime.State
+
+// The App states. An App goes Created → Rebalancing → Restoring → Running,
+// back to Rebalancing at each rebalance, and ends Stopped (through Error
+// when Run fails).
+const (
+	StateCreated     = runtime.Created
+	StateRebalancing = runtime.Rebalancing
+	StateRestoring   = runtime.Restoring
+	StateRunning     = runtime.Running
+	StateError       = runtime.Error
+	StateStopped     = runtime.Stopped
+)
+
+// SASL holds SASL/PLAIN or SCRAM credentials.
+type SASL struct {
+	// Mechanism is "PLAIN" (default), "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	Mechanism string
+	User      string
+	Password  string
+}
+
+// Config configures an App. Only ApplicationID and Brokers are required;
+// every other zero value picks the documented default.
+type Config struct {
+	// ApplicationID names the application: it is the consumer group id
+	// and the prefix of its changelog topics. Required.
+	ApplicationID string
+	// Brokers are the bootstrap addresses. Required.
+	Brokers []string
+	// StateDir holds the local stores, one folder per application and
+	// task. Default: os.TempDir()/brook.
+	StateDir string
+	// CommitInterval is how often processed records are committed.
+	// Default 1s.
+	CommitInterval time.Duration
+	// Guarantee is the processing guarantee. Default AtLeastOnce.
+	Guarantee Guarantee
+	// Workers is the number of processing goroutines; tasks are spread
+	// over them. Default 1.
+	Workers int
+	// QueryEndpoint is the host:port other instances reach this one at
+	// for interactive queries; it travels in the group's assignment.
+	QueryEndpoint string
+	// MaxBufferedRecords is how many records per partition wait for
+	// processing before that partition's fetching is held back. Default
+	// 1000.
+	MaxBufferedRecords int
+	// TLS enables TLS to the brokers when set.
+	TLS *tls.Config
+	// SASL enables SASL authentication when set.
+	SASL *SASL
+	// ClientID is sent to the brokers. Default "brook-<ApplicationID>".
+	ClientID string
+	// Logger receives the App's logs. Default: slog.Default().
+	Logger *slog.Logger
+	// StateListener is called on every state change, on the goroutine
+	// that changes it; it must return promptly.
+	StateListener func(from, to State)
+	// RestoreListener is called as stores restore from their changelogs.
+	RestoreListener func(store.RestoreProgress)
+	// ConfigureSarama is the escape hatch: it may change the sarama
+	// configuration brook built, before any client is created. brook's
+	// own settings for the producer and the consumer group are applied
+	// after it where correctness depends on them.
+	ConfigureSarama func(*sarama.Config)
+}
+
+// Validate fills defaults and reports the first problem.
+func (c *Config) Validate() error {
+	if strings.TrimSpace(c.ApplicationID) == "" {
+		return errors.New("brook: Config.ApplicationID is required")
+	}
+	if len(c.Brokers) == 0 {
+		return errors.New("brook: Config.Brokers is required")
+	}
+	if c.Guarantee == ExactlyOnce {
+		return errors.New("brook: Config.Guarantee ExactlyOnce is not implemented yet; use AtLeastOnce")
+	}
+	if c.StateDir == "" {
+		c.StateDir = defaultStateDir()
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.MaxBufferedRecords <= 0 {
+		c.MaxBufferedRecords = 1000
+	}
+	if c.ClientID == "" {
+		c.ClientID = "brook-" + c.ApplicationID
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.SASL != nil {
+		switch c.SASL.Mechanism {
+		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return fmt.Errorf("brook: Config.SASL.Mechanism %q is not supported", c.SASL.Mechanism)
+		}
+	}
+	return nil
+}
+
+func (c *Config) sarama() *sarama.Config {
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	sc.ClientID = c.ClientID
+	sc.Metadata.Retry.Backoff = 100 * time.Millisecond
+	if c.TLS != nil {
+		sc.Net.TLS.Enable = true
+		sc.Net.TLS.Config = c.TLS
+	}
+	if c.SASL != nil {
+		sc.Net.SASL.Enable = true
+		sc.Net.SASL.User = c.SASL.User
+		sc.Net.SASL.Password = c.SASL.Password
+		switch c.SASL.Mechanism {
+		case "SCRAM-SHA-256":
+			sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+		case "SCRAM-SHA-512":
+			sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+		default:
+			sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		}
+	}
+	if c.ConfigureSarama != nil {
+		c.ConfigureSarama(sc)
+	}
+	return sc
+}
+
+// App runs a Topology on Kafka as one instance of its application.
+// Instances with the same ApplicationID share the work through a consumer
+// group: each task (a sub-topology's partition, with its state) runs on
+// exactly one instance.
+type App struct {
+	rt *runtime.Runtime
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	running bool
+	done    chan struct{}
+	closed  bool
+}
+
+// NewApp validates cfg and prepares an App for topo. Nothing connects to
+// Kafka before Run.
+func NewApp(topo *Topology, cfg Config) (*App, error) {
+	if topo == nil || topo.graph == nil {
+		return nil, errors.New("brook: NewApp needs a built Topology")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rt, err := runtime.New(runtime.Config{
+		Graph: topo.graph, ApplicationID: cfg.ApplicationID, Brokers: cfg.Brokers,
+		Sarama: cfg.sarama(), StateDir: cfg.StateDir, CommitInterval: cfg.CommitInterval,
+		Workers: cfg.Workers, Endpoint: cfg.QueryEndpoint, MaxBuffered: cfg.MaxBufferedRecords,
+		Logger: cfg.Logger, OnState: cfg.StateListener, OnRestore: cfg.RestoreListener,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &App{rt: rt}, nil
+}
+
+// Run joins the group and processes until ctx ends (it then returns nil)
+// or a fatal error stops it (returned, naming the topic, partition and
+// offset where it applies). It returns only after every goroutine it
+// started has exited. An App runs once.
+func (a *App) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.running || a.closed {
+		a.mu.Unlock()
+		return errors.New("brook: App.Run called twice or after Close")
+	}
+	a.running = true
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.done = make(chan struct{})
+	a.mu.Unlock()
+	defer close(a.done)
+	return a.rt.Run(ctx)
+}
+
+// Close stops a running App and waits for Run to return. It is safe to
+// call more than once and from any goroutine.
+func (a *App) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	cancel, done := a.cancel, a.done
+	a.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+// State returns the App's current state.
+func (a *App) State() State { return a.rt.State() }
+
+// RestoredRecords returns, per task ("<sub-topology>_<partition>"), how
+// many changelog records its stores restored when the task last opened.
+func (a *App) RestoredRecords() map[string]int64 {
+	out := map[string]int64{}
+	for id, n := range a.rt.RestoredRecords() {
+		out[id.String()] = n
+	}
+	return out
+}
