@@ -34,7 +34,9 @@ func countTopology(t testing.TB, in, out string) *topology.Topology {
 	return topo
 }
 
-type keyCounter struct{ counts store.KeyValueStore[string, int64] }
+type keyCounter struct {
+	counts store.KeyValueStore[string, int64]
+}
 
 func (c *keyCounter) Init(ctx processor.Context[string, int64]) (err error) {
 	c.counts, err = processor.KeyValueStore[string, int64](ctx, "counts")

@@ -18,12 +18,12 @@ import (
 
 // taskRun is one running task of a session.
 type taskRun struct {
-	id       assign.TaskID
-	dir      string
-	core     *task.Task
-	queue    *recordQueue
-	worker   int
-	engines  []store.Engine
+	id      assign.TaskID
+	dir     string
+	core    *task.Task
+	queue   *recordQueue
+	worker  int
+	engines []store.Engine
 	// logged maps each store's changelog partition to the offset the
 	// local data reflects (the next offset to restore); it is what the
 	// checkpoint holds. tables are changelogs that are source topics:
