@@ -105,6 +105,7 @@ type DeserializationError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *DeserializationError) Error() string {
 	return fmt.Sprintf("source %q: cannot deserialize %s of record at topic %q partition %d offset %d: %v",
 		e.Node, e.Part, e.Topic, e.Partition, e.Offset, e.Err)
@@ -132,6 +133,7 @@ type ProcessingError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *ProcessingError) Error() string {
 	if e.Punctuation {
 		return fmt.Sprintf("processor %q (task %s): punctuation failed: %v", e.Node, e.TaskID, e.Err)
@@ -159,6 +161,7 @@ type ProductionError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *ProductionError) Error() string {
 	return fmt.Sprintf("sink %q: cannot produce to topic %q (source record topic %q partition %d offset %d): %v",
 		e.Node, e.OutputTopic, e.Topic, e.Partition, e.Offset, e.Err)

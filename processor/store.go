@@ -42,6 +42,7 @@ type UnknownStoreError struct {
 	Connected []string
 }
 
+// Error implements error.
 func (e *UnknownStoreError) Error() string {
 	return fmt.Sprintf("processor %q: store %q is not connected to this node (connected: %v); connect it with topology.WithStores(%q)",
 		e.Node, e.Store, e.Connected, e.Store)
@@ -56,6 +57,7 @@ type StoreTypeError struct {
 	Want, Got string
 }
 
+// Error implements error.
 func (e *StoreTypeError) Error() string {
 	return fmt.Sprintf("store %q is a %s, not a %s", e.Store, e.Got, e.Want)
 }
@@ -69,6 +71,7 @@ type UnknownChildError struct {
 	Children []string
 }
 
+// Error implements error.
 func (e *UnknownChildError) Error() string {
 	return fmt.Sprintf("processor %q: cannot forward to %q: not a child of this node (children: %v)", e.Node, e.Child, e.Children)
 }

@@ -64,6 +64,7 @@ type ValidationError struct {
 	Detail string
 }
 
+// Error implements error.
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString("topology: ")
