@@ -1,0 +1,334 @@
+package assign_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/partition"
+	"github.com/brookstream/brook/testutil"
+)
+
+// member is one consumer-group member running the brook strategy, the way
+// the runtime will: its handler's Setup records the session's claims and
+// the whole assignment the strategy received for that generation.
+type member struct {
+	name     string
+	strategy *assign.Strategy
+	group    sarama.ConsumerGroup
+	cancel   context.CancelFunc
+	done     chan error
+
+	mu      sync.Mutex
+	gen     int32
+	claims  map[string][]int32
+	whole   assign.Assignment
+	hasView bool
+	seen    map[string][]string // topic -> keys received
+}
+
+func (m *member) Setup(s sarama.ConsumerGroupSession) error {
+	a, ok := m.strategy.Assignment()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen = s.GenerationID()
+	m.claims = s.Claims()
+	m.whole, m.hasView = a, ok
+	return nil
+}
+
+func (m *member) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (m *member) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case msg, ok := <-c.Messages():
+			if !ok {
+				return nil
+			}
+			m.mu.Lock()
+			if m.seen == nil {
+				m.seen = make(map[string][]string)
+			}
+			m.seen[msg.Topic] = append(m.seen[msg.Topic], string(msg.Key))
+			m.mu.Unlock()
+			s.MarkMessage(msg, "")
+		case <-s.Context().Done():
+			return nil
+		}
+	}
+}
+
+type snapshot struct {
+	gen     int32
+	claims  map[string][]int32
+	whole   assign.Assignment
+	hasView bool
+}
+
+func (m *member) snapshot() snapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return snapshot{m.gen, m.claims, m.whole, m.hasView}
+}
+
+func startMember(t *testing.T, b *testutil.Broker, groupID, name string, groups []assign.TaskGroup) *member {
+	t.Helper()
+	s, err := assign.NewStrategy(assign.Config{Groups: groups, Endpoint: name + ":8080"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := b.SaramaConfig()
+	cfg.ClientID = name
+	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{s}
+	cfg.Consumer.Group.Heartbeat.Interval = 200 * time.Millisecond
+	cfg.Consumer.Group.Session.Timeout = 6 * time.Second
+	cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
+	g, err := sarama.NewConsumerGroup(b.Addrs(), groupID, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{name: name, strategy: s, group: g, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		var err error
+		for ctx.Err() == nil {
+			if err = g.Consume(ctx, s.Topics(), m); err != nil {
+				break
+			}
+		}
+		if errors.Is(err, sarama.ErrClosedConsumerGroup) || ctx.Err() != nil {
+			err = nil
+		}
+		m.done <- err
+	}()
+	return m
+}
+
+// stop leaves the group and waits for the consume loop to end.
+func (m *member) stop(t *testing.T) {
+	t.Helper()
+	if m.cancel == nil {
+		return
+	}
+	m.cancel()
+	m.cancel = nil
+	if err := <-m.done; err != nil {
+		t.Errorf("member %s: consume: %v", m.name, err)
+	}
+	if err := m.group.Close(); err != nil {
+		t.Errorf("member %s: close: %v", m.name, err)
+	}
+}
+
+// converged waits until all members run the same generation, their claims
+// cover every task once with co-partitioned partitions together, and every
+// member reads the same whole assignment, which matches the claims. It
+// returns each member's tasks.
+func converged(t *testing.T, members []*member, wantTasks int) map[string][]assign.TaskID {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var why string
+	for time.Now().Before(deadline) {
+		tasks, err := check(members, wantTasks)
+		if err == nil {
+			return tasks
+		}
+		why = err.Error()
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the group did not converge: %s", why)
+	return nil
+}
+
+func check(members []*member, wantTasks int) (map[string][]assign.TaskID, error) {
+	snaps := make([]snapshot, len(members))
+	for i, m := range members {
+		snaps[i] = m.snapshot()
+		if !snaps[i].hasView {
+			return nil, fmt.Errorf("%s has no assignment yet", m.name)
+		}
+		if snaps[i].gen != snaps[0].gen {
+			return nil, fmt.Errorf("generations differ: %s %d, %s %d", members[0].name, snaps[0].gen, m.name, snaps[i].gen)
+		}
+	}
+	whole := snaps[0].whole
+	if len(whole.Hosts) != len(members) || whole.Generation != snaps[0].gen {
+		return nil, fmt.Errorf("assignment of generation %d lists %d hosts, want %d for generation %d",
+			whole.Generation, len(whole.Hosts), len(members), snaps[0].gen)
+	}
+	out := make(map[string][]assign.TaskID)
+	owner := make(map[assign.TaskID]string)
+	for i, m := range members {
+		s := snaps[i]
+		// Every member reads the same whole assignment.
+		for j, h := range s.whole.Hosts {
+			w := whole.Hosts[j]
+			if h.MemberID != w.MemberID || h.Endpoint != w.Endpoint || !slices.Equal(h.Tasks, w.Tasks) {
+				return nil, fmt.Errorf("%s reads host %d as %+v, %s as %+v", m.name, j, h, members[0].name, w)
+			}
+		}
+		if !maps.Equal(s.whole.Partitions, whole.Partitions) {
+			return nil, fmt.Errorf("%s reads partitions %v", m.name, s.whole.Partitions)
+		}
+		// Its claims are whole tasks (co-partitioned partitions
+		// together) and exactly its tasks in the assignment.
+		tasks, err := m.strategy.Tasks(s.claims)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.name, err)
+		}
+		if !slices.Equal(tasks, s.whole.Local()) {
+			return nil, fmt.Errorf("%s claims %v but the assignment gives it %v", m.name, tasks, s.whole.Local())
+		}
+		if got := s.whole.Hosts[s.whole.Self].Endpoint; got != m.name+":8080" {
+			return nil, fmt.Errorf("%s has endpoint %q in the assignment", m.name, got)
+		}
+		for _, task := range tasks {
+			owner[task] = m.name
+		}
+		out[m.name] = tasks
+	}
+	if len(owner) != wantTasks {
+		return nil, fmt.Errorf("%d tasks claimed, want %d", len(owner), wantTasks)
+	}
+	// Routing: the owner found through any member's view is the claimer.
+	for task, name := range owner {
+		h, ok := whole.Owner(task)
+		if !ok || h.Endpoint != name+":8080" {
+			return nil, fmt.Errorf("task %s: assignment says %+v, claimed by %s", task, h, name)
+		}
+	}
+	return out, nil
+}
+
+func TestConsumerGroupOnBroker(t *testing.T) {
+	b := testutil.NewBroker(t)
+	orders := testutil.TopicName(t, "orders")
+	payments := testutil.TopicName(t, "payments")
+	profiles := testutil.TopicName(t, "profiles")
+	b.CreateTopic(t, orders, 6, nil)
+	b.CreateTopic(t, payments, 6, nil)
+	b.CreateTopic(t, profiles, 3, nil)
+	groups := []assign.TaskGroup{
+		{ID: 0, Topics: []string{orders, payments}},
+		{ID: 1, Topics: []string{profiles}},
+	}
+	const tasks = 9
+	groupID := testutil.TopicName(t, "group")
+
+	m1 := startMember(t, b, groupID, "m1", groups)
+	defer m1.stop(t)
+	one := converged(t, []*member{m1}, tasks)
+	if len(one["m1"]) != tasks {
+		t.Fatalf("single member runs %v", one)
+	}
+
+	m2 := startMember(t, b, groupID, "m2", groups)
+	defer m2.stop(t)
+	m3 := startMember(t, b, groupID, "m3", groups)
+	defer m3.stop(t)
+	three := converged(t, []*member{m1, m2, m3}, tasks)
+	for name, ts := range three {
+		if len(ts) != 3 {
+			t.Errorf("%s runs %v, want 3 tasks", name, ts)
+		}
+	}
+
+	// Keyed records placed by the Java default partitioner: the order and
+	// the payment of one customer reach the same member.
+	const keys = 60
+	for _, topic := range []string{orders, payments} {
+		var msgs []*sarama.ProducerMessage
+		for i := range keys {
+			key := fmt.Sprintf("customer-%d", i)
+			p, err := partition.ForKey([]byte(key), 6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: p, Key: sarama.StringEncoder(key), Value: sarama.StringEncoder(topic)})
+		}
+		b.Produce(t, topic, msgs...)
+	}
+	receiver := func() (map[string]string, map[string]string, int) {
+		ord, pay := map[string]string{}, map[string]string{}
+		n := 0
+		for _, m := range []*member{m1, m2, m3} {
+			m.mu.Lock()
+			for _, k := range m.seen[orders] {
+				ord[k] = m.name
+				n++
+			}
+			for _, k := range m.seen[payments] {
+				pay[k] = m.name
+				n++
+			}
+			m.mu.Unlock()
+		}
+		return ord, pay, n
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, _, n := receiver(); n >= 2*keys || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ord, pay, n := receiver()
+	if n != 2*keys {
+		t.Fatalf("received %d records, want %d", n, 2*keys)
+	}
+	for k, who := range ord {
+		if pay[k] != who {
+			t.Errorf("key %s: order consumed by %s, payment by %s", k, who, pay[k])
+		}
+	}
+
+	// m2 leaves: m1 and m3 keep their tasks and share m2's.
+	m2.stop(t)
+	two := converged(t, []*member{m1, m3}, tasks)
+	for _, name := range []string{"m1", "m3"} {
+		for _, task := range three[name] {
+			if !slices.Contains(two[name], task) {
+				t.Errorf("%s lost task %s when m2 left: before %v, after %v", name, task, three[name], two[name])
+			}
+		}
+	}
+	if d := len(two["m1"]) - len(two["m3"]); d < -1 || d > 1 {
+		t.Errorf("unbalanced after m2 left: %v", two)
+	}
+}
+
+// TestIdleMemberReadsAssignmentOnBroker: a member without tasks still gets
+// the whole assignment (sarama sends user data only to members in the
+// plan, so the strategy lists every member).
+func TestIdleMemberReadsAssignmentOnBroker(t *testing.T) {
+	b := testutil.NewBroker(t)
+	topic := testutil.TopicName(t, "single")
+	b.CreateTopic(t, topic, 1, nil)
+	groups := []assign.TaskGroup{{ID: 0, Topics: []string{topic}}}
+	groupID := testutil.TopicName(t, "group")
+	m1 := startMember(t, b, groupID, "m1", groups)
+	defer m1.stop(t)
+	m2 := startMember(t, b, groupID, "m2", groups)
+	defer m2.stop(t)
+	got := converged(t, []*member{m1, m2}, 1)
+	idle := m1
+	if len(got["m1"]) == 1 {
+		idle = m2
+	}
+	s := idle.snapshot()
+	if len(s.claims) != 0 || len(s.whole.Local()) != 0 {
+		t.Fatalf("%s should be idle: claims %v", idle.name, s.claims)
+	}
+	h, ok := s.whole.Owner(assign.TaskID{Group: 0, Partition: 0})
+	if !ok || h.Endpoint == idle.name+":8080" {
+		t.Errorf("idle %s routes task 0_0 to %+v, %v", idle.name, h, ok)
+	}
+}
