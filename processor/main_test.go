@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/brookstream/brook/testutil"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.LeakOptions()...) }
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }

@@ -96,3 +96,18 @@ func (t *Task) fire(typ processor.PunctuationType, now time.Time) (int, error) {
 	}
 	return fired, nil
 }
+
+// NextWallClockPunctuation returns when the earliest live wall-clock
+// punctuator is due, so that a runtime can sleep until then; ok is false
+// when none is scheduled.
+func (t *Task) NextWallClockPunctuation() (due time.Time, ok bool) {
+	for _, s := range t.schedules {
+		if s.cancelled || s.typ != processor.WallClockTime {
+			continue
+		}
+		if !ok || s.next.Before(due) {
+			due, ok = s.next, true
+		}
+	}
+	return due, ok
+}

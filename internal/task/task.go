@@ -347,7 +347,7 @@ func (t *Task) recordMetadata() (processor.RecordMetadata, bool) {
 }
 
 func (t *Task) errorContext(node string, err error) processor.ErrorContext {
-	ec := processor.ErrorContext{TaskID: t.id, Node: node, Err: err, Offset: -1}
+	ec := processor.ErrorContext{TaskID: t.id, Node: node, Err: err, Offset: -1, Produce: t.collector.Send}
 	if c := &t.current; t.hasCurrent && !t.punctuating {
 		ec.Topic, ec.Partition, ec.Offset = c.Topic, c.Partition, c.Offset
 		ec.Key, ec.Value, ec.Headers, ec.Timestamp = c.Key, c.Value, c.Headers, c.Timestamp

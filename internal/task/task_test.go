@@ -14,10 +14,9 @@ import (
 	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.LeakOptions()...) }
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 // collector records what sinks send.
 type collector struct {
@@ -271,6 +270,9 @@ func TestWallClockPunctuationAndCancelFromPunctuator(t *testing.T) {
 		{45 * time.Second, 2, []string{"every10s@12:00:45", "twice@12:00:45/12:00:45"}}, // due at :20 and :30: fire in due order, once each
 		{2 * time.Minute, 1, []string{"every10s@12:02:00"}},
 	}
+	if due, ok := h.task.NextWallClockPunctuation(); !ok || !due.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("NextWallClockPunctuation = %v %v", due, ok)
+	}
 	for _, s := range steps {
 		fired = nil
 		n, err := h.task.Punctuate(t0.Add(s.at))
@@ -280,6 +282,10 @@ func TestWallClockPunctuationAndCancelFromPunctuator(t *testing.T) {
 		if n != s.fired || !slices.Equal(fired, s.want) {
 			t.Fatalf("Punctuate(+%v) = %d %v, want %d %v", s.at, n, fired, s.fired, s.want)
 		}
+	}
+	// "twice" was cancelled; "every10s" is next due at 12:02:10.
+	if due, ok := h.task.NextWallClockPunctuation(); !ok || !due.Equal(t0.Add(2*time.Minute+10*time.Second)) {
+		t.Fatalf("NextWallClockPunctuation = %v %v", due, ok)
 	}
 	// Record processing does not drive wall-clock punctuators.
 	fired = nil
