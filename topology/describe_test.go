@@ -37,6 +37,7 @@ func TestDescribeGolden(t *testing.T) {
 	}
 	// The velocity description is pasted into the README.
 	checkGolden(t, filepath.Join("..", "docs", "velocity-describe.txt"), velocity.Describe())
+	checkGolden(t, filepath.Join("..", "docs", "velocity-mermaid.txt"), velocity.DescribeMermaid())
 	checkGolden(t, filepath.Join("testdata", "wordcount-describe.txt"), words.Describe())
 	checkGolden(t, filepath.Join("testdata", "wordcount-mermaid.txt"), words.DescribeMermaid())
 }
