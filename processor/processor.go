@@ -16,6 +16,7 @@ import (
 // topology's processing-error handler.
 type Processor[KIn, VIn, KOut, VOut any] interface {
 	// Init prepares the processor: fetch stores, schedule punctuators.
+	// It must not forward records (children may not be initialized yet).
 	// ctx stays valid for the processor's lifetime.
 	Init(ctx Context[KOut, VOut]) error
 	// Process handles one record.

@@ -181,10 +181,16 @@ func (n *procNode[KIn, VIn, KOut, VOut]) StateStore(name string) (any, error) {
 }
 
 func (n *procNode[KIn, VIn, KOut, VOut]) Forward(r processor.Record[KOut, VOut]) error {
+	if n.t.initializing {
+		return fmt.Errorf("processor %q: cannot forward during Init", n.spec.Name)
+	}
 	return forwardAll(n.children, r)
 }
 
 func (n *procNode[KIn, VIn, KOut, VOut]) ForwardTo(child string, r processor.Record[KOut, VOut]) error {
+	if n.t.initializing {
+		return fmt.Errorf("processor %q: cannot forward during Init", n.spec.Name)
+	}
 	for i, name := range n.spec.Children {
 		if name == child {
 			return n.children[i].receive(r)

@@ -95,6 +95,7 @@ type Task struct {
 	hasCurrent      bool
 	punctuating     bool
 	busy            bool
+	initializing    bool
 	commitRequested bool
 	closed          bool
 
@@ -194,6 +195,8 @@ func (t *Task) open(cfg Config) error {
 			}
 		}
 	}
+	t.initializing = true
+	defer func() { t.initializing = false }()
 	for _, name := range t.order {
 		if err := t.nodes[name].init(); err != nil {
 			return fmt.Errorf("task %s: %w", t.id, err)

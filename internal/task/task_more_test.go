@@ -30,6 +30,7 @@ func TestStoresFlushAtCommitAndCloseWithTask(t *testing.T) {
 				return err
 			}
 			ctx.RequestCommit()
+			storeErrs = append(storeErrs, ctx.Forward(processor.Record[string, string]{Key: "too", Value: "early"}))
 			return kv.Put("seeded", "yes")
 		}}
 	}, topology.WithStores("kv"))
@@ -37,8 +38,9 @@ func TestStoresFlushAtCommitAndCloseWithTask(t *testing.T) {
 
 	var typeErr *processor.StoreTypeError
 	var unknown *processor.UnknownStoreError
-	if len(storeErrs) != 2 || !errors.As(storeErrs[0], &typeErr) || !errors.As(storeErrs[1], &unknown) ||
-		unknown.Node != "p" || unknown.Store != "other" || typeErr.Store != "kv" {
+	if len(storeErrs) != 3 || !errors.As(storeErrs[0], &typeErr) || !errors.As(storeErrs[1], &unknown) ||
+		unknown.Node != "p" || unknown.Store != "other" || typeErr.Store != "kv" ||
+		storeErrs[2] == nil || !strings.Contains(storeErrs[2].Error(), "during Init") {
 		t.Fatalf("store errors = %v", storeErrs)
 	}
 	s, err := h.task.Store("kv")
