@@ -47,6 +47,11 @@ type ErrorContext struct {
 	Node string
 	// Err is the error.
 	Err error
+	// Produce sends a record through the task's producer: the same path
+	// as sink records, so under exactly-once it joins the task's
+	// transaction. A dead-letter handler uses it. It is nil only in
+	// ErrorContexts built outside a task.
+	Produce func(ProducedRecord) error
 }
 
 // DeserializationHandler decides what happens to a source record whose key

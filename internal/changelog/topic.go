@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -71,14 +72,25 @@ func EnsureTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
 	err := admin.CreateTopic(spec.Name, &sarama.TopicDetail{
 		NumPartitions: spec.Partitions, ReplicationFactor: rf, ConfigEntries: entries,
 	}, false)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 		return fmt.Errorf("changelog topic %q: create: %w", spec.Name, err)
 	}
-	return ValidateTopic(admin, spec.Name, spec.Partitions)
+	// A topic just created (by us or by another instance racing us) takes
+	// a moment to appear in metadata: wait for it before validating.
+	deadline := time.Now().Add(topicWait)
+	for {
+		err := ValidateTopic(admin, spec.Name, spec.Partitions)
+		var missing *TopicMissingError
+		if !errors.As(err, &missing) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
+
+// topicWait bounds how long EnsureTopic waits for a created topic to show
+// up in metadata.
+const topicWait = 15 * time.Second
 
 // ValidateTopic checks that an existing topic can serve as a changelog:
 // it has the given number of partitions and its cleanup.policy includes

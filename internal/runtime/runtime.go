@@ -89,6 +89,9 @@ type Runtime struct {
 	mu      sync.Mutex
 	state   State
 	fatal   error
+	// commitOnStop: the fatal error was a record's; commit the work done
+	// before it.
+	commitOnStop bool
 	cancel  context.CancelFunc
 	running map[assign.TaskID]*taskRun // tasks of the current session
 	// restored remembers the changelog offsets of tasks whose state is on
@@ -177,11 +180,20 @@ func (r *Runtime) setState(s State) {
 	}
 }
 
-// fail records the first fatal error and stops the runtime.
-func (r *Runtime) fail(err error) {
+// fail records the first fatal error and stops the runtime without
+// committing anything more.
+func (r *Runtime) fail(err error) { r.stopWith(err, false) }
+
+// failRecord records a record-level fatal error (a handler answered Fail):
+// the runtime stops, but first commits what was processed before the
+// failed record, so that a restart resumes exactly at it.
+func (r *Runtime) failRecord(err error) { r.stopWith(err, true) }
+
+func (r *Runtime) stopWith(err error, commit bool) {
 	r.mu.Lock()
 	if r.fatal == nil {
 		r.fatal = err
+		r.commitOnStop = commit
 	}
 	cancel := r.cancel
 	r.mu.Unlock()
@@ -195,6 +207,14 @@ func (r *Runtime) failed() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.fatal
+}
+
+// mayCommit reports whether a final commit is allowed: no fatal error, or
+// a record-level one.
+func (r *Runtime) mayCommit() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fatal == nil || r.commitOnStop
 }
 
 func (r *Runtime) localState() assign.LocalState {

@@ -233,7 +233,7 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 		tr.queue.close()
 	}
 	h.wg.Wait()
-	ok := h.r.failed() == nil
+	ok := h.r.mayCommit()
 	if ok {
 		var all []*taskRun
 		for _, tr := range h.tasks {
@@ -288,7 +288,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 					break
 				}
 				if err := tr.core.Process(rawRecord(m)); err != nil {
-					r.fail(fmt.Errorf("brook: task %s: %w", tr.id, err))
+					r.failRecord(fmt.Errorf("brook: task %s: %w", tr.id, err))
 					return
 				}
 				processed++

@@ -1,0 +1,79 @@
+package processor
+
+import (
+	"log/slog"
+	"strconv"
+	"time"
+)
+
+// Headers a dead-letter record carries besides the original record's own.
+const (
+	// HeaderDLQError holds the error message.
+	HeaderDLQError = "brook.dlq.error"
+	// HeaderDLQTopic, HeaderDLQPartition and HeaderDLQOffset locate the
+	// source record (partition and offset in decimal).
+	HeaderDLQTopic     = "brook.dlq.topic"
+	HeaderDLQPartition = "brook.dlq.partition"
+	HeaderDLQOffset    = "brook.dlq.offset"
+	// HeaderDLQTimestamp is the source record's timestamp in Unix
+	// milliseconds.
+	HeaderDLQTimestamp = "brook.dlq.timestamp"
+	// HeaderDLQNode is the topology node where the error happened.
+	HeaderDLQNode = "brook.dlq.node"
+	// HeaderDLQTime is when the record was dead-lettered, in Unix
+	// milliseconds.
+	HeaderDLQTime = "brook.dlq.time"
+)
+
+// DeadLetterRecord builds the dead-letter record for a failure: the
+// original key and value bytes, unchanged, on topic, with the original
+// headers followed by the brook.dlq.* headers. The partition is the
+// source partition when the dead-letter topic is expected to mirror the
+// source's partitioning, else -1 (key hash); DeadLetter uses -1.
+func DeadLetterRecord(topic string, ec ErrorContext, now time.Time) ProducedRecord {
+	h := make(Headers, 0, len(ec.Headers)+7)
+	h = append(h, ec.Headers...)
+	msg := "<nil>"
+	if ec.Err != nil {
+		msg = ec.Err.Error()
+	}
+	h = append(h,
+		Header{Key: HeaderDLQError, Value: []byte(msg)},
+		Header{Key: HeaderDLQTopic, Value: []byte(ec.Topic)},
+		Header{Key: HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(ec.Partition), 10)},
+		Header{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, ec.Offset, 10)},
+		Header{Key: HeaderDLQTimestamp, Value: strconv.AppendInt(nil, ec.Timestamp.UnixMilli(), 10)},
+		Header{Key: HeaderDLQNode, Value: []byte(ec.Node)},
+		Header{Key: HeaderDLQTime, Value: strconv.AppendInt(nil, now.UnixMilli(), 10)},
+	)
+	ts := ec.Timestamp
+	if ts.IsZero() {
+		ts = now
+	}
+	return ProducedRecord{Topic: topic, Partition: -1, Key: ec.Key, Value: ec.Value, Timestamp: ts, Headers: h}
+}
+
+// DeadLetter returns a handler, usable as a DeserializationHandler or a
+// ProcessingHandler, that writes the failed source record's original
+// bytes to topic with the brook.dlq.* headers and continues. If the
+// dead-letter record cannot be sent (or the failure happened during
+// punctuation, where there is no source record), it answers Fail: a
+// record is never dropped silently. A nil logger uses slog.Default().
+func DeadLetter(topic string, logger *slog.Logger) func(ErrorContext) HandlerResponse {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return func(ec ErrorContext) HandlerResponse {
+		if ec.Produce == nil || ec.Offset < 0 {
+			return Fail
+		}
+		if err := ec.Produce(DeadLetterRecord(topic, ec, time.Now())); err != nil {
+			logger.Error("brook: dead-letter record could not be sent", "dlq", topic,
+				"topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "err", err)
+			return Fail
+		}
+		logger.Warn("brook: record sent to the dead-letter topic", "dlq", topic,
+			"topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "err", ec.Err)
+		return Continue
+	}
+}
