@@ -46,6 +46,7 @@ type AvroCodec[T any] struct {
 	codec   *goavro.Codec
 	bind    *binder
 	generic bool
+	pcf     string // parsing canonical form: equal forms mean equal binary layouts
 }
 
 // NewAvroCodec parses schema and binds it to T. Errors name what does not
@@ -63,7 +64,7 @@ func NewAvroCodec[T any](schema string) (*AvroCodec[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("serde: goavro rejects the schema: %w", err)
 	}
-	c := &AvroCodec[T]{text: schema, schema: s, codec: codec}
+	c := &AvroCodec[T]{text: schema, schema: s, codec: codec, pcf: codec.CanonicalSchema()}
 	t := reflect.TypeFor[T]()
 	if t == typeAny || (t == typeNative && s.kind == kRecord) {
 		c.generic = true
@@ -105,6 +106,9 @@ func (c *AvroCodec[T]) fromNative(n any) (T, error) {
 
 // Marshal appends the Avro binary encoding of v to buf.
 func (c *AvroCodec[T]) Marshal(buf []byte, v T) ([]byte, error) {
+	if !c.generic {
+		return c.bind.bin(buf, reflect.ValueOf(&v).Elem())
+	}
 	n, err := c.native(v)
 	if err != nil {
 		return buf, err
@@ -115,7 +119,31 @@ func (c *AvroCodec[T]) Marshal(buf []byte, v T) ([]byte, error) {
 // Unmarshal decodes data, which must hold exactly one value written with
 // the codec's schema. Errors are *DecodeError values (topic "").
 func (c *AvroCodec[T]) Unmarshal(data []byte) (T, error) {
+	if !c.generic {
+		return c.unmarshalFast("", -1, data)
+	}
 	return decodeWith(c, "", -1, c.schema, c.codec, nil, data)
+}
+
+// unmarshalFast decodes data written with a schema whose canonical form is
+// the codec's, straight into T.
+func (c *AvroCodec[T]) unmarshalFast(topic string, id int, data []byte) (T, error) {
+	var out T
+	ck := avroChecker{buf: data, zeroBudget: maxZeroWidthItems}
+	if err := c.bind.unbin(&ck, reflect.ValueOf(&out).Elem()); err != nil {
+		var zero T
+		kind := ErrCorrupt
+		var ce *checkError
+		if errors.As(err, &ce) {
+			kind = ce.kind
+		}
+		return zero, decodeErr("avro", topic, id, kind, err)
+	}
+	if ck.pos != len(data) {
+		var zero T
+		return zero, decodeErr("avro", topic, id, ErrCorrupt, fmt.Errorf("%d trailing bytes after the value", len(data)-ck.pos))
+	}
+	return out, nil
 }
 
 // decodeWith validates data against the writer schema, decodes it with the
@@ -243,14 +271,17 @@ type Avro[T any] struct {
 
 type writePlan struct {
 	id      int
+	header  [headerLen]byte
 	codec   *goavro.Codec
 	convert resolveFn // own schema -> target schema; nil when identical
+	fast    bool      // encode straight from T (same canonical form)
 }
 
 type readPlan struct {
 	writer  *registeredSchema
 	resolve resolveFn
 	err     error // resolution failure, reported for every record of this id
+	fast    bool  // decode straight into T (same canonical form)
 }
 
 // NewAvro returns an Avro serde for T with the given schema (the reader's
@@ -313,7 +344,9 @@ func (a *Avro[T]) writePlan(subject string) (*writePlan, error) {
 		return nil, err
 	}
 	p := &writePlan{id: target.id, codec: target.codec}
-	if a.cfg.mode != regAuto {
+	binary.BigEndian.PutUint32(p.header[1:], uint32(target.id))
+	p.fast = !a.codec.generic && target.codec.CanonicalSchema() == a.codec.pcf
+	if a.cfg.mode != regAuto && !p.fast {
 		conv, err := buildResolver(a.codec.schema, target.schema)
 		if err != nil {
 			return nil, fmt.Errorf("serde: avro: cannot write with schema id %d of subject %q: %w", target.id, subject, err)
@@ -332,6 +365,15 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	if err != nil {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
+	if p.fast {
+		buf := make([]byte, 0, 128)
+		buf = append(buf, p.header[:]...)
+		out, err := a.codec.bind.bin(buf, reflect.ValueOf(&v).Elem())
+		if err != nil {
+			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+		}
+		return out, nil
+	}
 	n, err := a.codec.native(v)
 	if err != nil {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
@@ -341,8 +383,8 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
 		}
 	}
-	buf := make([]byte, headerLen, 64)
-	binary.BigEndian.PutUint32(buf[1:], uint32(p.id))
+	buf := make([]byte, 0, 128)
+	buf = append(buf, p.header[:]...)
 	out, err := p.codec.BinaryFromNative(buf, n)
 	if err != nil {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
@@ -375,6 +417,9 @@ func (a *Avro[T]) Deserialize(topic string, data []byte) (T, error) {
 	if p.err != nil {
 		return zero, decodeErr("avro", topic, id, ErrSchemaMismatch, p.err)
 	}
+	if p.fast {
+		return a.codec.unmarshalFast(topic, id, data[headerLen:])
+	}
 	return decodeWith(a.codec, topic, id, p.writer.schema, p.writer.codec, p.resolve, data[headerLen:])
 }
 
@@ -390,7 +435,8 @@ func (a *Avro[T]) readPlan(id int) (*readPlan, error) {
 		return nil, err
 	}
 	p := &readPlan{writer: w}
-	if w.text != a.codec.text {
+	p.fast = !a.codec.generic && w.codec.CanonicalSchema() == a.codec.pcf
+	if !p.fast && w.text != a.codec.text {
 		p.resolve, p.err = buildResolver(w.schema, a.codec.schema)
 	}
 	actual, _ := a.reads.LoadOrStore(id, p)

@@ -17,6 +17,11 @@ type binder struct {
 	enc func(v reflect.Value) (any, error)
 	// dec stores native value n into the settable v.
 	dec func(n any, v reflect.Value) error
+	// bin appends the Avro binary encoding of v (compiled, no native value).
+	bin func(buf []byte, v reflect.Value) ([]byte, error)
+	// unbin reads one binary value into the settable v, validating as it
+	// goes.
+	unbin func(c *avroChecker, v reflect.Value) error
 }
 
 // BindError says a Go type cannot represent an Avro schema.
@@ -71,6 +76,10 @@ func (b *bindBuilder) build(t reflect.Type, s *avroSchema, path string) (*binder
 		return nil, err
 	}
 	bd.enc, bd.dec = enc, dec
+	if err := b.compile(t, s, bd, path); err != nil {
+		delete(b.memo, key)
+		return nil, err
+	}
 	return bd, nil
 }
 
@@ -466,12 +475,14 @@ func (b *bindBuilder) mapping(t reflect.Type, s *avroSchema, path string) (encFn
 }
 
 type structField struct {
-	index []int
-	name  string
-	bd    *binder
+	index     []int
+	name      string
+	bd        *binder
+	schemaIdx int
 }
 
-func (b *bindBuilder) record(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {
+// structFields maps t's exported fields to the record's fields.
+func (b *bindBuilder) structFields(t reflect.Type, s *avroSchema, path string) ([]structField, error) {
 	var fields []structField
 	seen := map[string]bool{}
 	for _, sf := range reflect.VisibleFields(t) {
@@ -490,22 +501,30 @@ func (b *bindBuilder) record(t reflect.Type, s *avroSchema, path string) (encFn,
 		}
 		fi, ok := s.fieldIndex[name]
 		if !ok {
-			return nil, nil, bindErr(t, path, "field %s (avro name %q) is not in the schema; tag it `avro:\"-\"` to skip it", sf.Name, name)
+			return nil, bindErr(t, path, "field %s (avro name %q) is not in the schema; tag it `avro:\"-\"` to skip it", sf.Name, name)
 		}
 		if seen[name] {
-			return nil, nil, bindErr(t, path, "two Go fields map to %q", name)
+			return nil, bindErr(t, path, "two Go fields map to %q", name)
 		}
 		seen[name] = true
 		bd, err := b.build(sf.Type, s.fields[fi].schema, path+"."+name)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		fields = append(fields, structField{index: sf.Index, name: name, bd: bd})
+		fields = append(fields, structField{index: sf.Index, name: name, bd: bd, schemaIdx: fi})
 	}
 	for _, f := range s.fields {
 		if !seen[f.name] && !f.hasDefault {
-			return nil, nil, bindErr(t, path, "schema field %q has no default and no Go field (tag a field `avro:%q`)", f.name, f.name)
+			return nil, bindErr(t, path, "schema field %q has no default and no Go field (tag a field `avro:%q`)", f.name, f.name)
 		}
+	}
+	return fields, nil
+}
+
+func (b *bindBuilder) record(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {
+	fields, err := b.structFields(t, s, path)
+	if err != nil {
+		return nil, nil, err
 	}
 	return func(v reflect.Value) (any, error) {
 			out := make(map[string]any, len(fields))
@@ -541,35 +560,49 @@ func (b *bindBuilder) record(t reflect.Type, s *avroSchema, path string) (encFn,
 // pointer, slice or map (nil is null) or to a plain type (null decodes to
 // the zero value and the zero value is never written as null). Other
 // unions need an `any` Go type holding goavro's union form.
-func (b *bindBuilder) union(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {
-	nullIdx, other := -1, -1
+// unionShape is how a two-branch union with null (or a one-branch union)
+// maps to a Go type.
+type unionShape struct {
+	nullIdx, other   int
+	nullable, deref  bool
+	target           reflect.Type
+}
+
+func shapeOf(t reflect.Type, s *avroSchema) (unionShape, bool) {
+	u := unionShape{nullIdx: -1, other: -1}
 	for i, br := range s.branches {
 		if br.kind == kNull {
-			nullIdx = i
-		} else if other == -1 {
-			other = i
+			u.nullIdx = i
+		} else if u.other == -1 {
+			u.other = i
 		} else {
-			other = -2
+			u.other = -2
 		}
 	}
-	if other < 0 {
+	if u.other < 0 {
+		return u, false
+	}
+	u.nullable = u.nullIdx >= 0 && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map)
+	u.target = t
+	u.deref = u.nullable && t.Kind() == reflect.Pointer && t != typeRatPtr
+	if u.deref {
+		u.target = t.Elem()
+	}
+	return u, true
+}
+
+func (b *bindBuilder) union(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {
+	u, ok := shapeOf(t, s)
+	if !ok {
 		return nil, nil, bindErr(t, path, "union %s needs a Go `any` field (holding nil or map[branch]value)", unionDesc(s))
 	}
-	br := s.branches[other]
+	br := s.branches[u.other]
 	name := br.unionName
-	nullable := nullIdx >= 0 && (t.Kind() == reflect.Pointer && t != typeRatPtr || t.Kind() == reflect.Slice || t.Kind() == reflect.Map)
-	target := t
-	if nullable && t.Kind() == reflect.Pointer {
-		target = t.Elem()
-	}
-	if t == typeRatPtr {
-		nullable = nullIdx >= 0
-	}
+	nullable, deref, target := u.nullable, u.deref, u.target
 	inner, err := b.build(target, br, path)
 	if err != nil {
 		return nil, nil, err
 	}
-	deref := nullable && t.Kind() == reflect.Pointer && t != typeRatPtr
 	return func(v reflect.Value) (any, error) {
 			if nullable && v.IsNil() {
 				return nil, nil

@@ -29,6 +29,7 @@ type avroChecker struct {
 	buf        []byte
 	pos        int
 	zeroBudget int
+	depth      int
 }
 
 type checkError struct {

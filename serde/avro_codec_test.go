@@ -338,3 +338,29 @@ func TestAvroCodecMatchesGoavro(t *testing.T) {
 		t.Fatalf("goavro re-encoding differs: %v", err)
 	}
 }
+
+func TestAvroCodecReadsGoavroBytes(t *testing.T) {
+	codec, err := goavro.NewCodec(kitchenSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	generic, _ := serde.NewAvroCodec[map[string]any](kitchenSchema)
+	c, _ := serde.NewAvroCodec[Kitchen](kitchenSchema)
+	in := sampleKitchen()
+	ours, _ := c.Marshal(nil, in)
+	n, err := generic.Unmarshal(ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := codec.BinaryFromNative(nil, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Unmarshal(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Amount.Cmp(in.Amount) != 0 || out.ID != in.ID || !out.At.Equal(in.At) || *out.When != *in.When || out.Attrs["y"] != -2 {
+		t.Fatalf("struct from goavro bytes: %+v", out)
+	}
+}

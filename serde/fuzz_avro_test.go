@@ -52,8 +52,22 @@ func FuzzAvroCodec(f *testing.F) {
 			}
 		}
 		if i == 0 {
-			_, err := kc.Unmarshal(data)
-			checkDecodeErr(t, err)
+			// The compiled struct decoder and goavro (after the validation
+			// pass) must agree on what is valid.
+			k, kerr := kc.Unmarshal(data)
+			checkDecodeErr(t, kerr)
+			if (err == nil) != (kerr == nil) {
+				t.Fatalf("goavro path err=%v, struct path err=%v", err, kerr)
+			}
+			if kerr == nil {
+				b, err := kc.Marshal(nil, k)
+				if err != nil {
+					t.Fatalf("re-encode struct: %v", err)
+				}
+				if _, err := generic[0].Unmarshal(b); err != nil {
+					t.Fatalf("goavro path cannot read the struct encoding: %v", err)
+				}
+			}
 		}
 	})
 }
