@@ -563,9 +563,9 @@ func (b *bindBuilder) record(t reflect.Type, s *avroSchema, path string) (encFn,
 // unionShape is how a two-branch union with null (or a one-branch union)
 // maps to a Go type.
 type unionShape struct {
-	nullIdx, other   int
-	nullable, deref  bool
-	target           reflect.Type
+	nullIdx, other  int
+	nullable, deref bool
+	target          reflect.Type
 }
 
 func shapeOf(t reflect.Type, s *avroSchema) (unionShape, bool) {
