@@ -83,6 +83,11 @@ func (b *resolverBuilder) build(w, r *avroSchema, path string) (*resolveSlot, er
 	if s, ok := b.memo[key]; ok {
 		return s, nil // possibly still being built (recursive schema)
 	}
+	if sameSchema(w, r, map[resolvePair]bool{}) {
+		slot := &resolveSlot{identity: true}
+		b.memo[key] = slot
+		return slot, nil
+	}
 	slot := &resolveSlot{}
 	b.memo[key] = slot
 	fn, identity, err := b.make(w, r, path)
@@ -516,4 +521,53 @@ func (b *resolverBuilder) readerUnion(w, r *avroSchema, path string) (resolveFn,
 		}
 		return map[string]any{name: x}, nil
 	}, false, nil
+}
+
+// sameSchema reports whether w and r decode to identical native values
+// from identical bytes. Pairs already being compared are assumed equal,
+// which is sound for recursive schemas.
+func sameSchema(w, r *avroSchema, inProgress map[resolvePair]bool) bool {
+	if w == r {
+		return true
+	}
+	key := resolvePair{w, r}
+	if inProgress[key] {
+		return true
+	}
+	inProgress[key] = true
+	if w.kind != r.kind || w.logical != r.logical || w.scale != r.scale || w.size != r.size || w.name != r.name {
+		return false
+	}
+	switch w.kind {
+	case kEnum:
+		if len(w.symbols) != len(r.symbols) {
+			return false
+		}
+		for i := range w.symbols {
+			if w.symbols[i] != r.symbols[i] {
+				return false
+			}
+		}
+	case kArray, kMap:
+		return sameSchema(w.items, r.items, inProgress)
+	case kUnion:
+		if len(w.branches) != len(r.branches) {
+			return false
+		}
+		for i := range w.branches {
+			if !sameSchema(w.branches[i], r.branches[i], inProgress) {
+				return false
+			}
+		}
+	case kRecord:
+		if len(w.fields) != len(r.fields) {
+			return false
+		}
+		for i := range w.fields {
+			if w.fields[i].name != r.fields[i].name || !sameSchema(w.fields[i].schema, r.fields[i].schema, inProgress) {
+				return false
+			}
+		}
+	}
+	return true
 }
