@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -289,5 +290,71 @@ func TestReaderBelowLogStart(t *testing.T) {
 	err = r.Read(context.Background(), 2, 10, func([]store.ChangelogRecord) error { return nil })
 	if !errors.Is(err, store.ErrChangelogTruncated) {
 		t.Fatalf("Read below the log start = %v, want ErrChangelogTruncated", err)
+	}
+}
+
+// TestReaderOverCompactionGaps reads a compacted partition: offsets have
+// gaps, and the last value of every key must come through. On the
+// embedded broker compaction runs every 200ms; on real Kafka it may not
+// run during the test, which the test tolerates.
+func TestReaderOverCompactionGaps(t *testing.T) {
+	b := testutil.NewBroker(t)
+	topic := testutil.TopicName(t, "compact")
+	if err := changelog.EnsureTopic(newAdmin(t, b), changelog.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for round := 0; round < 4; round++ {
+		var msgs []*sarama.ProducerMessage
+		for i := 0; i < 50; i++ {
+			k, v := fmt.Sprint("k", i%10), fmt.Sprint("v", round, "-", i)
+			m := &sarama.ProducerMessage{Partition: 0, Key: sarama.StringEncoder(k), Value: sarama.StringEncoder(v)}
+			if i%10 == 3 && round == 3 {
+				m.Value = nil
+				delete(want, k)
+			} else {
+				want[k] = v
+			}
+			msgs = append(msgs, m)
+		}
+		b.Produce(t, topic, msgs...)
+	}
+	r := changelog.NewReader(newClient(t, b), topic, 0, sarama.ReadUncommitted)
+	ctx := context.Background()
+	if b.Embedded() != nil {
+		// Wait for a compaction to drop records (offsets get gaps).
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			begin, err := r.BeginOffset(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := readAll(t, r, begin); len(got) < 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the embedded broker did not compact within 10s")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	begin, err := r.BeginOffset(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, end := readAll(t, r, begin)
+	if end != 200 {
+		t.Fatalf("end offset %d, want 200", end)
+	}
+	got := map[string]string{}
+	for _, rec := range recs {
+		if rec.Value == nil {
+			delete(got, string(rec.Key))
+		} else {
+			got[string(rec.Key)] = string(rec.Value)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("state from the compacted log = %v, want %v", got, want)
 	}
 }
