@@ -248,3 +248,45 @@ func TestAvroPreflightFake(t *testing.T) {
 		t.Fatalf("use-latest preflight: %v", err)
 	}
 }
+
+func TestAvroConcurrentUse(t *testing.T) {
+	fake := newFakeRegistry(t)
+	reg := newTestRegistry(t, fake.URL())
+	w1, _ := serde.NewAvro[TxnV1](reg, txnV1)
+	r2, _ := serde.NewAvro[TxnV2](reg, txnV2)
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 200; i++ {
+				b, err := w1.Serialize("c", TxnV1{ID: "x", Cents: int32(i)})
+				if err != nil {
+					done <- err
+					return
+				}
+				v, err := r2.Deserialize("c", b)
+				if err != nil || v.Cents != int64(i) || v.Currency != "EUR" {
+					done <- errors.New("bad value")
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestPreflightRegistryDown(t *testing.T) {
+	fake := newFakeRegistry(t)
+	reg := newTestRegistry(t, fake.URL())
+	s, _ := serde.NewAvro[TxnV1](reg, txnV1)
+	fake.srv.Close()
+	err := s.Preflight(context.Background(), "down")
+	var re *serde.RegistryError
+	if !errors.Is(err, serde.ErrRegistryUnavailable) || !errors.As(err, &re) || re.Op != "config" {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -377,13 +377,17 @@ func (r *Registry) doJSON(ctx context.Context, op, subject, method, path string,
 }
 
 // CompatibilityLevel returns the compatibility level in force for subject:
-// the subject's own level, or the global level when the subject has none.
+// the subject's own level, or the global level when the subject has none
+// (or subject is "").
 func (r *Registry) CompatibilityLevel(ctx context.Context, subject string) (string, error) {
 	var cfg struct {
 		Level  string `json:"compatibilityLevel"`
 		Level2 string `json:"compatibility"`
 	}
-	err := r.doJSON(ctx, opConfig, subject, http.MethodGet, "/config/"+url.PathEscape(subject), nil, &cfg)
+	err := ErrSubjectNotFound
+	if subject != "" {
+		err = r.doJSON(ctx, opConfig, subject, http.MethodGet, "/config/"+url.PathEscape(subject), nil, &cfg)
+	}
 	if errors.Is(err, ErrSubjectNotFound) {
 		err = r.doJSON(ctx, opConfig, "", http.MethodGet, "/config", nil, &cfg)
 	}
