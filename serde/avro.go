@@ -267,6 +267,9 @@ type Avro[T any] struct {
 	cfg    avroConfig
 	writes sync.Map // subject -> *writePlan
 	reads  sync.Map // writer id -> *readPlan
+	// nilable: T is a pointer, map, slice or interface, whose nil is
+	// written as a Kafka null (tombstone).
+	nilable bool
 }
 
 type writePlan struct {
@@ -297,6 +300,10 @@ func NewAvro[T any](reg *Registry, schema string, opts ...AvroOption) (*Avro[T],
 		return nil, err
 	}
 	a := &Avro[T]{reg: reg, codec: c}
+	switch reflect.TypeFor[T]().Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+		a.nilable = true
+	}
 	for _, o := range opts {
 		o(&a.cfg)
 	}
@@ -359,8 +366,12 @@ func (a *Avro[T]) writePlan(subject string) (*writePlan, error) {
 
 const headerLen = 5
 
-// Serialize encodes v in the Confluent wire format.
+// Serialize encodes v in the Confluent wire format. A nil v (for pointer,
+// map, slice and interface types) is written as a Kafka null: nil bytes.
 func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
+	if a.nilable && reflect.ValueOf(&v).Elem().IsNil() {
+		return nil, nil
+	}
 	p, err := a.writePlan(a.Subject(topic))
 	if err != nil {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}

@@ -83,9 +83,16 @@ func TestAvroWireFormatAndCaching(t *testing.T) {
 	if n := fake.requests.Load() - before; n != 0 {
 		t.Fatalf("steady stream made %d registry calls, want 0", n)
 	}
-	// Nil is a Kafka null.
+	// Nil is a Kafka null, both ways.
 	if v, err := reader.Deserialize("payments", nil); err != nil || v != (TxnV1{}) {
 		t.Fatalf("nil payload: %+v, %v", v, err)
+	}
+	ps, _ := serde.NewAvro[*TxnV1](reg, txnV1)
+	if b, err := ps.Serialize("payments", nil); b != nil || err != nil {
+		t.Fatalf("nil pointer: %v, %v", b, err)
+	}
+	if b, err := ps.Serialize("payments", &TxnV1{ID: "p"}); err != nil || len(b) != 5+3 {
+		t.Fatalf("pointer: % x, %v", b, err)
 	}
 }
 
