@@ -131,27 +131,35 @@ func (b *resolverBuilder) make(w, r *avroSchema, path string) (resolveFn, bool, 
 	case w.kind == r.kind:
 		return b.same(w, r, path)
 	case w.kind == kInt && r.kind == kLong:
-		return func(v any) (any, error) {
-			p, err := toPhysical(w, v)
-			if err != nil {
-				return nil, err
-			}
-			return fromPhysical(r, int64(p.(int32))), nil
-		}, false, nil
-	case w.kind == kInt && r.kind == kFloat:
-		return physical(w, func(p any) any { return float32(p.(int32)) }), false, nil
-	case w.kind == kInt && r.kind == kDouble:
-		return physical(w, func(p any) any { return float64(p.(int32)) }), false, nil
-	case w.kind == kLong && r.kind == kFloat:
-		return physical(w, func(p any) any { return float32(p.(int64)) }), false, nil
-	case w.kind == kLong && r.kind == kDouble:
-		return physical(w, func(p any) any { return float64(p.(int64)) }), false, nil
+		return physical(w, path, func(p any) (any, bool) {
+			i, ok := asInt(p)
+			return fromPhysical(r, i), ok
+		}), false, nil
+	case (w.kind == kInt || w.kind == kLong) && r.kind == kFloat:
+		return physical(w, path, func(p any) (any, bool) {
+			i, ok := asInt(p)
+			return float32(i), ok
+		}), false, nil
+	case (w.kind == kInt || w.kind == kLong) && r.kind == kDouble:
+		return physical(w, path, func(p any) (any, bool) {
+			i, ok := asInt(p)
+			return float64(i), ok
+		}), false, nil
 	case w.kind == kFloat && r.kind == kDouble:
-		return func(v any) (any, error) { return float64(v.(float32)), nil }, false, nil
+		return physical(w, path, func(p any) (any, bool) {
+			f, ok := p.(float32)
+			return float64(f), ok
+		}), false, nil
 	case w.kind == kString && r.kind == kBytes:
-		return func(v any) (any, error) { return fromPhysical(r, []byte(v.(string))), nil }, false, nil
+		return physical(w, path, func(p any) (any, bool) {
+			s, ok := p.(string)
+			return fromPhysical(r, []byte(s)), ok
+		}), false, nil
 	case w.kind == kBytes && r.kind == kString:
-		return physical(w, func(p any) any { return string(p.([]byte)) }), false, nil
+		return physical(w, path, func(p any) (any, bool) {
+			b, ok := p.([]byte)
+			return string(b), ok
+		}), false, nil
 	}
 	return nil, false, mismatch(path, "writer type %s cannot be read as %s", describe(w), describe(r))
 }
@@ -167,15 +175,36 @@ func describe(s *avroSchema) string {
 	return d
 }
 
-// physical wraps a conversion of the writer's physical value.
-func physical(w *avroSchema, conv func(any) any) resolveFn {
+// physical wraps a conversion of the writer's physical value; conv reports
+// false when the value is not of the writer's type.
+func physical(w *avroSchema, path string, conv func(any) (any, bool)) resolveFn {
 	return func(v any) (any, error) {
 		p, err := toPhysical(w, v)
 		if err != nil {
 			return nil, err
 		}
-		return conv(p), nil
+		out, ok := conv(p)
+		if !ok {
+			return nil, notType(path, w, v)
+		}
+		return out, nil
 	}
+}
+
+func asInt(p any) (int64, bool) {
+	switch x := p.(type) {
+	case int32:
+		return int64(x), true
+	case int64:
+		return x, true
+	case int:
+		return int64(x), true
+	}
+	return 0, false
+}
+
+func notType(path string, w *avroSchema, v any) error {
+	return mismatch(path, "value of Go type %T is not an Avro %s", v, describe(w))
 }
 
 func (b *resolverBuilder) same(w, r *avroSchema, path string) (resolveFn, bool, error) {
@@ -222,7 +251,10 @@ func (b *resolverBuilder) same(w, r *avroSchema, path string) (resolveFn, bool, 
 		}
 		conv := call(items)
 		return func(v any) (any, error) {
-			in := v.([]any)
+			in, ok := v.([]any)
+			if !ok {
+				return nil, notType(path, w, v)
+			}
 			out := make([]any, len(in))
 			for i, x := range in {
 				y, err := conv(x)
@@ -243,7 +275,10 @@ func (b *resolverBuilder) same(w, r *avroSchema, path string) (resolveFn, bool, 
 		}
 		conv := call(items)
 		return func(v any) (any, error) {
-			in := v.(map[string]any)
+			in, ok := v.(map[string]any)
+			if !ok {
+				return nil, notType(path, w, v)
+			}
 			out := make(map[string]any, len(in))
 			for k, x := range in {
 				y, err := conv(x)
@@ -280,7 +315,10 @@ func (b *resolverBuilder) enum(w, r *avroSchema, path string) (resolveFn, bool, 
 		return nil, true, nil
 	}
 	return func(v any) (any, error) {
-		sym := v.(string)
+		sym, ok := v.(string)
+		if !ok {
+			return nil, notType(path, w, v)
+		}
 		out, ok := mapped[sym]
 		if !ok {
 			return nil, mismatch(path, "enum symbol %q is not in reader enum %s, which has no default", sym, r.name)
@@ -336,7 +374,10 @@ func (b *resolverBuilder) record(w, r *avroSchema, path string) (resolveFn, bool
 		return nil, true, nil
 	}
 	return func(v any) (any, error) {
-		in := v.(map[string]any)
+		in, ok := v.(map[string]any)
+		if !ok {
+			return nil, notType(path, w, v)
+		}
 		out := make(map[string]any, len(plans))
 		for i := range plans {
 			p := &plans[i]
@@ -348,7 +389,10 @@ func (b *resolverBuilder) record(w, r *avroSchema, path string) (resolveFn, bool
 				}
 				continue
 			}
-			x := in[p.from]
+			x, present := in[p.from]
+			if !present {
+				continue // a generic value may omit a field: the encoder applies the default
+			}
 			if p.conv != nil {
 				y, err := p.conv(x)
 				if err != nil {
@@ -460,7 +504,10 @@ func (b *resolverBuilder) writerUnion(w, r *avroSchema, path string) (resolveFn,
 			}
 			return nullBranch.conv(nil)
 		}
-		m := v.(map[string]any)
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, notType(path, w, v)
+		}
 		for name, x := range m {
 			br, ok := branches[name]
 			if !ok {

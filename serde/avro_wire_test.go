@@ -210,6 +210,17 @@ func TestAvroResolutionThroughRegistry(t *testing.T) {
 	if got, err := w2.Deserialize("p", b); err != nil || got != (TxnV2{ID: "l", Cents: 9, Currency: "EUR"}) {
 		t.Fatalf("use-latest bytes: %+v, %v", got, err)
 	}
+	// Generic values of the wrong Go type are an error, not a panic, on
+	// the conversion path too.
+	glatest, _ := serde.NewAvro[map[string]any](reg, txnV1, serde.UseLatest())
+	for _, bad := range []map[string]any{{"id": "x", "cents": "12"}, {"id": 5, "cents": int32(1)}, {"cents": int32(1)}} {
+		if _, err := glatest.Serialize("p", bad); err == nil {
+			t.Fatalf("%v: want an error", bad)
+		}
+	}
+	if b, err := glatest.Serialize("p", map[string]any{"id": "g", "cents": int32(7)}); err != nil || len(b) < 5 {
+		t.Fatalf("generic use-latest: %v", err)
+	}
 	// UseSchemaID writes with a fixed id.
 	id1 := int(binary.BigEndian.Uint32(b1[1:5]))
 	fixed, _ := serde.NewAvro[TxnV1](reg, txnV1, serde.UseSchemaID(id1))
