@@ -113,6 +113,9 @@ func (c *AvroCodec[T]) Marshal(buf []byte, v T) ([]byte, error) {
 	if err != nil {
 		return buf, err
 	}
+	if p := nilDecimal(c.schema, n, 0); p != "" {
+		return buf, fmt.Errorf("serde: avro: nil *big.Rat at %s", p)
+	}
 	return c.codec.BinaryFromNative(buf, n)
 }
 
@@ -274,6 +277,7 @@ type Avro[T any] struct {
 
 type writePlan struct {
 	id      int
+	schema  *avroSchema
 	header  [headerLen]byte
 	codec   *goavro.Codec
 	convert resolveFn // own schema -> target schema; nil when identical
@@ -350,7 +354,7 @@ func (a *Avro[T]) writePlan(subject string) (*writePlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &writePlan{id: target.id, codec: target.codec}
+	p := &writePlan{id: target.id, codec: target.codec, schema: target.schema}
 	binary.BigEndian.PutUint32(p.header[1:], uint32(target.id))
 	p.fast = !a.codec.generic && target.codec.CanonicalSchema() == a.codec.pcf
 	if a.cfg.mode != regAuto && !p.fast {
@@ -393,6 +397,9 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 		if n, err = p.convert(n); err != nil {
 			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
 		}
+	}
+	if path := nilDecimal(p.schema, n, 0); path != "" {
+		return nil, &EncodeError{Format: "avro", Topic: topic, Err: fmt.Errorf("nil *big.Rat at %s", path)}
 	}
 	buf := make([]byte, 0, 128)
 	buf = append(buf, p.header[:]...)

@@ -364,3 +364,21 @@ func TestAvroCodecReadsGoavroBytes(t *testing.T) {
 		t.Fatalf("struct from goavro bytes: %+v", out)
 	}
 }
+
+func TestAvroCodecNilDecimalIsAnError(t *testing.T) {
+	schema := `{"type":"record","name":"D","fields":[{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":5,"scale":2}}]}`
+	g, err := serde.NewAvroCodec[map[string]any](schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Marshal(nil, map[string]any{"d": (*big.Rat)(nil)}); err == nil {
+		t.Fatal("generic nil *big.Rat: want an error")
+	}
+	type D struct {
+		D *big.Rat `avro:"d"`
+	}
+	s, _ := serde.NewAvroCodec[D](schema)
+	if _, err := s.Marshal(nil, D{}); err == nil {
+		t.Fatal("struct nil *big.Rat: want an error")
+	}
+}

@@ -1,6 +1,7 @@
 package serde
 
 import (
+	"errors"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -221,6 +222,9 @@ func toPhysical(w *avroSchema, v any) (any, error) {
 		}
 	case *big.Rat:
 		if w.logical == ltDecimal {
+			if x == nil {
+				return nil, errors.New("nil *big.Rat for a decimal")
+			}
 			return decimalToBytes(x, w.scale, w.size)
 		}
 	}
@@ -279,4 +283,75 @@ func fromPhysical(r *avroSchema, v any) any {
 		}
 	}
 	return v
+}
+
+// nilDecimal reports the path of a nil *big.Rat held where s has a decimal
+// (goavro dereferences it without a check), or "" when there is none.
+func nilDecimal(s *avroSchema, n any, depth int) string {
+	if depth > maxAvroDepth || !s.hasDecimal {
+		return ""
+	}
+	switch s.kind {
+	case kBytes, kFixed:
+		if r, ok := n.(*big.Rat); ok && r == nil {
+			return "decimal"
+		}
+	case kArray:
+		if items, ok := n.([]any); ok {
+			for _, it := range items {
+				if p := nilDecimal(s.items, it, depth+1); p != "" {
+					return "[]" + p
+				}
+			}
+		}
+	case kMap:
+		if m, ok := n.(map[string]any); ok {
+			for k, it := range m {
+				if p := nilDecimal(s.items, it, depth+1); p != "" {
+					return k + "." + p
+				}
+			}
+		}
+	case kRecord:
+		if m, ok := n.(map[string]any); ok {
+			for _, f := range s.fields {
+				if p := nilDecimal(f.schema, m[f.name], depth+1); p != "" {
+					return f.name + "." + p
+				}
+			}
+		}
+	case kUnion:
+		if m, ok := n.(map[string]any); ok {
+			for _, b := range s.branches {
+				if x, ok := m[b.unionName]; ok {
+					return nilDecimal(b, x, depth+1)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// markDecimals sets hasDecimal on every node from which a decimal is
+// reachable.
+func markDecimals(s *avroSchema, visiting map[*avroSchema]bool) bool {
+	if visiting[s] {
+		return s.hasDecimal
+	}
+	visiting[s] = true
+	has := s.logical == ltDecimal
+	switch s.kind {
+	case kArray, kMap:
+		has = markDecimals(s.items, visiting) || has
+	case kRecord:
+		for _, f := range s.fields {
+			has = markDecimals(f.schema, visiting) || has
+		}
+	case kUnion:
+		for _, b := range s.branches {
+			has = markDecimals(b, visiting) || has
+		}
+	}
+	s.hasDecimal = has
+	return has
 }

@@ -78,6 +78,8 @@ type avroSchema struct {
 	// minBytes is the smallest encoding of a value (see computeMinSizes).
 	minBytes int
 	minDone  bool
+	// hasDecimal: a decimal is reachable from this node.
+	hasDecimal bool
 }
 
 type avroField struct {
@@ -105,6 +107,7 @@ func parseAvroSchema(text string) (*avroSchema, error) {
 		return nil, err
 	}
 	computeMinSizes(s, map[*avroSchema]bool{})
+	markDecimals(s, map[*avroSchema]bool{})
 	return s, nil
 }
 
