@@ -191,6 +191,7 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		Sarama: cfg.sarama(), StateDir: cfg.StateDir, CommitInterval: cfg.CommitInterval,
 		Workers: cfg.Workers, Endpoint: cfg.QueryEndpoint, MaxBuffered: cfg.MaxBufferedRecords,
 		Logger: cfg.Logger, OnState: cfg.StateListener, OnRestore: cfg.RestoreListener,
+		SerdePreflight: topo.Preflight,
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -90,6 +91,25 @@ type Topology struct {
 	// nodeOrder and storeOrder keep declaration order for descriptions.
 	nodeOrder  []string
 	storeOrder []string
+	// preflights are the serdes to check before joining the group.
+	preflights []preflight
+}
+
+// Preflight runs every check the topology's serdes need before use: each
+// Avro serde's schema against its subject in the schema registry, at the
+// subject's compatibility level. App.Run calls it before joining the
+// consumer group; call it yourself to fail fast in a deploy step. The
+// error names the node, topic and key/value part, and wraps the serde's
+// error (a *serde.IncompatibleSchemaError names subject, level and the
+// registry's reasons).
+func (t *Topology) Preflight(ctx context.Context) error {
+	var errs []error
+	for _, p := range t.preflights {
+		if err := p.check.Preflight(ctx, p.topic); err != nil {
+			errs = append(errs, fmt.Errorf("topology: node %q, topic %q, %s serde: %w", p.node, p.topic, p.part, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func init() {
@@ -211,7 +231,7 @@ func (b *Builder) Build() (*Topology, error) {
 		return nil, joinProblems(problems)
 	}
 	g := &task.Graph{Nodes: specs, Stores: stores, SubTopologies: subs, Handlers: b.handlers}
-	t := &Topology{graph: g}
+	t := &Topology{graph: g, preflights: slices.Clone(b.preflights)}
 	for _, d := range b.nodes {
 		t.nodeOrder = append(t.nodeOrder, d.spec.Name)
 	}

@@ -22,6 +22,27 @@ type Builder struct {
 	storeByName map[string]*storeDecl
 	problems    []*ValidationError
 	handlers    task.Handlers
+	preflights  []preflight
+}
+
+// preflight is a serde that must be checked against an external system
+// (the schema registry) for a topic before the application joins its group.
+type preflight struct {
+	node, topic, part string
+	check             serde.Preflighter
+}
+
+// addPreflights remembers the key and value serdes of a node that reads or
+// writes topics and implement serde.Preflighter.
+func (b *Builder) addPreflights(node string, topics []string, keys, values any) {
+	for _, t := range topics {
+		if p, ok := keys.(serde.Preflighter); ok && t != "" {
+			b.preflights = append(b.preflights, preflight{node: node, topic: t, part: "key", check: p})
+		}
+		if p, ok := values.(serde.Preflighter); ok && t != "" {
+			b.preflights = append(b.preflights, preflight{node: node, topic: t, part: "value", check: p})
+		}
+	}
 }
 
 type nodeDecl struct {
@@ -180,6 +201,7 @@ func source[K, V any](b *Builder, name, topic string, pattern *regexp.Regexp, ke
 		}
 		extract = f
 	}
+	b.addPreflights(name, cfg.topics, keys, values)
 	b.add(task.NodeSpec{
 		Name: name, Kind: task.Source, Topics: cfg.topics, Pattern: pattern,
 		KeyType: typeName[K](), ValueType: typeName[V](),
@@ -308,6 +330,7 @@ func sink[K, V any](b *Builder, name, topic string, topicFn TopicFunc[K, V], par
 	if topicFn != nil {
 		fn = topicFn
 	}
+	b.addPreflights(name, []string{topic}, keys, values)
 	b.add(task.NodeSpec{
 		Name: name, Kind: task.Sink, SinkTopic: topic,
 		KeyType: typeName[K](), ValueType: typeName[V](),

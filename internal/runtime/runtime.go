@@ -75,6 +75,9 @@ type Config struct {
 	OnAssignment func(assign.Assignment)
 	// Clock returns wall-clock time; nil means time.Now.
 	Clock func() time.Time
+	// SerdePreflight checks the topology's serdes (Avro schemas against
+	// the registry) before the group is joined; nil skips it.
+	SerdePreflight func(context.Context) error
 }
 
 // Runtime runs one application instance.
@@ -86,14 +89,14 @@ type Runtime struct {
 	client   sarama.Client
 	prod     *producer
 
-	mu      sync.Mutex
-	state   State
-	fatal   error
+	mu    sync.Mutex
+	state State
+	fatal error
 	// commitOnStop: the fatal error was a record's; commit the work done
 	// before it.
 	commitOnStop bool
-	cancel  context.CancelFunc
-	running map[assign.TaskID]*taskRun // tasks of the current session
+	cancel       context.CancelFunc
+	running      map[assign.TaskID]*taskRun // tasks of the current session
 	// restored remembers the changelog offsets of tasks whose state is on
 	// disk, reported to the assignor.
 	restored map[assign.TaskID]map[string]int64
@@ -249,6 +252,11 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 	}
 	r.client = client
 	defer client.Close()
+	if r.cfg.SerdePreflight != nil {
+		if err := r.cfg.SerdePreflight(ctx); err != nil {
+			return fmt.Errorf("brook: serde preflight refused to start: %w", err)
+		}
+	}
 	if err := r.preflight(); err != nil {
 		return err
 	}
