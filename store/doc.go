@@ -1,14 +1,53 @@
 // Package store holds brook's state stores.
 //
 // It owns the store interfaces (typed [KeyValueStore] and its read-only
-// view, iterators that must be closed), the byte-level engines (LevelDB and
-// an ordered in-memory engine), changelogging of writes, restore from a
-// changelog, checkpoints, and the window and TTL stores.
+// view, iterators that must be closed), the byte-level engines, changelogging
+// of writes, restore from a changelog, checkpoints, and the window and TTL
+// stores.
 //
-// Keys are ordered by their serialized bytes. Big-endian integer serdes
-// (serde.Int32, serde.Int64) keep numeric order for non-negative values;
-// strings order lexicographically by their UTF-8 bytes.
+// # Engines
 //
-// store must not import topology or any Kafka client: the runtime hands it a
-// [ChangelogWriter] and a changelog reader that it implements.
+// An [Engine] is an ordered byte-level key-value engine. [OpenLevelDB] opens
+// a persistent one (goleveldb; block cache, write buffer, compression and
+// bloom filter in [LevelDBOptions]; writes are not synced one by one and
+// Flush makes them durable). [NewMemoryEngine] returns an in-memory one (a
+// copy-on-write treap). Both pass the same conformance suite. Their
+// iterators walk a snapshot taken when the iterator was created: writes made
+// while an iterator is open are allowed and not seen by it. Iterators must
+// be closed; closing an engine with open iterators fails with
+// [*OpenIteratorsError] and leaves the engine open.
+//
+// # Typed stores and key order
+//
+// [NewKeyValueStore], [NewWindowStore] and [NewTTLStore] put typed stores
+// over an engine, serializing keys and values with serde.Serde. Keys are
+// ordered by their serialized bytes, so ranges follow that order:
+// serde.Int32 and serde.Int64 (big-endian) keep numeric order for
+// non-negative values only (negative numbers sort after positive ones);
+// serde.String orders lexicographically by UTF-8 bytes; serde.Float64 and
+// JSON do not keep any useful order.
+//
+// # Changelog
+//
+// A store built with [WithChangelog] sends every write (key bytes and value
+// bytes, nil for a delete: a tombstone) through a [ChangelogWriter] to
+// [ChangelogTopic] (appID, store), on the task's partition. A table fed by
+// a compacted source topic logs nothing and restores from that topic.
+//
+// # Restore and checkpoints
+//
+// [Restore] opens an engine through an [Opener] and applies a changelog
+// partition read through a [ChangelogReader] (a small interface: store
+// imports no Kafka client; internal/changelog implements it with sarama)
+// from the checkpointed offset to the end offset, in batches, reporting
+// progress. With no checkpoint, a checkpoint outside the changelog's
+// offsets, or a corrupt LevelDB, it logs why, wipes and restores from the
+// beginning.
+//
+// A checkpoint ([WriteCheckpoint], [ReadCheckpoint]) maps changelog
+// partitions to the next offset to restore; it is written atomically and
+// only after the engines it describes were flushed ([FlushAndCheckpoint]).
+//
+// store must not import topology or any Kafka client. docs/STATE.md is the
+// guide.
 package store

@@ -207,6 +207,25 @@ func TestEnsureTopic(t *testing.T) {
 		t.Fatalf("compact,delete must be accepted: %v", err)
 	}
 
+	windowed := testutil.TopicName(t, "windowed")
+	if err := changelog.EnsureTopic(admin, changelog.TopicSpec{Name: windowed, Partitions: 2, ReplicationFactor: 1, Retention: 2 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	cfgs, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: windowed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]string{}
+	for _, e := range cfgs {
+		found[e.Name] = e.Value
+	}
+	if found["cleanup.policy"] != "compact,delete" || found["retention.ms"] != "7200000" {
+		t.Fatalf("windowed changelog configs: cleanup.policy=%q retention.ms=%q", found["cleanup.policy"], found["retention.ms"])
+	}
+	if err := changelog.ValidateTopic(admin, windowed, 2); err != nil {
+		t.Fatal(err)
+	}
+
 	var missing *changelog.TopicMissingError
 	if err := changelog.ValidateTopic(admin, testutil.TopicName(t, "nope"), 1); !errors.As(err, &missing) {
 		t.Fatalf("ValidateTopic of a missing topic = %v", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,8 +49,13 @@ type TopicSpec struct {
 	Partitions int32
 	// ReplicationFactor for a new topic; 0 means the broker's default.
 	ReplicationFactor int16
+	// Retention, if positive, makes a new topic "compact,delete" with
+	// this retention.ms: the changelog of a window store, whose expired
+	// segments are dropped locally without tombstones. Give it at least
+	// the store's retention.
+	Retention time.Duration
 	// Configs are extra topic configs for a new topic (for example
-	// min.insync.replicas). cleanup.policy is always "compact".
+	// min.insync.replicas). cleanup.policy is set by EnsureTopic.
 	Configs map[string]string
 }
 
@@ -63,8 +69,13 @@ func EnsureTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
 	for k, v := range spec.Configs {
 		entries[k] = &v
 	}
-	compact := "compact"
-	entries["cleanup.policy"] = &compact
+	policy := "compact"
+	if spec.Retention > 0 {
+		policy = "compact,delete"
+		ms := strconv.FormatInt(spec.Retention.Milliseconds(), 10)
+		entries["retention.ms"] = &ms
+	}
+	entries["cleanup.policy"] = &policy
 	rf := spec.ReplicationFactor
 	if rf == 0 {
 		rf = -1 // broker default (KIP-464)
