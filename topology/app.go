@@ -243,3 +243,12 @@ func (a *App) RestoredRecords() map[string]int64 {
 	}
 	return out
 }
+
+// MissingTopicsError is returned by Run when source topics do not exist;
+// Topics lists them.
+type MissingTopicsError = runtime.MissingTopicsError
+
+// CoPartitionError is returned by Run when co-partitioned source topics of
+// a sub-topology have different partition counts; it names the topics and
+// their counts.
+type CoPartitionError = runtime.CoPartitionError

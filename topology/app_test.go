@@ -207,8 +207,41 @@ func TestAppMissingSourceTopic(t *testing.T) {
 		t.Fatal("Run succeeded without its source topic")
 	}
 	t.Log(err)
-	var missing interface{ Error() string }
-	if !errors.As(err, &missing) || !containsAll(err.Error(), in) {
-		t.Fatalf("error %q does not name the topic %q", err, in)
+	var missing *topology.MissingTopicsError
+	if !errors.As(err, &missing) || len(missing.Topics) != 1 || missing.Topics[0] != in {
+		t.Fatalf("error %v is not a MissingTopicsError naming %q", err, in)
+	}
+}
+
+// TestAppCoPartitionMismatch joins two topics of different partition
+// counts in one sub-topology: Run refuses, naming both topics and counts.
+func TestAppCoPartitionMismatch(t *testing.T) {
+	b := testutil.NewBroker(t)
+	left, right, out := testutil.TopicName(t, "left"), testutil.TopicName(t, "right"), testutil.TopicName(t, "out")
+	b.CreateTopic(t, left, 3, nil)
+	b.CreateTopic(t, right, 4, nil)
+	b.CreateTopic(t, out, 1, nil)
+	tb := topology.New()
+	l := topology.Source(tb, "left", left, serde.String(), serde.String())
+	r := topology.Source(tb, "right", right, serde.String(), serde.String())
+	topology.Sink(tb, "out", out, topology.Merge(tb, "both", l, r), serde.String(), serde.String())
+	topo, err := tb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := topology.NewApp(topo, topology.Config{
+		ApplicationID: testutil.TopicName(t, "app"), Brokers: b.Addrs(), StateDir: t.TempDir(), Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = app.Run(context.Background())
+	var cp *topology.CoPartitionError
+	if !errors.As(err, &cp) {
+		t.Fatalf("Run returned %v, want a CoPartitionError", err)
+	}
+	t.Log(err)
+	if !containsAll(err.Error(), left, right, "3", "4") {
+		t.Fatalf("error %q does not name both topics and counts", err)
 	}
 }
