@@ -31,6 +31,9 @@ type tpKey struct {
 type fifo struct {
 	msgs []*sarama.ConsumerMessage
 	head int
+	// next is the offset after the last popped record, 0 before the
+	// first (read by the interactive-query lag report, query.go).
+	next int64
 }
 
 func (f *fifo) len() int { return len(f.msgs) - f.head }
@@ -96,6 +99,7 @@ func (q *recordQueue) pop() (*sarama.ConsumerMessage, bool) {
 		return nil, false
 	}
 	m := best.msgs[best.head]
+	best.next = m.Offset + 1
 	best.msgs[best.head] = nil
 	best.head++
 	if best.head == len(best.msgs) {

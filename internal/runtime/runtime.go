@@ -103,6 +103,8 @@ type Runtime struct {
 	// Restores counts restored changelog records per task, for tests and
 	// observability.
 	restoredRecords map[assign.TaskID]int64
+	// queries is the interactive-query view of the open tasks (query.go).
+	queries queryRegistry
 }
 
 // New validates cfg and returns a runtime in state Created.
@@ -130,6 +132,7 @@ func New(cfg Config) (*Runtime, error) {
 		restored:        map[assign.TaskID]map[string]int64{},
 		restoredRecords: map[assign.TaskID]int64{},
 	}
+	r.cfg.OnRestore = r.watchRestore(cfg.OnRestore)
 	for _, st := range cfg.Graph.SubTopologies {
 		if len(st.SourcePatterns) > 0 {
 			return nil, fmt.Errorf("runtime: sub-topology %d reads a topic pattern; the Kafka runtime supports fixed topics only so far", st.ID)

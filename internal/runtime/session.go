@@ -80,6 +80,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 			return err
 		}
 		h.tasks[id] = tr
+		r.publishTask(tr)
 	}
 	for topic, parts := range sess.Claims() {
 		for _, p := range parts {
@@ -205,6 +206,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		}
 		return fmt.Errorf("brook: claimed %s/%d belongs to no running task", claim.Topic(), claim.Partition())
 	}
+	h.r.trackClaim(tr.id, claim)
 	ctx := sess.Context()
 	stop := context.AfterFunc(ctx, tr.queue.wake)
 	defer stop()
@@ -250,6 +252,7 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 }
 
 func (h *handler) closeTasks(checkpointed bool) {
+	h.r.unpublishTasks() // before closing: queries must let go of the stores
 	for id, tr := range h.tasks {
 		if tr.core != nil {
 			if err := tr.core.Close(); err != nil {
