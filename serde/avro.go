@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/linkedin/goavro/v2"
 )
@@ -268,7 +269,7 @@ type Avro[T any] struct {
 	reg    *Registry
 	codec  *AvroCodec[T]
 	cfg    avroConfig
-	writes sync.Map // subject -> *writePlan
+	writes sync.Map // topic -> *writePlan
 	reads  sync.Map // writer id -> *readPlan
 	// nilable: T is a pointer, map, slice or interface, whose nil is
 	// written as a Kafka null (tombstone).
@@ -282,6 +283,22 @@ type writePlan struct {
 	codec   *goavro.Codec
 	convert resolveFn // own schema -> target schema; nil when identical
 	fast    bool      // encode straight from T (same canonical form)
+	maxSize atomic.Int64
+}
+
+// sizeHint is the buffer size to start an encoding with: a little more
+// than the largest record seen so far, so most records need one allocation.
+func (p *writePlan) sizeHint() int {
+	if n := int(p.maxSize.Load()); n > 0 {
+		return n + n/8
+	}
+	return 128
+}
+
+func (p *writePlan) noteSize(n int) {
+	if n > int(p.maxSize.Load()) && n <= 1<<20 {
+		p.maxSize.Store(int64(n))
+	}
 }
 
 type readPlan struct {
@@ -337,10 +354,11 @@ func (a *Avro[T]) Subject(topic string) string {
 	return topic + "-value"
 }
 
-func (a *Avro[T]) writePlan(subject string) (*writePlan, error) {
-	if p, ok := a.writes.Load(subject); ok {
+func (a *Avro[T]) writePlan(topic string) (*writePlan, error) {
+	if p, ok := a.writes.Load(topic); ok {
 		return p.(*writePlan), nil
 	}
+	subject := a.Subject(topic)
 	var target *registeredSchema
 	var err error
 	switch a.cfg.mode {
@@ -364,7 +382,7 @@ func (a *Avro[T]) writePlan(subject string) (*writePlan, error) {
 		}
 		p.convert = conv
 	}
-	actual, _ := a.writes.LoadOrStore(subject, p)
+	actual, _ := a.writes.LoadOrStore(topic, p)
 	return actual.(*writePlan), nil
 }
 
@@ -376,14 +394,15 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	if a.nilable && reflect.ValueOf(&v).Elem().IsNil() {
 		return nil, nil
 	}
-	p, err := a.writePlan(a.Subject(topic))
+	p, err := a.writePlan(topic)
 	if err != nil {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
 	if p.fast {
-		buf := make([]byte, 0, 128)
+		buf := make([]byte, 0, p.sizeHint())
 		buf = append(buf, p.header[:]...)
 		out, err := a.codec.bind.bin(buf, reflect.ValueOf(&v).Elem())
+		p.noteSize(len(out))
 		if err != nil {
 			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
 		}
@@ -401,9 +420,10 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	if path := nilDecimal(p.schema, n, 0); path != "" {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: fmt.Errorf("nil *big.Rat at %s", path)}
 	}
-	buf := make([]byte, 0, 128)
+	buf := make([]byte, 0, p.sizeHint())
 	buf = append(buf, p.header[:]...)
 	out, err := p.codec.BinaryFromNative(buf, n)
+	p.noteSize(len(out))
 	if err != nil {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
@@ -475,7 +495,7 @@ func (a *Avro[T]) Preflight(ctx context.Context, topic string) error {
 	if a.cfg.mode == regAuto {
 		return nil
 	}
-	p, err := a.writePlan(subject)
+	p, err := a.writePlan(topic)
 	if err == nil {
 		var rp *readPlan
 		if rp, err = a.readPlan(p.id); err == nil {

@@ -382,3 +382,27 @@ func TestAvroCodecNilDecimalIsAnError(t *testing.T) {
 		t.Fatal("struct nil *big.Rat: want an error")
 	}
 }
+
+func TestAvroCodecDates(t *testing.T) {
+	c, err := serde.NewAvroCodec[time.Time](`{"type":"int","logicalType":"date"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		in   time.Time
+		want []byte
+	}{
+		{time.Date(1970, 1, 2, 23, 0, 0, 0, time.UTC), []byte{2}},
+		{time.Date(1969, 12, 31, 12, 0, 0, 0, time.UTC), []byte{1}}, // day -1
+		{time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), []byte{1}},
+	} {
+		b, err := c.Marshal(nil, tc.in)
+		if err != nil || string(b) != string(tc.want) {
+			t.Fatalf("%v: % x, %v; want % x", tc.in, b, err, tc.want)
+		}
+	}
+	back, err := c.Unmarshal([]byte{1})
+	if err != nil || !back.Equal(time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("day -1: %v, %v", back, err)
+	}
+}

@@ -207,7 +207,11 @@ func toPhysical(w *avroSchema, v any) (any, error) {
 	case time.Time:
 		switch w.logical {
 		case ltDate:
-			return int32(x.Unix() / 86400), nil
+			d := daysSinceEpoch(x)
+			if d < math.MinInt32 || d > math.MaxInt32 {
+				return nil, fmt.Errorf("date %v out of range", x)
+			}
+			return int32(d), nil
 		case ltTimestampMillis:
 			return x.Unix()*1e3 + int64(x.Nanosecond()/1e6), nil
 		case ltTimestampMicros:
@@ -354,4 +358,15 @@ func markDecimals(s *avroSchema, visiting map[*avroSchema]bool) bool {
 	}
 	s.hasDecimal = has
 	return has
+}
+
+// daysSinceEpoch is the Avro date of t: whole days since 1970-01-01,
+// rounded down (so the day before the epoch is -1 at any time of day).
+func daysSinceEpoch(t time.Time) int64 {
+	sec := t.Unix()
+	d := sec / 86400
+	if sec%86400 < 0 {
+		d--
+	}
+	return d
 }

@@ -97,14 +97,17 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 	case t == typeTime && (s.logical == ltTimestampMillis || s.logical == ltTimestampMicros || s.logical == ltDate):
 		bd.bin = func(buf []byte, v reflect.Value) ([]byte, error) {
 			tm, _ := reflect.TypeAssert[time.Time](v)
-			p, _ := toPhysical(s, tm)
-			switch x := p.(type) {
-			case int64:
-				return appendLong(buf, x), nil
-			case int32:
-				return appendLong(buf, int64(x)), nil
+			switch s.logical {
+			case ltTimestampMillis:
+				return appendLong(buf, tm.Unix()*1e3+int64(tm.Nanosecond()/1e6)), nil
+			case ltTimestampMicros:
+				return appendLong(buf, tm.Unix()*1e6+int64(tm.Nanosecond()/1e3)), nil
 			}
-			return nil, fmt.Errorf("%s: cannot encode %v", path, tm)
+			d := daysSinceEpoch(tm)
+			if d < math.MinInt32 || d > math.MaxInt32 {
+				return nil, fmt.Errorf("%s: date %v out of range", path, tm)
+			}
+			return appendLong(buf, d), nil
 		}
 		bd.unbin = func(c *avroChecker, v reflect.Value) error {
 			var x any
