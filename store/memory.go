@@ -4,61 +4,56 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 )
 
 // NewMemoryEngine returns an ordered in-memory Engine.
 //
-// The engine is a persistent (copy-on-write) treap: every write builds a new
-// root and leaves the previous tree untouched. An iterator therefore walks
-// the snapshot that existed when it was created; writes made while it is
-// open (by the same goroutine or another) are allowed and are not seen by
-// it, exactly as with the LevelDB engine. Readers (Get, Iterate,
-// ApproximateCount) are safe for concurrent use with one writer; writes are
-// serialized.
+// The engine is a treap with copy-on-write snapshots. Creating an iterator
+// takes a snapshot: the nodes that exist at that moment become frozen, and
+// later writes copy the path to any frozen node they change instead of
+// changing it in place (nodes created after the last snapshot are changed
+// in place, so writes are cheap while no iterator is taken). An iterator
+// therefore walks the tree as it was when it was created; writes made
+// while it is open (by the same goroutine or another) are allowed and are
+// not seen by it, exactly as with the LevelDB engine.
+//
+// Get, ApproximateCount and iterators are safe for concurrent use with one
+// writer; writes are serialized. A batch is applied under one lock, so
+// readers see all of it or none of it.
 //
 // Flush is a no-op: the engine keeps nothing across restarts, so a logged
 // in-memory store is restored from its changelog from the beginning.
 func NewMemoryEngine() Engine {
-	e := &memEngine{rng: rand.New(rand.NewPCG(0x6272_6f6f6b, 0x6d656d))}
-	e.root.Store(&memRoot{})
-	return e
+	return &memEngine{rng: rand.New(rand.NewPCG(0x6272_6f6f6b, 0x6d656d)), gen: 1}
 }
 
-// memNode is an immutable treap node once published.
+// memNode is a treap node. A node whose gen is below the engine's gen is
+// reachable from a snapshot and must not change.
 type memNode struct {
 	key, value  []byte
 	prio        uint64
+	gen         uint64
 	left, right *memNode
 }
 
-// memRoot is one published version of the tree.
-type memRoot struct {
-	n     *memNode
-	count int64
-}
-
 type memEngine struct {
-	root atomic.Pointer[memRoot]
-
-	mu     sync.Mutex // serializes writers, guards rng, open and closed
+	mu     sync.RWMutex
+	root   *memNode
+	count  int64
+	gen    uint64 // nodes with this gen are not shared with any snapshot
 	rng    *rand.Rand
-	open   int
+	open   int // open iterators
 	closed bool
-}
-
-func (e *memEngine) isClosed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closed
 }
 
 // Get implements Engine.
 func (e *memEngine) Get(key []byte) ([]byte, bool, error) {
-	if e.isClosed() {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
 		return nil, false, ErrClosed
 	}
-	n := e.root.Load().n
+	n := e.root
 	for n != nil {
 		switch c := bytes.Compare(key, n.key); {
 		case c < 0:
@@ -72,31 +67,68 @@ func (e *memEngine) Get(key []byte) ([]byte, bool, error) {
 	return nil, false, nil
 }
 
+func cloneValue(v []byte) []byte {
+	c := bytes.Clone(v)
+	if c == nil {
+		c = []byte{}
+	}
+	return c
+}
+
 // Put implements Engine.
 func (e *memEngine) Put(key, value []byte) error {
-	b := e.NewBatch()
-	b.Put(key, value)
-	return b.Write()
+	k, v := bytes.Clone(key), cloneValue(value)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	e.putLocked(k, v)
+	return nil
 }
 
 // Delete implements Engine.
 func (e *memEngine) Delete(key []byte) error {
-	b := e.NewBatch()
-	b.Delete(key)
-	return b.Write()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	e.deleteLocked(key)
+	return nil
+}
+
+func (e *memEngine) putLocked(k, v []byte) {
+	var added bool
+	e.root, added = e.insert(e.root, k, v)
+	if added {
+		e.count++
+	}
+}
+
+func (e *memEngine) deleteLocked(k []byte) {
+	var removed bool
+	e.root, removed = e.remove(e.root, k)
+	if removed {
+		e.count--
+	}
 }
 
 // ApproximateCount implements Engine; for this engine the count is exact.
 func (e *memEngine) ApproximateCount() (int64, error) {
-	if e.isClosed() {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
 		return 0, ErrClosed
 	}
-	return e.root.Load().count, nil
+	return e.count, nil
 }
 
 // Flush implements Engine; it only checks that the engine is open.
 func (e *memEngine) Flush() error {
-	if e.isClosed() {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
 		return ErrClosed
 	}
 	return nil
@@ -114,8 +146,91 @@ func (e *memEngine) Close() error {
 		return &OpenIteratorsError{Engine: "memory", Open: e.open}
 	}
 	e.closed = true
-	e.root.Store(&memRoot{})
+	e.root, e.count = nil, 0
 	return nil
+}
+
+// own returns n itself if no snapshot shares it, else a private copy.
+func (e *memEngine) own(n *memNode) *memNode {
+	if n.gen == e.gen {
+		return n
+	}
+	cp := *n
+	cp.gen = e.gen
+	return &cp
+}
+
+// insert returns the subtree n with key=value; the returned root is always
+// owned. added reports whether the key was new.
+func (e *memEngine) insert(n *memNode, key, value []byte) (_ *memNode, added bool) {
+	if n == nil {
+		return &memNode{key: key, value: value, prio: e.rng.Uint64(), gen: e.gen}, true
+	}
+	c := bytes.Compare(key, n.key)
+	n = e.own(n)
+	switch {
+	case c == 0:
+		n.value = value
+		return n, false
+	case c < 0:
+		n.left, added = e.insert(n.left, key, value)
+		if l := n.left; l.prio > n.prio { // rotate right; both are owned
+			n.left, l.right = l.right, n
+			return l, added
+		}
+	default:
+		n.right, added = e.insert(n.right, key, value)
+		if r := n.right; r.prio > n.prio { // rotate left
+			n.right, r.left = r.left, n
+			return r, added
+		}
+	}
+	return n, added
+}
+
+// remove returns the subtree n without key; removed reports whether it was
+// there. Nothing is copied when the key is absent.
+func (e *memEngine) remove(n *memNode, key []byte) (_ *memNode, removed bool) {
+	if n == nil {
+		return nil, false
+	}
+	c := bytes.Compare(key, n.key)
+	if c == 0 {
+		return e.merge(n.left, n.right), true
+	}
+	var child *memNode
+	if c < 0 {
+		if child, removed = e.remove(n.left, key); !removed {
+			return n, false
+		}
+		n = e.own(n)
+		n.left = child
+		return n, true
+	}
+	if child, removed = e.remove(n.right, key); !removed {
+		return n, false
+	}
+	n = e.own(n)
+	n.right = child
+	return n, true
+}
+
+// merge joins two treaps where every key of a is below every key of b.
+func (e *memEngine) merge(a, b *memNode) *memNode {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	case a.prio > b.prio:
+		a = e.own(a)
+		a.right = e.merge(a.right, b)
+		return a
+	default:
+		b = e.own(b)
+		b.left = e.merge(a, b.left)
+		return b
+	}
 }
 
 // NewBatch implements Engine.
@@ -132,11 +247,7 @@ type memBatch struct {
 }
 
 func (b *memBatch) Put(key, value []byte) {
-	v := bytes.Clone(value)
-	if v == nil {
-		v = []byte{}
-	}
-	b.ops = append(b.ops, memOp{key: bytes.Clone(key), value: v})
+	b.ops = append(b.ops, memOp{key: bytes.Clone(key), value: cloneValue(value)})
 }
 
 func (b *memBatch) Delete(key []byte) {
@@ -150,8 +261,7 @@ func (b *memBatch) Reset() {
 	b.ops = b.ops[:0]
 }
 
-// Write applies every operation to a new version of the tree and publishes
-// it at once, so concurrent readers see all of the batch or none of it.
+// Write applies every operation under one lock.
 func (b *memBatch) Write() error {
 	e := b.e
 	e.mu.Lock()
@@ -159,106 +269,18 @@ func (b *memBatch) Write() error {
 	if e.closed {
 		return ErrClosed
 	}
-	r := *e.root.Load()
 	for _, op := range b.ops {
-		var changed bool
 		if op.del {
-			r.n, changed = memDelete(r.n, op.key)
-			if changed {
-				r.count--
-			}
-			continue
-		}
-		r.n, changed = memInsert(r.n, op.key, op.value, e.rng)
-		if changed {
-			r.count++
+			e.deleteLocked(op.key)
+		} else {
+			e.putLocked(op.key, op.value)
 		}
 	}
-	e.root.Store(&r)
 	return nil
 }
 
-// memInsert returns a new tree holding key=value, copying the path to it.
-// added reports whether the key was new.
-func memInsert(n *memNode, key, value []byte, rng *rand.Rand) (_ *memNode, added bool) {
-	if n == nil {
-		return &memNode{key: key, value: value, prio: rng.Uint64()}, true
-	}
-	c := bytes.Compare(key, n.key)
-	if c == 0 {
-		cp := *n
-		cp.value = value
-		return &cp, false
-	}
-	cp := *n
-	if c < 0 {
-		cp.left, added = memInsert(n.left, key, value, rng)
-		if cp.left.prio > cp.prio { // rotate right; both nodes are fresh copies
-			l := cp.left
-			cp.left = l.right
-			l.right = &cp
-			return l, added
-		}
-		return &cp, added
-	}
-	cp.right, added = memInsert(n.right, key, value, rng)
-	if cp.right.prio > cp.prio { // rotate left
-		r := cp.right
-		cp.right = r.left
-		r.left = &cp
-		return r, added
-	}
-	return &cp, added
-}
-
-// memDelete returns a tree without key; removed reports whether it was there.
-func memDelete(n *memNode, key []byte) (_ *memNode, removed bool) {
-	if n == nil {
-		return nil, false
-	}
-	c := bytes.Compare(key, n.key)
-	if c == 0 {
-		return memMerge(n.left, n.right), true
-	}
-	var child *memNode
-	if c < 0 {
-		child, removed = memDelete(n.left, key)
-		if !removed {
-			return n, false
-		}
-		cp := *n
-		cp.left = child
-		return &cp, true
-	}
-	child, removed = memDelete(n.right, key)
-	if !removed {
-		return n, false
-	}
-	cp := *n
-	cp.right = child
-	return &cp, true
-}
-
-// memMerge joins two treaps where every key of a is below every key of b.
-func memMerge(a, b *memNode) *memNode {
-	switch {
-	case a == nil:
-		return b
-	case b == nil:
-		return a
-	case a.prio > b.prio:
-		cp := *a
-		cp.right = memMerge(a.right, b)
-		return &cp
-	default:
-		cp := *b
-		cp.left = memMerge(a, b.left)
-		return &cp
-	}
-}
-
-// Iterate implements Engine. The iterator walks the tree as it was when
-// Iterate was called.
+// Iterate implements Engine. It takes a snapshot: the iterator walks the
+// tree as it is now.
 func (e *memEngine) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byte], error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -266,8 +288,9 @@ func (e *memEngine) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byt
 		return nil, ErrClosed
 	}
 	e.open++
+	e.gen++ // freeze every node that exists now
 	it := &memIter{e: e, lo: bytes.Clone(lo), hi: bytes.Clone(hi), reverse: reverse}
-	n := e.root.Load().n
+	n := e.root
 	// Seed the stack with the path to the first key in range.
 	for n != nil {
 		if !reverse {
