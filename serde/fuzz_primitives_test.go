@@ -46,6 +46,9 @@ func FuzzPrimitives(f *testing.F) {
 		}
 		_, err = serde.Float64().Deserialize("t", data)
 		checkDecodeErr(t, err)
+		if b, err := serde.Bytes().Deserialize("t", data); err != nil || string(b) != string(data) {
+			t.Fatalf("bytes: %x, %v", b, err)
+		}
 		s, err := serde.String().Deserialize("t", data)
 		if err != nil || s != string(data) {
 			t.Fatalf("string: %q, %v", s, err)

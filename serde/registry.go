@@ -187,27 +187,27 @@ func (r *Registry) Close() error {
 	return nil
 }
 
-// classify turns a srclient or HTTP error into a *RegistryError.
+// classify turns a srclient or HTTP error into a *RegistryError. The
+// registry's error codes are the HTTP status, or the status times 100 plus
+// a detail (40403: schema not found).
 func classify(op, subject string, id int, err error) error {
 	re := &RegistryError{Op: op, Subject: subject, SchemaID: id, Kind: ErrRegistryUnavailable, Err: err}
 	var se srclient.Error
 	if errors.As(err, &se) {
 		re.Code = se.Code
 		re.Err = errors.New(se.Message)
+		status := se.Code
+		if status >= 1000 {
+			status /= 100
+		}
+		re.Status = status
 		switch {
-		case se.Code == 40403:
+		case se.Code == 40403 || (status == 404 && op == opByID):
 			re.Kind = ErrUnknownSchemaID
-		case se.Code == 40401 || se.Code == 40402:
+		case status == 404:
 			re.Kind = ErrSubjectNotFound
-		case se.Code == 409 || se.Code/100 == 422 || se.Code == 422:
+		case status == 409 || status == 422:
 			re.Kind = ErrSchemaRejected
-		case se.Code >= 500 || se.Code/100 >= 500:
-			re.Kind = ErrRegistryUnavailable
-		case se.Code/100 == 404:
-			re.Kind = ErrSubjectNotFound
-			if op == opByID {
-				re.Kind = ErrUnknownSchemaID
-			}
 		}
 	}
 	return re
