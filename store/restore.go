@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 )
 
 // ChangelogRecord is one record read back from a changelog. A nil Value is
@@ -67,6 +69,22 @@ type ldbOpener struct {
 func (o ldbOpener) Open() (Engine, error) { return OpenLevelDB(o.dir, o.opts) }
 func (o ldbOpener) Persistent() bool      { return true }
 func (o ldbOpener) String() string        { return "LevelDB " + o.dir }
+
+// hasLocalData reports whether a LevelDB database exists in dir.
+func (o ldbOpener) hasLocalData() (bool, error) {
+	_, err := os.Stat(filepath.Join(o.dir, "CURRENT"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// localDataChecker is implemented by Openers that can tell whether any
+// local data exists; a checkpoint without local data cannot be trusted.
+type localDataChecker interface {
+	hasLocalData() (bool, error)
+}
+
 func (o ldbOpener) Wipe() error {
 	if err := os.RemoveAll(o.dir); err != nil {
 		return fmt.Errorf("store: wipe %s: %w", o.dir, err)
@@ -149,7 +167,7 @@ const defaultRestoreBatch = 10_000
 // The local state is wiped and restored from the beginning of the
 // changelog (after logging why) when: the engine is not persistent, there
 // is no checkpoint, the checkpoint is beyond the changelog's end offset or
-// below its start, the engine fails to open as corrupt, or reading it or
+// below its start, there is a checkpoint but no local database, the engine fails to open as corrupt, or reading it or
 // writing to it meets corruption during the restore. Other errors (for
 // example another process holding the LevelDB lock) are returned as they
 // are: wiping would be wrong.
@@ -185,6 +203,15 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*RestoreResult, error) {
 		reason = fmt.Sprintf("checkpoint %d is beyond the changelog end offset %d", cfg.Checkpoint, end)
 	case cfg.Checkpoint < begin:
 		reason = fmt.Sprintf("checkpoint %d is below the changelog start offset %d", cfg.Checkpoint, begin)
+	}
+	if lc, ok := cfg.Opener.(localDataChecker); ok && reason == "" {
+		has, err := lc.hasLocalData()
+		if err != nil {
+			return nil, fmt.Errorf("store: restore %s: %w", cfg.Store, err)
+		}
+		if !has {
+			reason = fmt.Sprintf("checkpoint %d but no local data in %s", cfg.Checkpoint, cfg.Opener)
+		}
 	}
 	res := &RestoreResult{}
 	for attempt := 0; ; attempt++ {

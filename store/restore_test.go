@@ -518,3 +518,21 @@ func TestFlushAndCheckpointFlushesFirst(t *testing.T) {
 type failFlush struct{ Engine }
 
 func (failFlush) Flush() error { return errors.New("disk full") }
+
+func TestRestoreCheckpointWithoutLocalData(t *testing.T) {
+	log := &memLog{}
+	log.fill(rand.New(rand.NewPCG(12, 13)), 400, 60)
+	var buf bytes.Buffer
+	res, err := Restore(context.Background(), RestoreConfig{
+		Store: "s", Opener: LevelDBOpener(filepath.Join(t.TempDir(), "gone"), LevelDBOptions{}), Reader: log,
+		Checkpoint: 300, HasCheckpoint: true, Logger: quietLogger(&buf),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, res.Engine)
+	if !res.Wiped || res.Records != 400 || !strings.Contains(buf.String(), "no local data") {
+		t.Fatalf("result %+v, log %q: want a full restore because the store directory is missing", res, buf.String())
+	}
+	assertEngineEquals(t, res.Engine, log.model())
+}
