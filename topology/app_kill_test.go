@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
@@ -70,9 +69,7 @@ func buildCountTopology(in, out string) (*topology.Topology, error) {
 	b := topology.New()
 	src := topology.Source(b, "in", in, serde.String(), serde.String())
 	topology.KeyValueStore(b, "counts", serde.String(), serde.Int64())
-	counts := topology.Process(b, "count", src, func() processor.Processor[string, string, string, int64] {
-		return &keyCounter{}
-	}, topology.WithStores("counts"))
+	counts := topology.Process(b, "count", src, newCounter, topology.WithStores("counts"))
 	topology.Sink(b, "out", out, counts, serde.String(), serde.Int64())
 	return b.Build()
 }

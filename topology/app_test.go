@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/testutil"
@@ -17,45 +16,15 @@ import (
 )
 
 // countTopology counts records per key in a LevelDB store with a changelog
-// and writes every new count to out.
+// (buildCountTopology) and writes every new count to out.
 func countTopology(t testing.TB, in, out string) *topology.Topology {
 	t.Helper()
-	b := topology.New()
-	src := topology.Source(b, "in", in, serde.String(), serde.String())
-	topology.KeyValueStore(b, "counts", serde.String(), serde.Int64())
-	counts := topology.Process(b, "count", src, func() processor.Processor[string, string, string, int64] {
-		return &keyCounter{}
-	}, topology.WithStores("counts"))
-	topology.Sink(b, "out", out, counts, serde.String(), serde.Int64())
-	topo, err := b.Build()
+	topo, err := buildCountTopology(in, out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return topo
 }
-
-type keyCounter struct {
-	counts store.KeyValueStore[string, int64]
-}
-
-func (c *keyCounter) Init(ctx processor.Context[string, int64]) (err error) {
-	c.counts, err = processor.KeyValueStore[string, int64](ctx, "counts")
-	return err
-}
-
-func (c *keyCounter) Process(ctx processor.Context[string, int64], r processor.Record[string, string]) error {
-	n, _, err := c.counts.Get(r.Key)
-	if err != nil {
-		return err
-	}
-	n++
-	if err := c.counts.Put(r.Key, n); err != nil {
-		return err
-	}
-	return ctx.Forward(processor.Revalue(r, n))
-}
-
-func (c *keyCounter) Close() error { return nil }
 
 func produceKeys(t *testing.T, b *testutil.Broker, topic string, partitions, keys, perKey int) {
 	t.Helper()
