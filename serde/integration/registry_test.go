@@ -1,4 +1,4 @@
-package serde_test
+package integration_test
 
 import (
 	"bytes"
