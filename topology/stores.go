@@ -59,6 +59,7 @@ func addKVStore[K, V any](b *Builder, spec task.StoreSpec, keys serde.Serde[K], 
 	spec.Kind = "key-value"
 	spec.KeyType, spec.ValueType = typeName[K](), typeName[V]()
 	spec.Open = kvOpen(spec.Name, keys, values)
+	spec.Query = newKVQuery(keys, values)
 	if spec.Name == "" {
 		b.problem(InvalidStore, "", "", "", "a store has an empty name")
 		return

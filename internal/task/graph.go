@@ -84,6 +84,9 @@ type StoreSpec struct {
 	KeyType, ValueType string
 	// Open builds the typed store over an engine opened by the caller.
 	Open func(e store.Engine, opts ...store.Option) any
+	// Query is the store's interactive-query codec, set and used by
+	// package topology (typed key parsing and JSON rendering).
+	Query any
 }
 
 // SubTopology is a connected part of the graph: the unit a task runs.

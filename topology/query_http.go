@@ -1,0 +1,677 @@
+package topology
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/store"
+)
+
+// QueryOption configures the handler QueryHandler returns.
+type QueryOption func(*queryConfig)
+
+type queryConfig struct {
+	token        string
+	client       *http.Client
+	timeout      time.Duration
+	maxHops      int
+	defaultLimit int
+	maxLimit     int
+	retryAfter   time.Duration
+	maxURL       int
+	maxResponse  int64
+}
+
+// WithBearerToken makes the handler require "Authorization: Bearer
+// token" on every request except /health and /ready. Forwarded requests
+// carry the caller's header, so every instance needs the same token.
+func WithBearerToken(token string) QueryOption {
+	return func(c *queryConfig) { c.token = token }
+}
+
+// WithForwardClient sets the HTTP client used to forward queries to other
+// instances (TLS, proxies). Default: a client without keep-alives.
+func WithForwardClient(cl *http.Client) QueryOption {
+	return func(c *queryConfig) { c.client = cl }
+}
+
+// WithForwardTimeout bounds each forwarded call. Default 5s.
+func WithForwardTimeout(d time.Duration) QueryOption {
+	return func(c *queryConfig) { c.timeout = d }
+}
+
+// WithMaxHops bounds how many times a query may be forwarded. Default 2.
+func WithMaxHops(n int) QueryOption { return func(c *queryConfig) { c.maxHops = n } }
+
+// WithRangeLimits sets the default and the largest page size of range
+// answers. Defaults 100 and 1000.
+func WithRangeLimits(defaultLimit, maxLimit int) QueryOption {
+	return func(c *queryConfig) { c.defaultLimit, c.maxLimit = defaultLimit, maxLimit }
+}
+
+// WithRetryAfter sets the Retry-After of 503 answers. Default 1s.
+func WithRetryAfter(d time.Duration) QueryOption {
+	return func(c *queryConfig) { c.retryAfter = d }
+}
+
+// hopsHeader counts how many times a query was forwarded.
+const hopsHeader = "X-Brook-Hops"
+
+// servedByHeader names the endpoint that answered.
+const servedByHeader = "X-Brook-Served-By"
+
+// QueryHandler returns an http.Handler that serves the App's stores as
+// JSON (see docs/QUERIES.md for the full reference):
+//
+//	GET /stores                          the stores and their state here
+//	GET /stores/{store}/keys/{key}       one key (forwarded to its owner)
+//	GET /stores/{store}/range?from=&to=&prefix=&limit=&token=
+//	                                     keys of every instance, in key order
+//	GET /stores/{store}/metadata?key=    which instance hosts the key
+//	GET /instances                       the instances and their tasks
+//	GET /health, GET /ready              liveness and readiness
+//
+// Answers: 400 bad input, 401 missing or wrong token, 404 unknown store or
+// key, 503 with Retry-After while restoring or rebalancing, 502 when the
+// owning instance cannot be reached. Serve it on the address given as
+// Config.QueryEndpoint.
+func (a *App) QueryHandler(opts ...QueryOption) http.Handler {
+	cfg := queryConfig{timeout: 5 * time.Second, maxHops: 2, defaultLimit: 100, maxLimit: 1000, retryAfter: time.Second, maxURL: 16 << 10, maxResponse: 64 << 20}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.client == nil {
+		cfg.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	}
+	if cfg.defaultLimit <= 0 {
+		cfg.defaultLimit = 100
+	}
+	if cfg.maxLimit < cfg.defaultLimit {
+		cfg.maxLimit = cfg.defaultLimit
+	}
+	h := &queryHandler{a: a, cfg: cfg, mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET /health", h.health)
+	h.mux.HandleFunc("GET /ready", h.ready)
+	h.mux.HandleFunc("GET /instances", h.auth(h.instances))
+	h.mux.HandleFunc("GET /stores", h.auth(h.stores))
+	h.mux.HandleFunc("GET /stores/{store}", h.auth(h.storeInfo))
+	h.mux.HandleFunc("GET /stores/{store}/keys/{key...}", h.auth(h.get))
+	h.mux.HandleFunc("GET /stores/{store}/range", h.auth(h.rangeQuery))
+	h.mux.HandleFunc("GET /stores/{store}/metadata", h.auth(h.metadata))
+	return h
+}
+
+type queryHandler struct {
+	a   *App
+	cfg queryConfig
+	mux *http.ServeMux
+}
+
+// apiError is the JSON body of every error answer.
+type apiError struct {
+	Status int    `json:"-"`
+	Error  string `json:"error"`
+	// Restoring is set on 503 answers for restoring stores.
+	Restoring []store.RestoreProgress `json:"restoring,omitempty"`
+}
+
+func (h *queryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.RawPath)+len(r.URL.Path)+len(r.URL.RawQuery) > h.cfg.maxURL {
+		h.fail(w, &apiError{Status: http.StatusRequestURITooLong, Error: "request URL too long"})
+		return
+	}
+	if r.ContentLength > 0 || r.Body != nil && r.Body != http.NoBody {
+		// Queries have no body: read at most a little of one.
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *queryHandler) auth(next http.HandlerFunc) http.HandlerFunc {
+	if h.cfg.token == "" {
+		return next
+	}
+	want := []byte("Bearer " + h.cfg.token)
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="brook"`)
+			h.fail(w, &apiError{Status: http.StatusUnauthorized, Error: "missing or wrong bearer token"})
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (h *queryHandler) reply(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(apiError{Error: "cannot render the answer as JSON: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if ep := h.a.rt.Endpoint(); ep != "" && w.Header().Get(servedByHeader) == "" {
+		w.Header().Set(servedByHeader, ep)
+	}
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+func (h *queryHandler) fail(w http.ResponseWriter, e *apiError) {
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.cfg.retryAfter.Round(time.Second)/time.Second))))
+	}
+	h.reply(w, e.Status, e)
+}
+
+// errorFor maps query errors to answers.
+func (h *queryHandler) errorFor(err error) *apiError {
+	var nr *NotReadyError
+	var us *UnknownStoreError
+	switch {
+	case errors.As(err, &nr):
+		return &apiError{Status: http.StatusServiceUnavailable, Error: nr.Error(), Restoring: nr.Restoring}
+	case errors.Is(err, ErrIteratorInvalidated):
+		return &apiError{Status: http.StatusServiceUnavailable, Error: err.Error()}
+	case errors.As(err, &us):
+		return &apiError{Status: http.StatusNotFound, Error: us.Error()}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Error: err.Error()}
+}
+
+func (h *queryHandler) health(w http.ResponseWriter, r *http.Request) {
+	s := h.a.State()
+	body := map[string]any{"state": s.String()}
+	if s == StateError || s == StateStopped {
+		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "application is " + s.String()})
+		return
+	}
+	h.reply(w, http.StatusOK, body)
+}
+
+func (h *queryHandler) ready(w http.ResponseWriter, r *http.Request) {
+	s := h.a.State()
+	asg, ok := h.a.rt.Strategy().Assignment()
+	if s != StateRunning || !ok {
+		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not ready: application is " + s.String(), Restoring: h.a.rt.RestoreProgress()})
+		return
+	}
+	open := h.a.rt.OpenTasks()
+	for _, id := range asg.Local() {
+		if _, ok := slices.BinarySearchFunc(open, id, assign.TaskID.Compare); !ok {
+			h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not ready: task " + id.String() + " is restoring", Restoring: h.a.rt.RestoreProgress()})
+			return
+		}
+	}
+	h.reply(w, http.StatusOK, map[string]any{"state": s.String(), "tasks": len(open)})
+}
+
+type instanceInfo struct {
+	Endpoint string   `json:"endpoint"`
+	MemberID string   `json:"member_id"`
+	Self     bool     `json:"self"`
+	Tasks    []string `json:"tasks"`
+}
+
+func (h *queryHandler) instances(w http.ResponseWriter, r *http.Request) {
+	asg, ok := h.a.rt.Strategy().Assignment()
+	if !ok {
+		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "no assignment yet (state " + h.a.State().String() + ")"})
+		return
+	}
+	out := struct {
+		Generation int32          `json:"generation"`
+		Instances  []instanceInfo `json:"instances"`
+	}{Generation: asg.Generation, Instances: []instanceInfo{}}
+	for i, host := range asg.Hosts {
+		in := instanceInfo{Endpoint: host.Endpoint, MemberID: host.MemberID, Self: i == asg.Self, Tasks: []string{}}
+		for _, t := range host.Tasks {
+			in.Tasks = append(in.Tasks, t.String())
+		}
+		out.Instances = append(out.Instances, in)
+	}
+	h.reply(w, http.StatusOK, out)
+}
+
+func (h *queryHandler) stores(w http.ResponseWriter, r *http.Request) {
+	out := []StoreStatus{}
+	for _, name := range h.a.storeNames() {
+		out = append(out, h.a.storeStatus(name, h.a.rt.Graph().Stores[name]))
+	}
+	h.reply(w, http.StatusOK, map[string]any{"stores": out})
+}
+
+// lookup returns the named store's spec and querier.
+func (h *queryHandler) lookup(name string) (*task.StoreSpec, storeQuerier, *apiError) {
+	spec := h.a.rt.Graph().Stores[name]
+	if spec == nil {
+		return nil, nil, &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("no store %q (stores: %v)", name, h.a.storeNames())}
+	}
+	q, ok := spec.Query.(storeQuerier)
+	if !ok {
+		return nil, nil, &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("store %q (%s) cannot be queried over HTTP", name, spec.Kind)}
+	}
+	return spec, q, nil
+}
+
+func (h *queryHandler) storeInfo(w http.ResponseWriter, r *http.Request) {
+	spec, _, e := h.lookup(r.PathValue("store"))
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	h.reply(w, http.StatusOK, h.a.storeStatus(spec.Name, spec))
+}
+
+func (h *queryHandler) hops(r *http.Request) (int, *apiError) {
+	v := r.Header.Get(hopsHeader)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, &apiError{Status: http.StatusBadRequest, Error: "bad " + hopsHeader + " header"}
+	}
+	return n, nil
+}
+
+type keyAnswer struct {
+	Store     string          `json:"store"`
+	Key       json.RawMessage `json:"key"`
+	Value     json.RawMessage `json:"value"`
+	Partition int32           `json:"partition"`
+	Task      string          `json:"task"`
+	Host      string          `json:"host"`
+}
+
+func (h *queryHandler) get(w http.ResponseWriter, r *http.Request) {
+	spec, q, e := h.lookup(r.PathValue("store"))
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	hops, e := h.hops(r)
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	text := r.PathValue("key")
+	k, err := q.parseKey(text)
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: %v (keys are %s)", spec.Name, err, q.keyFormat())})
+		return
+	}
+	kb, err := q.keyBytes(h.a.serdeTopic(spec), k)
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: %v", spec.Name, err)})
+		return
+	}
+	loc, err := h.a.locate(spec, kb)
+	if err != nil {
+		h.fail(w, h.errorFor(err))
+		return
+	}
+	if !loc.local {
+		h.forward(w, r, loc.host, hops)
+		return
+	}
+	v, found, err := q.localGet(h.a.rt, loc.task, spec.Name, k)
+	if err != nil {
+		h.fail(w, h.errorFor(h.a.queryErr(spec.Name, err)))
+		return
+	}
+	if !found {
+		h.fail(w, &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("store %q has no key %q", spec.Name, text)})
+		return
+	}
+	kj, err := q.keyJSON(k)
+	if err != nil {
+		kj, _ = json.Marshal(text)
+	}
+	h.reply(w, http.StatusOK, keyAnswer{Store: spec.Name, Key: kj, Value: v, Partition: loc.task.Partition, Task: loc.task.String(), Host: h.a.rt.Endpoint()})
+}
+
+// forward relays the request to host and its answer back.
+func (h *queryHandler) forward(w http.ResponseWriter, r *http.Request, host assign.Host, hops int) {
+	if host.Endpoint == "" {
+		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("the owner (member %s) has no query endpoint (Config.QueryEndpoint)", host.MemberID)})
+		return
+	}
+	if host.Endpoint == h.a.rt.Endpoint() || hops >= h.cfg.maxHops {
+		// The instances disagree about the assignment: a rebalance is
+		// under way.
+		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "the instances disagree on who hosts this key (rebalancing); retry"})
+		return
+	}
+	status, hdr, body, err := h.call(r.Context(), host.Endpoint, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get("Authorization"), hops+1)
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("owner %s unreachable: %v", host.Endpoint, err)})
+		return
+	}
+	for _, k := range []string{"Content-Type", "Retry-After", "WWW-Authenticate", servedByHeader} {
+		if v := hdr.Get(k); v != "" {
+			w.Header().Set(k, v)
+		}
+	}
+	if status >= 500 && status != http.StatusBadGateway && status != http.StatusServiceUnavailable {
+		status = http.StatusBadGateway
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func (h *queryHandler) call(ctx context.Context, endpoint, path, rawQuery, authz string, hops int) (int, http.Header, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
+	defer cancel()
+	u := endpointURL(endpoint) + path
+	if rawQuery != "" {
+		u += "?" + rawQuery
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set(hopsHeader, strconv.Itoa(hops))
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	resp, err := h.cfg.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, h.cfg.maxResponse+1))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if int64(len(body)) > h.cfg.maxResponse {
+		return 0, nil, nil, fmt.Errorf("answer larger than %d bytes", h.cfg.maxResponse)
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+type metadataAnswer struct {
+	Store     string          `json:"store"`
+	Key       json.RawMessage `json:"key"`
+	Partition int32           `json:"partition"`
+	Task      string          `json:"task"`
+	Endpoint  string          `json:"endpoint"`
+	MemberID  string          `json:"member_id"`
+	Local     bool            `json:"local"`
+	// Generation is the consumer-group generation of the assignment.
+	Generation int32 `json:"generation"`
+}
+
+func (h *queryHandler) metadata(w http.ResponseWriter, r *http.Request) {
+	spec, q, e := h.lookup(r.PathValue("store"))
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil || !vals.Has("key") {
+		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: "metadata needs ?key=<key>"})
+		return
+	}
+	text := vals.Get("key")
+	k, err := q.parseKey(text)
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: %v (keys are %s)", spec.Name, err, q.keyFormat())})
+		return
+	}
+	kb, err := q.keyBytes(h.a.serdeTopic(spec), k)
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: %v", spec.Name, err)})
+		return
+	}
+	loc, err := h.a.locate(spec, kb)
+	if err != nil {
+		h.fail(w, h.errorFor(err))
+		return
+	}
+	kj, err := q.keyJSON(k)
+	if err != nil {
+		kj, _ = json.Marshal(text)
+	}
+	h.reply(w, http.StatusOK, metadataAnswer{Store: spec.Name, Key: kj, Partition: loc.task.Partition, Task: loc.task.String(),
+		Endpoint: loc.host.Endpoint, MemberID: loc.host.MemberID, Local: loc.local, Generation: loc.gen})
+}
+
+type rangeAnswer struct {
+	Store   string      `json:"store"`
+	Entries []scanEntry `json:"entries"`
+	// Next is the continuation token: pass it as ?token= for the next
+	// page; absent on the last page.
+	Next string `json:"next,omitempty"`
+	// More is set in the answers of one instance (scope=local) when it
+	// has keys beyond Entries.
+	More bool `json:"more,omitempty"`
+}
+
+// rangeBounds computes the serialized key interval of a range request.
+func (h *queryHandler) rangeBounds(spec *task.StoreSpec, q storeQuerier, vals url.Values) (lo, hi []byte, limit int, e *apiError) {
+	bad := func(format string, args ...any) *apiError {
+		return &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: ", spec.Name) + fmt.Sprintf(format, args...)}
+	}
+	topic := h.a.serdeTopic(spec)
+	parse := func(name string) ([]byte, *apiError) {
+		if !vals.Has(name) {
+			return nil, nil
+		}
+		k, err := q.parseKey(vals.Get(name))
+		if err != nil {
+			return nil, bad("%s: %v (keys are %s)", name, err, q.keyFormat())
+		}
+		b, err := q.keyBytes(topic, k)
+		if err != nil {
+			return nil, bad("%s: %v", name, err)
+		}
+		if b == nil {
+			b = []byte{}
+		}
+		return b, nil
+	}
+	if vals.Has("prefix") && (vals.Has("from") || vals.Has("to")) {
+		return nil, nil, 0, bad("give prefix or from/to, not both")
+	}
+	if vals.Has("prefix") {
+		p, e := parse("prefix")
+		if e != nil {
+			return nil, nil, 0, e
+		}
+		if len(p) > 0 {
+			lo, hi = p, store.PrefixEnd(p)
+		}
+	} else {
+		if lo, e = parse("from"); e != nil {
+			return nil, nil, 0, e
+		}
+		if hi, e = parse("to"); e != nil {
+			return nil, nil, 0, e
+		}
+	}
+	if t := vals.Get("token"); t != "" {
+		tb, err := base64.RawURLEncoding.DecodeString(t)
+		if err != nil {
+			return nil, nil, 0, bad("bad continuation token")
+		}
+		after := append(tb, 0) // the smallest key after the token's
+		if lo == nil || bytes.Compare(after, lo) > 0 {
+			lo = after
+		}
+	}
+	limit = h.cfg.defaultLimit
+	if s := vals.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return nil, nil, 0, bad("limit must be a positive integer")
+		}
+		limit = min(n, h.cfg.maxLimit)
+	}
+	return lo, hi, limit, nil
+}
+
+func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
+	spec, q, e := h.lookup(r.PathValue("store"))
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	hops, e := h.hops(r)
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: "bad query string: " + err.Error()})
+		return
+	}
+	lo, hi, limit, e := h.rangeBounds(spec, q, vals)
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	if hi != nil && lo != nil && bytes.Compare(lo, hi) >= 0 {
+		h.reply(w, http.StatusOK, rangeAnswer{Store: spec.Name, Entries: []scanEntry{}})
+		return
+	}
+	local := func() ([]scanEntry, bool, *apiError) {
+		tasks, err := h.a.localTasksOf(spec)
+		if err != nil {
+			return nil, false, h.errorFor(err)
+		}
+		entries, more, err := q.localScan(h.a.rt, tasks, spec.Name, lo, hi, limit)
+		if err != nil {
+			return nil, false, h.errorFor(h.a.queryErr(spec.Name, err))
+		}
+		return entries, more, nil
+	}
+	switch vals.Get("scope") {
+	case "local":
+		entries, more, e := local()
+		if e != nil {
+			h.fail(w, e)
+			return
+		}
+		h.reply(w, http.StatusOK, rangeAnswer{Store: spec.Name, Entries: nonNil(entries), More: more})
+		return
+	case "":
+	default:
+		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: "scope must be empty or local"})
+		return
+	}
+	if hops > 0 {
+		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: "a forwarded range must have scope=local"})
+		return
+	}
+	// Gather: this instance's keys and every other instance's that runs
+	// tasks of the store.
+	asg, ok := h.a.rt.Strategy().Assignment()
+	if !ok {
+		h.fail(w, h.errorFor(h.a.notReady(spec.Name, assign.TaskID{}, false)))
+		return
+	}
+	g := h.a.groupOf(spec)
+	assigned := 0
+	var all []scanEntry
+	more := false
+	fwd := url.Values{}
+	for k, v := range vals {
+		fwd[k] = v
+	}
+	fwd.Set("scope", "local")
+	fwd.Set("limit", strconv.Itoa(limit))
+	for i, host := range asg.Hosts {
+		n := 0
+		for _, t := range host.Tasks {
+			if t.Group == g {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		assigned += n
+		var entries []scanEntry
+		var m bool
+		if i == asg.Self {
+			var e *apiError
+			if entries, m, e = local(); e != nil {
+				h.fail(w, e)
+				return
+			}
+		} else {
+			if host.Endpoint == "" {
+				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("member %s hosts tasks of store %q but has no query endpoint", host.MemberID, spec.Name)})
+				return
+			}
+			status, _, body, err := h.call(r.Context(), host.Endpoint, r.URL.EscapedPath(), fwd.Encode(), r.Header.Get("Authorization"), hops+1)
+			if err != nil {
+				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s unreachable: %v", host.Endpoint, err)})
+				return
+			}
+			if status != http.StatusOK {
+				var ae apiError
+				_ = json.Unmarshal(body, &ae)
+				ae.Status = status
+				if status >= 500 && status != http.StatusServiceUnavailable {
+					ae.Status = http.StatusBadGateway
+				}
+				ae.Error = fmt.Sprintf("instance %s: %s", host.Endpoint, ae.Error)
+				h.fail(w, &ae)
+				return
+			}
+			var ra rangeAnswer
+			if err := json.Unmarshal(body, &ra); err != nil {
+				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s: bad answer: %v", host.Endpoint, err)})
+				return
+			}
+			entries, m = ra.Entries, ra.More
+		}
+		all = append(all, entries...)
+		more = more || m
+	}
+	if int32(assigned) < asg.Partitions[g] {
+		h.fail(w, h.errorFor(h.a.notReady(spec.Name, assign.TaskID{}, false)))
+		return
+	}
+	slices.SortFunc(all, func(a, b scanEntry) int { return bytes.Compare(a.KeyBytes, b.KeyBytes) })
+	out := rangeAnswer{Store: spec.Name, Entries: nonNil(all)}
+	if len(all) > limit {
+		out.Entries, more = all[:limit], true
+	}
+	if more && len(out.Entries) > 0 {
+		out.Next = base64.RawURLEncoding.EncodeToString(out.Entries[len(out.Entries)-1].KeyBytes)
+	}
+	h.reply(w, http.StatusOK, out)
+}
+
+func nonNil(e []scanEntry) []scanEntry {
+	if e == nil {
+		return []scanEntry{}
+	}
+	return e
+}
+
+// endpointURL is the base URL of an instance's query endpoint.
+func endpointURL(endpoint string) string {
+	if strings.Contains(endpoint, "://") {
+		return endpoint
+	}
+	return "http://" + endpoint
+}
