@@ -48,6 +48,9 @@ type AvroCodec[T any] struct {
 	bind    *binder
 	generic bool
 	pcf     string // parsing canonical form: equal forms mean equal binary layouts
+	// ownEncoder: encode native values with appendNative, not goavro (see
+	// hasFixedDecimal).
+	ownEncoder bool
 }
 
 // NewAvroCodec parses schema and binds it to T. Errors name what does not
@@ -65,7 +68,8 @@ func NewAvroCodec[T any](schema string) (*AvroCodec[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("serde: goavro rejects the schema: %w", err)
 	}
-	c := &AvroCodec[T]{text: schema, schema: s, codec: codec, pcf: codec.CanonicalSchema()}
+	c := &AvroCodec[T]{text: schema, schema: s, codec: codec, pcf: codec.CanonicalSchema(),
+		ownEncoder: hasFixedDecimal(s, map[*avroSchema]bool{})}
 	t := reflect.TypeFor[T]()
 	if t == typeAny || (t == typeNative && s.kind == kRecord) {
 		c.generic = true
@@ -116,6 +120,9 @@ func (c *AvroCodec[T]) Marshal(buf []byte, v T) ([]byte, error) {
 	}
 	if p := nilDecimal(c.schema, n, 0); p != "" {
 		return buf, fmt.Errorf("serde: avro: nil *big.Rat at %s", p)
+	}
+	if c.ownEncoder {
+		return appendNative(c.schema, buf, n)
 	}
 	return c.codec.BinaryFromNative(buf, n)
 }
@@ -283,7 +290,9 @@ type writePlan struct {
 	codec   *goavro.Codec
 	convert resolveFn // own schema -> target schema; nil when identical
 	fast    bool      // encode straight from T (same canonical form)
-	maxSize atomic.Int64
+	// ownEncoder: encode with appendNative (see hasFixedDecimal).
+	ownEncoder bool
+	maxSize    atomic.Int64
 }
 
 // sizeHint is the buffer size to start an encoding with: a little more
@@ -372,7 +381,8 @@ func (a *Avro[T]) writePlan(topic string) (*writePlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &writePlan{id: target.id, codec: target.codec, schema: target.schema}
+	p := &writePlan{id: target.id, codec: target.codec, schema: target.schema,
+		ownEncoder: hasFixedDecimal(target.schema, map[*avroSchema]bool{})}
 	binary.BigEndian.PutUint32(p.header[1:], uint32(target.id))
 	p.fast = !a.codec.generic && target.codec.CanonicalSchema() == a.codec.pcf
 	if a.cfg.mode != regAuto && !p.fast {
@@ -388,10 +398,22 @@ func (a *Avro[T]) writePlan(topic string) (*writePlan, error) {
 
 const headerLen = 5
 
+// isNil reports whether x is nil or holds a nil pointer, map or slice.
+func isNil(x any) bool {
+	rv := reflect.ValueOf(x)
+	switch rv.Kind() {
+	case reflect.Invalid:
+		return true
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
+
 // Serialize encodes v in the Confluent wire format. A nil v (for pointer,
 // map, slice and interface types) is written as a Kafka null: nil bytes.
 func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
-	if a.nilable && reflect.ValueOf(&v).Elem().IsNil() {
+	if a.nilable && isNil(any(v)) {
 		return nil, nil
 	}
 	p, err := a.writePlan(topic)
@@ -422,7 +444,12 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	}
 	buf := make([]byte, 0, p.sizeHint())
 	buf = append(buf, p.header[:]...)
-	out, err := p.codec.BinaryFromNative(buf, n)
+	var out []byte
+	if p.ownEncoder {
+		out, err = appendNative(p.schema, buf, n)
+	} else {
+		out, err = p.codec.BinaryFromNative(buf, n)
+	}
 	p.noteSize(len(out))
 	if err != nil {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}

@@ -370,3 +370,34 @@ func daysSinceEpoch(t time.Time) int64 {
 	}
 	return d
 }
+
+// hasFixedDecimal reports whether a fixed decimal is reachable from s.
+// goavro cannot encode those when the value's minimal two's complement is
+// shorter than the fixed size (zero among them), so values of such schemas
+// are encoded by appendNative instead.
+func hasFixedDecimal(s *avroSchema, seen map[*avroSchema]bool) bool {
+	if seen[s] {
+		return false
+	}
+	seen[s] = true
+	if s.kind == kFixed && s.logical == ltDecimal {
+		return true
+	}
+	switch s.kind {
+	case kArray, kMap:
+		return hasFixedDecimal(s.items, seen)
+	case kRecord:
+		for _, f := range s.fields {
+			if hasFixedDecimal(f.schema, seen) {
+				return true
+			}
+		}
+	case kUnion:
+		for _, b := range s.branches {
+			if hasFixedDecimal(b, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -308,3 +308,23 @@ func TestPreflightRegistryDown(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestAvroNilGenericIsTombstone(t *testing.T) {
+	fake := newFakeRegistry(t)
+	reg := newTestRegistry(t, fake.URL())
+	m, _ := serde.NewAvro[map[string]any](reg, txnV1)
+	if b, err := m.Serialize("n", nil); b != nil || err != nil {
+		t.Fatalf("nil map: %v, %v", b, err)
+	}
+	a, _ := serde.NewAvro[any](reg, `"long"`)
+	if b, err := a.Serialize("n", nil); b != nil || err != nil {
+		t.Fatalf("nil any: %v, %v", b, err)
+	}
+	b, err := a.Serialize("n", int64(3))
+	if err != nil || len(b) != 6 {
+		t.Fatalf("any(int64): % x, %v", b, err)
+	}
+	if v, err := a.Deserialize("n", b); err != nil || v != int64(3) {
+		t.Fatalf("back: %v, %v", v, err)
+	}
+}
