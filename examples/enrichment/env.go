@@ -1,0 +1,505 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/partition"
+	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/testutil"
+	"github.com/brookstream/brook/topology"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+const partitions = 4
+
+// env is the set-up of one run: broker, registry, topics, serdes.
+type env struct {
+	o        options
+	out      io.Writer
+	brokers  []string
+	regURL   string
+	cluster  *kfake.Cluster
+	embReg   *testutil.EmbeddedRegistry
+	reg      *serde.Registry
+	regHTTP  *http.Transport
+	serdes   *serdes
+	sarama   *sarama.Config
+	stateDir string
+
+	customers, transactions, enriched, appID string
+}
+
+func setUp(ctx context.Context, o options, out io.Writer) (_ *env, err error) {
+	e := &env{o: o, out: out}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	e.brokers = splitAddrs(o.brokers)
+	if len(e.brokers) == 0 {
+		e.cluster, err = kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			return nil, fmt.Errorf("start the embedded Kafka cluster: %w", err)
+		}
+		e.brokers = e.cluster.ListenAddrs()
+		fmt.Fprintf(out, "Kafka: embedded cluster at %s (use --brokers for a real one)\n", strings.Join(e.brokers, ","))
+	} else {
+		fmt.Fprintf(out, "Kafka: %s\n", strings.Join(e.brokers, ","))
+	}
+	e.regURL = strings.TrimRight(o.registry, "/")
+	if e.regURL == "" {
+		if e.embReg, err = testutil.NewEmbeddedRegistry("127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		e.regURL = e.embReg.URL()
+		fmt.Fprintf(out, "Schema registry: embedded at %s; it checks Avro compatibility for real (BACKWARD by default), "+
+			"with the same resolution rules brook's deserializer uses (use --registry for a real one)\n", e.regURL)
+	} else {
+		fmt.Fprintf(out, "Schema registry: %s\n", e.regURL)
+	}
+	e.regHTTP = &http.Transport{}
+	if e.reg, err = serde.NewRegistry(e.regURL, serde.WithLogger(o.logger),
+		serde.WithHTTPClient(&http.Client{Transport: e.regHTTP, Timeout: 10 * time.Second})); err != nil {
+		return nil, err
+	}
+	if e.serdes, err = newSerdes(e.reg); err != nil {
+		return nil, err
+	}
+	e.customers, e.transactions, e.enriched = o.prefix+"-customers", o.prefix+"-transactions", o.prefix+"-transactions-enriched"
+	e.appID = o.prefix + "-app"
+	e.sarama = sarama.NewConfig()
+	e.sarama.Version = sarama.V3_6_0_0
+	e.sarama.Producer.Return.Successes = true
+	e.sarama.Producer.RequiredAcks = sarama.WaitForAll
+	// Key the sample data as brook's sinks and the Java client do
+	// (murmur2), so that queries find each customer where it is.
+	e.sarama.Producer.Partitioner = partition.NewSaramaPartitioner
+	e.sarama.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if err := e.createTopics(); err != nil {
+		return nil, err
+	}
+	if e.stateDir, err = os.MkdirTemp("", "brook-enrichment-"); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.reg != nil {
+		e.reg.Close()
+	}
+	if e.regHTTP != nil {
+		e.regHTTP.CloseIdleConnections()
+	}
+	if e.embReg != nil {
+		e.embReg.Close()
+	}
+	if e.cluster != nil {
+		e.cluster.Close()
+	}
+	if e.stateDir != "" {
+		os.RemoveAll(e.stateDir)
+	}
+}
+
+func (e *env) createTopics() error {
+	admin, err := sarama.NewClusterAdmin(e.brokers, e.sarama)
+	if err != nil {
+		return fmt.Errorf("connect to Kafka at %v: %w", e.brokers, err)
+	}
+	defer admin.Close()
+	compact := "compact"
+	for _, t := range []struct {
+		name    string
+		configs map[string]*string
+	}{
+		{e.customers, map[string]*string{"cleanup.policy": &compact}},
+		{e.transactions, nil},
+		{e.enriched, nil},
+	} {
+		err := admin.CreateTopic(t.name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: t.configs}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
+// instance is one running App with its query server.
+type instance struct {
+	name     string
+	app      *topology.App
+	endpoint string
+	srv      *http.Server
+}
+
+func (e *env) serve(ctx context.Context, onStart func(started)) error {
+	topo, err := buildTopology(e.serdes, e.customers, e.transactions, e.enriched)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	var insts []*instance
+	for i, listen := range []string{e.o.listenA, e.o.listenB} {
+		in, err := e.startInstance(ctx, &wg, errs, topo, string(rune('A'+i)), listen)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		insts = append(insts, in)
+	}
+	defer func() {
+		for _, in := range insts {
+			in.srv.Close()
+		}
+		cancel()
+		wg.Wait()
+	}()
+	hc := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer hc.Transport.(*http.Transport).CloseIdleConnections()
+
+	fail := func(err error) error {
+		select {
+		case rerr := <-errs:
+			return rerr
+		default:
+		}
+		if ctx.Err() != nil {
+			return nil // interrupted during start-up
+		}
+		return err
+	}
+	if err := e.waitReady(ctx, hc, insts); err != nil {
+		return fail(err)
+	}
+	prod, err := sarama.NewSyncProducer(e.brokers, e.sarama)
+	if err != nil {
+		return fail(fmt.Errorf("producer: %w", err))
+	}
+	defer prod.Close()
+	rng := rand.New(rand.NewPCG(7, 11))
+	if err := e.produceCustomers(prod, rng); err != nil {
+		return fail(err)
+	}
+	// The table must hold every profile before transactions arrive: wait
+	// until the two instances' profile stores hold them all.
+	if err := e.waitProfiles(ctx, insts); err != nil {
+		return fail(err)
+	}
+	next := 0
+	if next, err = e.produceTxns(prod, rng, next, e.o.transactions); err != nil {
+		return fail(err)
+	}
+	if err := e.printEnriched(ctx, 5); err != nil {
+		return fail(err)
+	}
+	routed, err := e.printQueries(ctx, hc, insts)
+	if err != nil {
+		return fail(err)
+	}
+	if onStart != nil {
+		onStart(started{Endpoints: [2]string{insts[0].endpoint, insts[1].endpoint}, RoutedCustomer: routed})
+	}
+	fmt.Fprintln(e.out, "\nRunning; Ctrl-C stops.")
+	var tick <-chan time.Time
+	if e.o.rate > 0 {
+		t := time.NewTicker(time.Second / time.Duration(e.o.rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(e.out, "Stopping.")
+			return nil
+		case err := <-errs:
+			return err
+		case <-tick:
+			if next, err = e.produceTxns(prod, rng, next, 1); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (e *env) startInstance(ctx context.Context, wg *sync.WaitGroup, errs chan<- error, topo *topology.Topology, name, listen string) (*instance, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: listen on %s: %w", name, listen, err)
+	}
+	endpoint := ln.Addr().String()
+	app, err := topology.NewApp(topo, topology.Config{
+		ApplicationID: e.appID, Brokers: e.brokers, StateDir: filepath.Join(e.stateDir, name),
+		CommitInterval: 500 * time.Millisecond, QueryEndpoint: endpoint, Logger: e.o.logger.With("instance", name),
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	in := &instance{name: name, app: app, endpoint: endpoint, srv: &http.Server{Handler: app.QueryHandler(), ReadHeaderTimeout: 5 * time.Second}}
+	wg.Add(2)
+	go func() { // owned by serve, which waits for it
+		defer wg.Done()
+		if err := app.Run(ctx); err != nil {
+			errs <- fmt.Errorf("instance %s: %w", name, err)
+		}
+	}()
+	go func() { // owned by serve, which closes the server and waits
+		defer wg.Done()
+		_ = in.srv.Serve(ln)
+	}()
+	fmt.Fprintf(e.out, "Instance %s: queries at http://%s\n", name, endpoint)
+	return in, nil
+}
+
+func get(ctx context.Context, hc *http.Client, u string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, err
+}
+
+// poll calls f every 100ms until it reports done, ctx ends or a minute
+// passes.
+func poll(ctx context.Context, what string, f func() (bool, error)) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok, err := f()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting for %s", what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (e *env) waitReady(ctx context.Context, hc *http.Client, insts []*instance) error {
+	return poll(ctx, "the instances to be ready", func() (bool, error) {
+		for _, in := range insts {
+			status, _, err := get(ctx, hc, "http://"+in.endpoint+"/ready")
+			if err != nil || status != http.StatusOK {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+func (e *env) waitProfiles(ctx context.Context, insts []*instance) error {
+	return poll(ctx, "the profiles table", func() (bool, error) {
+		var n int64
+		for _, in := range insts {
+			v, err := topology.QueryKeyValue[string, Customer](in.app, profilesStore)
+			if err != nil {
+				return false, err
+			}
+			c, err := v.ApproximateCount()
+			if err != nil {
+				return false, nil // restoring or rebalancing: try again
+			}
+			n += c
+		}
+		return n >= int64(e.o.customers), nil
+	})
+}
+
+var (
+	firstNames = []string{"Ada", "Grace", "Alan", "Barbara", "Edsger", "Frances", "Donald", "Margaret", "Ken", "Radia"}
+	lastNames  = []string{"Lovelace", "Hopper", "Turing", "Liskov", "Dijkstra", "Allen", "Knuth", "Hamilton", "Thompson", "Perlman"}
+	tiers      = []string{"STANDARD", "STANDARD", "GOLD", "PLATINUM"}
+	countries  = []string{"DE", "FR", "GB", "NL", "SE", "US"}
+	merchants  = []string{"Coffee Corner", "Book Nook", "Rail Tickets", "Grocer", "Cinema", "Pharmacy", "Bike Shop"}
+)
+
+func customerID(i int) string { return fmt.Sprintf("cust-%03d", i) }
+
+func (e *env) produceCustomers(prod sarama.SyncProducer, rng *rand.Rand) error {
+	var msgs []*sarama.ProducerMessage
+	for i := 0; i < e.o.customers; i++ {
+		c := Customer{
+			ID:      customerID(i),
+			Name:    firstNames[i%len(firstNames)] + " " + lastNames[(i/len(firstNames)+i)%len(lastNames)],
+			Tier:    tiers[rng.IntN(len(tiers))],
+			Country: countries[rng.IntN(len(countries))],
+		}
+		v, err := e.serdes.customer.Serialize(e.customers, c)
+		if err != nil {
+			return fmt.Errorf("serialize customer: %w", err)
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: e.customers, Key: sarama.StringEncoder(c.ID), Value: sarama.ByteEncoder(v)})
+	}
+	if err := prod.SendMessages(msgs); err != nil {
+		return fmt.Errorf("write customers: %w", err)
+	}
+	fmt.Fprintf(e.out, "Wrote %d customer profiles (Avro) to %s\n", len(msgs), e.customers)
+	return nil
+}
+
+func (e *env) produceTxns(prod sarama.SyncProducer, rng *rand.Rand, next, n int) (int, error) {
+	if n == 0 {
+		return next, nil
+	}
+	var msgs []*sarama.ProducerMessage
+	for i := 0; i < n; i++ {
+		t := Txn{
+			ID: fmt.Sprintf("txn-%06d", next), CustomerID: customerID(rng.IntN(e.o.customers)),
+			AmountCents: int64(100 + rng.IntN(20000)), Currency: "EUR",
+			Merchant: merchants[rng.IntN(len(merchants))], At: time.Now().UTC().Truncate(time.Millisecond),
+		}
+		next++
+		v, err := e.serdes.txn.Serialize(e.transactions, t)
+		if err != nil {
+			return next, fmt.Errorf("serialize transaction: %w", err)
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: e.transactions, Key: sarama.StringEncoder(t.CustomerID), Value: sarama.ByteEncoder(v), Timestamp: t.At})
+	}
+	if err := prod.SendMessages(msgs); err != nil {
+		return next, fmt.Errorf("write transactions: %w", err)
+	}
+	if n > 1 {
+		fmt.Fprintf(e.out, "Wrote %d transactions (Avro) to %s\n", n, e.transactions)
+	}
+	return next, nil
+}
+
+// printEnriched waits for n enriched records and prints them as JSON.
+func (e *env) printEnriched(ctx context.Context, n int) error {
+	consumer, err := sarama.NewConsumer(e.brokers, e.sarama)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	defer consumer.Close()
+	var got []*sarama.ConsumerMessage
+	err = poll(ctx, "enriched records", func() (bool, error) {
+		got = got[:0]
+		for p := int32(0); p < partitions && len(got) < n; p++ {
+			msgs, err := readPartition(consumer, e.enriched, p, n-len(got))
+			if err != nil {
+				return false, err
+			}
+			got = append(got, msgs...)
+		}
+		return len(got) >= n, nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.out, "\nEnriched transactions from %s:\n", e.enriched)
+	for _, m := range got {
+		v, err := e.serdes.enriched.Deserialize(e.enriched, m.Value)
+		if err != nil {
+			return fmt.Errorf("read enriched record: %w", err)
+		}
+		j, err := e.serdes.enriched.ValueJSON(v)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.out, "  %s\n", j)
+	}
+	return nil
+}
+
+// readPartition reads up to n records of a partition from its start, up
+// to its current end.
+func readPartition(c sarama.Consumer, topic string, p int32, n int) ([]*sarama.ConsumerMessage, error) {
+	pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
+	if err != nil {
+		return nil, fmt.Errorf("consume %s/%d: %w", topic, p, err)
+	}
+	defer pc.Close()
+	var out []*sarama.ConsumerMessage
+	if pc.HighWaterMarkOffset() == 0 {
+		return nil, nil
+	}
+	timeout := time.After(2 * time.Second)
+	for len(out) < n {
+		select {
+		case m := <-pc.Messages():
+			out = append(out, m)
+			if m.Offset+1 >= pc.HighWaterMarkOffset() {
+				return out, nil
+			}
+		case <-timeout:
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// printQueries finds a customer held by instance B, queries it through
+// instance A, and prints curl commands. It returns that customer.
+func (e *env) printQueries(ctx context.Context, hc *http.Client, insts []*instance) (string, error) {
+	a, b := insts[0], insts[1]
+	routed := ""
+	for i := 0; i < e.o.customers && routed == ""; i++ {
+		status, body, err := get(ctx, hc, "http://"+a.endpoint+"/stores/"+spendStore+"/metadata?key="+url.QueryEscape(customerID(i)))
+		if err != nil || status != http.StatusOK {
+			continue
+		}
+		var md struct {
+			Endpoint string `json:"endpoint"`
+		}
+		if json.Unmarshal(body, &md) == nil && md.Endpoint == b.endpoint {
+			routed = customerID(i)
+		}
+	}
+	if routed == "" {
+		return "", errors.New("instance B holds no customer; the group has not balanced")
+	}
+	var answer []byte
+	err := poll(ctx, "the spend of "+routed, func() (bool, error) {
+		status, body, err := get(ctx, hc, "http://"+a.endpoint+"/stores/"+spendStore+"/keys/"+routed)
+		if err != nil {
+			return false, err
+		}
+		answer = body
+		return status == http.StatusOK, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(e.out, "\nSpend of %s, asked instance A (%s), held and answered by instance B (%s):\n  %s", routed, a.endpoint, b.endpoint, answer)
+	fmt.Fprintf(e.out, "\nTry:\n")
+	fmt.Fprintf(e.out, "  curl http://%s/stores/%s/keys/%s    # on instance B, routed there by A\n", a.endpoint, spendStore, routed)
+	fmt.Fprintf(e.out, "  curl 'http://%s/stores/%s/range?limit=5'    # gathered from both instances, with a continuation token\n", b.endpoint, spendStore)
+	fmt.Fprintf(e.out, "  curl http://%s/stores/%s/keys/%s    # a customer profile (the table)\n", b.endpoint, profilesStore, customerID(0))
+	fmt.Fprintf(e.out, "  curl 'http://%s/stores/%s/metadata?key=%s'\n", a.endpoint, spendStore, routed)
+	fmt.Fprintf(e.out, "  curl http://%s/instances\n", a.endpoint)
+	fmt.Fprintf(e.out, "  curl http://%s/stores\n", a.endpoint)
+	return routed, nil
+}
