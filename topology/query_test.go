@@ -470,3 +470,79 @@ func TestQueryHandlerInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryIteratorInvalidatedByRebalance keeps an iterator of a local
+// view open while a second instance joins: the rebalance closes the
+// first instance's tasks, which must close the iterator (Err is
+// ErrIteratorInvalidated) instead of failing to close the stores; the
+// instance then reopens its stores and keeps serving.
+func TestQueryIteratorInvalidatedByRebalance(t *testing.T) {
+	cleanupClient(t)
+	b := testutil.NewBroker(t)
+	in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
+	b.CreateTopic(t, in, 4, nil)
+	b.CreateTopic(t, out, 4, nil)
+	const keys = 40
+	produceKeysTB(t, b, in, 4, keys, 1)
+	appID := testutil.TopicName(t, "app")
+	cfg := func() topology.Config {
+		return topology.Config{ApplicationID: appID, Brokers: b.Addrs(), StateDir: t.TempDir(),
+			CommitInterval: 200 * time.Millisecond, Logger: testLogger(t)}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := startQueryInstance(t, ctx, countTopology(t, in, out), cfg())
+	waitCounts(t, b, out, keys, 1, 60*time.Second)
+	view, err := topology.QueryKeyValue[string, int64](first.app, "counts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var it store.Iterator[string, int64]
+	eventually(t, 30*time.Second, func() error {
+		var err error
+		it, err = view.All()
+		return err
+	})
+	defer it.Close()
+	if !it.Next() {
+		t.Fatalf("no first key: %v", it.Err())
+	}
+
+	second := startQueryInstance(t, ctx, countTopology(t, in, out), cfg())
+	// The rebalance closes the first instance's tasks; then both serve.
+	eventually(t, 60*time.Second, func() error {
+		for _, qi := range []*queryInstance{first, second} {
+			if a := httpGet(t, qi.endpoint, "/ready", nil); a.status != http.StatusOK {
+				return fmt.Errorf("%s not ready: %s", qi.endpoint, a.body)
+			}
+		}
+		a := httpGet(t, second.endpoint, "/stores/counts/range?limit=1000", nil)
+		var ra rangeAnswer
+		_ = json.Unmarshal(a.body, &ra)
+		if a.status != http.StatusOK || len(ra.Entries) != keys {
+			return fmt.Errorf("range: %d, %d entries", a.status, len(ra.Entries))
+		}
+		return nil
+	})
+	n := 0
+	for it.Next() {
+		n++
+	}
+	if !errors.Is(it.Err(), topology.ErrIteratorInvalidated) {
+		t.Fatalf("after a rebalance, the iterator read %d more keys and ended with %v; want ErrIteratorInvalidated", n, it.Err())
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-first.done:
+		t.Fatalf("first instance stopped: %v", err)
+	default:
+	}
+	cancel()
+	for _, qi := range []*queryInstance{first, second} {
+		if err := <-qi.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
