@@ -158,6 +158,16 @@ func TestAvroDecodeErrorKinds(t *testing.T) {
 			t.Errorf("%s: got %v, want kind %v", c.name, err, c.kind)
 		}
 	}
+	// An unknown id is asked for once, not once per record.
+	before := fake.requests.Load()
+	for i := 0; i < 5; i++ {
+		if _, err := s.Deserialize("t", unknown); !errors.Is(err, serde.ErrUnknownSchemaID) {
+			t.Fatal(err)
+		}
+	}
+	if n := fake.requests.Load() - before; n != 0 {
+		t.Fatalf("repeated unknown id made %d registry calls, want 0 (already asked)", n)
+	}
 	// Registry down: a new id cannot be fetched.
 	fake.srv.Close()
 	s2, _ := serde.NewAvro[TxnV1](newTestRegistry(t, fake.URL()), txnV1)

@@ -126,7 +126,16 @@ type Registry struct {
 	byID      map[int]*registeredSchema
 	byText    map[subjectText]*registeredSchema
 	latestFor map[string]*registeredSchema
+	// missing remembers ids the registry said it does not know, so a run
+	// of records with a bad id costs one call per id and interval.
+	missing map[int]time.Time
 }
+
+// missingTTL is how long an id the registry does not know is answered
+// from memory. Ids are never reused, so only a schema registered in the
+// meantime (a writer racing ahead of its registration) can change the
+// answer.
+const missingTTL = 10 * time.Second
 
 type subjectText struct{ subject, text string }
 
@@ -163,6 +172,7 @@ func NewRegistry(baseURL string, opts ...RegistryOption) (*Registry, error) {
 		byID:      map[int]*registeredSchema{},
 		byText:    map[subjectText]*registeredSchema{},
 		latestFor: map[string]*registeredSchema{},
+		missing:   map[int]time.Time{},
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	r.http, r.ownsHTTP = &http.Client{Transport: transport, Timeout: 10 * time.Second}, true
@@ -243,13 +253,27 @@ func (r *Registry) compile(id int, text string) (*registeredSchema, error) {
 func (r *Registry) schemaByID(id int) (*registeredSchema, error) {
 	r.mu.RLock()
 	rs := r.byID[id]
+	missingAt, missing := r.missing[id]
 	r.mu.RUnlock()
 	if rs != nil {
 		return rs, nil
 	}
+	if missing && time.Now().Sub(missingAt) < missingTTL {
+		return nil, &RegistryError{Op: opByID, SchemaID: id, Kind: ErrUnknownSchemaID,
+			Err: fmt.Errorf("the registry did not know schema %d at %s", id, missingAt.Format(time.RFC3339))}
+	}
 	s, err := r.client.GetSchema(id)
 	if err != nil {
-		return nil, classify(opByID, "", id, err)
+		err = classify(opByID, "", id, err)
+		if errors.Is(err, ErrUnknownSchemaID) {
+			r.mu.Lock()
+			if len(r.missing) > 10000 {
+				clear(r.missing)
+			}
+			r.missing[id] = time.Now()
+			r.mu.Unlock()
+		}
+		return nil, err
 	}
 	if t := s.SchemaType(); t != nil && *t != srclient.Avro && *t != "" {
 		return nil, &RegistryError{Op: opByID, SchemaID: id, Kind: ErrSchemaRejected, Err: fmt.Errorf("schema %d is %s, not Avro", id, *t)}

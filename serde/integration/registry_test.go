@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,5 +199,56 @@ func TestRegistryUseLatestAndKeySubjects(t *testing.T) {
 	got, err := val.Deserialize(topic, b)
 	if err != nil || got != (PayV2{ID: "l", Amount: 3, Kind: "WIRE", Currency: "EUR"}) {
 		t.Fatalf("got %+v, %v", got, err)
+	}
+}
+
+// countingTransport counts the HTTP requests that reach the registry.
+type countingTransport struct {
+	base  http.RoundTripper
+	count atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.count.Add(1)
+	return c.base.RoundTrip(r)
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach base.
+func (c *countingTransport) CloseIdleConnections() {
+	c.base.(*http.Transport).CloseIdleConnections()
+}
+
+func TestRegistrySteadyStreamMakesNoCalls(t *testing.T) {
+	base := testutil.RegistryURL(t)
+	ct := &countingTransport{base: http.DefaultTransport.(*http.Transport).Clone()}
+	client := &http.Client{Transport: ct, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	reg, err := serde.NewRegistry(base, serde.WithHTTPClient(client), serde.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := testutil.TopicName(t, "steady")
+	w, _ := serde.NewAvro[PayV1](reg, payV1)
+	r, _ := serde.NewAvro[PayV2](reg, payV2)
+	b, err := w.Serialize(topic, PayV1{ID: "warm", Kind: "CARD"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Deserialize(topic, b); err != nil {
+		t.Fatal(err)
+	}
+	warm := ct.count.Load()
+	for i := 0; i < 1000; i++ {
+		b, err := w.Serialize(topic, PayV1{ID: "x", Amount: int64(i), Kind: "WIRE"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := r.Deserialize(topic, b)
+		if err != nil || v.Amount != int64(i) || v.Currency != "EUR" {
+			t.Fatalf("record %d: %+v, %v", i, v, err)
+		}
+	}
+	if n := ct.count.Load() - warm; n != 0 {
+		t.Fatalf("1000 records made %d registry calls after warm-up (%d)", n, warm)
 	}
 }
