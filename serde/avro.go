@@ -40,6 +40,13 @@ var ErrSchemaMismatch = errors.New("writer schema does not resolve to reader sch
 // time-millis and time-micros time.Duration, uuid string. The mapping is
 // built and checked once, when the codec is made.
 //
+// goavro parses every schema and encodes and decodes generic values (after
+// a validation pass that bounds what a payload may make it allocate). Go
+// types compile to direct encoders and validating decoders instead, which
+// are faster than goavro's native maps; a fuzz test checks that both paths
+// agree. goavro writes a zero fixed decimal wrongly, so generic values of
+// schemas with fixed decimals are encoded by brook's own writer.
+//
 // An AvroCodec is safe for concurrent use.
 type AvroCodec[T any] struct {
 	text    string
