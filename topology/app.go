@@ -23,7 +23,20 @@ const (
 	// produced are acknowledged: after a crash, records since the last
 	// commit are processed again (duplicates, never losses).
 	AtLeastOnce Guarantee = iota
-	// ExactlyOnce is not available yet; NewApp refuses it.
+	// ExactlyOnce makes each commit of a task one Kafka transaction that
+	// holds its sink records, its changelog records and its consumed
+	// offsets: every input record's effects (outputs and state changes)
+	// become visible exactly once to read_committed consumers, across
+	// crashes, rebalances and zombie instances. Store writes stay in memory
+	// until their transaction commits, so a crash never leaves uncommitted
+	// state on disk.
+	//
+	// Cost: output is visible only after its transaction commits, so
+	// CommitInterval bounds the end-to-end latency (plan on CommitInterval
+	// plus a few broker round trips); every task has its own transactional
+	// producer (connections and an InitProducerId per task). Downstream
+	// consumers must read with isolation.level=read_committed. Requires
+	// Kafka 2.5 or later. See docs/EXACTLY_ONCE.md.
 	ExactlyOnce
 )
 
@@ -104,8 +117,8 @@ func (c *Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		return errors.New("brook: Config.Brokers is required")
 	}
-	if c.Guarantee == ExactlyOnce {
-		return errors.New("brook: Config.Guarantee ExactlyOnce is not implemented yet; use AtLeastOnce")
+	if c.Guarantee != AtLeastOnce && c.Guarantee != ExactlyOnce {
+		return fmt.Errorf("brook: Config.Guarantee %d is not AtLeastOnce or ExactlyOnce", int(c.Guarantee))
 	}
 	if c.StateDir == "" {
 		c.StateDir = defaultStateDir()
@@ -191,7 +204,7 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		Sarama: cfg.sarama(), StateDir: cfg.StateDir, CommitInterval: cfg.CommitInterval,
 		Workers: cfg.Workers, Endpoint: cfg.QueryEndpoint, MaxBuffered: cfg.MaxBufferedRecords,
 		Logger: cfg.Logger, OnState: cfg.StateListener, OnRestore: cfg.RestoreListener,
-		SerdePreflight: topo.Preflight,
+		SerdePreflight: topo.Preflight, ExactlyOnce: cfg.Guarantee == ExactlyOnce,
 	})
 	if err != nil {
 		return nil, err

@@ -78,6 +78,11 @@ type Config struct {
 	// SerdePreflight checks the topology's serdes (Avro schemas against
 	// the registry) before the group is joined; nil skips it.
 	SerdePreflight func(context.Context) error
+	// ExactlyOnce selects the exactly-once commit protocol (txn.go): one
+	// transactional producer per task, read_committed consumers and
+	// restores, store writes kept in memory until their transaction
+	// commits.
+	ExactlyOnce bool
 }
 
 // Runtime runs one application instance.
@@ -103,6 +108,8 @@ type Runtime struct {
 	// Restores counts restored changelog records per task, for tests and
 	// observability.
 	restoredRecords map[assign.TaskID]int64
+	// txnStats counts exactly-once transactions (txn.go).
+	txnStats TxnStats
 	// queries is the interactive-query view of the open tasks (query.go).
 	queries queryRegistry
 }
@@ -126,6 +133,16 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.PunctuateInterval <= 0 {
 		cfg.PunctuateInterval = 100 * time.Millisecond
+	}
+	if cfg.Sarama == nil {
+		cfg.Sarama = sarama.NewConfig()
+	}
+	if cfg.ExactlyOnce {
+		// Consumers, offset fetches and restores see committed
+		// transactions only.
+		sc := *cfg.Sarama
+		sc.Consumer.IsolationLevel = sarama.ReadCommitted
+		cfg.Sarama = &sc
 	}
 	r := &Runtime{
 		cfg: cfg, log: cfg.Logger,
@@ -264,6 +281,10 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		return err
 	}
 
+	if r.cfg.ExactlyOnce {
+		// Every task has its own transactional producer (txn.go).
+		return r.consume(ctx, base)
+	}
 	pcfg := *base
 	pcfg.Producer.Partitioner = newBrookPartitioner
 	pcfg.Producer.Return.Successes = true
@@ -280,7 +301,11 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 	}
 	r.prod = newProducer(ap)
 	defer r.prod.close()
+	return r.consume(ctx, base)
+}
 
+// consume runs the consumer-group loop until ctx ends or a fatal error.
+func (r *Runtime) consume(ctx context.Context, base *sarama.Config) error {
 	gcfg := *base
 	gcfg.Consumer.Offsets.AutoCommit.Enable = false
 	gcfg.Consumer.Offsets.Initial = sarama.OffsetOldest

@@ -30,6 +30,13 @@ type taskRun struct {
 	// their checkpoint offset is the committed consumed offset.
 	logged map[store.TopicPartition]int64
 	tables map[store.TopicPartition]bool
+	// Exactly-once (txn.go): the task's transactional producer, the
+	// overlays that hold its store writes until their transaction
+	// commits, and gone, closed when another instance turned out to own
+	// the task.
+	txn      *txnProducer
+	overlays []*store.Overlay
+	gone     chan struct{}
 }
 
 // handler is the sarama.ConsumerGroupHandler of a runtime. One session
@@ -111,9 +118,26 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 	tr := &taskRun{
 		id: id, dir: r.taskDir(id), worker: worker,
 		logged: map[store.TopicPartition]int64{}, tables: map[store.TopicPartition]bool{},
+		gone: make(chan struct{}),
 	}
 	if err := r.ensureDir(tr.dir); err != nil {
 		return nil, err
+	}
+	coll := &collector{r: r}
+	if r.cfg.ExactlyOnce {
+		// Before the restore: registering the task's transactional id
+		// fences older owners and aborts what they left open.
+		txn, err := r.newTxnProducer(id)
+		if err != nil {
+			return nil, err
+		}
+		tr.txn = txn
+		coll = &collector{r: r, txn: txn}
+		defer func() {
+			if tr.core == nil {
+				txn.close(r.log)
+			}
+		}()
 	}
 	signal := h.signals[worker]
 	tr.queue = newRecordQueue(r.cfg.MaxBuffered, func() {
@@ -146,6 +170,11 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		}
 		if !spec.Logged && spec.SourceTopic == "" {
 			e, err := opener.Open()
+			if err == nil && r.cfg.ExactlyOnce && opener.Persistent() {
+				o := store.NewOverlay(e)
+				tr.overlays = append(tr.overlays, o)
+				e = o
+			}
 			return e, nil, err
 		}
 		tp := store.TopicPartition{Topic: store.ChangelogTopic(r.cfg.ApplicationID, spec.Name), Partition: id.Partition}
@@ -168,16 +197,31 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		tr.engines = append(tr.engines, res.Engine)
 		var opts []store.Option
 		if spec.Logged && spec.SourceTopic == "" {
-			opts = append(opts, store.WithChangelog(tp.Topic, tp.Partition, &collector{r: r}))
+			opts = append(opts, store.WithChangelog(tp.Topic, tp.Partition, coll))
+		}
+		if r.cfg.ExactlyOnce && opener.Persistent() {
+			// Writes reach the engine only once their transaction
+			// commits (commitTaskEOS).
+			o := store.NewOverlay(res.Engine)
+			tr.overlays = append(tr.overlays, o)
+			return o, opts, nil
 		}
 		return res.Engine, opts, nil
 	}
 	core, err := task.New(task.Config{
 		ID: toProcessorTaskID(id), Graph: r.cfg.Graph, Stores: factory,
-		Collector: &collector{r: r}, Logger: r.log, WallClock: r.cfg.Clock(),
+		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("brook: open task %s: %w", id, err)
+	}
+	if r.cfg.ExactlyOnce && len(tr.logged) > 0 {
+		// The restored stores are flushed and hold exactly the changelog
+		// below tr.logged: checkpoint that at once, so a crash before the
+		// first commit restores only the tail, not everything.
+		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
+			return nil, errors.Join(fmt.Errorf("brook: task %s: %w", id, err), core.Close())
+		}
 	}
 	tr.core = core
 	r.mu.Lock()
@@ -221,6 +265,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			}
 		case <-ctx.Done():
 			return nil
+		case <-tr.gone:
+			// Another instance owns the task (exactly-once fencing):
+			// returning ends the session, so the group rebalances.
+			return nil
 		}
 	}
 }
@@ -259,6 +307,11 @@ func (h *handler) closeTasks(checkpointed bool) {
 				h.r.log.Warn("brook: close task", "task", id.String(), "err", err)
 			}
 		}
+		if tr.txn != nil {
+			// Aborts what was not committed (the overlays died with
+			// the core).
+			tr.txn.close(h.r.log)
+		}
 	}
 	h.tasks = nil
 	h.byTP = nil
@@ -285,13 +338,24 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 		processed := 0
 		commitNow := false
 		for _, tr := range tasks {
+			if tr.isLost() {
+				continue
+			}
 			for i := 0; i < batch; i++ {
 				m, ok := tr.queue.pop()
 				if !ok {
 					break
 				}
 				if err := tr.core.Process(rawRecord(m)); err != nil {
-					r.failRecord(fmt.Errorf("brook: task %s: %w", tr.id, err))
+					err = fmt.Errorf("brook: task %s: %w", tr.id, err)
+					if r.cfg.ExactlyOnce {
+						// The record's partial output and writes are in
+						// the open transaction: abort it (Cleanup), and
+						// resume at the last commit after a restart.
+						r.fail(err)
+					} else {
+						r.failRecord(err)
+					}
 					return
 				}
 				processed++
@@ -301,6 +365,9 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 		now = r.cfg.Clock()
 		if !now.Before(nextPunct) {
 			for _, tr := range tasks {
+				if tr.isLost() {
+					continue
+				}
 				if _, err := tr.core.Punctuate(now); err != nil {
 					r.fail(fmt.Errorf("brook: task %s: punctuate: %w", tr.id, err))
 					return
@@ -344,6 +411,9 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	r := h.r
 	if len(tasks) == 0 {
 		return nil
+	}
+	if r.cfg.ExactlyOnce {
+		return h.commitTasksEOS(sess, tasks)
 	}
 	if err := h.flushProducer(); err != nil {
 		return err
@@ -446,7 +516,20 @@ func producedFromMessage(m *sarama.ProducerMessage) processor.ProducedRecord {
 
 // collector sends sink and changelog records through the runtime's
 // producer. It implements task.Collector and store.ChangelogWriter.
-type collector struct{ r *Runtime }
+type collector struct {
+	r *Runtime
+	// txn is the task's transactional producer under exactly-once; nil
+	// means the runtime's shared producer.
+	txn *txnProducer
+}
+
+func (c *collector) producer() *producer {
+	if c.txn != nil {
+		c.txn.sent = true
+		return c.txn.producer
+	}
+	return c.r.prod
+}
 
 func (c *collector) Send(rec processor.ProducedRecord) error {
 	m := &sarama.ProducerMessage{
@@ -462,7 +545,7 @@ func (c *collector) Send(rec processor.ProducedRecord) error {
 	for _, hd := range rec.Headers {
 		m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(hd.Key), Value: hd.Value})
 	}
-	return c.r.prod.send(m)
+	return c.producer().send(m)
 }
 
 func (c *collector) PartitionCount(topic string) (int32, error) {
@@ -481,5 +564,5 @@ func (c *collector) SendChangelog(topic string, partition int32, key, value []by
 	if value != nil {
 		m.Value = sarama.ByteEncoder(value)
 	}
-	return c.r.prod.send(m)
+	return c.producer().send(m)
 }

@@ -1,0 +1,271 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/store"
+)
+
+// TransactionalID returns the Kafka transactional id of a task's producer
+// under exactly-once: "<application id>-<task id>". Every instance that
+// runs the task uses the same id, so the one that opens it last fences all
+// earlier ones.
+func TransactionalID(appID string, id assign.TaskID) string {
+	return appID + "-" + id.String()
+}
+
+// txnProducer is the transactional producer of one task under
+// exactly-once. A transaction is always open (BeginTxn only changes local
+// state, so an idle one costs nothing); commitTask ends it and begins the
+// next.
+type txnProducer struct {
+	*producer
+	ap  sarama.AsyncProducer
+	tid string
+	// sent reports that records went into the open transaction. Only the
+	// task's worker goroutine touches it.
+	sent bool
+}
+
+// newTxnProducer creates the transactional producer of task id. Creating
+// it registers the transactional id with the coordinator
+// (InitProducerId): that bumps the id's epoch, which fences every older
+// producer with the same id (a zombie), and aborts a transaction such a
+// producer left open, so the changelog's last stable offset moves past it
+// before the task restores.
+func (r *Runtime) newTxnProducer(id assign.TaskID) (*txnProducer, error) {
+	pcfg := *r.cfg.Sarama
+	pcfg.Producer.Partitioner = newBrookPartitioner
+	pcfg.Producer.Return.Successes = true
+	pcfg.Producer.Return.Errors = true
+	pcfg.Producer.RequiredAcks = sarama.WaitForAll
+	pcfg.Producer.Idempotent = true
+	pcfg.Net.MaxOpenRequests = 1
+	if pcfg.Producer.Retry.Max < 10 {
+		pcfg.Producer.Retry.Max = 10
+	}
+	pcfg.Producer.Transaction.ID = TransactionalID(r.cfg.ApplicationID, id)
+	ap, err := sarama.NewAsyncProducer(r.cfg.Brokers, &pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("brook: task %s: transactional producer %q: %w", id, pcfg.Producer.Transaction.ID, err)
+	}
+	tp := &txnProducer{producer: newProducer(ap), ap: ap, tid: pcfg.Producer.Transaction.ID}
+	if err := ap.BeginTxn(); err != nil {
+		_ = tp.producer.close()
+		return nil, fmt.Errorf("brook: task %s: begin transaction: %w", id, err)
+	}
+	return tp, nil
+}
+
+// abort aborts the open transaction if anything went into it. Errors are
+// logged: a fenced producer cannot abort, and the broker aborts its
+// transaction anyway (when the new owner registers the id, or at the
+// transaction timeout).
+func (tp *txnProducer) abort(log *slog.Logger) {
+	tp.flush() // sarama ends a transaction only after its records are settled
+	if !tp.sent && tp.ap.TxnStatus()&sarama.ProducerTxnFlagInError == 0 {
+		return
+	}
+	tp.sent = false
+	if err := tp.ap.AbortTxn(); err != nil {
+		log.Warn("brook: abort transaction", "transactional.id", tp.tid, "err", err)
+		return
+	}
+	log.Info("brook: transaction aborted", "transactional.id", tp.tid)
+}
+
+// close aborts an open transaction and closes the producer.
+func (tp *txnProducer) close(log *slog.Logger) {
+	tp.abort(log)
+	_ = tp.producer.close()
+}
+
+// fencedError reports that another instance now owns a task: its
+// producer was fenced, or the group moved on to a new generation before
+// the task's offsets could be committed. The task's uncommitted work is
+// dropped; it is not a fatal error.
+func fencedError(err error) bool {
+	for _, e := range []error{
+		sarama.ErrProducerFenced, sarama.ErrInvalidProducerEpoch,
+		sarama.ErrIllegalGeneration, sarama.ErrUnknownMemberId,
+		sarama.ErrFencedInstancedId, sarama.ErrRebalanceInProgress,
+		sarama.ErrInvalidProducerIDMapping,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// commitTasksEOS commits every task of tasks in its own transaction. A
+// task found fenced is lost (dropped until the next rebalance); any other
+// failure is returned after the task's transaction is aborted.
+func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*taskRun) error {
+	for _, tr := range tasks {
+		if tr.isLost() {
+			continue
+		}
+		err := h.commitTaskEOS(sess, tr)
+		if err == nil {
+			continue
+		}
+		if fencedError(err) {
+			h.loseTask(tr, err)
+			continue
+		}
+		tr.txn.abort(h.r.log)
+		return err
+	}
+	return nil
+}
+
+// commitTaskEOS is the exactly-once commit of one task:
+//
+//  1. wait for every record sent in the transaction (a failed one fails
+//     the commit: Kafka cannot commit a transaction with a failed write);
+//  2. take the consumed positions (task.Commit; the overlay stores keep
+//     their writes in memory);
+//  3. add the positions to the transaction, with the group generation and
+//     member id, and commit it;
+//  4. apply the overlays to the local engines and flush them;
+//  5. write the checkpoint (the changelog offsets the local data now
+//     reflects), and begin the next transaction.
+func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) error {
+	r := h.r
+	tp := tr.txn
+	for _, f := range tp.flush() {
+		return fmt.Errorf("brook: task %s: produce to %s[%d] in a transaction: %w (under exactly-once the transaction aborts and the production handler cannot skip the record)",
+			tr.id, f.msg.Topic, f.msg.Partition, f.err)
+	}
+	offs, err := tr.core.Commit()
+	if err != nil {
+		return fmt.Errorf("brook: task %s: commit: %w", tr.id, err)
+	}
+	if len(offs) == 0 && !tp.sent {
+		return nil
+	}
+	if len(offs) > 0 {
+		pom := map[string][]*sarama.PartitionOffsetMetadata{}
+		for _, o := range offs {
+			pom[o.Topic] = append(pom[o.Topic], &sarama.PartitionOffsetMetadata{Partition: o.Partition, Offset: o.Offset})
+		}
+		var instance *string
+		if id := r.cfg.Sarama.Consumer.Group.InstanceId; id != "" {
+			instance = &id
+		}
+		meta := sarama.NewConsumerGroupMetadataFromSession(sess, r.cfg.ApplicationID, instance)
+		if err := tp.ap.AddOffsetsToTxnWithGroupMetadata(pom, meta); err != nil {
+			return fmt.Errorf("brook: task %s: add offsets to transaction: %w", tr.id, err)
+		}
+	}
+	if err := tp.ap.CommitTxn(); err != nil {
+		return fmt.Errorf("brook: task %s: commit transaction %q: %w", tr.id, tp.tid, err)
+	}
+	tp.sent = false
+	r.countTxn()
+	// The transaction is committed: its writes may reach the local stores.
+	for _, o := range tr.overlays {
+		if err := o.Commit(); err != nil {
+			// Not retryable here, but safe: the checkpoint still names the
+			// previous commit, so a restart restores the tail again.
+			return fmt.Errorf("brook: task %s: apply committed writes to the local store: %w", tr.id, err)
+		}
+	}
+	tr.advanceCheckpoint(offs, tp.producer)
+	if len(tr.logged) > 0 {
+		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
+			return fmt.Errorf("brook: task %s: %w", tr.id, err)
+		}
+		r.mu.Lock()
+		r.restored[tr.id] = tr.offsetsByTopic()
+		r.mu.Unlock()
+	}
+	if err := tp.ap.BeginTxn(); err != nil {
+		return fmt.Errorf("brook: task %s: begin transaction: %w", tr.id, err)
+	}
+	return nil
+}
+
+// advanceCheckpoint moves the task's checkpoint offsets past what a commit
+// made durable: a table's offset is its committed consumed position, a
+// changelog's the offset after its last acknowledged record.
+func (tr *taskRun) advanceCheckpoint(offs []task.Offset, p *producer) {
+	for tp := range tr.logged {
+		if tr.tables[tp] {
+			for _, o := range offs {
+				if o.Topic == tp.Topic && o.Partition == tp.Partition {
+					tr.logged[tp] = o.Offset
+				}
+			}
+			continue
+		}
+		if off, ok := p.ackedOffset(tp); ok && off > tr.logged[tp] {
+			tr.logged[tp] = off
+		}
+	}
+}
+
+// loseTask drops a task another instance now owns: its transaction is
+// aborted (if the producer still can), its uncommitted writes die with its
+// overlays when it closes, and its claim returns, which ends the group
+// session so that this instance rejoins and learns its new assignment.
+func (h *handler) loseTask(tr *taskRun, err error) {
+	h.r.log.Warn("brook: task fenced: another instance owns it now; its uncommitted work is dropped",
+		"task", tr.id.String(), "transactional.id", tr.txn.tid, "err", err)
+	tr.txn.abort(h.r.log)
+	for _, o := range tr.overlays {
+		o.Discard()
+	}
+	tr.markLost()
+	h.r.countFenced()
+}
+
+func (tr *taskRun) isLost() bool {
+	select {
+	case <-tr.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+func (tr *taskRun) markLost() {
+	if !tr.isLost() {
+		close(tr.gone)
+	}
+}
+
+// countTxn and countFenced keep exactly-once statistics.
+func (r *Runtime) countTxn() {
+	r.mu.Lock()
+	r.txnStats.Committed++
+	r.mu.Unlock()
+}
+
+func (r *Runtime) countFenced() {
+	r.mu.Lock()
+	r.txnStats.Fenced++
+	r.mu.Unlock()
+}
+
+// TxnStats counts exactly-once transactions.
+type TxnStats struct {
+	// Committed is the number of transactions committed.
+	Committed int64
+	// Fenced is the number of times a task was found owned by another
+	// instance (fenced producer or stale group generation).
+	Fenced int64
+}
+
+// TxnStats returns the exactly-once statistics so far.
+func (r *Runtime) TxnStats() TxnStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.txnStats
+}

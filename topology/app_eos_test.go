@@ -1,0 +1,413 @@
+package topology_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/store"
+	"github.com/brookstream/brook/testutil"
+	"github.com/brookstream/brook/topology"
+)
+
+// balance is the payments app's state per account.
+type balance struct {
+	Balance int64 `json:"balance"`
+	Seq     int64 `json:"seq"`
+}
+
+// balanceUpdate is the payments app's output: the account's new balance
+// after its Seq-th payment, of Amount.
+type balanceUpdate struct {
+	Seq     int64 `json:"seq"`
+	Balance int64 `json:"balance"`
+	Amount  int64 `json:"amount"`
+}
+
+// errPoison is the processing error of the payments app for the poison
+// amount.
+var errPoison = errors.New("poison payment")
+
+// buildPaymentsTopology sums payment amounts (int64 values) per account
+// (string keys) in the LevelDB store "balances" and writes every new
+// balance, with the account's sequence number, to out. A payment of
+// exactly poison (when non-zero) fails processing after its store write
+// and its output were made, so that they sit in the open transaction.
+func buildPaymentsTopology(in, out string, poison int64, opts ...topology.Option) (*topology.Topology, error) {
+	b := topology.New(opts...)
+	src := topology.Source(b, "payments", in, serde.String(), serde.Int64())
+	topology.KeyValueStore(b, "balances", serde.String(), serde.JSON[balance]())
+	updates := topology.ProcessFunc(b, "sum", src, func(ctx processor.Context[string, balanceUpdate], r processor.Record[string, int64]) error {
+		s, err := processor.KeyValueStore[string, balance](ctx, "balances")
+		if err != nil {
+			return err
+		}
+		cur, _, err := s.Get(r.Key)
+		if err != nil {
+			return err
+		}
+		cur.Balance += r.Value
+		cur.Seq++
+		if err := s.Put(r.Key, cur); err != nil {
+			return err
+		}
+		if err := ctx.Forward(processor.Revalue(r, balanceUpdate{Seq: cur.Seq, Balance: cur.Balance, Amount: r.Value})); err != nil {
+			return err
+		}
+		if poison != 0 && r.Value == poison {
+			return errPoison
+		}
+		return nil
+	}, topology.WithStores("balances"))
+	topology.Sink(b, "balances-out", out, updates, serde.String(), serde.JSON[balanceUpdate]())
+	return b.Build()
+}
+
+func paymentsTopology(t testing.TB, in, out string, poison int64, opts ...topology.Option) *topology.Topology {
+	t.Helper()
+	topo, err := buildPaymentsTopology(in, out, poison, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+// payments is the input a test produced, per account in order.
+type payments map[string][]int64
+
+func (p payments) sum(acct string) (s int64) {
+	for _, a := range p[acct] {
+		s += a
+	}
+	return s
+}
+
+func accountName(i int) string { return fmt.Sprintf("acct-%02d", i) }
+
+// paymentMsg is one payment to account i, on partition i % partitions.
+func paymentMsg(i int, partitions int, amount int64) *sarama.ProducerMessage {
+	return &sarama.ProducerMessage{
+		Key: sarama.StringEncoder(accountName(i)), Value: sarama.ByteEncoder(int64Bytes(amount)),
+		Partition: int32(i % partitions),
+	}
+}
+
+// outputWatcher reads the output topic continuously with read_committed and
+// collects the balance updates per account in offset order.
+type outputWatcher struct {
+	mu     sync.Mutex
+	byAcct map[string][]balanceUpdate
+	err    error
+}
+
+func watchOutput(t *testing.T, b *testutil.Broker, topic string) *outputWatcher {
+	t.Helper()
+	cfg := b.SaramaConfig()
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	consumer, err := sarama.NewConsumer(b.Addrs(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := consumer.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &outputWatcher{byAcct: map[string][]balanceUpdate{}}
+	var wg sync.WaitGroup
+	var pcs []sarama.PartitionConsumer
+	t.Cleanup(func() {
+		for _, pc := range pcs {
+			pc.AsyncClose()
+		}
+		wg.Wait()
+		consumer.Close()
+	})
+	for _, p := range parts {
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { // owned by the test cleanup below
+			defer wg.Done()
+			for m := range pc.Messages() {
+				var u balanceUpdate
+				err := json.Unmarshal(m.Value, &u)
+				w.mu.Lock()
+				if err != nil && w.err == nil {
+					w.err = fmt.Errorf("%s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
+				}
+				w.byAcct[string(m.Key)] = append(w.byAcct[string(m.Key)], u)
+				w.mu.Unlock()
+			}
+		}()
+		pcs = append(pcs, pc)
+	}
+	return w
+}
+
+// snapshot returns a copy of what the watcher has seen.
+func (w *outputWatcher) snapshot() map[string][]balanceUpdate {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string][]balanceUpdate, len(w.byAcct))
+	for k, v := range w.byAcct {
+		out[k] = append([]balanceUpdate(nil), v...)
+	}
+	return out
+}
+
+// waitComplete waits until every account's output has reached as many
+// updates as it has payments.
+func (w *outputWatcher) waitComplete(t *testing.T, in payments, timeout time.Duration) map[string][]balanceUpdate {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := w.snapshot()
+		done := true
+		for acct, amounts := range in {
+			if len(got[acct]) < len(amounts) {
+				done = false
+			}
+		}
+		if done {
+			return got
+		}
+		if time.Now().After(deadline) {
+			var missing []string
+			for acct, amounts := range in {
+				if len(got[acct]) < len(amounts) {
+					missing = append(missing, fmt.Sprintf("%s %d/%d", acct, len(got[acct]), len(amounts)))
+				}
+			}
+			sort.Strings(missing)
+			t.Fatalf("after %v the committed output is incomplete: %v", timeout, missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkExactlyOnce checks that the committed output shows each payment's
+// effect exactly once: per account, sequence numbers 1..n with no gap and
+// no duplicate, the amounts in input order, and running balances.
+func checkExactlyOnce(t *testing.T, in payments, out map[string][]balanceUpdate) {
+	t.Helper()
+	for acct, amounts := range in {
+		ups := out[acct]
+		if len(ups) != len(amounts) {
+			t.Errorf("%s: %d committed updates for %d payments", acct, len(ups), len(amounts))
+		}
+		var sum int64
+		for i, u := range ups {
+			if i >= len(amounts) {
+				t.Errorf("%s: extra update %+v", acct, u)
+				break
+			}
+			sum += amounts[i]
+			if u.Seq != int64(i+1) || u.Amount != amounts[i] || u.Balance != sum {
+				t.Errorf("%s: update %d = %+v, want seq %d amount %d balance %d (duplicate or gap)", acct, i, u, i+1, amounts[i], sum)
+				break
+			}
+		}
+	}
+	for acct := range out {
+		if _, ok := in[acct]; !ok {
+			t.Errorf("output for unknown account %q", acct)
+		}
+	}
+}
+
+// readBalances opens the "balances" LevelDB store of every task under the
+// application's state dir (the application must be stopped) and returns
+// the balances.
+func readBalances(t *testing.T, stateDir, appID string) map[string]balance {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(stateDir, appID, "*", "balances"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no balances store under %s: %v", stateDir, err)
+	}
+	out := map[string]balance{}
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, "CURRENT")); err != nil {
+			continue
+		}
+		e, err := store.OpenLevelDB(dir, store.LevelDBOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv := store.NewKeyValueStore("balances", e, serde.String(), serde.JSON[balance]())
+		it, err := kv.All()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for it.Next() {
+			out[it.Key()] = it.Value()
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		it.Close()
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func checkBalances(t *testing.T, in payments, got map[string]balance) {
+	t.Helper()
+	for acct, amounts := range in {
+		if b := got[acct]; b.Balance != in.sum(acct) || b.Seq != int64(len(amounts)) {
+			t.Errorf("%s: store holds %+v, want balance %d after %d payments", acct, b, in.sum(acct), len(amounts))
+		}
+	}
+}
+
+func eosConfig(t *testing.T, b *testutil.Broker, appID, dir string) topology.Config {
+	return topology.Config{
+		ApplicationID: appID, Brokers: b.Addrs(), StateDir: dir, Guarantee: topology.ExactlyOnce,
+		CommitInterval: 100 * time.Millisecond, Logger: testLogger(t),
+	}
+}
+
+// TestAppExactlyOnceRestartsFromCommittedState runs the payments app with
+// exactly-once, stops it, feeds more payments and runs it again: the
+// committed output has every payment's effect exactly once, the second run
+// restores only the changelog tail after its checkpoint, and the local
+// store equals the sums.
+func TestAppExactlyOnceRestartsFromCommittedState(t *testing.T) {
+	b := testutil.NewBroker(t)
+	in, out := testutil.TopicName(t, "payments"), testutil.TopicName(t, "balances")
+	b.CreateTopic(t, in, 3, nil)
+	b.CreateTopic(t, out, 3, nil)
+	appID, dir := testutil.TopicName(t, "app"), t.TempDir()
+	const accounts = 9
+	sent := payments{}
+	produce := func(rounds int) {
+		var msgs []*sarama.ProducerMessage
+		for r := 0; r < rounds; r++ {
+			for i := 0; i < accounts; i++ {
+				amount := int64(1 + (r*7+i*13)%50)
+				sent[accountName(i)] = append(sent[accountName(i)], amount)
+				msgs = append(msgs, paymentMsg(i, 3, amount))
+			}
+		}
+		b.Produce(t, in, msgs...)
+	}
+	w := watchOutput(t, b, out)
+	produce(30)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, done := startApp(t, ctx, paymentsTopology(t, in, out, 0), eosConfig(t, b, appID, dir))
+	w.waitComplete(t, sent, 60*time.Second)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	produce(5)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	app, done2 := startApp(t, ctx2, paymentsTopology(t, in, out, 0), eosConfig(t, b, appID, dir))
+	got := w.waitComplete(t, sent, 60*time.Second)
+	restored := app.RestoredRecords()
+	cancel2()
+	if err := <-done2; err != nil {
+		t.Fatalf("second Run: %v", err)
+	}
+	checkExactlyOnce(t, sent, got)
+	checkBalances(t, sent, readBalances(t, dir, appID))
+	var total int64
+	for _, n := range restored {
+		total += n
+	}
+	t.Logf("second run restored %d changelog records (%v); %d payments before it", total, restored, 30*accounts)
+	if total >= 30*accounts {
+		t.Fatalf("second run restored %d records, the whole changelog: checkpoints were not used", total)
+	}
+}
+
+// TestAppExactlyOnceAbortLeavesNothingVisible: a processing error in the
+// middle of a transaction (after the failing record's store write and
+// output were made, and after earlier records' outputs) aborts it. Nothing
+// of it is visible to read_committed consumers of the output or the
+// changelog, no offset is committed, and the local store does not keep the
+// aborted writes: a restart that skips the poison payment produces exactly
+// the sums without it.
+func TestAppExactlyOnceAbortLeavesNothingVisible(t *testing.T) {
+	b := testutil.NewBroker(t)
+	in, out := testutil.TopicName(t, "payments"), testutil.TopicName(t, "balances")
+	b.CreateTopic(t, in, 1, nil)
+	b.CreateTopic(t, out, 1, nil)
+	appID, dir := testutil.TopicName(t, "app"), t.TempDir()
+	const poison = 999
+	amounts := []int64{5, 7, 11, poison, 13, 17}
+	var msgs []*sarama.ProducerMessage
+	for _, a := range amounts {
+		msgs = append(msgs, paymentMsg(0, 1, a))
+	}
+	b.Produce(t, in, msgs...)
+
+	cfg := eosConfig(t, b, appID, dir)
+	cfg.CommitInterval = time.Hour // everything before the poison is in the one open transaction
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	app, err := topology.NewApp(paymentsTopology(t, in, out, poison), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = app.Run(ctx)
+	if !errors.Is(err, errPoison) {
+		t.Fatalf("Run returned %v, want the poison processing error", err)
+	}
+	// The aborted records are in the log (read_uncommitted sees them) ...
+	written := b.ConsumeAll(t, out)
+	if len(written) < 4 {
+		t.Fatalf("read_uncommitted sees %d output records, want the 4 the aborted transaction wrote", len(written))
+	}
+	// ... but none is visible to read_committed consumers.
+	if got := b.ConsumeAllCommitted(t, out); len(got) != 0 {
+		t.Fatalf("read_committed sees %d output records of an aborted transaction", len(got))
+	}
+	changelog := store.ChangelogTopic(appID, "balances")
+	if got := b.ConsumeAllCommitted(t, changelog); len(got) != 0 {
+		t.Fatalf("read_committed sees %d changelog records of an aborted transaction", len(got))
+	}
+	if off := committedOffset(t, b, appID, in, 0); off >= 0 {
+		t.Fatalf("offset %d committed for an aborted transaction", off)
+	}
+
+	// Restart, dropping the poison payment: the sums start from nothing.
+	skip := topology.WithProcessingHandler(func(ec processor.ErrorContext) processor.HandlerResponse {
+		if errors.Is(ec.Err, errPoison) {
+			return processor.Continue
+		}
+		return processor.Fail
+	})
+	w := watchOutput(t, b, out)
+	app2, err := topology.NewApp(paymentsTopology(t, in, out, poison, skip), eosConfig(t, b, appID, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app2.Run(runCtx) }()
+	// With Continue, the poison record's own output and write stay (the
+	// handler drops the record, not what it already did): 6 updates.
+	want := payments{accountName(0): amounts}
+	got := w.waitComplete(t, want, 60*time.Second)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("second Run: %v", err)
+	}
+	checkExactlyOnce(t, want, got)
+	checkBalances(t, want, readBalances(t, dir, appID))
+}
