@@ -552,6 +552,71 @@ func (v *KeyValueView[K, V]) ApproximateCount() (int64, error) {
 	return total, nil
 }
 
+// Metadata returns where key lives: its partition and task, and the
+// instance that runs the task. It fails with a *NotReadyError before the
+// first assignment.
+func (v *KeyValueView[K, V]) Metadata(key K) (KeyMetadata, error) {
+	kb, err := v.q.keyBytes(v.app.serdeTopic(v.spec), key)
+	if err != nil {
+		return KeyMetadata{}, fmt.Errorf("brook: store %q: %w", v.name, err)
+	}
+	loc, err := v.app.locate(v.spec, kb)
+	if err != nil {
+		return KeyMetadata{}, err
+	}
+	return loc.metadata(v.name), nil
+}
+
+// KeyMetadata says where a key of a store lives.
+type KeyMetadata struct {
+	Store     string `json:"store"`
+	Partition int32  `json:"partition"`
+	// Task is "<sub-topology>_<partition>".
+	Task string `json:"task"`
+	// Endpoint is the query endpoint of the instance running the task,
+	// "" if it has none.
+	Endpoint string `json:"endpoint"`
+	MemberID string `json:"member_id"`
+	// Local reports that this instance runs the task.
+	Local bool `json:"local"`
+	// Generation is the consumer-group generation of the assignment.
+	Generation int32 `json:"generation"`
+}
+
+func (l location) metadata(store string) KeyMetadata {
+	return KeyMetadata{Store: store, Partition: l.task.Partition, Task: l.task.String(),
+		Endpoint: l.host.Endpoint, MemberID: l.host.MemberID, Local: l.local, Generation: l.gen}
+}
+
+// Instance is one instance of the application in the current assignment.
+type Instance struct {
+	Endpoint string `json:"endpoint"`
+	MemberID string `json:"member_id"`
+	// Self marks this instance.
+	Self bool `json:"self"`
+	// Tasks are the tasks it runs ("<sub-topology>_<partition>").
+	Tasks []string `json:"tasks"`
+}
+
+// Instances returns every instance of the application with its tasks,
+// from the current assignment, and its generation; false before the
+// first assignment.
+func (a *App) Instances() ([]Instance, int32, bool) {
+	asg, ok := a.rt.Strategy().Assignment()
+	if !ok {
+		return nil, 0, false
+	}
+	out := []Instance{}
+	for i, host := range asg.Hosts {
+		in := Instance{Endpoint: host.Endpoint, MemberID: host.MemberID, Self: i == asg.Self, Tasks: []string{}}
+		for _, t := range host.Tasks {
+			in.Tasks = append(in.Tasks, t.String())
+		}
+		out = append(out, in)
+	}
+	return out, asg.Generation, true
+}
+
 // Status returns the state of the store's tasks on this instance.
 func (v *KeyValueView[K, V]) Status() StoreStatus { return v.app.storeStatus(v.name, v.spec) }
 

@@ -25,9 +25,10 @@ func FuzzQueryHandler(f *testing.F) {
 	b.CreateTopic(f, out, 3, nil)
 	produceKeysTB(f, b, in, 3, 30, 2)
 	ctx, cancel := context.WithCancel(context.Background())
+	appID := testutil.TopicName(f, "app")
 	app, err := topology.NewApp(countTopology(f, in, out), topology.Config{
-		ApplicationID: testutil.TopicName(f, "app"), Brokers: b.Addrs(), StateDir: f.TempDir(),
-		CommitInterval: 200 * time.Millisecond, QueryEndpoint: "127.0.0.1:1", Logger: testLogger(f),
+		ApplicationID: appID, Brokers: b.Addrs(), StateDir: f.TempDir(),
+		CommitInterval: 200 * time.Millisecond, QueryEndpoint: "127.0.0.1:2", Logger: testLogger(f),
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -40,13 +41,31 @@ func FuzzQueryHandler(f *testing.F) {
 			f.Error(err)
 		}
 	})
-	h := app.QueryHandler(topology.WithBearerToken("t"))
+	// A second instance whose endpoint nobody serves: forwarded keys and
+	// ranges meet an unreachable owner (502).
+	other, err := topology.NewApp(countTopology(f, in, out), topology.Config{
+		ApplicationID: appID, Brokers: b.Addrs(), StateDir: f.TempDir(),
+		CommitInterval: 200 * time.Millisecond, QueryEndpoint: "127.0.0.1:1", Logger: testLogger(f),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	otherDone := make(chan error, 1)
+	go func() { otherDone <- other.Run(ctx) }()
+	f.Cleanup(func() {
+		cancel()
+		if err := <-otherDone; err != nil {
+			f.Error(err)
+		}
+	})
+	h := app.QueryHandler(topology.WithBearerToken("t"), topology.WithForwardTimeout(time.Second))
+	oh := other.QueryHandler()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodGet, "/ready", nil)
-		h.ServeHTTP(rec, req)
-		if rec.Code == http.StatusOK {
+		rec, rec2 := httptest.NewRecorder(), httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ready", nil))
+		oh.ServeHTTP(rec2, httptest.NewRequest(http.MethodGet, "/ready", nil))
+		if rec.Code == http.StatusOK && rec2.Code == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -220,31 +220,16 @@ func (h *queryHandler) ready(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, http.StatusOK, map[string]any{"state": s.String(), "tasks": len(open)})
 }
 
-type instanceInfo struct {
-	Endpoint string   `json:"endpoint"`
-	MemberID string   `json:"member_id"`
-	Self     bool     `json:"self"`
-	Tasks    []string `json:"tasks"`
-}
-
 func (h *queryHandler) instances(w http.ResponseWriter, r *http.Request) {
-	asg, ok := h.a.rt.Strategy().Assignment()
+	ins, gen, ok := h.a.Instances()
 	if !ok {
 		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "no assignment yet (state " + h.a.State().String() + ")"})
 		return
 	}
-	out := struct {
-		Generation int32          `json:"generation"`
-		Instances  []instanceInfo `json:"instances"`
-	}{Generation: asg.Generation, Instances: []instanceInfo{}}
-	for i, host := range asg.Hosts {
-		in := instanceInfo{Endpoint: host.Endpoint, MemberID: host.MemberID, Self: i == asg.Self, Tasks: []string{}}
-		for _, t := range host.Tasks {
-			in.Tasks = append(in.Tasks, t.String())
-		}
-		out.Instances = append(out.Instances, in)
-	}
-	h.reply(w, http.StatusOK, out)
+	h.reply(w, http.StatusOK, struct {
+		Generation int32      `json:"generation"`
+		Instances  []Instance `json:"instances"`
+	}{gen, ins})
 }
 
 func (h *queryHandler) stores(w http.ResponseWriter, r *http.Request) {
@@ -404,18 +389,6 @@ func (h *queryHandler) call(ctx context.Context, endpoint, path, rawQuery, authz
 	return resp.StatusCode, resp.Header, body, nil
 }
 
-type metadataAnswer struct {
-	Store     string          `json:"store"`
-	Key       json.RawMessage `json:"key"`
-	Partition int32           `json:"partition"`
-	Task      string          `json:"task"`
-	Endpoint  string          `json:"endpoint"`
-	MemberID  string          `json:"member_id"`
-	Local     bool            `json:"local"`
-	// Generation is the consumer-group generation of the assignment.
-	Generation int32 `json:"generation"`
-}
-
 func (h *queryHandler) metadata(w http.ResponseWriter, r *http.Request) {
 	spec, q, e := h.lookup(r.PathValue("store"))
 	if e != nil {
@@ -447,8 +420,10 @@ func (h *queryHandler) metadata(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		kj, _ = json.Marshal(text)
 	}
-	h.reply(w, http.StatusOK, metadataAnswer{Store: spec.Name, Key: kj, Partition: loc.task.Partition, Task: loc.task.String(),
-		Endpoint: loc.host.Endpoint, MemberID: loc.host.MemberID, Local: loc.local, Generation: loc.gen})
+	h.reply(w, http.StatusOK, struct {
+		KeyMetadata
+		Key json.RawMessage `json:"key"`
+	}{loc.metadata(spec.Name), kj})
 }
 
 type rangeAnswer struct {

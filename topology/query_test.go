@@ -299,6 +299,26 @@ func TestQueryThreeInstances(t *testing.T) {
 				t.Fatalf("Get(%s) = %d, %v", key, val, found)
 			}
 		}
+		md, err := v.Metadata("key-007")
+		if err != nil || md.Task == "" || md.Endpoint == "" || md.Local != (md.Endpoint == qi.endpoint) {
+			t.Fatalf("Metadata: %+v, %v", md, err)
+		}
+		ins, _, ok := qi.app.Instances()
+		if !ok || len(ins) != 3 {
+			t.Fatalf("Instances: %+v", ins)
+		}
+		self := 0
+		for _, in := range ins {
+			if in.Self {
+				self++
+				if in.Endpoint != qi.endpoint || len(in.Tasks) != 2 {
+					t.Fatalf("self instance %+v", in)
+				}
+			}
+		}
+		if self != 1 {
+			t.Fatalf("Instances marks %d as self", self)
+		}
 		st := v.Status()
 		if len(st.Tasks) != 2 || st.Tasks[0].State != "ready" || st.KeyFormat != "string" {
 			t.Fatalf("status %+v", st)
@@ -325,6 +345,47 @@ func TestQueryThreeInstances(t *testing.T) {
 		if a := httpGet(t, insts[1].endpoint, p, nil); a.status != http.StatusOK {
 			t.Fatalf("%s: %d %s", p, a.status, a.body)
 		}
+	}
+	// Freshness: every task has read its source partition to the end.
+	eventually(t, 30*time.Second, func() error {
+		for _, qi := range insts {
+			v, _ := topology.QueryKeyValue[string, int64](qi.app, "counts")
+			for _, ts := range v.Status().Tasks {
+				if len(ts.Lag) != 1 || ts.Lag[0].Topic != in || ts.Lag[0].Lag != 0 || ts.Lag[0].End == 0 {
+					return fmt.Errorf("task %s lag %+v", ts.Task, ts.Lag)
+				}
+			}
+		}
+		return nil
+	})
+
+	// An owner that cannot be reached: 502 for its keys and for ranges,
+	// while keys of reachable owners are still served.
+	insts[2].srv.Close()
+	<-insts[2].served
+	var unreachable, reachable int
+	for k := 0; k < keys; k++ {
+		key := fmt.Sprintf("key-%03d", k)
+		md := httpGet(t, insts[0].endpoint, "/stores/counts/metadata?key="+key, nil)
+		var m struct {
+			Endpoint string `json:"endpoint"`
+		}
+		_ = json.Unmarshal(md.body, &m)
+		a := httpGet(t, insts[0].endpoint, "/stores/counts/keys/"+key, nil)
+		switch {
+		case m.Endpoint == insts[2].endpoint && a.status == http.StatusBadGateway:
+			unreachable++
+		case m.Endpoint != insts[2].endpoint && a.status == http.StatusOK:
+			reachable++
+		default:
+			t.Fatalf("%s held by %s: %d %s", key, m.Endpoint, a.status, a.body)
+		}
+	}
+	if unreachable == 0 || reachable == 0 {
+		t.Fatalf("%d keys unreachable, %d reachable", unreachable, reachable)
+	}
+	if a := httpGet(t, insts[0].endpoint, "/stores/counts/range", nil); a.status != http.StatusBadGateway {
+		t.Fatalf("range with an unreachable instance: %d %s", a.status, a.body)
 	}
 	cancel()
 	for _, qi := range insts {
