@@ -1,0 +1,124 @@
+package harness_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/brookstream/brook/bench/harness"
+	"github.com/brookstream/brook/testutil"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(harness.WorkerEnv) != "" {
+		// The harness re-executes this test binary as a worker process.
+		os.Exit(harness.WorkerMain(os.Args[1:]))
+	}
+	testutil.VerifyTestMain(m)
+}
+
+// TestSmoke runs every workload on tiny inputs for the Go systems (the
+// JVM peer is left out: its start-up alone takes longer than the whole
+// pass) and checks that every cell has figures or says why not.
+func TestSmoke(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := harness.SmokeOptions()
+	o.WorkDir = t.TempDir()
+	o.WorkerCmd = []string{self}
+	o.Logf = t.Logf
+	rep, err := harness.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Cells {
+		switch {
+		case c.System == harness.SysKStreams:
+			if !strings.Contains(c.Missing, "Kafka Streams not run") {
+				t.Errorf("%s/%s: Kafka Streams cell without the reason it did not run: %+v", c.Workload, c.System, c)
+			}
+		case c.Workload == "B6":
+			if c.Missing == "" && c.P99Ms <= 0 {
+				t.Errorf("B6/%s: neither a latency nor a reason: %+v", c.System, c)
+			}
+		case c.Missing != "":
+			t.Errorf("%s/%s: missing: %s", c.Workload, c.System, c.Missing)
+		case c.Workload == "B5":
+			if c.ColdMs <= 0 {
+				t.Errorf("B5/%s: no cold restore time: %+v", c.System, c)
+			}
+			if c.System != harness.SysLevelDB && c.WarmMs <= 0 {
+				t.Errorf("B5/%s: no warm restore time: %+v", c.System, c)
+			}
+		default:
+			if c.RecordsPerSec <= 0 && c.Note != "too few records to time" {
+				t.Errorf("%s/%s: no throughput: %+v", c.Workload, c.System, c)
+			}
+			if c.Records < int64(o.Records) {
+				t.Errorf("%s/%s: consumed %d records, want >= %d", c.Workload, c.System, c.Records, o.Records)
+			}
+		}
+	}
+	for _, w := range []string{"B0", "B1", "B2u"} {
+		c, ok := rep.Cell(w, harness.SysBrook)
+		if w == "B0" {
+			c, ok = rep.Cell(w, harness.SysSarama)
+		}
+		if !ok || c.P99Ms <= 0 || c.P50Ms > c.P99Ms {
+			t.Errorf("%s: no sane latency: %+v", w, c)
+		}
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"| B2 count per key, uniform keys | goka |", "### Targets", "acks=all"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	o := harness.SmokeOptions()
+	o.Workloads = []string{"B9"}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `"B9"`) {
+		t.Errorf("unknown workload: err = %v", err)
+	}
+	o = harness.SmokeOptions()
+	o.Systems = []string{"flink"}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `"flink"`) {
+		t.Errorf("unknown system: err = %v", err)
+	}
+	o = harness.SmokeOptions()
+	if err := o.Validate(); err != nil {
+		t.Errorf("smoke options: %v", err)
+	}
+}
+
+// TestTargets checks the ratios the report derives from cells.
+func TestTargets(t *testing.T) {
+	rep := &harness.Report{Cells: []harness.Cell{
+		{Workload: "B0", System: harness.SysSarama, RecordsPerSec: 100},
+		{Workload: "B1", System: harness.SysBrook, RecordsPerSec: 70},
+		{Workload: "B2u", System: harness.SysBrook, RecordsPerSec: 90},
+		{Workload: "B2u", System: harness.SysGoka, RecordsPerSec: 30},
+		{Workload: "B7", System: harness.SysBrook, Missing: "refused"},
+	}}
+	got := map[string]harness.Target{}
+	for _, tg := range rep.Targets() {
+		got[tg.Target] = tg
+	}
+	check := func(name, measured, met string) {
+		t.Helper()
+		if tg := got[name]; tg.Measured != measured || tg.Met != met {
+			t.Errorf("%s = %+v, want measured %s met %s", name, tg, measured, met)
+		}
+	}
+	check("B1 brook ≥ 0.8 × B0", "0.70", "**no**")
+	check("B2u brook ≥ 3 × goka", "3.00", "yes")
+	check("B7 brook exactly-once ≥ 0.7 × at-least-once", "–", "n/a (cell missing)")
+	if md := rep.Markdown(); !strings.Contains(md, "| B2 count per key, uniform keys | goka | 30 | 0.30 | 3.00 |") {
+		t.Errorf("markdown row of goka on B2u wrong:\n%s", md)
+	}
+}

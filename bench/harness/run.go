@@ -1,0 +1,635 @@
+package harness
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Cell is one system's result on one workload. Missing says why a cell
+// has no figures.
+type Cell struct {
+	Workload string `json:"workload"`
+	System   string `json:"system"`
+	// Records is how many input records the throughput phase consumed.
+	Records       int64   `json:"records,omitempty"`
+	RecordsPerSec float64 `json:"records_per_sec,omitempty"`
+	// End-to-end latency (input record timestamp to the harness reading
+	// the output) at Options.Rate records/s.
+	P50Ms          float64 `json:"p50_ms,omitempty"`
+	P99Ms          float64 `json:"p99_ms,omitempty"`
+	LatencySamples int     `json:"latency_samples,omitempty"`
+	LatencyMissing string  `json:"latency_missing,omitempty"`
+	// Restore (B5): cold from an empty state directory, warm from a
+	// checkpoint with a small tail.
+	ColdMs          float64 `json:"restore_cold_ms,omitempty"`
+	ColdKeysPerSec  float64 `json:"restore_cold_keys_per_sec,omitempty"`
+	WarmMs          float64 `json:"restore_warm_ms,omitempty"`
+	WarmKeysPerSec  float64 `json:"restore_warm_keys_per_sec,omitempty"`
+	PeakRSSMB       float64 `json:"peak_rss_mb,omitempty"`
+	Missing         string  `json:"missing,omitempty"`
+	Note            string  `json:"note,omitempty"`
+	ProfilePath     string  `json:"profile,omitempty"`
+	DurationSeconds float64 `json:"duration_s"`
+}
+
+// Report is the result of a run.
+type Report struct {
+	Started   time.Time         `json:"started"`
+	Seconds   float64           `json:"seconds"`
+	Machine   Machine           `json:"machine"`
+	Versions  map[string]string `json:"versions"`
+	Broker    string            `json:"broker"`
+	Producer  Producer          `json:"producer"`
+	Sizes     map[string]any    `json:"sizes"`
+	Configs   map[string]string `json:"configs"`
+	Cells     []Cell            `json:"cells"`
+	Workloads []string          `json:"workloads"`
+	Systems   []string          `json:"systems"`
+}
+
+// Cell returns the cell of system on workload, if any.
+func (r *Report) Cell(workload, system string) (Cell, bool) {
+	for _, c := range r.Cells {
+		if c.Workload == workload && c.System == system {
+			return c, true
+		}
+	}
+	return Cell{}, false
+}
+
+// systemsOf lists the systems the issue compares on each workload.
+var systemsOf = map[string][]string{
+	"B0":  {SysSarama},
+	"B1":  {SysBrook, SysKStreams},
+	"B2u": {SysBrook, SysGoka, SysKStreams},
+	"B2z": {SysBrook, SysGoka, SysKStreams},
+	"B3":  {SysBrook, SysGoka, SysKStreams},
+	"B4":  {SysBrook, SysKStreams},
+	"B5":  {SysBrook, SysGoka, SysKStreams, SysLevelDB},
+	"B6":  {SysBrook, SysGoka},
+	"B7":  {SysBrook, SysKStreams},
+}
+
+type runner struct {
+	o      Options
+	b      *broker
+	prefix string
+	rep    *Report
+	inputs map[string]int64 // records in each input topic
+	made   map[string]bool
+}
+
+// Run runs the selected workloads and systems and returns the report.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.WorkDir == "" {
+		d, err := os.MkdirTemp("", "brookbench-")
+		if err != nil {
+			return nil, err
+		}
+		o.WorkDir = d
+	}
+	b, err := startBroker(&o)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	start := time.Now()
+	r := &runner{
+		o: o, b: b, prefix: fmt.Sprintf("bb%d", start.UnixNano()%1e9),
+		inputs: map[string]int64{}, made: map[string]bool{},
+		rep: &Report{
+			Started: start, Machine: machine(), Versions: versions(o), Producer: DefaultProducer,
+			Workloads: o.Workloads, Systems: o.Systems,
+			Sizes: map[string]any{
+				"partitions": o.Partitions, "records": o.Records, "value_bytes": o.ValueBytes,
+				"uniform_keys": o.UniformKeys, "zipf_keys": o.ZipfKeys, "zipf_s": o.ZipfS,
+				"table_keys": o.TableKeys, "restore_keys": o.RestoreKeys, "restore_tail": o.RestoreTail,
+				"latency_rate_per_s": o.Rate, "latency_seconds": o.LatencyFor.Seconds(),
+			},
+			Configs: map[string]string{
+				"commit_interval": "1s for brook, goka (per message marking, sarama autocommit 1s), Kafka Streams and the sarama pipe",
+				"brook":           "topology.Config defaults (1 worker, LevelDB stores, MaxBufferedRecords 1000), at-least-once unless B7",
+				"goka":            "goka.DefaultConfig with the common producer settings, LevelDB storage (storage.DefaultBuilder), offsets oldest",
+				"kafka_streams":   "1 stream thread, statestore.cache.max.bytes=0 (one output per input, like brook and goka), topology.optimization=all (the B3 table topic is its changelog, as in brook), RocksDB stores, JVM -Xmx1g",
+				"sarama_pipe":     "consumer group + async producer, murmur2 partitioner, MarkMessage per record",
+				"partitioner":     "murmur2 (Java default) for the harness's inputs",
+				"latency":         "harness producer stamps each record with the send time; latency = harness receive time of the output − that timestamp (includes the harness producer's linger)",
+				"restore":         "brook: Restoring→Running state change; goka: first rebalance callback→Recovered(); Kafka Streams: first onRestoreStart→last onRestoreEnd",
+				"b4_brook":        "topology has no window-store declaration yet: brook counts in a key-value store keyed <key>@<window start>",
+			},
+		},
+	}
+	if b.embedded() {
+		r.rep.Broker = "kfake (embedded, in the harness process)"
+	} else {
+		r.rep.Broker = "Kafka at " + strings.Join(b.addrs, ",")
+	}
+	for _, w := range AllWorkloads {
+		if !slices.Contains(o.Workloads, w) || ctx.Err() != nil {
+			continue
+		}
+		o.Logf("== %s", w)
+		for _, sys := range systemsOf[w] {
+			if sys != SysLevelDB && !o.has(sys) || sys == SysLevelDB && !o.has(SysBrook) {
+				continue
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			t0 := time.Now()
+			c := r.runCell(ctx, w, sys)
+			c.Workload, c.System = w, sys
+			c.DurationSeconds = time.Since(t0).Seconds()
+			o.Logf("   %-9s %s", sys, c.summary())
+			r.rep.Cells = append(r.rep.Cells, c)
+		}
+	}
+	r.rep.Seconds = time.Since(start).Seconds()
+	return r.rep, ctx.Err()
+}
+
+func (c Cell) summary() string {
+	if c.Missing != "" {
+		return "missing: " + c.Missing
+	}
+	var parts []string
+	if c.RecordsPerSec > 0 {
+		parts = append(parts, fmt.Sprintf("%.0f rec/s", c.RecordsPerSec))
+	}
+	if c.P99Ms > 0 {
+		parts = append(parts, fmt.Sprintf("p50 %.1fms p99 %.1fms", c.P50Ms, c.P99Ms))
+	}
+	if c.ColdKeysPerSec > 0 {
+		parts = append(parts, fmt.Sprintf("cold %.0f keys/s warm %.0f keys/s", c.ColdKeysPerSec, c.WarmKeysPerSec))
+	}
+	parts = append(parts, fmt.Sprintf("rss %.0fMB (%.1fs)", c.PeakRSSMB, c.DurationSeconds))
+	return strings.Join(parts, ", ")
+}
+
+func (r *runner) topic(name string) string { return r.prefix + "-" + name }
+
+// input makes (once) an input topic of Options.Records records.
+func (r *runner) input(name string, gen func(i int) record) (string, error) {
+	t := r.topic(name)
+	if r.made[t] {
+		return t, nil
+	}
+	if err := r.b.createTopic(t, r.o.Partitions, false); err != nil {
+		return "", err
+	}
+	t0 := time.Now()
+	if err := r.b.produceN(t, r.o.Records, gen); err != nil {
+		return "", fmt.Errorf("produce %s: %w", t, err)
+	}
+	r.o.Logf("   input %s: %d records in %v", name, r.o.Records, time.Since(t0).Round(time.Millisecond))
+	r.made[t] = true
+	r.inputs[t] = int64(r.o.Records)
+	return t, nil
+}
+
+func (r *runner) uniformInput() (string, error) {
+	k, v := newUniform(r.o.UniformKeys, 1), newValues(r.o.ValueBytes, 1)
+	now := time.Now()
+	return r.input("uniform", func(int) record { return record{key: k.next(), value: v.next(), ts: now} })
+}
+
+// hasPeer reports whether sys can run now.
+func (r *runner) available(sys string) string {
+	if sys == SysKStreams && len(r.o.JavaCmd) == 0 {
+		return "Kafka Streams not run (no JVM command: the smoke pass skips it, or -systems excluded it)"
+	}
+	return ""
+}
+
+func (r *runner) runCell(ctx context.Context, w, sys string) Cell {
+	if why := r.available(sys); why != "" {
+		return Cell{Missing: why}
+	}
+	switch w {
+	case "B0", "B1", "B2u":
+		in, err := r.uniformInput()
+		if err != nil {
+			return Cell{Missing: err.Error()}
+		}
+		wl := map[string]string{"B0": "B0", "B1": "B1", "B2u": "B2"}[w]
+		return r.throughput(ctx, w, sys, wl, in, "", "alos", sys != SysGoka)
+	case "B2z":
+		k, v := newZipf(r.o.ZipfKeys, r.o.ZipfS, 2), newValues(r.o.ValueBytes, 2)
+		now := time.Now()
+		in, err := r.input("zipf", func(int) record { return record{key: k.next(), value: v.next(), ts: now} })
+		if err != nil {
+			return Cell{Missing: err.Error()}
+		}
+		return r.throughput(ctx, w, sys, "B2", in, "", "alos", false)
+	case "B3":
+		table := r.topic("B3-table")
+		if !r.made[table] {
+			if err := r.b.createTopic(table, r.o.Partitions, true); err != nil {
+				return Cell{Missing: err.Error()}
+			}
+			v := newValues(r.o.ValueBytes, 3)
+			now := time.Now().Add(-time.Hour)
+			t0 := time.Now()
+			if err := r.b.produceN(table, r.o.TableKeys, func(i int) record {
+				return record{key: restoreKey(i), value: v.next(), ts: now}
+			}); err != nil {
+				return Cell{Missing: err.Error()}
+			}
+			r.o.Logf("   table: %d keys in %v", r.o.TableKeys, time.Since(t0).Round(time.Millisecond))
+			r.made[table] = true
+		}
+		k, v := newUniform(r.o.TableKeys, 3), newValues(r.o.ValueBytes, 4)
+		now := time.Now()
+		in, err := r.input("joinstream", func(int) record { return record{key: k.next(), value: v.next(), ts: now} })
+		if err != nil {
+			return Cell{Missing: err.Error()}
+		}
+		return r.throughput(ctx, w, sys, "B3", in, table, "alos", sys != SysGoka)
+	case "B4":
+		k, v := newUniform(r.o.UniformKeys, 5), newValues(r.o.ValueBytes, 5)
+		base := time.Now().Add(-time.Hour).Truncate(time.Hour)
+		n := r.o.Records
+		in, err := r.input("windowed", func(i int) record {
+			return record{key: k.next(), value: v.next(), ts: base.Add(time.Duration(int64(time.Hour) * int64(i) / int64(n)))}
+		})
+		if err != nil {
+			return Cell{Missing: err.Error()}
+		}
+		return r.throughput(ctx, w, sys, "B4", in, "", "alos", false)
+	case "B5":
+		if sys == SysLevelDB {
+			return r.levelDBReference()
+		}
+		return r.restore(sys)
+	case "B6":
+		in, err := r.uniformInput()
+		if err != nil {
+			return Cell{Missing: err.Error()}
+		}
+		q := &queryLoad{keys: newUniform(r.o.UniformKeys, 21)}
+		c := r.throughputQ(ctx, w, sys, "B6", in, "", "alos", true, q)
+		if c.Missing != "" {
+			return c
+		}
+		fp50, fp99, fn := q.quantiles(1)
+		p50, p99, n := q.quantiles(2)
+		c.P50Ms, c.P99Ms, c.LatencySamples, c.LatencyMissing = p50, p99, n, ""
+		c.Note = fmt.Sprintf("GET latency over HTTP on loopback, one client back to back, while B2 runs at %d records/s (%d answers); while B2 runs at full speed: p50 %.2f ms, p99 %.2f ms (%d answers); records/s is B2's while queried", r.o.Rate, n, fp50, fp99, fn)
+		if q.other > 0 || q.errs > 0 {
+			c.Note += fmt.Sprintf("; %d not-ready answers, %d errors", q.other, q.errs)
+		}
+		if n == 0 {
+			c.Missing = "no query answers in the fixed-rate phase"
+		}
+		return c
+	case "B7":
+		in, err := r.uniformInput()
+		if err != nil {
+			return Cell{Missing: err.Error()}
+		}
+		c := r.throughput(ctx, w, sys, "B7", in, "", "eos", false)
+		if base, ok := r.rep.Cell("B2u", sys); ok && base.RecordsPerSec > 0 && c.RecordsPerSec > 0 {
+			c.Note = fmt.Sprintf("exactly-once ÷ at-least-once (B2u) = %.2f", c.RecordsPerSec/base.RecordsPerSec)
+		}
+		return c
+	}
+	return Cell{Missing: "unknown workload"}
+}
+
+// launch starts sys on workload wl.
+func (r *runner) launch(name, sys, wl, app, in, out, table, state, guarantee string, extra ...string) (*proc, string, error) {
+	logPath := filepath.Join(r.o.WorkDir, name+".log")
+	var argv, env []string
+	var profile string
+	switch sys {
+	case SysKStreams:
+		argv = append(slices.Clone(r.o.JavaCmd),
+			"workload="+wl, "brokers="+strings.Join(r.b.addrs, ","), "app="+app, "in="+in, "out="+out,
+			"table="+table, "state="+state, "guarantee="+guarantee, "acks="+DefaultProducer.Acks,
+			"linger="+strconv.Itoa(DefaultProducer.LingerMs), "batch="+strconv.Itoa(DefaultProducer.BatchBytes))
+	default:
+		argv = append(slices.Clone(r.o.WorkerCmd),
+			"-system", sys, "-workload", wl, "-brokers", strings.Join(r.b.addrs, ","), "-app", app,
+			"-in", in, "-out", out, "-table", table, "-state", state, "-guarantee", guarantee,
+			"-keys", strconv.Itoa(r.o.RestoreKeys))
+		if r.o.Profile && sys == SysBrook {
+			profile = filepath.Join(r.o.WorkDir, name+".cpu.pprof")
+			argv = append(argv, "-cpuprofile", profile)
+		}
+		argv = append(argv, extra...)
+		env = []string{WorkerEnv + "=1"}
+	}
+	if sys == SysKStreams && r.b.embedded() {
+		// Kafka Streams' admin client cannot create topics on kfake
+		// ("id should be positive, id: -1"): make its internal topics
+		// up front, as Kafka Streams would (it then only validates them).
+		if err := r.kstreamsTopics(app, wl); err != nil {
+			return nil, "", err
+		}
+	}
+	p, err := startProc(sys, argv, env, logPath)
+	return p, profile, err
+}
+
+// kstreamsTopics creates the internal topics of the Kafka Streams peer's
+// workload wl for application app.
+func (r *runner) kstreamsTopics(app, wl string) error {
+	switch wl {
+	case "B2", "B7":
+		return r.b.createTopic(app+"-counts-changelog", r.o.Partitions, true)
+	case "B4":
+		return r.b.createTopicConfigs(app+"-window-counts-changelog", r.o.Partitions, map[string]string{
+			"cleanup.policy": "compact,delete", "retention.ms": strconv.FormatInt(30*24*3600*1000, 10),
+		})
+	}
+	return nil
+}
+
+// throughput runs sys on wl over in until its output holds one record per
+// input record, then (if latency) the fixed-rate phase.
+func (r *runner) throughput(ctx context.Context, w, sys, wl, in, table, guarantee string, latency bool) (c Cell) {
+	return r.throughputQ(ctx, w, sys, wl, in, table, guarantee, latency, nil)
+}
+
+// throughputQ is throughput with B6's query load (when q is not nil)
+// running against the worker's query endpoint throughout.
+func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, table, guarantee string, latency bool, q *queryLoad) (c Cell) {
+	name := w + "-" + sys
+	out := r.topic(name + "-out")
+	if err := r.b.createTopic(out, r.o.Partitions, false); err != nil {
+		return Cell{Missing: err.Error()}
+	}
+	state := filepath.Join(r.o.WorkDir, "state", name)
+	expected := r.inputs[in]
+	var extra []string
+	if q != nil {
+		extra = []string{"-query", "127.0.0.1:0"}
+	}
+	p, profile, err := r.launch(name, sys, wl, r.topic(name), in, out, table, state, guarantee, extra...)
+	if err != nil {
+		return Cell{Missing: err.Error()}
+	}
+	c = Cell{Records: expected, ProfilePath: profile}
+	defer func() { c.PeakRSSMB = float64(p.stop(40*time.Second)) / (1 << 20) }()
+	if q != nil {
+		e, err := p.waitEvent("query", r.o.RunTimeout)
+		if err != nil {
+			c.Missing = err.Error()
+			return c
+		}
+		q.phase.Store(1)
+		q.start(e.Addr)
+		defer q.stop()
+	}
+	t0 := time.Now()
+	var tFirst time.Time
+	var nFirst int64
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.Missing = "interrupted"
+			return c
+		case <-tick.C:
+		}
+		n, err := r.b.endOffsets(out)
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		if n > 0 && tFirst.IsZero() {
+			tFirst, nFirst = now, n
+		}
+		if n >= expected {
+			if d := now.Sub(tFirst).Seconds(); d > 0 && n > nFirst {
+				c.RecordsPerSec = float64(n-nFirst) / d
+			} else {
+				c.Note = "too few records to time"
+			}
+			break
+		}
+		if err := p.failure(); err != nil {
+			c.Missing = err.Error()
+			return c
+		}
+		if now.Sub(t0) > r.o.RunTimeout {
+			c.Missing = fmt.Sprintf("timeout after %v: %d of %d output records", r.o.RunTimeout, n, expected)
+			return c
+		}
+	}
+	switch {
+	case !latency:
+	case r.o.LatencyFor <= 0:
+		c.LatencyMissing = "latency phase off"
+	default:
+		if q != nil {
+			q.phase.Store(2)
+		}
+		var gen func() record
+		switch w {
+		case "B3":
+			k, v := newUniform(r.o.TableKeys, 13), newValues(r.o.ValueBytes, 14)
+			gen = func() record { return record{key: k.next(), value: v.next()} }
+		default:
+			k, v := newUniform(r.o.UniformKeys, 11), newValues(r.o.ValueBytes, 12)
+			gen = func() record { return record{key: k.next(), value: v.next()} }
+		}
+		if err := r.latency(ctx, &c, in, out, gen); err != nil {
+			c.LatencyMissing = err.Error()
+		}
+	}
+	if sys == SysGoka && (w == "B2u" || w == "B3") {
+		c.LatencyMissing = "goka's Emit sets no record timestamp, so output timestamps are not the input's"
+	}
+	return c
+}
+
+// latency produces at Options.Rate for Options.LatencyFor and measures
+// output timestamp age at arrival.
+func (r *runner) latency(ctx context.Context, c *Cell, in, out string, gen func() record) error {
+	ends, err := r.b.partitionEnds(out)
+	if err != nil {
+		return err
+	}
+	phase := time.Now()
+	var mu sync.Mutex
+	var lats []time.Duration
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var cerr error
+	wg.Add(1)
+	go func() { // owned by latency
+		defer wg.Done()
+		cerr = r.b.consumeFrom(cctx, out, ends, func(m *sarama.ConsumerMessage) {
+			now := time.Now()
+			if m.Timestamp.Before(phase) {
+				return
+			}
+			mu.Lock()
+			lats = append(lats, now.Sub(m.Timestamp))
+			mu.Unlock()
+		})
+	}()
+	defer func() { cancel(); wg.Wait() }()
+	prod, err := r.b.newProducer()
+	if err != nil {
+		return err
+	}
+	const tick = 10 * time.Millisecond
+	per := max(1, r.o.Rate*int(tick)/int(time.Second))
+	t := time.NewTicker(tick)
+	var sent int64
+	for time.Since(phase) < r.o.LatencyFor && ctx.Err() == nil {
+		<-t.C
+		for i := 0; i < per; i++ {
+			rec := gen()
+			rec.ts = time.Now()
+			prod.send(in, rec)
+			sent++
+		}
+	}
+	t.Stop()
+	perr := prod.close()
+	r.inputs[in] += sent
+	if perr != nil {
+		return perr
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(lats)
+		mu.Unlock()
+		if int64(n) >= sent || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if cerr != nil {
+		return cerr
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lats) == 0 {
+		return fmt.Errorf("no output records in the latency phase")
+	}
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	q := func(f float64) float64 {
+		return float64(lats[min(len(lats)-1, int(f*float64(len(lats))))].Microseconds()) / 1000
+	}
+	c.P50Ms, c.P99Ms, c.LatencySamples = q(0.50), q(0.99), len(lats)
+	if int64(len(lats)) < sent {
+		c.LatencyMissing = fmt.Sprintf("only %d of %d outputs arrived within 10s", len(lats), sent)
+	}
+	return nil
+}
+
+func countBytes(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
+
+// restore runs B5 for sys: cold from an empty state directory over a
+// changelog of RestoreKeys keys, then warm after RestoreTail more records.
+func (r *runner) restore(sys string) Cell {
+	in := r.topic("B5-in")
+	if !r.made[in] {
+		if err := r.b.createTopic(in, r.o.Partitions, false); err != nil {
+			return Cell{Missing: err.Error()}
+		}
+		r.made[in] = true
+	}
+	name := "B5-" + sys
+	app := r.topic(name)
+	changelog := app + "-counts-changelog"
+	if sys == SysGoka {
+		changelog = app + "-table"
+	}
+	if err := r.b.createTopic(changelog, r.o.Partitions, true); err != nil {
+		return Cell{Missing: err.Error()}
+	}
+	now := time.Now()
+	if err := r.b.produceN(changelog, r.o.RestoreKeys, func(i int) record {
+		return record{key: restoreKey(i), value: countBytes(int64(i)), ts: now}
+	}); err != nil {
+		return Cell{Missing: err.Error()}
+	}
+	out := r.topic(name + "-out")
+	if err := r.b.createTopic(out, r.o.Partitions, false); err != nil {
+		return Cell{Missing: err.Error()}
+	}
+	state := filepath.Join(r.o.WorkDir, "state", name)
+	var c Cell
+	var notes []string
+	once := func(phase string) (event, error) {
+		p, _, err := r.launch(name+"-"+phase, sys, "B5", app, in, out, "", state, "alos")
+		if err != nil {
+			return event{}, err
+		}
+		e, err := p.waitEvent("running", r.o.RunTimeout)
+		rss := float64(p.stop(40*time.Second)) / (1 << 20)
+		c.PeakRSSMB = max(c.PeakRSSMB, rss)
+		if e.Restored > 0 {
+			notes = append(notes, fmt.Sprintf("%s restored %d records", phase, e.Restored))
+		}
+		return e, err
+	}
+	e, err := once("cold")
+	if err != nil {
+		c.Missing = err.Error()
+		return c
+	}
+	c.ColdMs = e.RestoreMs
+	if e.RestoreMs > 0 {
+		c.ColdKeysPerSec = float64(r.o.RestoreKeys) / (e.RestoreMs / 1000)
+	}
+	if err := r.b.produceN(changelog, r.o.RestoreTail, func(i int) record {
+		return record{key: restoreKey(i), value: countBytes(int64(i + 1)), ts: now}
+	}); err != nil {
+		c.Missing = err.Error()
+		return c
+	}
+	e, err = once("warm")
+	if err != nil {
+		c.Missing = "warm: " + err.Error()
+		return c
+	}
+	c.WarmMs = e.RestoreMs
+	if e.RestoreMs > 0 {
+		c.WarmKeysPerSec = float64(r.o.RestoreTail) / (e.RestoreMs / 1000)
+	}
+	c.Note = strings.Join(notes, "; ")
+	return c
+}
+
+// levelDBReference writes the B5 data set straight into goleveldb.
+func (r *runner) levelDBReference() Cell {
+	name := "B5-goleveldb"
+	p, _, err := r.launch(name, SysLevelDB, "B5", "", "", "", "", filepath.Join(r.o.WorkDir, "state", name), "alos")
+	if err != nil {
+		return Cell{Missing: err.Error()}
+	}
+	e, err := p.waitEvent("done", r.o.RunTimeout)
+	c := Cell{PeakRSSMB: float64(p.stop(10*time.Second)) / (1 << 20)}
+	if err != nil {
+		c.Missing = err.Error()
+		return c
+	}
+	c.ColdMs = e.Ms
+	c.ColdKeysPerSec = float64(e.Keys) / (e.Ms / 1000)
+	c.Note = "raw goleveldb batch writes (10,000 per batch, brook's engine options) of the same keys and values"
+	return c
+}
