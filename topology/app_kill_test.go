@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,6 +34,8 @@ func helperMain() int {
 	switch os.Getenv(helperEnv) {
 	case "count":
 		topo, err = buildCountTopology(env("IN"), env("OUT"))
+	case "payments": // app_eos_kill_test.go
+		topo, err = buildPaymentsTopology(env("IN"), env("OUT"), 0)
 	default:
 		err = fmt.Errorf("unknown helper app %q", os.Getenv(helperEnv))
 	}
@@ -42,9 +45,17 @@ func helperMain() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	guarantee := topology.AtLeastOnce
+	if env("GUARANTEE") == "exactly-once" {
+		guarantee = topology.ExactlyOnce
+	}
+	commitInterval := 200 * time.Millisecond
+	if ms, err := strconv.Atoi(env("COMMIT_MS")); err == nil {
+		commitInterval = time.Duration(ms) * time.Millisecond
+	}
 	app, err := topology.NewApp(topo, topology.Config{
 		ApplicationID: env("APP_ID"), Brokers: strings.Split(env("BROKERS"), ","),
-		StateDir: env("STATE_DIR"), CommitInterval: 200 * time.Millisecond, Logger: log,
+		StateDir: env("STATE_DIR"), CommitInterval: commitInterval, Logger: log, Guarantee: guarantee,
 		QueryEndpoint: env("ENDPOINT"),
 		ConfigureSarama: func(c *sarama.Config) {
 			// Notice a killed member quickly.

@@ -139,7 +139,14 @@ func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*task
 func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) error {
 	r := h.r
 	tp := tr.txn
-	for _, f := range tp.flush() {
+	if failed := tp.flush(); len(failed) > 0 {
+		f := failed[0]
+		for _, g := range failed {
+			if fencedError(g.err) {
+				f = g
+				break
+			}
+		}
 		return fmt.Errorf("brook: task %s: produce to %s[%d] in a transaction: %w (under exactly-once the transaction aborts and the production handler cannot skip the record)",
 			tr.id, f.msg.Topic, f.msg.Partition, f.err)
 	}
