@@ -61,7 +61,7 @@ type NotReadyError struct {
 	State State
 	// Restoring lists the restore progress of stores still restoring
 	// here.
-	Restoring []store.RestoreProgress
+	Restoring []RestoreStatus
 }
 
 func (e *NotReadyError) Error() string {
@@ -632,9 +632,27 @@ type StoreStatus struct {
 	SubTopology int32 `json:"sub_topology"`
 	// Tasks are the store's tasks assigned to this instance.
 	Tasks []TaskStatus `json:"tasks"`
-	// Restoring is the progress of this store's partitions still
-	// restoring here.
-	Restoring []store.RestoreProgress `json:"restoring,omitempty"`
+	// Restoring is the restore progress of this store's partitions in
+	// tasks being opened here (restoring, or restored and waiting for the
+	// task's other stores).
+	Restoring []RestoreStatus `json:"restoring,omitempty"`
+}
+
+// RestoreStatus is the restore progress of one store partition: Restored
+// of Total changelog offsets.
+type RestoreStatus struct {
+	Store     string `json:"store"`
+	Partition int32  `json:"partition"`
+	Restored  int64  `json:"restored"`
+	Total     int64  `json:"total"`
+}
+
+func restoreStatuses(ps []store.RestoreProgress) []RestoreStatus {
+	out := make([]RestoreStatus, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, RestoreStatus(p))
+	}
+	return out
 }
 
 // TaskStatus is the state of one task of a store on this instance.
@@ -701,7 +719,7 @@ func (a *App) notReady(name string, id assign.TaskID, known bool) *NotReadyError
 	}
 	for _, p := range a.rt.RestoreProgress() {
 		if p.Store == name {
-			e.Restoring = append(e.Restoring, p)
+			e.Restoring = append(e.Restoring, RestoreStatus(p))
 		}
 	}
 	return e
@@ -783,7 +801,7 @@ func (a *App) storeStatus(name string, spec *task.StoreSpec) StoreStatus {
 	}
 	for _, p := range a.rt.RestoreProgress() {
 		if p.Store == name {
-			st.Restoring = append(st.Restoring, p)
+			st.Restoring = append(st.Restoring, RestoreStatus(p))
 		}
 	}
 	return st

@@ -126,7 +126,7 @@ type apiError struct {
 	Status int    `json:"-"`
 	Error  string `json:"error"`
 	// Restoring is set on 503 answers for restoring stores.
-	Restoring []store.RestoreProgress `json:"restoring,omitempty"`
+	Restoring []RestoreStatus `json:"restoring,omitempty"`
 }
 
 func (h *queryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -207,13 +207,13 @@ func (h *queryHandler) ready(w http.ResponseWriter, r *http.Request) {
 	s := h.a.State()
 	asg, ok := h.a.rt.Strategy().Assignment()
 	if s != StateRunning || !ok {
-		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not ready: application is " + s.String(), Restoring: h.a.rt.RestoreProgress()})
+		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not ready: application is " + s.String(), Restoring: restoreStatuses(h.a.rt.RestoreProgress())})
 		return
 	}
 	open := h.a.rt.OpenTasks()
 	for _, id := range asg.Local() {
 		if _, ok := slices.BinarySearchFunc(open, id, assign.TaskID.Compare); !ok {
-			h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not ready: task " + id.String() + " is restoring", Restoring: h.a.rt.RestoreProgress()})
+			h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not ready: task " + id.String() + " is restoring", Restoring: restoreStatuses(h.a.rt.RestoreProgress())})
 			return
 		}
 	}

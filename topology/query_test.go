@@ -445,6 +445,14 @@ func TestQueryDuringRestore(t *testing.T) {
 	if a := httpGet(t, qi.endpoint, "/health", nil); a.status != http.StatusOK {
 		t.Fatalf("/health during restore: %d %s", a.status, a.body)
 	}
+	a := httpGet(t, qi.endpoint, "/stores/counts/keys/key-002", nil)
+	var body struct {
+		Restoring []topology.RestoreStatus `json:"restoring"`
+	}
+	if err := json.Unmarshal(a.body, &body); err != nil || len(body.Restoring) == 0 ||
+		body.Restoring[0].Store != "counts" || body.Restoring[0].Total == 0 {
+		t.Fatalf("503 during restore does not report the restore: %s", a.body)
+	}
 	v, err := topology.QueryKeyValue[string, int64](qi.app, "counts")
 	if err != nil {
 		t.Fatal(err)

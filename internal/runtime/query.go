@@ -80,12 +80,9 @@ func (r *Runtime) watchRestore(user func(store.RestoreProgress)) func(store.Rest
 		if q.restoring == nil {
 			q.restoring = map[restoreKey]store.RestoreProgress{}
 		}
-		k := restoreKey{p.Store, p.Partition}
-		if p.Restored >= p.Total {
-			delete(q.restoring, k)
-		} else {
-			q.restoring[k] = p
-		}
+		// Kept until the task is published (publishTask), even when done:
+		// the task is not queryable before all its stores are restored.
+		q.restoring[restoreKey{p.Store, p.Partition}] = p
 		q.mu.Unlock()
 		if user != nil {
 			user(p)
@@ -229,8 +226,8 @@ func (r *Runtime) OpenTasks() []assign.TaskID {
 	return out
 }
 
-// RestoreProgress returns the latest progress of the stores still
-// restoring, by store name and partition.
+// RestoreProgress returns the latest restore progress of the stores of
+// tasks being opened (restored or not yet), by store name and partition.
 func (r *Runtime) RestoreProgress() []store.RestoreProgress {
 	q := &r.queries
 	q.mu.RLock()
