@@ -78,23 +78,32 @@ type answer struct {
 
 func httpGet(t *testing.T, endpoint, path string, header map[string]string) answer {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, "http://"+endpoint+path, nil)
+	a, err := httpGetErr(endpoint, path, header)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return a
+}
+
+// httpGetErr is httpGet for goroutines other than the test's.
+func httpGetErr(endpoint, path string, header map[string]string) (answer, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+endpoint+path, nil)
+	if err != nil {
+		return answer{}, err
 	}
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
 	resp, err := testClient.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s%s: %v", endpoint, path, err)
+		return answer{}, fmt.Errorf("GET %s%s: %w", endpoint, path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
-	return answer{resp.StatusCode, resp.Header, body}
+	return answer{resp.StatusCode, resp.Header, body}, nil
 }
 
 type keyAnswer struct {
@@ -613,5 +622,136 @@ func TestQueryIteratorInvalidatedByRebalance(t *testing.T) {
 		if err := <-qi.done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestQueryWhileProcessing reads a store through the handler and the
+// typed view while its task keeps writing it, for both engines (run it
+// with -race): counts read for a key never go down, and every read
+// succeeds.
+func TestQueryWhileProcessing(t *testing.T) {
+	for _, inMemory := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inMemory=%v", inMemory), func(t *testing.T) {
+			cleanupClient(t)
+			b := testutil.NewBroker(t)
+			in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
+			b.CreateTopic(t, in, 2, nil)
+			b.CreateTopic(t, out, 2, nil)
+			var opts []topology.StoreOption
+			if inMemory {
+				opts = append(opts, topology.InMemory())
+			}
+			bld := topology.New()
+			src := topology.Source(bld, "in", in, serde.String(), serde.String())
+			topology.KeyValueStore(bld, "counts", serde.String(), serde.Int64(), opts...)
+			counts := topology.Process(bld, "count", src, newCounter, topology.WithStores("counts"))
+			topology.Sink(bld, "out", out, counts, serde.String(), serde.Int64())
+			topo, err := bld.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			qi := startQueryInstance(t, ctx, topo, topology.Config{
+				ApplicationID: testutil.TopicName(t, "app"), Brokers: b.Addrs(), StateDir: t.TempDir(),
+				CommitInterval: 100 * time.Millisecond, Logger: testLogger(t),
+			})
+			const keys, rounds = 10, 30
+			produceKeysTB(t, b, in, 2, keys, 1)
+			view, err := topology.QueryKeyValue[string, int64](qi.app, "counts")
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 60*time.Second, func() error {
+				n, err := view.ApproximateCount()
+				if err != nil || n < keys {
+					return fmt.Errorf("%d keys, %v", n, err)
+				}
+				return nil
+			})
+
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			errs := make(chan error, 3)
+			wg.Add(2)
+			go func() { // HTTP reader: counts never go down
+				defer wg.Done()
+				last := map[string]int64{}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					a, err := httpGetErr(qi.endpoint, "/stores/counts/range?limit=100", nil)
+					if err != nil {
+						errs <- err
+						return
+					}
+					var ra rangeAnswer
+					if a.status != http.StatusOK || json.Unmarshal(a.body, &ra) != nil || len(ra.Entries) != keys {
+						errs <- fmt.Errorf("range while processing: %d %s", a.status, a.body)
+						return
+					}
+					for _, e := range ra.Entries {
+						var n int64
+						_ = json.Unmarshal(e.Value, &n)
+						if n < last[e.Key] {
+							errs <- fmt.Errorf("%s went from %d to %d", e.Key, last[e.Key], n)
+							return
+						}
+						last[e.Key] = n
+					}
+				}
+			}()
+			go func() { // typed reader: Get and All
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, found, err := view.Get("key-003"); err != nil || !found {
+						errs <- fmt.Errorf("Get while processing: %v, found %v", err, found)
+						return
+					}
+					it, err := view.All()
+					if err != nil {
+						errs <- err
+						return
+					}
+					n := 0
+					for it.Next() {
+						n++
+					}
+					it.Close()
+					if it.Err() != nil || n != keys {
+						errs <- fmt.Errorf("All while processing: %d keys, %v", n, it.Err())
+						return
+					}
+				}
+			}()
+			for r := 1; r < rounds; r++ {
+				produceKeysTB(t, b, in, 2, keys, 1)
+			}
+			waitCounts(t, b, out, keys, rounds, 60*time.Second)
+			close(stop)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			for k := 0; k < keys; k++ {
+				v, found, err := view.Get(fmt.Sprintf("key-%03d", k))
+				if err != nil || !found || v != rounds {
+					t.Fatalf("key-%03d = %d, %v, %v; want %d", k, v, found, err, rounds)
+				}
+			}
+			cancel()
+			if err := <-qi.done; err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
