@@ -133,7 +133,14 @@ func watchOutput(t *testing.T, b *testutil.Broker, topic string) *outputWatcher 
 		consumer.Close()
 	})
 	for _, p := range parts {
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		var pc sarama.PartitionConsumer
+		for attempt := 0; ; attempt++ {
+			// A just-created topic's leader may not be known yet.
+			if pc, err = consumer.ConsumePartition(topic, p, sarama.OffsetOldest); err == nil || attempt == 50 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +289,7 @@ func checkBalances(t *testing.T, in payments, got map[string]balance) {
 // cleaner off (before any compacted topic exists, as kfake reads the
 // interval when it starts its ticker); on real Kafka compaction runs as
 // configured.
-func eosBroker(t *testing.T) *testutil.Broker {
+func eosBroker(t testing.TB) *testutil.Broker {
 	t.Helper()
 	b := testutil.NewBroker(t)
 	if b.Embedded() == nil {

@@ -17,6 +17,43 @@
 // consumed after the last commit, so a restart resumes at or before the
 // record that failed.
 //
+// Exactly-once (Config.ExactlyOnce; txn.go, docs/EXACTLY_ONCE.md):
+//
+//   - Fencing: every task has its own transactional producer with the id
+//     "<application id>-<task id>" (TransactionalID). Opening a task
+//     registers the id (InitProducerId) before the task restores: that
+//     fences every older producer of the task (a crashed or paused
+//     instance) and aborts what it left open. The offsets in each
+//     transaction also carry the group generation and member id
+//     (KIP-447), so a member that missed a rebalance cannot commit either.
+//     Cost: one producer (client, connections, InitProducerId) per task,
+//     and one transaction per task per commit.
+//   - Commit, per task: wait for the transaction's records (a failed write
+//     fails the commit: Kafka cannot commit around it); task.Commit; add
+//     the consumed offsets to the transaction; CommitTxn; apply the store
+//     overlays to the engines and flush them; write the checkpoint; begin
+//     the next transaction (BeginTxn is local, an idle one costs nothing).
+//   - State: each persistent store of a task is wrapped in a store.Overlay
+//     that keeps writes in memory until their transaction commits. The
+//     engine on disk therefore holds committed transactions only, and the
+//     checkpoint names the changelog offset it reflects; after a crash
+//     (even between CommitTxn and the overlay apply) restore replays the
+//     changelog tail from the checkpoint with read_committed, which is
+//     idempotent. The checkpoint is also written right after each
+//     restore, so a crash before the first commit does not wipe.
+//   - Consumers, offset fetches and restores use read_committed. When a
+//     session cannot start because a previous owner's open transaction
+//     holds offsets of our partitions (UNSTABLE_OFFSET_COMMIT), the
+//     runtime registers the transactional ids of its newly assigned tasks,
+//     which ends that transaction at once, and joins again.
+//   - Errors: a record that fails (handler answered Fail) stops the
+//     runtime and its transaction is aborted, so nothing it or the
+//     records before it in the transaction produced becomes visible; a
+//     restart resumes at the last commit. A fenced task (ProducerFenced,
+//     stale generation) is not fatal: its transaction is aborted, its
+//     overlays are discarded, its claim returns so that the group
+//     rebalances.
+//
 // Goroutines: Run owns the consumer-group loop and the producer's result
 // reader; each group session owns its worker goroutines and waits for them
 // in Cleanup. Run returns only after all of them have exited.

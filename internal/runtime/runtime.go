@@ -334,6 +334,12 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config) error {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) || ctx.Err() != nil {
 				break
 			}
+			if r.cfg.ExactlyOnce && errors.Is(err, sarama.ErrUnstableOffsetCommit) && r.failed() == nil {
+				// A previous owner's transaction holds offsets of our
+				// new tasks (txn.go): end it, then join again.
+				r.fenceAssigned(ctx)
+				continue
+			}
 			if ferr := r.failed(); ferr != nil {
 				return ferr
 			}

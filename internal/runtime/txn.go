@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/assign"
@@ -60,6 +62,42 @@ func (r *Runtime) newTxnProducer(id assign.TaskID) (*txnProducer, error) {
 		return nil, fmt.Errorf("brook: task %s: begin transaction: %w", id, err)
 	}
 	return tp, nil
+}
+
+// fenceAssigned registers the transactional id of every task the last
+// assignment gave this member, and closes the producers again. It runs
+// when the group session could not start because the committed offsets of
+// its partitions are unstable: a previous owner (crashed, or a zombie)
+// left a transaction open that holds offsets for them, and the
+// read_committed offset fetch waits for it. Registering the id ends that
+// transaction at once (aborted, or completed if it was already being
+// committed) instead of after the transaction timeout; the session then
+// starts again and fetches stable offsets. The tasks are this member's in
+// the current generation, so fencing their previous owners is right.
+func (r *Runtime) fenceAssigned(ctx context.Context) {
+	a, ok := r.strategy.Assignment()
+	if !ok {
+		return
+	}
+	for _, id := range a.Local() {
+		if ctx.Err() != nil {
+			return
+		}
+		tp, err := r.newTxnProducer(id)
+		if err != nil {
+			r.log.Warn("brook: fence the previous owner of a task", "task", id.String(), "err", err)
+			continue
+		}
+		tp.close(r.log)
+		r.log.Info("brook: fenced the previous owner of a task whose offsets were unstable", "task", id.String())
+	}
+	// Give the group coordinator a moment to apply the transaction markers.
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // abort aborts the open transaction if anything went into it. Errors are
