@@ -54,7 +54,8 @@ func WithForwardTimeout(d time.Duration) QueryOption {
 	return func(c *queryConfig) { c.timeout = d }
 }
 
-// WithMaxHops bounds how many times a query may be forwarded. Default 2.
+// WithMaxHops bounds how many times a query may be forwarded. Default 2;
+// 0 turns forwarding off (a key held elsewhere then gets 503).
 func WithMaxHops(n int) QueryOption { return func(c *queryConfig) { c.maxHops = n } }
 
 // WithRangeLimits sets the default and the largest page size of range
@@ -96,6 +97,12 @@ func (a *App) QueryHandler(opts ...QueryOption) http.Handler {
 	}
 	if cfg.client == nil {
 		cfg.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	}
+	if cfg.timeout <= 0 {
+		cfg.timeout = 5 * time.Second
+	}
+	if cfg.retryAfter <= 0 {
+		cfg.retryAfter = time.Second
 	}
 	if cfg.defaultLimit <= 0 {
 		cfg.defaultLimit = 100
