@@ -123,13 +123,40 @@ func (b *Broker) CreateTopicErr(name string, partitions int32, configs map[strin
 	for k, v := range configs {
 		entries[k] = &v
 	}
-	err = admin.CreateTopic(name, &sarama.TopicDetail{
-		NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: entries,
-	}, false)
-	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		return fmt.Errorf("create topic %q: %w", name, err)
+	// A busy or just-started KRaft broker may answer CreateTopics with a
+	// retriable error (seen: NOT_LEADER_OR_FOLLOWER while its metadata
+	// catches up); retry those for a while.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err = admin.CreateTopic(name, &sarama.TopicDetail{
+			NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: entries,
+		}, false)
+		if err == nil || errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			break
+		}
+		if !retriable(err) || time.Now().After(deadline) {
+			return fmt.Errorf("create topic %q: %w", name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	return b.waitForLeaders(name, partitions)
+}
+
+// retriable reports whether a Kafka error is worth retrying.
+func retriable(err error) bool {
+	var kerr sarama.KError
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case sarama.ErrNotLeaderForPartition, sarama.ErrNotController, sarama.ErrRequestTimedOut,
+			sarama.ErrLeaderNotAvailable, sarama.ErrNetworkException, sarama.ErrNotEnoughReplicas:
+			return true
+		}
+	}
+	var terr *sarama.TopicError
+	if errors.As(err, &terr) && terr.Err != sarama.ErrTopicAlreadyExists {
+		return retriable(terr.Err)
+	}
+	return false
 }
 
 func (b *Broker) waitForLeaders(topic string, partitions int32) error {

@@ -277,7 +277,7 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("brook: serde preflight refused to start: %w", err)
 		}
 	}
-	if err := r.preflight(); err != nil {
+	if err := r.preflight(ctx); err != nil {
 		return err
 	}
 
@@ -354,29 +354,45 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config) error {
 
 // preflight checks source topics and co-partitioning, and creates or
 // validates the changelog topics.
-func (r *Runtime) preflight() error {
-	if err := r.client.RefreshMetadata(); err != nil {
-		return fmt.Errorf("brook: metadata: %w", err)
-	}
-	existing, err := r.client.Topics()
-	if err != nil {
-		return fmt.Errorf("brook: list topics: %w", err)
-	}
-	have := map[string]bool{}
-	for _, t := range existing {
-		have[t] = true
+func (r *Runtime) preflight(ctx context.Context) error {
+	// A topic created just before the application starts can take a
+	// moment to show in every broker's metadata: look again for a few
+	// seconds before calling it missing.
+	var missing []string
+	for deadline := time.Now().Add(topicAppearWait); ; {
+		if err := r.client.RefreshMetadata(); err != nil {
+			return fmt.Errorf("brook: metadata: %w", err)
+		}
+		existing, err := r.client.Topics()
+		if err != nil {
+			return fmt.Errorf("brook: list topics: %w", err)
+		}
+		have := map[string]bool{}
+		for _, t := range existing {
+			have[t] = true
+		}
+		missing = missing[:0]
+		for _, st := range r.cfg.Graph.SubTopologies {
+			for _, t := range st.SourceTopics {
+				if !have[t] {
+					missing = append(missing, t)
+				}
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return &MissingTopicsError{Topics: missing}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	counts := map[int]int32{}
 	for _, st := range r.cfg.Graph.SubTopologies {
-		var missing []string
-		for _, t := range st.SourceTopics {
-			if !have[t] {
-				missing = append(missing, t)
-			}
-		}
-		if len(missing) > 0 {
-			return &MissingTopicsError{Topics: missing}
-		}
 		n := int32(-1)
 		var first string
 		for _, t := range st.SourceTopics {
@@ -411,6 +427,10 @@ func (r *Runtime) preflight() error {
 	}
 	return nil
 }
+
+// topicAppearWait is how long start-up waits for missing source topics to
+// appear in metadata before failing.
+const topicAppearWait = 5 * time.Second
 
 // MissingTopicsError reports source topics that do not exist.
 type MissingTopicsError struct {
