@@ -80,11 +80,18 @@ func EnsureTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
 	if rf == 0 {
 		rf = -1 // broker default (KIP-464)
 	}
-	err := admin.CreateTopic(spec.Name, &sarama.TopicDetail{
-		NumPartitions: spec.Partitions, ReplicationFactor: rf, ConfigEntries: entries,
-	}, false)
-	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		return fmt.Errorf("changelog topic %q: create: %w", spec.Name, err)
+	for start := time.Now(); ; {
+		err := admin.CreateTopic(spec.Name, &sarama.TopicDetail{
+			NumPartitions: spec.Partitions, ReplicationFactor: rf, ConfigEntries: entries,
+		}, false)
+		if err == nil || errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			break
+		}
+		// A busy or just-started broker may answer with a retriable error.
+		if !retriableCreate(err) || time.Since(start) > topicWait {
+			return fmt.Errorf("changelog topic %q: create: %w", spec.Name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	// A topic just created (by us or by another instance racing us) takes
 	// a moment to appear in metadata: wait for it before validating.
@@ -97,6 +104,17 @@ func EnsureTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// retriableCreate reports whether a CreateTopics failure is worth retrying.
+func retriableCreate(err error) bool {
+	for _, k := range []sarama.KError{sarama.ErrNotLeaderForPartition, sarama.ErrNotController,
+		sarama.ErrRequestTimedOut, sarama.ErrLeaderNotAvailable, sarama.ErrNetworkException} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // topicWait bounds how long EnsureTopic waits for a created topic to show
