@@ -3,6 +3,7 @@ package topology_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func runCountOnce(b *testing.B, broker *testutil.Broker, in string, partitions i
 	running := make(chan time.Time, 1)
 	app, err := topology.NewApp(countTopology(b, in, out), topology.Config{
 		ApplicationID: appID, Brokers: broker.Addrs(), StateDir: b.TempDir(), Guarantee: g,
-		CommitInterval: 100 * time.Millisecond, Logger: testLogger(b),
+		CommitInterval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler), // Run's error is checked
 		StateListener: func(_, to topology.State) {
 			if to == topology.StateRunning {
 				once.Do(func() { running <- time.Now() })

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -468,4 +469,68 @@ func TestAppExactlyOnceAbortLeavesNothingVisible(t *testing.T) {
 	}
 	checkExactlyOnce(t, want, got)
 	checkBalances(t, want, readBalances(t, dir, appID))
+}
+
+// TestAppExactlyOnceProductionErrorAborts: the broker refuses one output
+// record (larger than the output topic's max.message.bytes) in a
+// transaction that also holds other outputs and changelog records. The
+// transaction is aborted and the app stops with an error naming the
+// topic; nothing of the transaction is visible to read_committed
+// consumers and no offset is committed.
+func TestAppExactlyOnceProductionErrorAborts(t *testing.T) {
+	b := eosBroker(t)
+	in, out := testutil.TopicName(t, "payments"), testutil.TopicName(t, "receipts")
+	b.CreateTopic(t, in, 1, nil)
+	b.CreateTopic(t, out, 1, map[string]string{"max.message.bytes": "2048"})
+	appID := testutil.TopicName(t, "app")
+	var msgs []*sarama.ProducerMessage
+	for _, a := range []int64{10, 20, 5000, 30} {
+		msgs = append(msgs, paymentMsg(0, 1, a))
+	}
+	b.Produce(t, in, msgs...)
+
+	// Each payment adds to the account's sum and writes a receipt of
+	// amount bytes.
+	tb := topology.New()
+	src := topology.Source(tb, "payments", in, serde.String(), serde.Int64())
+	topology.KeyValueStore(tb, "sums", serde.String(), serde.Int64())
+	receipts := topology.ProcessFunc(tb, "receipt", src, func(ctx processor.Context[string, string], r processor.Record[string, int64]) error {
+		s, err := processor.KeyValueStore[string, int64](ctx, "sums")
+		if err != nil {
+			return err
+		}
+		v, _, err := s.Get(r.Key)
+		if err != nil {
+			return err
+		}
+		if err := s.Put(r.Key, v+r.Value); err != nil {
+			return err
+		}
+		return ctx.Forward(processor.Revalue(r, strings.Repeat("x", int(r.Value))))
+	}, topology.WithStores("sums"))
+	topology.Sink(tb, "out", out, receipts, serde.String(), serde.String())
+	topo, err := tb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := topology.NewApp(topo, eosConfig(t, b, appID, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = app.Run(ctx)
+	if !errors.Is(err, sarama.ErrMessageSizeTooLarge) || !strings.Contains(err.Error(), out) {
+		t.Fatalf("Run returned %v, want a MESSAGE_TOO_LARGE error naming %s", err, out)
+	}
+	t.Logf("app stopped with: %v", err)
+	if got := b.ConsumeAllCommitted(t, out); len(got) != 0 {
+		t.Fatalf("read_committed sees %d receipts of an aborted transaction", len(got))
+	}
+	if got := b.ConsumeAllCommitted(t, store.ChangelogTopic(appID, "sums")); len(got) != 0 {
+		t.Fatalf("read_committed sees %d changelog records of an aborted transaction", len(got))
+	}
+	if off := committedOffset(t, b, appID, in, 0); off >= 0 {
+		t.Fatalf("offset %d committed for an aborted transaction", off)
+	}
 }
