@@ -626,12 +626,22 @@ func TestQueryIteratorInvalidatedByRebalance(t *testing.T) {
 }
 
 // TestQueryWhileProcessing reads a store through the handler and the
-// typed view while its task keeps writing it, for both engines (run it
-// with -race): counts read for a key never go down, and every read
-// succeeds.
+// typed view while its task keeps writing it, for both engines and under
+// exactly-once (run it with -race): counts read for a key never go down,
+// and every read succeeds.
 func TestQueryWhileProcessing(t *testing.T) {
-	for _, inMemory := range []bool{false, true} {
-		t.Run(fmt.Sprintf("inMemory=%v", inMemory), func(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		inMemory  bool
+		guarantee topology.Guarantee
+	}{
+		{"leveldb", false, topology.AtLeastOnce},
+		{"memory", true, topology.AtLeastOnce},
+		// Exactly-once reads go through the overlay of uncommitted writes.
+		{"leveldb-exactly-once", false, topology.ExactlyOnce},
+	} {
+		inMemory := tc.inMemory
+		t.Run(tc.name, func(t *testing.T) {
 			cleanupClient(t)
 			b := testutil.NewBroker(t)
 			in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
@@ -654,7 +664,7 @@ func TestQueryWhileProcessing(t *testing.T) {
 			defer cancel()
 			qi := startQueryInstance(t, ctx, topo, topology.Config{
 				ApplicationID: testutil.TopicName(t, "app"), Brokers: b.Addrs(), StateDir: t.TempDir(),
-				CommitInterval: 100 * time.Millisecond, Logger: testLogger(t),
+				CommitInterval: 100 * time.Millisecond, Logger: testLogger(t), Guarantee: tc.guarantee,
 			})
 			const keys, rounds = 10, 30
 			produceKeysTB(t, b, in, 2, keys, 1)
