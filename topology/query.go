@@ -31,6 +31,7 @@ type UnknownStoreError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *UnknownStoreError) Error() string {
 	return fmt.Sprintf("brook: store %q: %s", e.Store, e.Reason)
 }
@@ -46,6 +47,7 @@ type NotLocalError struct {
 	Endpoint string
 }
 
+// Error implements error.
 func (e *NotLocalError) Error() string {
 	return fmt.Sprintf("brook: store %q partition %d (task %s) is hosted by %q, not this instance", e.Store, e.Partition, e.Task, e.Endpoint)
 }
@@ -64,6 +66,7 @@ type NotReadyError struct {
 	Restoring []RestoreStatus
 }
 
+// Error implements error.
 func (e *NotReadyError) Error() string {
 	if e.Task == "" {
 		return fmt.Sprintf("brook: store %q is not ready: no assignment yet (state %s)", e.Store, e.State)

@@ -60,6 +60,7 @@ type TaskNotOpenError struct {
 	State State
 }
 
+// Error implements error.
 func (e *TaskNotOpenError) Error() string {
 	if e.Assigned {
 		return fmt.Sprintf("brook: task %s is not ready on this instance (state %s)", e.Task, e.State)
