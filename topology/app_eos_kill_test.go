@@ -151,6 +151,7 @@ func TestAppExactlyOnceSurvivesRepeatedKills(t *testing.T) {
 	}
 	const kills = 10
 	inst := startInstance(t, "payments-0", "payments", vars)
+	var restarted []*instance
 	for k := 1; k <= kills; k++ {
 		if k%4 == 0 {
 			// Kill during start-up: group join, InitProducerId, restore.
@@ -162,6 +163,7 @@ func TestAppExactlyOnceSurvivesRepeatedKills(t *testing.T) {
 		inst.kill(t)
 		t.Logf("kill %d: %d payments sent so far, %d committed updates seen", k, f.count(), countUpdates(w.snapshot()))
 		inst = startInstance(t, fmt.Sprintf("payments-%d", k), "payments", vars)
+		restarted = append(restarted, inst)
 	}
 	sent := f.stop(t)
 	w.waitComplete(t, sent, 120*time.Second)
@@ -169,6 +171,14 @@ func TestAppExactlyOnceSurvivesRepeatedKills(t *testing.T) {
 	got := w.snapshot()
 	checkExactlyOnce(t, sent, got)
 	checkBalances(t, sent, readBalances(t, stateDir, appID))
+	// The first instance checkpointed its stores right after restoring
+	// them, before it was first killed: no restart had to wipe them.
+	for _, r := range restarted {
+		if r.logContains("wiping local state") {
+			b, _ := os.ReadFile(r.log)
+			t.Errorf("%s wiped its local state after a kill:\n%s", r.name, tail(string(b), 20))
+		}
+	}
 	all := len(b.ConsumeAll(t, out))
 	t.Logf("%d kills; %d payments; %d committed updates; %d more output records in the log that read_committed hides (aborted transactions)",
 		kills, f.count(), countUpdates(got), all-countUpdates(got))
