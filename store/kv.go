@@ -14,6 +14,14 @@ type storeConfig struct {
 	changelogTopic string
 	partition      int32
 	writer         ChangelogWriter
+	serdeTopic     string
+}
+
+// WithSerdeTopic sets the topic passed to the store's key and value serdes
+// when it differs from the changelog topic (a table passes its source
+// topic, so an Avro serde uses that topic's subject).
+func WithSerdeTopic(topic string) Option {
+	return func(c *storeConfig) { c.serdeTopic = topic }
 }
 
 // WithChangelog makes the store logged: every Put and Delete (and, for TTL
@@ -49,7 +57,10 @@ func NewKeyValueStore[K, V any](name string, e Engine, keys serde.Serde[K], valu
 	for _, o := range opts {
 		o(&s.cfg)
 	}
-	s.topic = s.cfg.changelogTopic
+	s.topic = s.cfg.serdeTopic
+	if s.topic == "" {
+		s.topic = s.cfg.changelogTopic
+	}
 	if s.topic == "" {
 		s.topic = name
 	}

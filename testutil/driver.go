@@ -103,8 +103,13 @@ func NewTestDriver(topo *topology.Topology, opts ...DriverOption) (*TestDriver, 
 	return d, nil
 }
 
-func memoryStores(processor.TaskID, *task.StoreSpec) (store.Engine, []store.Option, error) {
-	return store.NewMemoryEngine(), nil, nil
+// DriverApplicationID is the application id the TestDriver stands in for:
+// logged stores pass "<DriverApplicationID>-<store>-changelog" to their
+// serdes, as they would in an App with that id.
+const DriverApplicationID = "brook-test-driver"
+
+func memoryStores(_ processor.TaskID, spec *task.StoreSpec) (store.Engine, []store.Option, error) {
+	return store.NewMemoryEngine(), []store.Option{store.WithSerdeTopic(spec.SerdeTopic(DriverApplicationID))}, nil
 }
 
 // driverCollector is the TestDriver seen as the tasks' Collector.

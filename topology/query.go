@@ -700,10 +700,7 @@ func (a *App) storeNames() []string {
 
 // serdeTopic is the topic argument the store passes to its serdes.
 func (a *App) serdeTopic(spec *task.StoreSpec) string {
-	if spec.Logged && spec.SourceTopic == "" {
-		return store.ChangelogTopic(a.rt.ApplicationID(), spec.Name)
-	}
-	return spec.Name
+	return spec.SerdeTopic(a.rt.ApplicationID())
 }
 
 func (a *App) groupOf(spec *task.StoreSpec) int32 {

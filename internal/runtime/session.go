@@ -195,7 +195,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		restoredTotal += res.Records
 		tr.logged[tp] = res.Offset
 		tr.engines = append(tr.engines, res.Engine)
-		var opts []store.Option
+		opts := []store.Option{store.WithSerdeTopic(spec.SerdeTopic(r.cfg.ApplicationID))}
 		if spec.Logged && spec.SourceTopic == "" {
 			opts = append(opts, store.WithChangelog(tp.Topic, tp.Partition, coll))
 		}

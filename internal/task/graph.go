@@ -89,6 +89,21 @@ type StoreSpec struct {
 	Query any
 }
 
+// SerdeTopic is the topic a store passes to its key and value serdes (an
+// Avro serde derives its subject from it): the source topic of a table, the
+// changelog topic of any other logged store, else the store's name. The
+// runtime, the TestDriver and interactive queries all use it, so a store's
+// serdes see the same topic everywhere.
+func (s *StoreSpec) SerdeTopic(appID string) string {
+	switch {
+	case s.SourceTopic != "":
+		return s.SourceTopic
+	case s.Logged:
+		return store.ChangelogTopic(appID, s.Name)
+	}
+	return s.Name
+}
+
 // SubTopology is a connected part of the graph: the unit a task runs.
 type SubTopology struct {
 	ID int
