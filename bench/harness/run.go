@@ -151,7 +151,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				break
 			}
 			t0 := time.Now()
-			c := r.runCell(ctx, w, sys)
+			var c Cell
+			if o.Deadline > 0 && t0.Sub(start) > o.Deadline-o.RunTimeout/2 {
+				c.Missing = fmt.Sprintf("not run: the run's %v deadline (-deadline) was near", o.Deadline)
+			} else {
+				c = r.runCell(ctx, w, sys)
+			}
 			c.Workload, c.System = w, sys
 			c.DurationSeconds = time.Since(t0).Seconds()
 			o.Logf("   %-9s %s", sys, c.summary())

@@ -97,6 +97,9 @@ type Options struct {
 	Profile bool
 	// RunTimeout bounds one system's run of one workload.
 	RunTimeout time.Duration
+	// Deadline bounds the whole run: cells not started by then are
+	// reported missing with that reason. Zero means none.
+	Deadline time.Duration
 	// JavaVersion is reported (java -version) when the JVM runs.
 	JavaVersion string
 	// Logf receives progress lines.
@@ -109,7 +112,7 @@ func FullOptions() Options {
 		Workloads: AllWorkloads, Systems: AllSystems, Partitions: 6,
 		Records: 300_000, ValueBytes: 100, UniformKeys: 10_000, ZipfKeys: 1_000_000, ZipfS: 1.1,
 		TableKeys: 1_000_000, RestoreKeys: 1_000_000, RestoreTail: 10_000,
-		Rate: 5_000, LatencyFor: 6 * time.Second, RunTimeout: 3 * time.Minute,
+		Rate: 5_000, LatencyFor: 6 * time.Second, RunTimeout: 3 * time.Minute, Deadline: 18 * time.Minute,
 	}
 }
 

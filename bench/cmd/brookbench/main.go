@@ -48,6 +48,7 @@ func run() int {
 		workdir    = flag.String("workdir", "", "state, logs and profiles (default: a temp dir)")
 		profile    = flag.Bool("profile", false, "write a CPU profile of every brook worker into the work dir")
 		timeout    = flag.Duration("run-timeout", 0, "bound of one system on one workload (default 3m)")
+		deadline   = flag.Duration("deadline", -1, "bound of the whole run; later cells are reported as not run (default 18m, 0: none)")
 	)
 	flag.Parse()
 	o := full
@@ -74,6 +75,9 @@ func run() int {
 	}
 	if *timeout > 0 {
 		o.RunTimeout = *timeout
+	}
+	if *deadline >= 0 {
+		o.Deadline = *deadline
 	}
 	o.WorkDir, o.Profile = *workdir, *profile
 	if o.WorkDir != "" {
