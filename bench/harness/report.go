@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strings"
 )
 
@@ -105,7 +106,25 @@ func (r *Report) Markdown() string {
 	p("Versions: %s.\n\n", strings.Join(vs, ", "))
 	p("Producer settings (every system): acks=%s, linger %d ms (sarama Flush.Frequency), batch %d bytes (sarama Flush.Bytes), idempotent=%v, compression=%s.\n\n",
 		r.Producer.Acks, r.Producer.LingerMs, r.Producer.BatchBytes, r.Producer.Idempotent, r.Producer.Compression)
-	p("Sizes: %v.\n\n", r.Sizes)
+	var sizes []string
+	for k, v := range r.Sizes {
+		if f, ok := v.(float64); ok && f == float64(int64(f)) {
+			v = int64(f) // read back from JSON
+		}
+		sizes = append(sizes, fmt.Sprintf("%s=%v", k, v))
+	}
+	sort.Strings(sizes)
+	p("Sizes: %s.\n\n", strings.Join(sizes, ", "))
+	var keys []string
+	for k := range r.Configs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	p("Configs:\n\n")
+	for _, k := range keys {
+		p("- %s: %s\n", k, r.Configs[k])
+	}
+	p("\n")
 
 	b0 := 0.0
 	if c, ok := r.Cell("B0", SysSarama); ok {

@@ -48,6 +48,7 @@ func run() int {
 		workdir    = flag.String("workdir", "", "state, logs and profiles (default: a temp dir)")
 		profile    = flag.Bool("profile", false, "write a CPU profile of every brook worker into the work dir")
 		timeout    = flag.Duration("run-timeout", 0, "bound of one system on one workload (default 3m)")
+		fromJSON   = flag.String("from-json", "", "render the markdown (and -docs) from this JSON report instead of running")
 		deadline   = flag.Duration("deadline", -1, "bound of the whole run; later cells are reported as not run (default 18m, 0: none)")
 	)
 	flag.Parse()
@@ -106,9 +107,24 @@ func run() int {
 	o.Logf = func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 	}
+	var rep *harness.Report
+	if *fromJSON != "" {
+		b, err := os.ReadFile(*fromJSON)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		rep = new(harness.Report)
+		if err := json.Unmarshal(b, rep); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := harness.Run(ctx, o)
+	if rep == nil {
+		rep, err = harness.Run(ctx, o)
+	}
 	if rep == nil {
 		fmt.Fprintln(os.Stderr, "brookbench:", err)
 		return 1
