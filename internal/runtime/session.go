@@ -30,6 +30,12 @@ type taskRun struct {
 	// their checkpoint offset is the committed consumed offset.
 	logged map[store.TopicPartition]int64
 	tables map[store.TopicPartition]bool
+	// coll is the task's collector (sink records, buffered changelog).
+	coll *collector
+	// skipBelow holds, for a table's source partition, the offset its
+	// restore reached; records below it are already in the store. Set in
+	// Setup, read-only afterwards.
+	skipBelow map[tpKey]int64
 	// Exactly-once (txn.go): the task's transactional producer, the
 	// overlays that hold its store writes until their transaction
 	// commits, and gone, closed when another instance turned out to own
@@ -37,6 +43,19 @@ type taskRun struct {
 	txn      *txnProducer
 	overlays []*store.Overlay
 	gone     chan struct{}
+}
+
+// maxPendingWrites bounds the store writes a task holds in memory
+// (overlays) before it commits early.
+const maxPendingWrites = 100_000
+
+// pendingWrites is the number of keys written since the last commit.
+func (tr *taskRun) pendingWrites() int {
+	n := 0
+	for _, o := range tr.overlays {
+		n += o.Pending()
+	}
+	return n
 }
 
 // handler is the sarama.ConsumerGroupHandler of a runtime. One session
@@ -95,6 +114,17 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 			if tr := h.tasks[id]; tr != nil {
 				h.byTP[tpKey{topic, p}] = tr
 				tr.queue.addPartition(topic, p)
+				// A table restored from its source topic already holds
+				// every record below the restored offset: start reading
+				// there instead of putting them all again.
+				stp := store.TopicPartition{Topic: topic, Partition: p}
+				if off, ok := tr.logged[stp]; ok && tr.tables[stp] {
+					if tr.skipBelow == nil {
+						tr.skipBelow = map[tpKey]int64{}
+					}
+					tr.skipBelow[tpKey{topic, p}] = off
+					sess.MarkOffset(topic, p, off, "")
+				}
 			}
 		}
 	}
@@ -139,6 +169,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 			}
 		}()
 	}
+	tr.coll = coll
 	signal := h.signals[worker]
 	tr.queue = newRecordQueue(r.cfg.MaxBuffered, func() {
 		select {
@@ -170,7 +201,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		}
 		if !spec.Logged && spec.SourceTopic == "" {
 			e, err := opener.Open()
-			if err == nil && r.cfg.ExactlyOnce && opener.Persistent() {
+			if err == nil && opener.Persistent() {
 				o := store.NewOverlay(e)
 				tr.overlays = append(tr.overlays, o)
 				e = o
@@ -199,9 +230,11 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		if spec.Logged && spec.SourceTopic == "" {
 			opts = append(opts, store.WithChangelog(tp.Topic, tp.Partition, coll))
 		}
-		if r.cfg.ExactlyOnce && opener.Persistent() {
-			// Writes reach the engine only once their transaction
-			// commits (commitTaskEOS).
+		if opener.Persistent() {
+			// Writes reach the engine at commit, in one batch: under
+			// exactly-once only once their transaction commits
+			// (commitTaskEOS); under at-least-once after the producer
+			// flush, as the commit protocol's "flush stores" step.
 			o := store.NewOverlay(res.Engine)
 			tr.overlays = append(tr.overlays, o)
 			return o, opts, nil
@@ -251,6 +284,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		return fmt.Errorf("brook: claimed %s/%d belongs to no running task", claim.Topic(), claim.Partition())
 	}
 	h.r.trackClaim(tr.id, claim)
+	skip := tr.skipBelow[tpKey{claim.Topic(), claim.Partition()}]
 	ctx := sess.Context()
 	stop := context.AfterFunc(ctx, tr.queue.wake)
 	defer stop()
@@ -259,6 +293,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		case m, ok := <-claim.Messages():
 			if !ok {
 				return nil
+			}
+			if m.Offset < skip {
+				continue
 			}
 			if !tr.queue.push(ctx, m) {
 				return nil
@@ -360,7 +397,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 				}
 				processed++
 			}
-			commitNow = commitNow || tr.core.CommitRequested()
+			commitNow = commitNow || tr.core.CommitRequested() || tr.pendingWrites() >= maxPendingWrites
 		}
 		now = r.cfg.Clock()
 		if !now.Before(nextPunct) {
@@ -415,6 +452,11 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	if r.cfg.ExactlyOnce {
 		return h.commitTasksEOS(sess, tasks)
 	}
+	for _, tr := range tasks {
+		if err := tr.coll.flushChangelog(); err != nil {
+			return fmt.Errorf("brook: task %s: %w", tr.id, err)
+		}
+	}
 	if err := h.flushProducer(); err != nil {
 		return err
 	}
@@ -427,6 +469,11 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 		offs, err := tr.core.Commit()
 		if err != nil {
 			return fmt.Errorf("brook: task %s: commit: %w", tr.id, err)
+		}
+		for _, o := range tr.overlays {
+			if err := o.Commit(); err != nil {
+				return fmt.Errorf("brook: task %s: write stores: %w", tr.id, err)
+			}
 		}
 		for _, o := range offs {
 			sess.MarkOffset(o.Topic, o.Partition, o.Offset, "")
@@ -521,6 +568,10 @@ type collector struct {
 	// txn is the task's transactional producer under exactly-once; nil
 	// means the runtime's shared producer.
 	txn *txnProducer
+	// pending and records buffer the changelog records of the current
+	// commit, one per key (SendChangelog).
+	pending map[changelogKey]int
+	records []changelogRecord
 }
 
 func (c *collector) producer() *producer {
@@ -556,13 +607,61 @@ func (c *collector) PartitionCount(topic string) (int32, error) {
 	return int32(len(ps)), nil
 }
 
+// SendChangelog buffers a changelog record until the task commits: only
+// the last value of each key since the previous commit is sent (in the
+// commit's transaction under exactly-once). Intermediate values matter to
+// no one: a restore needs the latest value per key, and the inputs that
+// produced them are not committed before the flush.
 func (c *collector) SendChangelog(topic string, partition int32, key, value []byte) error {
-	m := &sarama.ProducerMessage{
-		Topic: topic, Key: sarama.ByteEncoder(key),
-		Metadata: &sendMeta{partition: partition, changelog: true},
+	if c.pending == nil {
+		c.pending = map[changelogKey]int{}
 	}
-	if value != nil {
-		m.Value = sarama.ByteEncoder(value)
+	k := changelogKey{topic: topic, partition: partition, key: string(key)}
+	if i, ok := c.pending[k]; ok {
+		c.records[i].value = value
+		return nil
 	}
-	return c.producer().send(m)
+	c.pending[k] = len(c.records)
+	c.records = append(c.records, changelogRecord{topic: topic, partition: partition, key: key, value: value})
+	return nil
+}
+
+type changelogKey struct {
+	topic     string
+	partition int32
+	key       string
+}
+
+type changelogRecord struct {
+	topic      string
+	partition  int32
+	key, value []byte
+}
+
+// flushChangelog sends the buffered changelog records, in the order their
+// keys were first written.
+func (c *collector) flushChangelog() error {
+	for i := range c.records {
+		rec := &c.records[i]
+		m := &sarama.ProducerMessage{
+			Topic: rec.topic, Key: sarama.ByteEncoder(rec.key),
+			Metadata: &sendMeta{partition: rec.partition, changelog: true},
+		}
+		if rec.value != nil {
+			m.Value = sarama.ByteEncoder(rec.value)
+		}
+		if err := c.producer().send(m); err != nil {
+			return fmt.Errorf("changelog record to %s[%d]: %w", rec.topic, rec.partition, err)
+		}
+	}
+	c.dropChangelog()
+	return nil
+}
+
+// dropChangelog forgets the buffered changelog records (their writes were
+// discarded with an aborted transaction or a failed task).
+func (c *collector) dropChangelog() {
+	clear(c.pending)
+	clear(c.records)
+	c.records = c.records[:0]
 }

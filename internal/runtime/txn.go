@@ -177,6 +177,9 @@ func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*task
 func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) error {
 	r := h.r
 	tp := tr.txn
+	if err := tr.coll.flushChangelog(); err != nil {
+		return fmt.Errorf("brook: task %s: %w", tr.id, err)
+	}
 	if failed := tp.flush(); len(failed) > 0 {
 		f := failed[0]
 		for _, g := range failed {
@@ -267,6 +270,7 @@ func (h *handler) loseTask(tr *taskRun, err error) {
 	for _, o := range tr.overlays {
 		o.Discard()
 	}
+	tr.coll.dropChangelog()
 	tr.markLost()
 	h.r.countFenced()
 }
