@@ -89,6 +89,10 @@ type Config struct {
 	// processing before that partition's fetching is held back. Default
 	// 1000.
 	MaxBufferedRecords int
+	// LevelDB tunes the engine of every persistent store (block cache,
+	// write buffer, compression, bloom filter, open-time verification);
+	// the zero value takes store.LevelDBOptions' defaults.
+	LevelDB store.LevelDBOptions
 	// TLS enables TLS to the brokers when set.
 	TLS *tls.Config
 	// SASL enables SASL authentication when set.
@@ -204,7 +208,7 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		Sarama: cfg.sarama(), StateDir: cfg.StateDir, CommitInterval: cfg.CommitInterval,
 		Workers: cfg.Workers, Endpoint: cfg.QueryEndpoint, MaxBuffered: cfg.MaxBufferedRecords,
 		Logger: cfg.Logger, OnState: cfg.StateListener, OnRestore: cfg.RestoreListener,
-		SerdePreflight: topo.Preflight, ExactlyOnce: cfg.Guarantee == ExactlyOnce,
+		SerdePreflight: topo.Preflight, LevelDB: cfg.LevelDB, ExactlyOnce: cfg.Guarantee == ExactlyOnce,
 	})
 	if err != nil {
 		return nil, err

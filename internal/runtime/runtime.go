@@ -75,6 +75,8 @@ type Config struct {
 	OnAssignment func(assign.Assignment)
 	// Clock returns wall-clock time; nil means time.Now.
 	Clock func() time.Time
+	// LevelDB tunes every persistent store's engine.
+	LevelDB store.LevelDBOptions
 	// SerdePreflight checks the topology's serdes (Avro schemas against
 	// the registry) before the group is joined; nil skips it.
 	SerdePreflight func(context.Context) error

@@ -197,7 +197,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		if spec.InMemory {
 			opener = store.MemoryOpener()
 		} else {
-			opener = store.LevelDBOpener(filepath.Join(tr.dir, spec.Name), store.LevelDBOptions{})
+			opener = store.LevelDBOpener(filepath.Join(tr.dir, spec.Name), r.cfg.LevelDB)
 		}
 		if !spec.Logged && spec.SourceTopic == "" {
 			e, err := opener.Open()
