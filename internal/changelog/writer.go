@@ -53,98 +53,30 @@ var ErrWriterClosed = errors.New("changelog: writer closed")
 // ProducerConfig.
 //
 // With a SyncProducer every SendChangelog waits for its acknowledgement.
-// With an AsyncProducer SendChangelog only queues the record; Flush waits
-// until every queued record is acknowledged and returns the first error
-// since the previous Flush. Call Flush at commit, before flushing the
-// stores and writing the checkpoint.
+// With an AsyncProducer SendChangelog only queues the record (through a
+// Producer); Flush waits until every queued record is acknowledged and
+// returns the first error since the previous Flush. Call Flush at commit,
+// before flushing the stores and writing the checkpoint.
 type Writer struct {
-	syncP  sarama.SyncProducer
-	asyncP sarama.AsyncProducer
-	done   chan struct{} // closed when the async result reader exits
+	syncP sarama.SyncProducer
+	async *Producer
 
-	mu       sync.Mutex
-	idle     *sync.Cond // signalled when inflight drops to 0
-	inflight int
-	err      error
-	offsets  map[store.TopicPartition]int64
-	closed   bool
+	mu      sync.Mutex
+	offsets map[store.TopicPartition]int64 // sync mode
+	closed  bool
 }
 
 // NewSyncWriter returns a Writer that sends each record synchronously
 // through p.
 func NewSyncWriter(p sarama.SyncProducer) *Writer {
-	w := &Writer{syncP: p, offsets: map[store.TopicPartition]int64{}}
-	w.idle = sync.NewCond(&w.mu)
-	return w
+	return &Writer{syncP: p, offsets: map[store.TopicPartition]int64{}}
 }
 
 // NewAsyncWriter returns a Writer that queues records on p and reads its
-// results in a goroutine the Writer owns until Close. p must return
-// successes and errors (ProducerConfig sets both).
+// results in a goroutine it owns until Close. p must return successes and
+// errors (ProducerConfig sets both).
 func NewAsyncWriter(p sarama.AsyncProducer) *Writer {
-	w := &Writer{asyncP: p, offsets: map[store.TopicPartition]int64{}, done: make(chan struct{})}
-	w.idle = sync.NewCond(&w.mu)
-	go w.readResults()
-	return w
-}
-
-// readResults drains the producer's result channels until both close
-// (after AsyncClose).
-func (w *Writer) readResults() {
-	defer close(w.done)
-	succ, errs := w.asyncP.Successes(), w.asyncP.Errors()
-	for succ != nil || errs != nil {
-		select {
-		case m, ok := <-succ:
-			if !ok {
-				succ = nil
-				continue
-			}
-			w.finish(m, nil)
-		case pe, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			w.finish(pe.Msg, pe.Err)
-		}
-	}
-}
-
-// want is what a queued message was meant for; it rides in Metadata.
-type want struct{ partition int32 }
-
-func (w *Writer) finish(m *sarama.ProducerMessage, err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.inflight--
-	if err == nil {
-		if wt, ok := m.Metadata.(want); ok {
-			err = w.recordLocked(m.Topic, wt.partition, m.Partition, m.Offset)
-		}
-	} else if w.err == nil {
-		w.err = &SendError{Topic: m.Topic, Partition: m.Partition, Err: err}
-	}
-	if err != nil && w.err == nil {
-		w.err = err
-	}
-	if w.inflight == 0 {
-		w.idle.Broadcast()
-	}
-}
-
-// recordLocked notes an acknowledged offset, checking that the producer
-// honoured the partition (it does only with the manual partitioner).
-func (w *Writer) recordLocked(topic string, wantP, gotP int32, offset int64) error {
-	if gotP != wantP {
-		return &SendError{Topic: topic, Partition: wantP, Err: fmt.Errorf(
-			"the producer wrote the record to partition %d: build it with changelog.ProducerConfig (manual partitioner)", gotP)}
-	}
-	tp := store.TopicPartition{Topic: topic, Partition: gotP}
-	if next := offset + 1; next > w.offsets[tp] {
-		w.offsets[tp] = next
-	}
-	return nil
+	return &Writer{async: NewProducer(p)}
 }
 
 func bytesOrNil(b []byte) sarama.Encoder {
@@ -159,50 +91,52 @@ func bytesOrNil(b []byte) sarama.Encoder {
 func (w *Writer) SendChangelog(topic string, partition int32, key, value []byte) error {
 	m := &sarama.ProducerMessage{Topic: topic, Partition: partition, Key: bytesOrNil(key), Value: bytesOrNil(value)}
 	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	closed := w.closed
+	w.mu.Unlock()
+	if closed {
 		return ErrWriterClosed
 	}
-	if w.syncP != nil {
-		w.mu.Unlock()
-		p, off, err := w.syncP.SendMessage(m)
-		if err != nil {
-			return &SendError{Topic: topic, Partition: partition, Err: err}
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.recordLocked(topic, partition, p, off)
+	if w.async != nil {
+		m.Metadata = &Meta{Partition: partition, Changelog: true}
+		return w.async.Send(m)
 	}
-	if w.err != nil {
-		err := w.err
-		w.mu.Unlock()
-		return err
+	p, off, err := w.syncP.SendMessage(m)
+	if err != nil {
+		return &SendError{Topic: topic, Partition: partition, Err: err}
 	}
-	m.Metadata = want{partition}
-	w.inflight++
-	w.mu.Unlock()
-	// Input blocks only while the producer's buffer is full.
-	w.asyncP.Input() <- m
+	if p != partition {
+		return &SendError{Topic: topic, Partition: partition, Err: fmt.Errorf(
+			"the producer wrote the record to partition %d: build it with changelog.ProducerConfig (manual partitioner)", p)}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	tp := store.TopicPartition{Topic: topic, Partition: p}
+	if off+1 > w.offsets[tp] {
+		w.offsets[tp] = off + 1
+	}
 	return nil
 }
 
 // Flush waits until every record sent so far is acknowledged and returns
-// the first error since the previous Flush (which it then clears).
+// the first error since the previous Flush.
 func (w *Writer) Flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for w.inflight > 0 {
-		w.idle.Wait()
+	if w.async == nil {
+		return nil
 	}
-	err := w.err
-	w.err = nil
-	return err
+	if failed := w.async.Flush(); len(failed) > 0 {
+		f := failed[0]
+		return &SendError{Topic: f.Msg.Topic, Partition: f.Msg.Partition, Err: f.Err}
+	}
+	return nil
 }
 
 // Offsets returns, per changelog partition written through w, the offset
 // after the last acknowledged record: the offset to checkpoint once the
 // stores are flushed.
 func (w *Writer) Offsets() map[store.TopicPartition]int64 {
+	if w.async != nil {
+		return w.async.AckedAll()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := make(map[store.TopicPartition]int64, len(w.offsets))
@@ -223,11 +157,9 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	w.mu.Unlock()
-	ferr := w.Flush()
 	if w.syncP != nil {
-		return errors.Join(ferr, w.syncP.Close())
+		return w.syncP.Close()
 	}
-	w.asyncP.AsyncClose()
-	<-w.done
-	return errors.Join(ferr, w.Flush())
+	ferr := w.Flush()
+	return errors.Join(ferr, w.async.Close(), w.Flush())
 }

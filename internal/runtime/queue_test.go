@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/changelog"
 	"go.uber.org/goleak"
 )
 
@@ -143,14 +144,14 @@ func TestChangelogBufferKeepsLastValuePerKey(t *testing.T) {
 // goes there; without one its key is hashed like Kafka's Java producer.
 func TestPartitionerHonoursChosenPartition(t *testing.T) {
 	p := newBrookPartitioner("t")
-	m := &sarama.ProducerMessage{Topic: "t", Key: sarama.StringEncoder("foobar"), Metadata: &sendMeta{partition: 3}}
+	m := &sarama.ProducerMessage{Topic: "t", Key: sarama.StringEncoder("foobar"), Metadata: &changelog.Meta{Partition: 3}}
 	if got, err := p.Partition(m, 6); err != nil || got != 3 {
 		t.Fatalf("chosen partition: got %d, %v", got, err)
 	}
-	if _, err := p.Partition(&sarama.ProducerMessage{Topic: "t", Metadata: &sendMeta{partition: 7}}, 6); err == nil {
+	if _, err := p.Partition(&sarama.ProducerMessage{Topic: "t", Metadata: &changelog.Meta{Partition: 7}}, 6); err == nil {
 		t.Fatal("partition 7 of 6 accepted")
 	}
-	m = &sarama.ProducerMessage{Topic: "t", Key: sarama.StringEncoder("foobar"), Metadata: &sendMeta{partition: -1}}
+	m = &sarama.ProducerMessage{Topic: "t", Key: sarama.StringEncoder("foobar"), Metadata: &changelog.Meta{Partition: -1}}
 	// Kafka: toPositive(murmur2("foobar")) % 50 == 16 (UtilsTest vectors).
 	if got, err := p.Partition(m, 50); err != nil || got != 16 {
 		t.Fatalf("hashed partition: got %d, %v; want 16", got, err)

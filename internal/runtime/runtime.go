@@ -94,7 +94,7 @@ type Runtime struct {
 	strategy *assign.Strategy
 	groups   []assign.TaskGroup
 	client   sarama.Client
-	prod     *producer
+	prod     *changelog.Producer
 
 	mu    sync.Mutex
 	state State
@@ -301,8 +301,8 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("brook: producer: %w", err)
 	}
-	r.prod = newProducer(ap)
-	defer r.prod.close()
+	r.prod = changelog.NewProducer(ap)
+	defer r.prod.Close()
 	return r.consume(ctx, base)
 }
 

@@ -492,7 +492,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 				}
 				continue
 			}
-			if off, ok := r.prod.ackedOffset(tp); ok && off > tr.logged[tp] {
+			if off, ok := r.prod.Acked(tp); ok && off > tr.logged[tp] {
 				tr.logged[tp] = off
 			}
 		}
@@ -513,16 +513,16 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 // production handler.
 func (h *handler) flushProducer() error {
 	r := h.r
-	for _, f := range r.prod.flush() {
-		meta, _ := f.msg.Metadata.(*sendMeta)
-		if meta != nil && meta.changelog {
-			return fmt.Errorf("brook: changelog record to %s[%d] failed: %w", f.msg.Topic, f.msg.Partition, f.err)
+	for _, f := range r.prod.Flush() {
+		meta, _ := f.Msg.Metadata.(*changelog.Meta)
+		if meta != nil && meta.Changelog {
+			return fmt.Errorf("brook: changelog record to %s[%d] failed: %w", f.Msg.Topic, f.Msg.Partition, f.Err)
 		}
-		perr := fmt.Errorf("brook: produce to %s: %w", f.msg.Topic, f.err)
+		perr := fmt.Errorf("brook: produce to %s: %w", f.Msg.Topic, f.Err)
 		if hnd := r.cfg.Graph.Handlers.Production; hnd != nil {
-			out := producedFromMessage(f.msg)
-			if hnd(processor.ErrorContext{Topic: f.msg.Topic, Partition: f.msg.Partition, Offset: -1, Err: perr}, out) == processor.Continue {
-				r.log.Warn("brook: dropped a record the producer could not write", "topic", f.msg.Topic, "err", f.err)
+			out := producedFromMessage(f.Msg)
+			if hnd(processor.ErrorContext{Topic: f.Msg.Topic, Partition: f.Msg.Partition, Offset: -1, Err: perr}, out) == processor.Continue {
+				r.log.Warn("brook: dropped a record the producer could not write", "topic", f.Msg.Topic, "err", f.Err)
 				continue
 			}
 		}
@@ -574,10 +574,10 @@ type collector struct {
 	records []changelogRecord
 }
 
-func (c *collector) producer() *producer {
+func (c *collector) producer() *changelog.Producer {
 	if c.txn != nil {
 		c.txn.sent = true
-		return c.txn.producer
+		return c.txn.Producer
 	}
 	return c.r.prod
 }
@@ -585,7 +585,7 @@ func (c *collector) producer() *producer {
 func (c *collector) Send(rec processor.ProducedRecord) error {
 	m := &sarama.ProducerMessage{
 		Topic: rec.Topic, Timestamp: rec.Timestamp,
-		Metadata: &sendMeta{partition: rec.Partition},
+		Metadata: &changelog.Meta{Partition: rec.Partition},
 	}
 	if rec.Key != nil {
 		m.Key = sarama.ByteEncoder(rec.Key)
@@ -596,7 +596,7 @@ func (c *collector) Send(rec processor.ProducedRecord) error {
 	for _, hd := range rec.Headers {
 		m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(hd.Key), Value: hd.Value})
 	}
-	return c.producer().send(m)
+	return c.producer().Send(m)
 }
 
 func (c *collector) PartitionCount(topic string) (int32, error) {
@@ -645,12 +645,12 @@ func (c *collector) flushChangelog() error {
 		rec := &c.records[i]
 		m := &sarama.ProducerMessage{
 			Topic: rec.topic, Key: sarama.ByteEncoder(rec.key),
-			Metadata: &sendMeta{partition: rec.partition, changelog: true},
+			Metadata: &changelog.Meta{Partition: rec.partition, Changelog: true},
 		}
 		if rec.value != nil {
 			m.Value = sarama.ByteEncoder(rec.value)
 		}
-		if err := c.producer().send(m); err != nil {
+		if err := c.producer().Send(m); err != nil {
 			return fmt.Errorf("changelog record to %s[%d]: %w", rec.topic, rec.partition, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/changelog"
 	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/store"
 )
@@ -26,7 +27,7 @@ func TransactionalID(appID string, id assign.TaskID) string {
 // state, so an idle one costs nothing); commitTask ends it and begins the
 // next.
 type txnProducer struct {
-	*producer
+	*changelog.Producer
 	ap  sarama.AsyncProducer
 	tid string
 	// sent reports that records went into the open transaction. Only the
@@ -56,9 +57,9 @@ func (r *Runtime) newTxnProducer(id assign.TaskID) (*txnProducer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("brook: task %s: transactional producer %q: %w", id, pcfg.Producer.Transaction.ID, err)
 	}
-	tp := &txnProducer{producer: newProducer(ap), ap: ap, tid: pcfg.Producer.Transaction.ID}
+	tp := &txnProducer{Producer: changelog.NewProducer(ap), ap: ap, tid: pcfg.Producer.Transaction.ID}
 	if err := ap.BeginTxn(); err != nil {
-		_ = tp.producer.close()
+		_ = tp.Producer.Close()
 		return nil, fmt.Errorf("brook: task %s: begin transaction: %w", id, err)
 	}
 	return tp, nil
@@ -105,7 +106,7 @@ func (r *Runtime) fenceAssigned(ctx context.Context) {
 // transaction anyway (when the new owner registers the id, or at the
 // transaction timeout).
 func (tp *txnProducer) abort(log *slog.Logger) {
-	tp.flush() // sarama ends a transaction only after its records are settled
+	tp.Flush() // sarama ends a transaction only after its records are settled
 	if !tp.sent && tp.ap.TxnStatus()&sarama.ProducerTxnFlagInError == 0 {
 		return
 	}
@@ -120,7 +121,7 @@ func (tp *txnProducer) abort(log *slog.Logger) {
 // close aborts an open transaction and closes the producer.
 func (tp *txnProducer) close(log *slog.Logger) {
 	tp.abort(log)
-	_ = tp.producer.close()
+	_ = tp.Producer.Close()
 }
 
 // fencedError reports that another instance now owns a task: its
@@ -180,16 +181,16 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 	if err := tr.coll.flushChangelog(); err != nil {
 		return fmt.Errorf("brook: task %s: %w", tr.id, err)
 	}
-	if failed := tp.flush(); len(failed) > 0 {
+	if failed := tp.Flush(); len(failed) > 0 {
 		f := failed[0]
 		for _, g := range failed {
-			if fencedError(g.err) {
+			if fencedError(g.Err) {
 				f = g
 				break
 			}
 		}
 		return fmt.Errorf("brook: task %s: produce to %s[%d] in a transaction: %w (under exactly-once the transaction aborts and the production handler cannot skip the record)",
-			tr.id, f.msg.Topic, f.msg.Partition, f.err)
+			tr.id, f.Msg.Topic, f.Msg.Partition, f.Err)
 	}
 	offs, err := tr.core.Commit()
 	if err != nil {
@@ -225,7 +226,7 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 			return fmt.Errorf("brook: task %s: apply committed writes to the local store: %w", tr.id, err)
 		}
 	}
-	tr.advanceCheckpoint(offs, tp.producer)
+	tr.advanceCheckpoint(offs, tp.Producer)
 	if len(tr.logged) > 0 {
 		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
 			return fmt.Errorf("brook: task %s: %w", tr.id, err)
@@ -243,7 +244,7 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 // advanceCheckpoint moves the task's checkpoint offsets past what a commit
 // made durable: a table's offset is its committed consumed position, a
 // changelog's the offset after its last acknowledged record.
-func (tr *taskRun) advanceCheckpoint(offs []task.Offset, p *producer) {
+func (tr *taskRun) advanceCheckpoint(offs []task.Offset, p *changelog.Producer) {
 	for tp := range tr.logged {
 		if tr.tables[tp] {
 			for _, o := range offs {
@@ -253,7 +254,7 @@ func (tr *taskRun) advanceCheckpoint(offs []task.Offset, p *producer) {
 			}
 			continue
 		}
-		if off, ok := p.ackedOffset(tp); ok && off > tr.logged[tp] {
+		if off, ok := p.Acked(tp); ok && off > tr.logged[tp] {
 			tr.logged[tp] = off
 		}
 	}
