@@ -4,7 +4,11 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/topology"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files")
@@ -41,3 +45,27 @@ func TestDescribeGolden(t *testing.T) {
 	checkGolden(t, filepath.Join("testdata", "wordcount-describe.txt"), words.Describe())
 	checkGolden(t, filepath.Join("testdata", "wordcount-mermaid.txt"), words.DescribeMermaid())
 }
+
+// A table's nodes show the user's value type, not the internal wrapper
+// that carries tombstones.
+func TestDescribeTableShowsUserTypes(t *testing.T) {
+	b := topology.New()
+	topology.Table(b, "customers", "customer-profiles", serde.String(), serde.JSON[customer]())
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := topo.Describe()
+	if strings.Contains(got, "tableEntry") {
+		t.Errorf("Describe shows an internal type:\n%s", got)
+	}
+	want := "Source: customers-source (topics: [customer-profiles]) -> Record[string, topology_test.customer]"
+	if !strings.Contains(got, want) {
+		t.Errorf("Describe lacks %q:\n%s", want, got)
+	}
+	if m := topo.DescribeMermaid(); strings.Contains(m, "tableEntry") {
+		t.Errorf("DescribeMermaid shows an internal type:\n%s", m)
+	}
+}
+
+type customer struct{ Name string }

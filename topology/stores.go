@@ -103,6 +103,11 @@ func Table[K, V any](b *Builder, name, topic string, keys serde.Serde[K], values
 		entries = tableEntrySerde[V]{values}
 	}
 	src := Source(b, name+"-source", topic, keys, entries)
+	// The wrapper only carries tombstones: describe the source with the
+	// user's value type.
+	if d, ok := b.nodeByName[src.name]; ok && d.spec.Kind == task.Source {
+		d.spec.ValueType = typeName[V]()
+	}
 	Process(b, name+"-materialize", src, func() processor.Processor[K, tableEntry[V], K, V] {
 		return &materializer[K, V]{ref: ref}
 	}, WithStores(name))
