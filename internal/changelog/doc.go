@@ -1,10 +1,16 @@
 // Package changelog is the Kafka side of state-store changelogging and
 // restore, built on sarama:
 //
+//   - [Producer] wraps a sarama AsyncProducer: Send queues a record, Flush
+//     waits for every acknowledgement and returns the failures, Acked gives
+//     the next offset per partition (what checkpoints record). The runtime
+//     sends sink and changelog records through it, shared under
+//     at-least-once and one transactional producer per task under
+//     exactly-once; [ProducerConfig] builds its sarama configuration.
 //   - [Writer] implements store.ChangelogWriter over a sarama SyncProducer
-//     or AsyncProducer it owns, with Flush (wait for every acknowledgement)
-//     and Offsets (the next offset per changelog partition, for
-//     checkpoints).
+//     or AsyncProducer it owns, with Flush and Offsets, for a logged store
+//     used outside the runtime (the runtime itself buffers changelog
+//     records per task and sends them through a Producer at commit).
 //   - [EnsureTopic] creates a changelog topic compacted with the task's
 //     partition count, or checks an existing one; a wrong partition count
 //     or cleanup policy is a [*TopicMismatchError].
