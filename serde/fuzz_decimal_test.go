@@ -1,6 +1,7 @@
 package serde_test
 
 import (
+	"errors"
 	"math/big"
 	"strings"
 	"testing"
@@ -59,6 +60,12 @@ func FuzzAvroDecimal(f *testing.F) {
 			f.Add(s, uint8(i))
 		}
 	}
+	// Data beyond the precision (10^12 at precision 12), as bytes and as
+	// a fixed, and a valid value followed by a trailing byte.
+	tooBig := new(big.Int).Exp(big.NewInt(10), big.NewInt(12), nil)
+	f.Add(string(avroBytes(twos(tooBig, 0))), uint8(0))
+	f.Add(string(twos(tooBig, 6)), uint8(1))
+	f.Add(string(append(avroBytes(twos(tooBig, 0)), 0)), uint8(0))
 	type pair struct {
 		s  *serde.AvroCodec[DecTxn]
 		g  *serde.AvroCodec[map[string]any]
@@ -81,6 +88,10 @@ func FuzzAvroDecimal(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, text string, which uint8) {
+		i := int(which) % len(decimalFuzzSchemas)
+		d, p := decimalFuzzSchemas[i], pairs[i]
+		// The text as data: both decoders agree on what it holds.
+		decodeBothWays(t, p.s, p.g, []byte(text))
 		// Exponents and long texts would only make huge numbers.
 		if len(text) > 96 || strings.ContainsAny(text, "eEpP") {
 			return
@@ -89,8 +100,6 @@ func FuzzAvroDecimal(f *testing.F) {
 		if !ok {
 			return
 		}
-		i := int(which) % len(decimalFuzzSchemas)
-		d, p := decimalFuzzSchemas[i], pairs[i]
 		topic := "fuzz" + itoa(i)
 		sb, serr := p.s.Marshal(nil, DecTxn{Amount: r})
 		gb, gerr := p.g.Marshal(nil, map[string]any{"amount": new(big.Rat).Set(r)})
@@ -128,4 +137,33 @@ func FuzzAvroDecimal(f *testing.F) {
 			t.Fatalf("%s: struct serde read back %v, %v", text, v.Amount, err)
 		}
 	})
+}
+
+// decodeBothWays decodes data with the compiled struct decoder and with
+// goavro: both fail with the same kind, or both give the same value; a
+// decimal beyond the precision is the same error on both.
+func decodeBothWays(t *testing.T, s *serde.AvroCodec[DecTxn], g *serde.AvroCodec[map[string]any], data []byte) {
+	t.Helper()
+	sv, serr := s.Unmarshal(data)
+	gv, gerr := g.Unmarshal(data)
+	checkDecodeErr(t, serr)
+	checkDecodeErr(t, gerr)
+	if (serr == nil) != (gerr == nil) {
+		t.Fatalf("% x: struct %v, generic %v", data, serr, gerr)
+	}
+	if serr != nil {
+		for _, k := range []error{serde.ErrTruncated, serde.ErrCorrupt} {
+			if errors.Is(serr, k) != errors.Is(gerr, k) {
+				t.Fatalf("% x: kinds differ: struct %v, generic %v", data, serr, gerr)
+			}
+		}
+		var sd, gd *serde.DecimalError
+		if errors.As(serr, &sd) && errors.As(gerr, &gd) && serr.Error() != gerr.Error() {
+			t.Fatalf("% x: struct %v, generic %v", data, serr, gerr)
+		}
+		return
+	}
+	if sv.Amount.Cmp(gv["amount"].(*big.Rat)) != 0 {
+		t.Fatalf("% x: struct %v, generic %v", data, sv.Amount, gv["amount"])
+	}
 }
