@@ -40,6 +40,19 @@ var ErrSchemaMismatch = errors.New("writer schema does not resolve to reader sch
 // time-millis and time-micros time.Duration, uuid string. The mapping is
 // built and checked once, when the codec is made.
 //
+// Decimals are exact and never rounded. A value is written only if it has
+// at most scale digits after the decimal point and at most precision
+// digits in all (and, for a fixed, its two's complement fits the size);
+// anything else, 12.345 or 1/3 at scale 2 or a 14-digit value at precision
+// 12, is a [*DecimalError] naming the field, the value, the precision and
+// the scale, the same error on the struct and generic paths, which write
+// the same bytes for every accepted value. Make values with SetString
+// ("12.34") or SetFrac: SetFloat64(0.1) is the binary fraction
+// 0.1000000000000000055511151231257827021181583404541015625, which does
+// not fit scale 2. No other Go type (float64, string) binds to a decimal.
+// Data whose unscaled value has more digits than the precision is refused
+// when read, with kind [ErrCorrupt], so whatever decodes re-encodes.
+//
 // goavro parses every schema and encodes and decodes generic values (after
 // a validation pass that bounds what a payload may make it allocate). Go
 // types compile to direct encoders and validating decoders instead, which
@@ -125,8 +138,8 @@ func (c *AvroCodec[T]) Marshal(buf []byte, v T) ([]byte, error) {
 	if err != nil {
 		return buf, err
 	}
-	if p := nilDecimal(c.schema, n, 0); p != "" {
-		return buf, fmt.Errorf("serde: avro: nil *big.Rat at %s", p)
+	if err := checkDecimals(c.schema, n, shortName(c.schema), 0); err != nil {
+		return buf, err
 	}
 	if c.ownEncoder {
 		return appendNative(c.schema, buf, n)
@@ -182,6 +195,11 @@ func decodeWith[T any](c *AvroCodec[T], topic string, id int, ws *avroSchema, wc
 	}
 	if len(rest) != 0 {
 		return zero, decodeErr("avro", topic, id, ErrCorrupt, fmt.Errorf("%d trailing bytes", len(rest)))
+	}
+	// Decimals beyond the writer's precision are refused, as the compiled
+	// decoder refuses them.
+	if err := checkDecimals(ws, n, shortName(ws), 0); err != nil {
+		return zero, decodeErr("avro", topic, id, ErrCorrupt, err)
 	}
 	if resolve != nil {
 		if n, err = resolve(n); err != nil {
@@ -271,12 +289,16 @@ func UseSchemaID(id int) AvroOption {
 // Deserialize reads the writer's schema id, fetches that schema once
 // (cached in the [Registry]) and resolves it to the serde's schema (the
 // reader's): fields added with defaults, fields removed, int→long→float→
-// double and string↔bytes promotions, enum defaults, union branches. The
-// conversion plan is built once per writer id. Every failure is a
-// *DecodeError whose Kind is [ErrWrongMagicByte], [ErrUnknownSchemaID],
-// [ErrTruncated], [ErrCorrupt], [ErrRegistryUnavailable] or
-// [ErrSchemaMismatch]; a nil payload is a Kafka null and decodes to the
-// zero T.
+// double and string↔bytes promotions, enum defaults, union branches. A
+// decimal read with another precision or scale keeps its value (12.34
+// written at scale 2 reads as 12.34 at scale 4, not as 0.1234) and must fit
+// the reader's precision and scale, else that record fails with
+// [ErrSchemaMismatch]; UseLatest and UseSchemaID convert decimals the same
+// way when writing. The conversion plan is built once per writer id.
+// Every failure is a *DecodeError whose Kind is [ErrWrongMagicByte],
+// [ErrUnknownSchemaID], [ErrTruncated], [ErrCorrupt],
+// [ErrRegistryUnavailable] or [ErrSchemaMismatch]; a nil payload is a
+// Kafka null and decodes to the zero T.
 //
 // Avro implements [Preflighter]. It is safe for concurrent use.
 type Avro[T any] struct {
@@ -296,10 +318,13 @@ type writePlan struct {
 	header  [headerLen]byte
 	codec   *goavro.Codec
 	convert resolveFn // own schema -> target schema; nil when identical
-	fast    bool      // encode straight from T (same canonical form)
+	fast    bool      // encode straight from T (see sameLayout)
 	// ownEncoder: encode with appendNative (see hasFixedDecimal).
 	ownEncoder bool
-	maxSize    atomic.Int64
+	// checkTarget: check decimals against the target schema too, whose
+	// decimals differ from the serde's own.
+	checkTarget bool
+	maxSize     atomic.Int64
 }
 
 // sizeHint is the buffer size to start an encoding with: a little more
@@ -321,7 +346,7 @@ type readPlan struct {
 	writer  *registeredSchema
 	resolve resolveFn
 	err     error // resolution failure, reported for every record of this id
-	fast    bool  // decode straight into T (same canonical form)
+	fast    bool  // decode straight into T (see sameLayout)
 }
 
 // NewAvro returns an Avro serde for T with the given schema (the reader's
@@ -391,7 +416,8 @@ func (a *Avro[T]) writePlan(topic string) (*writePlan, error) {
 	p := &writePlan{id: target.id, codec: target.codec, schema: target.schema,
 		ownEncoder: hasFixedDecimal(target.schema, map[*avroSchema]bool{})}
 	binary.BigEndian.PutUint32(p.header[1:], uint32(target.id))
-	p.fast = !a.codec.generic && target.codec.CanonicalSchema() == a.codec.pcf
+	p.fast = a.sameLayout(target)
+	p.checkTarget = target.schema.hasDecimal && !sameSchema(a.codec.schema, target.schema, map[resolvePair]bool{})
 	if a.cfg.mode != regAuto && !p.fast {
 		conv, err := buildResolver(a.codec.schema, target.schema)
 		if err != nil {
@@ -441,13 +467,20 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	if err != nil {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
+	// The serde's own schema bounds the decimals it accepts, whatever it
+	// writes with; conversions check them against the target schema.
+	if err := checkDecimals(a.codec.schema, n, shortName(a.codec.schema), 0); err != nil {
+		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+	}
 	if p.convert != nil {
 		if n, err = p.convert(n); err != nil {
 			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
 		}
 	}
-	if path := nilDecimal(p.schema, n, 0); path != "" {
-		return nil, &EncodeError{Format: "avro", Topic: topic, Err: fmt.Errorf("nil *big.Rat at %s", path)}
+	if p.checkTarget {
+		if err := checkDecimals(p.schema, n, shortName(p.schema), 0); err != nil {
+			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+		}
 	}
 	buf := make([]byte, 0, p.sizeHint())
 	buf = append(buf, p.header[:]...)
@@ -495,6 +528,16 @@ func (a *Avro[T]) Deserialize(topic string, data []byte) (T, error) {
 	return decodeWith(a.codec, topic, id, p.writer.schema, p.writer.codec, p.resolve, data[headerLen:])
 }
 
+// sameLayout reports whether struct values can be written with, or read
+// from, schema rs directly by the serde's compiled codec. Equal parsing
+// canonical forms are not enough: they drop logical types, so a decimal of
+// another scale or precision (or a timestamp of another unit) would be
+// reinterpreted, not converted.
+func (a *Avro[T]) sameLayout(rs *registeredSchema) bool {
+	return !a.codec.generic && rs.codec.CanonicalSchema() == a.codec.pcf &&
+		sameSchema(rs.schema, a.codec.schema, map[resolvePair]bool{})
+}
+
 func (a *Avro[T]) readPlan(id int) (*readPlan, error) {
 	if p, ok := a.reads.Load(id); ok {
 		return p.(*readPlan), nil
@@ -507,7 +550,7 @@ func (a *Avro[T]) readPlan(id int) (*readPlan, error) {
 		return nil, err
 	}
 	p := &readPlan{writer: w}
-	p.fast = !a.codec.generic && w.codec.CanonicalSchema() == a.codec.pcf
+	p.fast = a.sameLayout(w)
 	if !p.fast && w.text != a.codec.text {
 		p.resolve, p.err = buildResolver(w.schema, a.codec.schema)
 	}

@@ -328,31 +328,19 @@ func (b *bindBuilder) float(t reflect.Type, s *avroSchema) (encFn, decFn, error)
 
 func (b *bindBuilder) bytes(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {
 	if s.logical == ltDecimal {
-		switch t {
-		case typeRatPtr:
+		if t == typeRatPtr || t == typeRat {
 			return func(v reflect.Value) (any, error) {
-					if v.IsNil() {
-						return nil, fmt.Errorf("%s: nil *big.Rat for a decimal", path)
+					r := ratOf(v)
+					if _, err := decimalBytes(s, r, path); err != nil {
+						return nil, err
 					}
-					return v.Interface(), nil
+					return r, nil
 				}, func(n any, v reflect.Value) error {
 					x, ok := n.(*big.Rat)
-					if !ok {
+					if !ok || x == nil {
 						return typeErr(n, "*big.Rat")
 					}
-					v.Set(reflect.ValueOf(x))
-					return nil
-				}, nil
-		case typeRat:
-			return func(v reflect.Value) (any, error) {
-					r := v.Interface().(big.Rat)
-					return &r, nil
-				}, func(n any, v reflect.Value) error {
-					x, ok := n.(*big.Rat)
-					if !ok {
-						return typeErr(n, "*big.Rat")
-					}
-					v.Set(reflect.ValueOf(x).Elem())
+					setRat(v, x)
 					return nil
 				}, nil
 		}
@@ -404,6 +392,25 @@ func (b *bindBuilder) bytes(t reflect.Type, s *avroSchema, path string) (encFn, 
 			}, nil
 	}
 	return nil, nil, bindErr(t, path, "Avro %s needs []byte%s", describe(s), map[bool]string{true: fmt.Sprintf(" or [%d]byte", s.size)}[s.kind == kFixed])
+}
+
+// ratOf returns the decimal held by v, a *big.Rat or a big.Rat (copied).
+func ratOf(v reflect.Value) *big.Rat {
+	if v.Type() == typeRatPtr {
+		r, _ := reflect.TypeAssert[*big.Rat](v)
+		return r
+	}
+	r, _ := reflect.TypeAssert[big.Rat](v)
+	return &r
+}
+
+// setRat stores x in v, a *big.Rat or a big.Rat.
+func setRat(v reflect.Value, x *big.Rat) {
+	if v.Type() == typeRatPtr {
+		v.Set(reflect.ValueOf(x))
+		return
+	}
+	v.Set(reflect.ValueOf(x).Elem())
 }
 
 func (b *bindBuilder) array(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {

@@ -2,7 +2,6 @@ package serde
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -86,7 +85,7 @@ func defaultToNative(s *avroSchema, v any) (any, error) {
 			return nil, fmt.Errorf("fixed %s default has %d bytes, want %d", s.name, len(b), s.size)
 		}
 		if s.logical == ltDecimal {
-			return decimalFromBytes(b, s.scale), nil
+			return decodeDecimal(s, b, "")
 		}
 		return b, nil
 	case kArray:
@@ -190,16 +189,6 @@ func longLogical(s *avroSchema, i int64) any {
 	return i
 }
 
-// decimalFromBytes decodes a two's-complement big-endian unscaled value.
-func decimalFromBytes(b []byte, scale int) *big.Rat {
-	n := new(big.Int).SetBytes(b)
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(len(b))*8))
-	}
-	den := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)
-	return new(big.Rat).SetFrac(n, den)
-}
-
 // toPhysical turns a native value of writer schema w into its underlying
 // Avro representation (int32, int64, []byte, ...), undoing logical types.
 func toPhysical(w *avroSchema, v any) (any, error) {
@@ -226,114 +215,22 @@ func toPhysical(w *avroSchema, v any) (any, error) {
 		}
 	case *big.Rat:
 		if w.logical == ltDecimal {
-			if x == nil {
-				return nil, errors.New("nil *big.Rat for a decimal")
-			}
-			return decimalToBytes(x, w.scale, w.size)
+			return decimalBytes(w, x, "")
 		}
 	}
 	return v, nil
 }
 
-// decimalToBytes encodes r scaled by 10^scale as two's-complement bytes,
-// padded to size when size > 0 (fixed).
-func decimalToBytes(r *big.Rat, scale, size int) ([]byte, error) {
-	num := new(big.Int).Mul(r.Num(), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil))
-	num.Quo(num, r.Denom())
-	var out []byte
-	if num.Sign() >= 0 {
-		out = num.Bytes()
-		if len(out) == 0 || out[0]&0x80 != 0 {
-			out = append([]byte{0}, out...)
-		}
-	} else {
-		// two's complement: 2^(8n) + num for the smallest n that fits
-		n := len(num.Bytes()) + 1
-		t := new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), uint(n)*8), num)
-		out = t.Bytes()
-		for len(out) < n {
-			out = append([]byte{0xff}, out...)
-		}
-		for len(out) > 1 && out[0] == 0xff && out[1]&0x80 != 0 {
-			out = out[1:]
-		}
-	}
-	if size > 0 {
-		if len(out) > size {
-			return nil, fmt.Errorf("decimal %s does not fit %d bytes", r.FloatString(scale), size)
-		}
-		pad := byte(0)
-		if num.Sign() < 0 {
-			pad = 0xff
-		}
-		for len(out) < size {
-			out = append([]byte{pad}, out...)
-		}
-	}
-	return out, nil
-}
-
-// fromPhysical turns an underlying Avro value into the native form of
-// reader schema r's logical type.
+// fromPhysical turns an underlying int or long into the native form of
+// reader schema r's logical type (bytesResolver does bytes and decimals).
 func fromPhysical(r *avroSchema, v any) any {
 	switch x := v.(type) {
 	case int32:
 		return intLogical(r, x)
 	case int64:
 		return longLogical(r, x)
-	case []byte:
-		if r.logical == ltDecimal {
-			return decimalFromBytes(x, r.scale)
-		}
 	}
 	return v
-}
-
-// nilDecimal reports the path of a nil *big.Rat held where s has a decimal
-// (goavro dereferences it without a check), or "" when there is none.
-func nilDecimal(s *avroSchema, n any, depth int) string {
-	if depth > maxAvroDepth || !s.hasDecimal {
-		return ""
-	}
-	switch s.kind {
-	case kBytes, kFixed:
-		if r, ok := n.(*big.Rat); ok && r == nil {
-			return "decimal"
-		}
-	case kArray:
-		if items, ok := n.([]any); ok {
-			for _, it := range items {
-				if p := nilDecimal(s.items, it, depth+1); p != "" {
-					return "[]" + p
-				}
-			}
-		}
-	case kMap:
-		if m, ok := n.(map[string]any); ok {
-			for k, it := range m {
-				if p := nilDecimal(s.items, it, depth+1); p != "" {
-					return k + "." + p
-				}
-			}
-		}
-	case kRecord:
-		if m, ok := n.(map[string]any); ok {
-			for _, f := range s.fields {
-				if p := nilDecimal(f.schema, m[f.name], depth+1); p != "" {
-					return f.name + "." + p
-				}
-			}
-		}
-	case kUnion:
-		if m, ok := n.(map[string]any); ok {
-			for _, b := range s.branches {
-				if x, ok := m[b.unionName]; ok {
-					return nilDecimal(b, x, depth+1)
-				}
-			}
-		}
-	}
-	return ""
 }
 
 // markDecimals sets hasDecimal on every node from which a decimal is

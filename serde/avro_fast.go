@@ -16,11 +16,18 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 		if err != nil {
 			return nil, err
 		}
+		// Decimals in `any` values are checked here, as on the generic path.
+		if err := checkDecimals(s, n, path, 0); err != nil {
+			return nil, err
+		}
 		return appendNative(s, buf, n)
 	}
 	bd.unbin = func(c *avroChecker, v reflect.Value) error {
 		n, err := c.readNative(s)
 		if err != nil {
+			return err
+		}
+		if err := checkDecimals(s, n, path, 0); err != nil {
 			return err
 		}
 		return bd.dec(n, v)
@@ -194,6 +201,35 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 				return err
 			}
 			v.SetBytes(append([]byte(nil), x...))
+			return nil
+		}
+	case (s.kind == kBytes || s.kind == kFixed) && s.logical == ltDecimal && (t == typeRatPtr || t == typeRat):
+		bd.bin = func(buf []byte, v reflect.Value) ([]byte, error) {
+			b, err := decimalBytes(s, ratOf(v), path)
+			if err != nil {
+				return nil, err
+			}
+			if s.kind == kBytes {
+				return appendBytes(buf, b), nil
+			}
+			return append(buf, b...), nil
+		}
+		bd.unbin = func(c *avroChecker, v reflect.Value) error {
+			var b []byte
+			var err error
+			if s.kind == kBytes {
+				b, err = c.readBytes()
+			} else {
+				b, err = c.readFixed(s.size)
+			}
+			if err != nil {
+				return err
+			}
+			r, err := decodeDecimal(s, b, path)
+			if err != nil {
+				return err
+			}
+			setRat(v, r)
 			return nil
 		}
 	case s.kind == kArray && t.Kind() == reflect.Slice && t != typeBytes:

@@ -33,6 +33,10 @@ func (c *AvroCodec[T]) ValueJSON(v T) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serde: avro to JSON: %w", err)
 	}
+	// Decimals print at the schema's scale, which must hold them exactly.
+	if err := checkDecimals(c.schema, n, shortName(c.schema), 0); err != nil {
+		return nil, fmt.Errorf("serde: avro to JSON: %w", err)
+	}
 	var b bytes.Buffer
 	if err := writeAvroJSON(&b, c.schema, n, 0); err != nil {
 		return nil, fmt.Errorf("serde: avro to JSON: %w", err)

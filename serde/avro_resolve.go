@@ -2,6 +2,7 @@ package serde
 
 import (
 	"fmt"
+	"math/big"
 	"strings"
 )
 
@@ -151,10 +152,7 @@ func (b *resolverBuilder) make(w, r *avroSchema, path string) (resolveFn, bool, 
 			return float64(f), ok
 		}), false, nil
 	case w.kind == kString && r.kind == kBytes:
-		return physical(w, path, func(p any) (any, bool) {
-			s, ok := p.(string)
-			return fromPhysical(r, []byte(s)), ok
-		}), false, nil
+		return bytesResolver(w, r, path), false, nil
 	case w.kind == kBytes && r.kind == kString:
 		return physical(w, path, func(p any) (any, bool) {
 			b, ok := p.([]byte)
@@ -203,6 +201,46 @@ func asInt(p any) (int64, bool) {
 	return 0, false
 }
 
+// bytesResolver converts a writer's string, bytes or fixed value (plain or
+// decimal) to a reader's bytes or fixed of the same size. A decimal keeps
+// its value, never its unscaled digits, when the scales differ, and must
+// fit the reader's precision and scale; plain bytes read as a decimal must
+// fit its precision. Nothing is rounded.
+func bytesResolver(w, r *avroSchema, path string) resolveFn {
+	return func(v any) (any, error) {
+		if w.logical == ltDecimal && r.logical == ltDecimal {
+			x, ok := v.(*big.Rat)
+			if !ok {
+				return nil, notType(path, w, v)
+			}
+			if _, err := decimalBytes(r, x, path); err != nil {
+				return nil, err
+			}
+			return x, nil
+		}
+		p, err := toPhysical(w, v)
+		if err != nil {
+			return nil, err
+		}
+		var b []byte
+		switch x := p.(type) {
+		case []byte:
+			b = x
+		case string:
+			b = []byte(x)
+		default:
+			return nil, notType(path, w, v)
+		}
+		if r.logical == ltDecimal {
+			return decodeDecimal(r, b, path)
+		}
+		if w.kind == kString {
+			return b, nil
+		}
+		return p, nil
+	}
+}
+
 func notType(path string, w *avroSchema, v any) error {
 	return mismatch(path, "value of Go type %T is not an Avro %s", v, describe(w))
 }
@@ -211,8 +249,8 @@ func (b *resolverBuilder) same(w, r *avroSchema, path string) (resolveFn, bool, 
 	switch w.kind {
 	case kNull, kBoolean, kFloat, kDouble, kString:
 		return nil, true, nil
-	case kInt, kLong, kBytes:
-		if w.logical == r.logical && w.scale == r.scale {
+	case kInt, kLong:
+		if w.logical == r.logical {
 			return nil, true, nil
 		}
 		return func(v any) (any, error) {
@@ -229,16 +267,12 @@ func (b *resolverBuilder) same(w, r *avroSchema, path string) (resolveFn, bool, 
 		if w.size != r.size {
 			return nil, false, mismatch(path, "fixed %s has size %d in writer, %d in reader", r.name, w.size, r.size)
 		}
-		if w.logical == r.logical && w.scale == r.scale {
+		fallthrough
+	case kBytes:
+		if w.logical == r.logical && w.precision == r.precision && w.scale == r.scale {
 			return nil, true, nil
 		}
-		return func(v any) (any, error) {
-			p, err := toPhysical(w, v)
-			if err != nil {
-				return nil, err
-			}
-			return fromPhysical(r, p), nil
-		}, false, nil
+		return bytesResolver(w, r, path), false, nil
 	case kEnum:
 		return b.enum(w, r, path)
 	case kArray:
@@ -582,7 +616,7 @@ func sameSchema(w, r *avroSchema, inProgress map[resolvePair]bool) bool {
 		return true
 	}
 	inProgress[key] = true
-	if w.kind != r.kind || w.logical != r.logical || w.scale != r.scale || w.size != r.size || w.name != r.name {
+	if w.kind != r.kind || w.logical != r.logical || w.precision != r.precision || w.scale != r.scale || w.size != r.size || w.name != r.name {
 		return false
 	}
 	switch w.kind {
