@@ -172,3 +172,36 @@ func TestAppUntrustedCertificateFailsFast(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigSecuritySettings: every mechanism yields a sarama
+// configuration that sarama accepts (SCRAM needs a client generator), and
+// SASL settings that cannot work are refused by Validate.
+func TestConfigSecuritySettings(t *testing.T) {
+	for _, mech := range append([]string{""}, saslMechanisms...) {
+		cfg := topology.Config{ApplicationID: "app", Brokers: []string{"b:9092"},
+			TLS: &tls.Config{MinVersion: tls.VersionTLS12}, SASL: &topology.SASL{Mechanism: mech, User: "u", Password: "p"}}
+		sc, err := cfg.SaramaConfig()
+		if err != nil {
+			t.Fatalf("%q: %v", mech, err)
+		}
+		if err := sc.Validate(); err != nil {
+			t.Errorf("%q: sarama refuses the configuration: %v", mech, err)
+		}
+		want := mech
+		if want == "" {
+			want = "PLAIN"
+		}
+		if !sc.Net.TLS.Enable || sc.Net.TLS.Config != cfg.TLS || !sc.Net.SASL.Enable || string(sc.Net.SASL.Mechanism) != want || sc.Net.SASL.User != "u" {
+			t.Errorf("%q: TLS %v, SASL %v %s %q", mech, sc.Net.TLS.Enable, sc.Net.SASL.Enable, sc.Net.SASL.Mechanism, sc.Net.SASL.User)
+		}
+		if cfg.ClientID != "" {
+			t.Errorf("SaramaConfig changed the Config (ClientID %q)", cfg.ClientID)
+		}
+	}
+	for _, bad := range []*topology.SASL{{Mechanism: "GSSAPI", User: "u"}, {Mechanism: "scram-sha-256", User: "u"}, {Mechanism: "PLAIN"}} {
+		cfg := topology.Config{ApplicationID: "app", Brokers: []string{"b:9092"}, SASL: bad}
+		if _, err := cfg.SaramaConfig(); err == nil {
+			t.Errorf("SASL %+v accepted", *bad)
+		}
+	}
+}
