@@ -24,6 +24,8 @@ var SaramaVersion = sarama.V3_6_0_0
 type Broker struct {
 	addrs   []string
 	cluster *kfake.Cluster
+	// secure, when set, applies TLS and SASL settings (SecureKafka.Broker).
+	secure func(*sarama.Config)
 }
 
 // RealKafka reports whether KAFKA_BROKERS names a real cluster.
@@ -74,8 +76,8 @@ func (b *Broker) Addrs() []string { return append([]string(nil), b.addrs...) }
 func (b *Broker) Embedded() *kfake.Cluster { return b.cluster }
 
 // SaramaConfig returns a fresh sarama configuration suitable for this
-// broker: protocol version, a test client id, and synchronous producer
-// results.
+// broker: protocol version, a test client id, synchronous producer results,
+// and TLS and SASL for a SecureKafka's broker.
 func (b *Broker) SaramaConfig() *sarama.Config {
 	cfg := sarama.NewConfig()
 	cfg.Version = SaramaVersion
@@ -84,6 +86,9 @@ func (b *Broker) SaramaConfig() *sarama.Config {
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Metadata.Retry.Backoff = 50 * time.Millisecond
+	if b.secure != nil {
+		b.secure(cfg)
+	}
 	return cfg
 }
 

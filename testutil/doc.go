@@ -2,8 +2,10 @@
 //
 // It owns the TestDriver (runs a topology with no broker, deterministic
 // clocks), the test broker (an in-process kfake cluster by default, a real
-// cluster when KAFKA_BROKERS is set), unique topic names, produce/consume
-// helpers, and schema-registry helpers (SCHEMA_REGISTRY_URL).
+// cluster when KAFKA_BROKERS is set), a broker with TLS and SASL
+// (NewSecureKafka: an in-process kfake cluster, or the SASL_SSL listener of
+// scripts/kafka named by KAFKA_SASL_BROKERS), unique topic names,
+// produce/consume helpers, and schema-registry helpers (SCHEMA_REGISTRY_URL).
 //
 // testutil is for tests and examples only: library code must not import it.
 package testutil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/runtime"
+	"github.com/brookstream/brook/internal/scram"
 	"github.com/brookstream/brook/store"
 )
 
@@ -55,12 +56,19 @@ const (
 	StateStopped     = runtime.Stopped
 )
 
-// SASL holds SASL/PLAIN or SCRAM credentials.
+// SASL holds the credentials brook authenticates to the brokers with,
+// over SASL/PLAIN or SASL/SCRAM (SHA-256 or SHA-512, with brook's own SCRAM
+// client, which also checks that the broker knows the credentials). Use it
+// together with TLS (Kafka's SASL_SSL listeners): PLAIN sends the password
+// itself, and SCRAM without TLS leaves the session unprotected.
 type SASL struct {
 	// Mechanism is "PLAIN" (default), "SCRAM-SHA-256" or "SCRAM-SHA-512".
 	Mechanism string
-	User      string
-	Password  string
+	// User is the user name. Required.
+	User string
+	// Password is the user's password (used as its UTF-8 bytes, as Kafka
+	// does).
+	Password string
 }
 
 // Config configures an App. Only ApplicationID and Brokers are required;
@@ -93,7 +101,10 @@ type Config struct {
 	// write buffer, compression, bloom filter, open-time verification);
 	// the zero value takes store.LevelDBOptions' defaults.
 	LevelDB store.LevelDBOptions
-	// TLS enables TLS to the brokers when set.
+	// TLS enables TLS to the brokers when set: RootCAs must trust the
+	// brokers' certificates (nil RootCAs: the system roots), Certificates
+	// holds a client certificate when the brokers ask for one (mutual
+	// TLS). An empty ServerName is taken from each broker's host.
 	TLS *tls.Config
 	// SASL enables SASL authentication when set.
 	SASL *SASL
@@ -146,10 +157,24 @@ func (c *Config) Validate() error {
 		switch c.SASL.Mechanism {
 		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		default:
-			return fmt.Errorf("brook: Config.SASL.Mechanism %q is not supported", c.SASL.Mechanism)
+			return fmt.Errorf("brook: Config.SASL.Mechanism %q is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
+		}
+		if c.SASL.User == "" {
+			return errors.New("brook: Config.SASL.User is required when Config.SASL is set")
 		}
 	}
 	return nil
+}
+
+// SaramaConfig returns a sarama configuration with the connection settings
+// brook's own clients use (protocol version, client id, TLS, SASL, then
+// ConfigureSarama), for clients of your own that must reach the same
+// brokers the same way. It validates a copy of c; c is not changed.
+func (c Config) SaramaConfig() (*sarama.Config, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c.sarama(), nil
 }
 
 func (c *Config) sarama() *sarama.Config {
@@ -168,8 +193,10 @@ func (c *Config) sarama() *sarama.Config {
 		switch c.SASL.Mechanism {
 		case "SCRAM-SHA-256":
 			sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return scram.NewClient(scram.SHA256) }
 		case "SCRAM-SHA-512":
 			sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return scram.NewClient(scram.SHA512) }
 		default:
 			sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
 		}
@@ -260,6 +287,18 @@ func (a *App) RestoredRecords() map[string]int64 {
 	}
 	return out
 }
+
+// AuthenticationError is returned by Run when a broker refuses the SASL
+// credentials or mechanism (Config.SASL); it names the broker, mechanism
+// and user. Run checks the credentials before anything else and does not
+// retry them.
+type AuthenticationError = runtime.AuthenticationError
+
+// TLSError is returned by Run when the TLS handshake with a broker fails
+// (Config.TLS): an untrusted or invalid broker certificate, a client
+// certificate the broker refuses, or a listener that does not speak TLS.
+// It names the broker and says which. Run does not retry it.
+type TLSError = runtime.TLSError
 
 // MissingTopicsError is returned by Run when source topics do not exist;
 // Topics lists them.

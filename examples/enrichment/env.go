@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,8 @@ type env struct {
 	regHTTP  *http.Transport
 	serdes   *serdes
 	sarama   *sarama.Config
+	tls      *tls.Config
+	sasl     *topology.SASL
 	stateDir string
 
 	customers, transactions, enriched, appID string
@@ -82,8 +85,16 @@ func setUp(ctx context.Context, o options, out io.Writer) (_ *env, err error) {
 	}
 	e.customers, e.transactions, e.enriched = o.prefix+"-customers", o.prefix+"-transactions", o.prefix+"-transactions-enriched"
 	e.appID = o.prefix + "-app"
-	e.sarama = sarama.NewConfig()
-	e.sarama.Version = sarama.V3_6_0_0
+	if e.tls, e.sasl, err = o.security(); err != nil {
+		return nil, err
+	}
+	// The example's own admin, producer and consumer connect exactly as
+	// the application does (version, TLS, SASL).
+	if e.sarama, err = (topology.Config{
+		ApplicationID: e.appID, Brokers: e.brokers, TLS: e.tls, SASL: e.sasl, ClientID: "brook-enrichment-example",
+	}).SaramaConfig(); err != nil {
+		return nil, err
+	}
 	e.sarama.Producer.Return.Successes = true
 	e.sarama.Producer.RequiredAcks = sarama.WaitForAll
 	// Key the sample data as brook's sinks and the Java client do
@@ -250,6 +261,7 @@ func (e *env) startInstance(ctx context.Context, wg *sync.WaitGroup, errs chan<-
 	app, err := topology.NewApp(topo, topology.Config{
 		ApplicationID: e.appID, Brokers: e.brokers, StateDir: filepath.Join(e.stateDir, name),
 		CommitInterval: 500 * time.Millisecond, QueryEndpoint: endpoint, Logger: e.o.logger.With("instance", name),
+		TLS: e.tls, SASL: e.sasl,
 	})
 	if err != nil {
 		ln.Close()

@@ -4,6 +4,15 @@
 //	go run ./examples/enrichment
 //	go run ./examples/enrichment --brokers 127.0.0.1:19092 --registry http://127.0.0.1:18081
 //
+// Over TLS and SASL (the SASL_SSL listener of scripts/kafka; the password
+// comes from the environment, never from a flag):
+//
+//	eval "$(scripts/kafka start)"
+//	BROOK_SASL_PASSWORD=$KAFKA_SASL_PASSWORD go run ./examples/enrichment \
+//	    --brokers $KAFKA_SASL_BROKERS --tls-ca $KAFKA_SASL_CA \
+//	    --tls-cert $KAFKA_SASL_CERT --tls-key $KAFKA_SASL_KEY \
+//	    --sasl-mechanism SCRAM-SHA-512 --sasl-user $KAFKA_SASL_USER
+//
 // With no flags it starts everything it needs in the process: an embedded
 // Kafka cluster and an embedded schema registry (with real Avro
 // compatibility checks). It then
@@ -27,6 +36,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,6 +47,8 @@ import (
 	"os/signal"
 	"strings"
 	"time"
+
+	"github.com/brookstream/brook/topology"
 )
 
 func main() {
@@ -50,7 +63,13 @@ func main() {
 	flag.StringVar(&o.listenA, "http-a", "127.0.0.1:0", "query address of instance A")
 	flag.StringVar(&o.listenB, "http-b", "127.0.0.1:0", "query address of instance B")
 	flag.BoolVar(&o.verbose, "v", false, "log brook's warnings and info messages (default: errors only)")
+	flag.StringVar(&o.tlsCA, "tls-ca", "", "PEM file of the CA that signed the brokers' certificates (enables TLS; default: no TLS)")
+	flag.StringVar(&o.tlsCert, "tls-cert", "", "PEM client certificate, for brokers that require one (with --tls-key)")
+	flag.StringVar(&o.tlsKey, "tls-key", "", "PEM key of --tls-cert")
+	flag.StringVar(&o.saslMechanism, "sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (enables SASL; password from $BROOK_SASL_PASSWORD)")
+	flag.StringVar(&o.saslUser, "sasl-user", "", "SASL user")
 	flag.Parse()
+	o.saslPassword = os.Getenv("BROOK_SASL_PASSWORD")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if o.duration > 0 {
@@ -80,6 +99,11 @@ type options struct {
 	listenA, listenB  string
 	verbose           bool
 	logger            *slog.Logger
+	// Connection security for --brokers: TLS when tlsCA is set, SASL when
+	// saslMechanism is.
+	tlsCA, tlsCert, tlsKey  string
+	saslMechanism, saslUser string
+	saslPassword            string
 }
 
 // started describes the running example, for tests.
@@ -97,6 +121,9 @@ func (o *options) defaults() error {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
+	if o.brokers == "" && (o.tlsCA != "" || o.tlsCert != "" || o.saslMechanism != "") {
+		return errors.New("--tls-* and --sasl-* apply to --brokers; the embedded cluster has neither")
+	}
 	if o.prefix == "" {
 		o.prefix = "brook-enrichment"
 		if o.brokers != "" {
@@ -104,6 +131,38 @@ func (o *options) defaults() error {
 		}
 	}
 	return nil
+}
+
+// security returns the TLS and SASL settings the flags ask for (nil when
+// not asked).
+func (o *options) security() (*tls.Config, *topology.SASL, error) {
+	var tc *tls.Config
+	if o.tlsCA != "" {
+		pem, err := os.ReadFile(o.tlsCA)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("--tls-ca: %s holds no PEM certificate", o.tlsCA)
+		}
+		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if o.tlsCert != "" || o.tlsKey != "" {
+		if tc == nil || o.tlsCert == "" || o.tlsKey == "" {
+			return nil, nil, errors.New("--tls-cert and --tls-key go together, with --tls-ca")
+		}
+		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	var sasl *topology.SASL
+	if o.saslMechanism != "" {
+		sasl = &topology.SASL{Mechanism: o.saslMechanism, User: o.saslUser, Password: o.saslPassword}
+	}
+	return tc, sasl, nil
 }
 
 func splitAddrs(s string) []string {

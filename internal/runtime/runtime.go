@@ -268,9 +268,14 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 	}()
 
 	base := r.cfg.Sarama
+	// TLS and SASL failures are configuration errors: report them now
+	// rather than after the client's metadata retries.
+	if err := checkSecurity(r.cfg.Brokers, base); err != nil {
+		return err
+	}
 	client, err := sarama.NewClient(r.cfg.Brokers, base)
 	if err != nil {
-		return fmt.Errorf("brook: connect to %v: %w", r.cfg.Brokers, err)
+		return connectError("connect to", r.cfg.Brokers, base, err)
 	}
 	r.client = client
 	defer client.Close()
@@ -299,7 +304,7 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 	}
 	ap, err := sarama.NewAsyncProducer(r.cfg.Brokers, &pcfg)
 	if err != nil {
-		return fmt.Errorf("brook: producer: %w", err)
+		return connectError("producer for", r.cfg.Brokers, &pcfg, err)
 	}
 	r.prod = changelog.NewProducer(ap)
 	defer r.prod.Close()
@@ -315,7 +320,7 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config) error {
 	gcfg.Consumer.Return.Errors = true
 	group, err := sarama.NewConsumerGroup(r.cfg.Brokers, r.cfg.ApplicationID, &gcfg)
 	if err != nil {
-		return fmt.Errorf("brook: consumer group %q: %w", r.cfg.ApplicationID, err)
+		return connectError(fmt.Sprintf("consumer group %q at", r.cfg.ApplicationID), r.cfg.Brokers, &gcfg, err)
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
