@@ -439,13 +439,25 @@ type rangeAnswer struct {
 	// Next is the continuation token: pass it as ?token= for the next
 	// page; absent on the last page.
 	Next string `json:"next,omitempty"`
-	// More is set in the answers of one instance (scope=local) when it
-	// has keys beyond Entries.
-	More bool `json:"more,omitempty"`
+	// More says that the range has keys beyond Entries (then Next is
+	// set); false on the last page. It is always present, so that a
+	// client can tell the last page from an answer without the field.
+	More bool `json:"more"`
+}
+
+// page returns the answer of a page of entries, with its token when
+// there is more.
+func page(store string, entries []scanEntry, more bool) rangeAnswer {
+	a := rangeAnswer{Store: store, Entries: nonNil(entries), More: more}
+	if more {
+		a.Next = encodeToken(entries[len(entries)-1].KeyBytes)
+	}
+	return a
 }
 
 // rangeBounds computes the serialized key interval of a range request.
 func (h *queryHandler) rangeBounds(spec *task.StoreSpec, q storeQuerier, vals url.Values) (lo, hi []byte, limit int, e *apiError) {
+	var err error
 	bad := func(format string, args ...any) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: ", spec.Name) + fmt.Sprintf(format, args...)}
 	}
@@ -486,15 +498,8 @@ func (h *queryHandler) rangeBounds(spec *task.StoreSpec, q storeQuerier, vals ur
 			return nil, nil, 0, e
 		}
 	}
-	if t := vals.Get("token"); t != "" {
-		tb, err := base64.RawURLEncoding.DecodeString(t)
-		if err != nil {
-			return nil, nil, 0, bad("bad continuation token")
-		}
-		after := append(tb, 0) // the smallest key after the token's
-		if lo == nil || bytes.Compare(after, lo) > 0 {
-			lo = after
-		}
+	if lo, err = afterToken(lo, vals.Get("token")); err != nil {
+		return nil, nil, 0, bad("%v", err)
 	}
 	limit = h.cfg.defaultLimit
 	if s := vals.Get("limit"); s != "" {
@@ -550,7 +555,7 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, e)
 			return
 		}
-		h.reply(w, http.StatusOK, rangeAnswer{Store: spec.Name, Entries: nonNil(entries), More: more})
+		h.reply(w, http.StatusOK, page(spec.Name, entries, more))
 		return
 	case "":
 	default:
@@ -570,8 +575,7 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	g := h.a.groupOf(spec)
 	assigned := 0
-	var all []scanEntry
-	more := false
+	var parts []rangePart
 	fwd := url.Values{}
 	for k, v := range vals {
 		fwd[k] = v
@@ -625,22 +629,128 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 			}
 			entries, m = ra.Entries, ra.More
 		}
-		all = append(all, entries...)
-		more = more || m
+		who := host.Endpoint
+		if who == "" {
+			who = "member " + host.MemberID
+		}
+		parts = append(parts, rangePart{from: who, entries: entries, more: m})
 	}
 	if int32(assigned) < asg.Partitions[g] {
 		h.fail(w, h.errorFor(h.a.notReady(spec.Name, assign.TaskID{}, false)))
 		return
 	}
-	slices.SortFunc(all, func(a, b scanEntry) int { return bytes.Compare(a.KeyBytes, b.KeyBytes) })
-	out := rangeAnswer{Store: spec.Name, Entries: nonNil(all)}
+	all, more, err := mergePages(parts, limit)
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: err.Error()})
+		return
+	}
+	h.reply(w, http.StatusOK, page(spec.Name, all, more))
+}
+
+// rangePart is one instance's page of a gathered range: the first keys
+// of its own in the range, ascending, and whether it has more.
+type rangePart struct {
+	from    string // the instance, for errors
+	entries []scanEntry
+	more    bool
+}
+
+// mergePages merges the pages of the instances holding a store's tasks
+// into one page of at most limit entries, and says whether the range has
+// more keys.
+//
+// An instance that has more keys than it returned (its own range limit
+// may be smaller than this one's) has returned every key of its own up to
+// its last one, and nothing beyond. The merged page therefore ends at the
+// smallest such last key: past it, keys of that instance not yet seen
+// would be skipped by the next page's token. Up to it, every instance's
+// keys are all present, so the page is exactly the range's first keys.
+func mergePages(parts []rangePart, limit int) ([]scanEntry, bool, error) {
+	var cut []byte // the smallest last key of an instance with more
+	haveCut := false
+	n := 0
+	for _, p := range parts {
+		for i := 1; i < len(p.entries); i++ {
+			if bytes.Compare(p.entries[i-1].KeyBytes, p.entries[i].KeyBytes) > 0 {
+				return nil, false, fmt.Errorf("instance %s: range answer out of key order", p.from)
+			}
+		}
+		n += len(p.entries)
+		if !p.more {
+			continue
+		}
+		if len(p.entries) == 0 {
+			return nil, false, fmt.Errorf("instance %s: range answer says there is more but has no keys", p.from)
+		}
+		last := p.entries[len(p.entries)-1].KeyBytes
+		if !haveCut || bytes.Compare(last, cut) < 0 {
+			cut, haveCut = last, true
+		}
+	}
+	all := make([]scanEntry, 0, n)
+	more := false
+	for _, p := range parts {
+		for _, e := range p.entries {
+			if haveCut && bytes.Compare(e.KeyBytes, cut) > 0 {
+				more = true
+				break
+			}
+			all = append(all, e)
+		}
+		more = more || p.more
+	}
+	slices.SortStableFunc(all, func(a, b scanEntry) int { return bytes.Compare(a.KeyBytes, b.KeyBytes) })
 	if len(all) > limit {
-		out.Entries, more = all[:limit], true
+		all, more = all[:limit], true
 	}
-	if more && len(out.Entries) > 0 {
-		out.Next = base64.RawURLEncoding.EncodeToString(out.Entries[len(out.Entries)-1].KeyBytes)
+	return all, more, nil
+}
+
+// tokenPrefix starts every continuation token this version writes. It
+// is not in the base64url alphabet, so it also tells these tokens from
+// the bare base64url tokens of earlier versions.
+const tokenPrefix = "1."
+
+// encodeToken returns the continuation token of a page whose last key
+// is kb: tokenPrefix and kb in base64url. It is never empty, not even for
+// the empty key (an empty token would read as "no token": the first
+// page).
+func encodeToken(kb []byte) string {
+	return tokenPrefix + base64.RawURLEncoding.EncodeToString(kb)
+}
+
+// afterToken returns the lower bound of a range page: lo, or the smallest
+// key after the last key of token (a continuation token, "" for the first
+// page) when that is larger.
+func afterToken(lo []byte, token string) ([]byte, error) {
+	if token == "" {
+		return lo, nil
 	}
-	h.reply(w, http.StatusOK, out)
+	last, err := decodeToken(token)
+	if err != nil {
+		return nil, err
+	}
+	after := append(last, 0) // the smallest key after last
+	if lo == nil || bytes.Compare(after, lo) > 0 {
+		return after, nil
+	}
+	return lo, nil
+}
+
+// decodeToken returns the last key of the page a continuation token
+// continues. It also reads the tokens of earlier versions (bare base64url,
+// never of the empty key), so that paging goes on across a rolling
+// upgrade.
+func decodeToken(t string) ([]byte, error) {
+	enc, ok := strings.CutPrefix(t, tokenPrefix)
+	if !ok && strings.Contains(t, ".") {
+		return nil, errors.New("bad continuation token (not one this handler wrote)")
+	}
+	kb, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, errors.New("bad continuation token (not base64url)")
+	}
+	return kb, nil
 }
 
 func nonNil(e []scanEntry) []scanEntry {
