@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -86,10 +87,14 @@ const servedByHeader = "X-Brook-Served-By"
 //	GET /instances                       the instances and their tasks
 //	GET /health, GET /ready              liveness and readiness
 //
-// Answers: 400 bad input, 401 missing or wrong token, 404 unknown store or
-// key, 503 with Retry-After while restoring or rebalancing, 502 when the
-// owning instance cannot be reached. Serve it on the address given as
-// Config.QueryEndpoint.
+// Paths are taken literally (never cleaned or redirected) and every
+// route answers GET and HEAD. Every error answer is JSON,
+// {"error": "..."}: 400 bad input, 401 missing or wrong token, 404
+// unknown path, store or key, 405 (with Allow) another method, 503 with
+// Retry-After while restoring or rebalancing, 502 when the owning
+// instance cannot be reached. Range answers page with a continuation
+// token and say "more": false on the last page. Serve it on the address
+// given as Config.QueryEndpoint.
 func (a *App) QueryHandler(opts ...QueryOption) http.Handler {
 	cfg := queryConfig{timeout: 5 * time.Second, maxHops: 2, defaultLimit: 100, maxLimit: 1000, retryAfter: time.Second, maxURL: 16 << 10, maxResponse: 64 << 20}
 	for _, o := range opts {
@@ -110,22 +115,93 @@ func (a *App) QueryHandler(opts ...QueryOption) http.Handler {
 	if cfg.maxLimit < cfg.defaultLimit {
 		cfg.maxLimit = cfg.defaultLimit
 	}
-	h := &queryHandler{a: a, cfg: cfg, mux: http.NewServeMux()}
-	h.mux.HandleFunc("GET /health", h.health)
-	h.mux.HandleFunc("GET /ready", h.ready)
-	h.mux.HandleFunc("GET /instances", h.auth(h.instances))
-	h.mux.HandleFunc("GET /stores", h.auth(h.stores))
-	h.mux.HandleFunc("GET /stores/{store}", h.auth(h.storeInfo))
-	h.mux.HandleFunc("GET /stores/{store}/keys/{key...}", h.auth(h.get))
-	h.mux.HandleFunc("GET /stores/{store}/range", h.auth(h.rangeQuery))
-	h.mux.HandleFunc("GET /stores/{store}/metadata", h.auth(h.metadata))
+	h := &queryHandler{a: a, cfg: cfg}
+	h.routes = queryRoutes{
+		health:    h.health,
+		ready:     h.ready,
+		instances: h.auth(h.instances),
+		stores:    h.auth(h.stores),
+		storeInfo: h.auth(h.storeInfo),
+		get:       h.auth(h.get),
+		rangeQ:    h.auth(h.rangeQuery),
+		metadata:  h.auth(h.metadata),
+	}
 	return h
 }
 
 type queryHandler struct {
-	a   *App
-	cfg queryConfig
-	mux *http.ServeMux
+	a      *App
+	cfg    queryConfig
+	routes queryRoutes
+}
+
+// queryRoutes are the handlers of the API's paths.
+type queryRoutes struct {
+	health, ready, instances, stores, storeInfo, get, rangeQ, metadata http.HandlerFunc
+}
+
+// allowedMethods is the Allow header of every route: the API only reads.
+const allowedMethods = "GET, HEAD"
+
+// route finds the handler of a request by its path, taken literally: it
+// is neither cleaned nor redirected (a key may be "a//b" or ".."), and
+// each segment is unescaped on its own, so "%2F" in a store name or key
+// is a slash within it. It sets the path values "store" and "key". A path
+// of no route is a 404.
+func (h *queryHandler) route(r *http.Request) (http.HandlerFunc, *apiError) {
+	notFound := &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("no such path %q (see docs/QUERIES.md for the API)", r.URL.EscapedPath())}
+	p, ok := strings.CutPrefix(r.URL.EscapedPath(), "/")
+	if !ok {
+		return nil, notFound
+	}
+	segs := strings.Split(p, "/")
+	if len(segs) == 1 {
+		switch segs[0] {
+		case "health":
+			return h.routes.health, nil
+		case "ready":
+			return h.routes.ready, nil
+		case "instances":
+			return h.routes.instances, nil
+		case "stores":
+			return h.routes.stores, nil
+		}
+		return nil, notFound
+	}
+	if segs[0] != "stores" || segs[1] == "" {
+		return nil, notFound
+	}
+	unescape := func(what, s string) (string, *apiError) {
+		v, err := url.PathUnescape(s)
+		if err != nil {
+			return "", &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("malformed %s in the path: %v", what, err)}
+		}
+		return v, nil
+	}
+	name, e := unescape("store name", segs[1])
+	if e != nil {
+		return nil, e
+	}
+	var next http.HandlerFunc
+	switch {
+	case len(segs) == 2:
+		next = h.routes.storeInfo
+	case len(segs) >= 4 && segs[2] == "keys":
+		key, e := unescape("key", strings.Join(segs[3:], "/"))
+		if e != nil {
+			return nil, e
+		}
+		r.SetPathValue("key", key)
+		next = h.routes.get
+	case len(segs) == 3 && segs[2] == "range":
+		next = h.routes.rangeQ
+	case len(segs) == 3 && segs[2] == "metadata":
+		next = h.routes.metadata
+	default:
+		return nil, notFound
+	}
+	r.SetPathValue("store", name)
+	return next, nil
 }
 
 // apiError is the JSON body of every error answer.
@@ -145,7 +221,17 @@ func (h *queryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Queries have no body: read at most a little of one.
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
 	}
-	h.mux.ServeHTTP(w, r)
+	next, e := h.route(r)
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", allowedMethods)
+		h.fail(w, &apiError{Status: http.StatusMethodNotAllowed, Error: fmt.Sprintf("method %s not allowed: the query API answers %s", r.Method, allowedMethods)})
+		return
+	}
+	next(w, r)
 }
 
 func (h *queryHandler) auth(next http.HandlerFunc) http.HandlerFunc {
@@ -354,6 +440,12 @@ func (h *queryHandler) forward(w http.ResponseWriter, r *http.Request, host assi
 		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("owner %s unreachable: %v", host.Endpoint, err)})
 		return
 	}
+	if !isJSON(hdr, body) {
+		// Not a brook query handler's answer (a proxy's error page, another
+		// server at that address): relaying it would break the API's shape.
+		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("owner %s answered %d with a body that is not JSON (Content-Type %q)", host.Endpoint, status, hdr.Get("Content-Type"))})
+		return
+	}
 	for _, k := range []string{"Content-Type", "Retry-After", "WWW-Authenticate", servedByHeader} {
 		if v := hdr.Get(k); v != "" {
 			w.Header().Set(k, v)
@@ -364,6 +456,13 @@ func (h *queryHandler) forward(w http.ResponseWriter, r *http.Request, host assi
 	}
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// isJSON reports whether an answer is JSON: its Content-Type says so
+// and its body parses.
+func isJSON(hdr http.Header, body []byte) bool {
+	mt, _, err := mime.ParseMediaType(hdr.Get("Content-Type"))
+	return err == nil && mt == "application/json" && json.Valid(body)
 }
 
 func (h *queryHandler) call(ctx context.Context, endpoint, path, rawQuery, authz string, hops int) (int, http.Header, []byte, error) {
@@ -606,9 +705,13 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("member %s hosts tasks of store %q but has no query endpoint", host.MemberID, spec.Name)})
 				return
 			}
-			status, _, body, err := h.call(r.Context(), host.Endpoint, r.URL.EscapedPath(), fwd.Encode(), r.Header.Get("Authorization"), hops+1)
+			status, hdr, body, err := h.call(r.Context(), host.Endpoint, r.URL.EscapedPath(), fwd.Encode(), r.Header.Get("Authorization"), hops+1)
 			if err != nil {
 				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s unreachable: %v", host.Endpoint, err)})
+				return
+			}
+			if status != http.StatusOK && !isJSON(hdr, body) {
+				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s answered %d with a body that is not JSON (Content-Type %q)", host.Endpoint, status, hdr.Get("Content-Type"))})
 				return
 			}
 			if status != http.StatusOK {

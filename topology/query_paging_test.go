@@ -202,6 +202,7 @@ func TestQueryRangePagingModel(t *testing.T) {
 	})
 	waitAllKeys(t, insts, stores)
 	t.Run("three-instances", func(t *testing.T) { checkPaging(t, rng, insts, stores) })
+	t.Run("keys", func(t *testing.T) { checkKeyPaths(t, insts, stores) })
 
 	cancel()
 	for _, qi := range insts {
@@ -392,6 +393,34 @@ func checkPaging(t *testing.T, rng *rand.Rand, insts []*queryInstance, stores []
 					t.Fatalf("%s %v limit %d: the last page does not say \"more\": false", st.name, pb.query, limit)
 				}
 			}
+		}
+	}
+}
+
+// checkKeyPaths gets every key of every store through every instance by
+// its path: escaped, and for the string keys "a//b", "." and ".." also
+// literally. The path is a key, not a path to clean: a redirect to a
+// cleaned path would answer for another key.
+func checkKeyPaths(t *testing.T, insts []*queryInstance, stores []*pagingStore) {
+	get := func(qi *queryInstance, st *pagingStore, path, kb string) {
+		t.Helper()
+		a := httpGet(t, qi.endpoint, path, nil)
+		var ka struct {
+			Value json.RawMessage `json:"value"`
+		}
+		var v string
+		if a.status != http.StatusOK || json.Unmarshal(a.body, &ka) != nil || json.Unmarshal(ka.Value, &v) != nil || v != st.model[kb] {
+			t.Fatalf("GET %s via %s: %d %s; want value %q", path, qi.endpoint, a.status, a.body, st.model[kb])
+		}
+	}
+	for _, qi := range insts {
+		for _, st := range stores {
+			for kb := range st.model {
+				get(qi, st, "/stores/"+st.name+"/keys/"+url.PathEscape(st.param([]byte(kb))), kb)
+			}
+		}
+		for _, k := range []string{"a//b", ".", "..", "a/b", ""} {
+			get(qi, stores[0], "/stores/str/keys/"+k, k)
 		}
 	}
 }
