@@ -165,6 +165,54 @@ func TestQueryErrorsAreJSON(t *testing.T) {
 	}
 }
 
+// TestQueryBearerScheme checks that the Authorization scheme is matched
+// case-insensitively (RFC 9110 §11.1) and the token exactly, and that
+// the 401 answer is JSON with a WWW-Authenticate challenge.
+func TestQueryBearerScheme(t *testing.T) {
+	h := unstartedQueryHandler(t, topology.WithBearerToken("s3cret"))
+	for _, c := range []struct {
+		authz string
+		ok    bool
+	}{
+		{"Bearer s3cret", true},
+		{"bearer s3cret", true},
+		{"BEARER s3cret", true},
+		{"bEaReR s3cret", true},
+		{"Bearer  s3cret", true}, // 1*SP
+		{"", false},
+		{"s3cret", false},
+		{"Bearer", false},
+		{"Bearer ", false},
+		{"Bearers3cret", false},
+		{"Bearer s3cret2", false},
+		{"Bearer s3cre", false},
+		{"Bearer S3CRET", false}, // the token is case-sensitive
+		{"Bearer s3cret x", false},
+		{"Basic s3cret", false},
+		{"Token s3cret", false},
+		{"Bearer\ts3cret", false},
+		{"XBearer s3cret", false},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/stores", nil)
+		if c.authz != "" {
+			r.Header.Set("Authorization", c.authz)
+		}
+		rec := serve(h, r)
+		if c.ok && rec.Code != http.StatusOK {
+			t.Errorf("Authorization %q: %d %s; want 200", c.authz, rec.Code, rec.Body.String())
+		}
+		if !c.ok {
+			if rec.Code != http.StatusUnauthorized {
+				t.Errorf("Authorization %q: %d; want 401", c.authz, rec.Code)
+			}
+			if !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer ") {
+				t.Errorf("Authorization %q: WWW-Authenticate %q", c.authz, rec.Header().Get("WWW-Authenticate"))
+			}
+			checkJSONError(t, "Authorization "+c.authz, rec)
+		}
+	}
+}
+
 // TestQueryForwardedErrorsAreJSON runs two instances of which the second
 // serves, at its query endpoint, something that is not brook's handler
 // (plain-text answers): keys it owns and ranges must get a JSON 502 from

@@ -3,6 +3,7 @@ package topology
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -38,8 +39,10 @@ type queryConfig struct {
 }
 
 // WithBearerToken makes the handler require "Authorization: Bearer
-// token" on every request except /health and /ready. Forwarded requests
-// carry the caller's header, so every instance needs the same token.
+// token" on every request except /health and /ready. The scheme name is
+// matched without regard to case ("bearer", "BEARER"), the token exactly
+// and in constant time. Forwarded requests carry the caller's header, so
+// every instance needs the same token.
 func WithBearerToken(token string) QueryOption {
 	return func(c *queryConfig) { c.token = token }
 }
@@ -238,16 +241,31 @@ func (h *queryHandler) auth(next http.HandlerFunc) http.HandlerFunc {
 	if h.cfg.token == "" {
 		return next
 	}
-	want := []byte("Bearer " + h.cfg.token)
+	want := sha256.Sum256([]byte(h.cfg.token))
 	return func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if !bearerMatches(r.Header.Get("Authorization"), want) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="brook"`)
 			h.fail(w, &apiError{Status: http.StatusUnauthorized, Error: "missing or wrong bearer token"})
 			return
 		}
 		next(w, r)
 	}
+}
+
+// bearerMatches reports whether an Authorization header value carries
+// the bearer token whose SHA-256 is want. The scheme is matched without
+// regard to case and may be followed by several spaces (RFC 9110 §11.1,
+// RFC 6750 §2.1); the token must match exactly. The tokens are compared
+// through their digests in constant time, so the time taken does not
+// tell how much of the token, nor its length, was right.
+func bearerMatches(header string, want [sha256.Size]byte) bool {
+	scheme, token, ok := strings.Cut(strings.Trim(header, " \t"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	token = strings.TrimLeft(token, " ")
+	got := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1 && token != ""
 }
 
 func (h *queryHandler) reply(w http.ResponseWriter, status int, v any) {
