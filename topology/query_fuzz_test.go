@@ -17,7 +17,8 @@ import (
 
 // FuzzQueryHandler sends arbitrary paths, queries and headers to the
 // handler of a running App: it must never panic nor answer a 5xx other
-// than 502 and 503. Fuzz it with a count budget, for example
+// than 502 and 503, and every answer that is not a success is a JSON
+// error. Fuzz it with a count budget, for example
 // -fuzztime=200000x: a duration budget can end in a spurious "context
 // deadline exceeded" (Go toolchain race, golang/go#75804).
 func FuzzQueryHandler(f *testing.F) {
@@ -109,6 +110,9 @@ func FuzzQueryHandler(f *testing.F) {
 		h.ServeHTTP(rec, req)
 		if rec.Code >= 500 && rec.Code != http.StatusBadGateway && rec.Code != http.StatusServiceUnavailable {
 			t.Fatalf("GET %q ? %q (hops %q): %d %s", path, query, hops, rec.Code, rec.Body.String())
+		}
+		if rec.Code >= 300 {
+			checkJSONError(t, fmt.Sprintf("GET %q ? %q (hops %q)", path, query, hops), rec)
 		}
 	})
 }

@@ -3,12 +3,14 @@ package topology
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -37,8 +39,10 @@ type queryConfig struct {
 }
 
 // WithBearerToken makes the handler require "Authorization: Bearer
-// token" on every request except /health and /ready. Forwarded requests
-// carry the caller's header, so every instance needs the same token.
+// token" on every request except /health and /ready. The scheme name is
+// matched without regard to case ("bearer", "BEARER"), the token exactly
+// and in constant time. Forwarded requests carry the caller's header, so
+// every instance needs the same token.
 func WithBearerToken(token string) QueryOption {
 	return func(c *queryConfig) { c.token = token }
 }
@@ -86,10 +90,14 @@ const servedByHeader = "X-Brook-Served-By"
 //	GET /instances                       the instances and their tasks
 //	GET /health, GET /ready              liveness and readiness
 //
-// Answers: 400 bad input, 401 missing or wrong token, 404 unknown store or
-// key, 503 with Retry-After while restoring or rebalancing, 502 when the
-// owning instance cannot be reached. Serve it on the address given as
-// Config.QueryEndpoint.
+// Paths are taken literally (never cleaned or redirected) and every
+// route answers GET and HEAD. Every error answer is JSON,
+// {"error": "..."}: 400 bad input, 401 missing or wrong token, 404
+// unknown path, store or key, 405 (with Allow) another method, 503 with
+// Retry-After while restoring or rebalancing, 502 when the owning
+// instance cannot be reached. Range answers page with a continuation
+// token and say "more": false on the last page. Serve it on the address
+// given as Config.QueryEndpoint.
 func (a *App) QueryHandler(opts ...QueryOption) http.Handler {
 	cfg := queryConfig{timeout: 5 * time.Second, maxHops: 2, defaultLimit: 100, maxLimit: 1000, retryAfter: time.Second, maxURL: 16 << 10, maxResponse: 64 << 20}
 	for _, o := range opts {
@@ -110,22 +118,93 @@ func (a *App) QueryHandler(opts ...QueryOption) http.Handler {
 	if cfg.maxLimit < cfg.defaultLimit {
 		cfg.maxLimit = cfg.defaultLimit
 	}
-	h := &queryHandler{a: a, cfg: cfg, mux: http.NewServeMux()}
-	h.mux.HandleFunc("GET /health", h.health)
-	h.mux.HandleFunc("GET /ready", h.ready)
-	h.mux.HandleFunc("GET /instances", h.auth(h.instances))
-	h.mux.HandleFunc("GET /stores", h.auth(h.stores))
-	h.mux.HandleFunc("GET /stores/{store}", h.auth(h.storeInfo))
-	h.mux.HandleFunc("GET /stores/{store}/keys/{key...}", h.auth(h.get))
-	h.mux.HandleFunc("GET /stores/{store}/range", h.auth(h.rangeQuery))
-	h.mux.HandleFunc("GET /stores/{store}/metadata", h.auth(h.metadata))
+	h := &queryHandler{a: a, cfg: cfg}
+	h.routes = queryRoutes{
+		health:    h.health,
+		ready:     h.ready,
+		instances: h.auth(h.instances),
+		stores:    h.auth(h.stores),
+		storeInfo: h.auth(h.storeInfo),
+		get:       h.auth(h.get),
+		rangeQ:    h.auth(h.rangeQuery),
+		metadata:  h.auth(h.metadata),
+	}
 	return h
 }
 
 type queryHandler struct {
-	a   *App
-	cfg queryConfig
-	mux *http.ServeMux
+	a      *App
+	cfg    queryConfig
+	routes queryRoutes
+}
+
+// queryRoutes are the handlers of the API's paths.
+type queryRoutes struct {
+	health, ready, instances, stores, storeInfo, get, rangeQ, metadata http.HandlerFunc
+}
+
+// allowedMethods is the Allow header of every route: the API only reads.
+const allowedMethods = "GET, HEAD"
+
+// route finds the handler of a request by its path, taken literally: it
+// is neither cleaned nor redirected (a key may be "a//b" or ".."), and
+// each segment is unescaped on its own, so "%2F" in a store name or key
+// is a slash within it. It sets the path values "store" and "key". A path
+// of no route is a 404.
+func (h *queryHandler) route(r *http.Request) (http.HandlerFunc, *apiError) {
+	notFound := &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("no such path %q (see docs/QUERIES.md for the API)", r.URL.EscapedPath())}
+	p, ok := strings.CutPrefix(r.URL.EscapedPath(), "/")
+	if !ok {
+		return nil, notFound
+	}
+	segs := strings.Split(p, "/")
+	if len(segs) == 1 {
+		switch segs[0] {
+		case "health":
+			return h.routes.health, nil
+		case "ready":
+			return h.routes.ready, nil
+		case "instances":
+			return h.routes.instances, nil
+		case "stores":
+			return h.routes.stores, nil
+		}
+		return nil, notFound
+	}
+	if segs[0] != "stores" || segs[1] == "" {
+		return nil, notFound
+	}
+	unescape := func(what, s string) (string, *apiError) {
+		v, err := url.PathUnescape(s)
+		if err != nil {
+			return "", &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("malformed %s in the path: %v", what, err)}
+		}
+		return v, nil
+	}
+	name, e := unescape("store name", segs[1])
+	if e != nil {
+		return nil, e
+	}
+	var next http.HandlerFunc
+	switch {
+	case len(segs) == 2:
+		next = h.routes.storeInfo
+	case len(segs) >= 4 && segs[2] == "keys":
+		key, e := unescape("key", strings.Join(segs[3:], "/"))
+		if e != nil {
+			return nil, e
+		}
+		r.SetPathValue("key", key)
+		next = h.routes.get
+	case len(segs) == 3 && segs[2] == "range":
+		next = h.routes.rangeQ
+	case len(segs) == 3 && segs[2] == "metadata":
+		next = h.routes.metadata
+	default:
+		return nil, notFound
+	}
+	r.SetPathValue("store", name)
+	return next, nil
 }
 
 // apiError is the JSON body of every error answer.
@@ -145,23 +224,48 @@ func (h *queryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Queries have no body: read at most a little of one.
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
 	}
-	h.mux.ServeHTTP(w, r)
+	next, e := h.route(r)
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", allowedMethods)
+		h.fail(w, &apiError{Status: http.StatusMethodNotAllowed, Error: fmt.Sprintf("method %s not allowed: the query API answers %s", r.Method, allowedMethods)})
+		return
+	}
+	next(w, r)
 }
 
 func (h *queryHandler) auth(next http.HandlerFunc) http.HandlerFunc {
 	if h.cfg.token == "" {
 		return next
 	}
-	want := []byte("Bearer " + h.cfg.token)
+	want := sha256.Sum256([]byte(h.cfg.token))
 	return func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if !bearerMatches(r.Header.Get("Authorization"), want) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="brook"`)
 			h.fail(w, &apiError{Status: http.StatusUnauthorized, Error: "missing or wrong bearer token"})
 			return
 		}
 		next(w, r)
 	}
+}
+
+// bearerMatches reports whether an Authorization header value carries
+// the bearer token whose SHA-256 is want. The scheme is matched without
+// regard to case and may be followed by several spaces (RFC 9110 §11.1,
+// RFC 6750 §2.1); the token must match exactly. The tokens are compared
+// through their digests in constant time, so the time taken does not
+// tell how much of the token, nor its length, was right.
+func bearerMatches(header string, want [sha256.Size]byte) bool {
+	scheme, token, ok := strings.Cut(strings.Trim(header, " \t"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	token = strings.TrimLeft(token, " ")
+	got := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1 && token != ""
 }
 
 func (h *queryHandler) reply(w http.ResponseWriter, status int, v any) {
@@ -354,6 +458,12 @@ func (h *queryHandler) forward(w http.ResponseWriter, r *http.Request, host assi
 		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("owner %s unreachable: %v", host.Endpoint, err)})
 		return
 	}
+	if !isJSON(hdr, body) {
+		// Not a brook query handler's answer (a proxy's error page, another
+		// server at that address): relaying it would break the API's shape.
+		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("owner %s answered %d with a body that is not JSON (Content-Type %q)", host.Endpoint, status, hdr.Get("Content-Type"))})
+		return
+	}
 	for _, k := range []string{"Content-Type", "Retry-After", "WWW-Authenticate", servedByHeader} {
 		if v := hdr.Get(k); v != "" {
 			w.Header().Set(k, v)
@@ -364,6 +474,13 @@ func (h *queryHandler) forward(w http.ResponseWriter, r *http.Request, host assi
 	}
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// isJSON reports whether an answer is JSON: its Content-Type says so
+// and its body parses.
+func isJSON(hdr http.Header, body []byte) bool {
+	mt, _, err := mime.ParseMediaType(hdr.Get("Content-Type"))
+	return err == nil && mt == "application/json" && json.Valid(body)
 }
 
 func (h *queryHandler) call(ctx context.Context, endpoint, path, rawQuery, authz string, hops int) (int, http.Header, []byte, error) {
@@ -439,13 +556,25 @@ type rangeAnswer struct {
 	// Next is the continuation token: pass it as ?token= for the next
 	// page; absent on the last page.
 	Next string `json:"next,omitempty"`
-	// More is set in the answers of one instance (scope=local) when it
-	// has keys beyond Entries.
-	More bool `json:"more,omitempty"`
+	// More says that the range has keys beyond Entries (then Next is
+	// set); false on the last page. It is always present, so that a
+	// client can tell the last page from an answer without the field.
+	More bool `json:"more"`
+}
+
+// page returns the answer of a page of entries, with its token when
+// there is more.
+func page(store string, entries []scanEntry, more bool) rangeAnswer {
+	a := rangeAnswer{Store: store, Entries: nonNil(entries), More: more}
+	if more {
+		a.Next = encodeToken(entries[len(entries)-1].KeyBytes)
+	}
+	return a
 }
 
 // rangeBounds computes the serialized key interval of a range request.
 func (h *queryHandler) rangeBounds(spec *task.StoreSpec, q storeQuerier, vals url.Values) (lo, hi []byte, limit int, e *apiError) {
+	var err error
 	bad := func(format string, args ...any) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: ", spec.Name) + fmt.Sprintf(format, args...)}
 	}
@@ -486,15 +615,8 @@ func (h *queryHandler) rangeBounds(spec *task.StoreSpec, q storeQuerier, vals ur
 			return nil, nil, 0, e
 		}
 	}
-	if t := vals.Get("token"); t != "" {
-		tb, err := base64.RawURLEncoding.DecodeString(t)
-		if err != nil {
-			return nil, nil, 0, bad("bad continuation token")
-		}
-		after := append(tb, 0) // the smallest key after the token's
-		if lo == nil || bytes.Compare(after, lo) > 0 {
-			lo = after
-		}
+	if lo, err = afterToken(lo, vals.Get("token")); err != nil {
+		return nil, nil, 0, bad("%v", err)
 	}
 	limit = h.cfg.defaultLimit
 	if s := vals.Get("limit"); s != "" {
@@ -550,7 +672,7 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, e)
 			return
 		}
-		h.reply(w, http.StatusOK, rangeAnswer{Store: spec.Name, Entries: nonNil(entries), More: more})
+		h.reply(w, http.StatusOK, page(spec.Name, entries, more))
 		return
 	case "":
 	default:
@@ -570,8 +692,7 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	g := h.a.groupOf(spec)
 	assigned := 0
-	var all []scanEntry
-	more := false
+	var parts []rangePart
 	fwd := url.Values{}
 	for k, v := range vals {
 		fwd[k] = v
@@ -602,9 +723,13 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("member %s hosts tasks of store %q but has no query endpoint", host.MemberID, spec.Name)})
 				return
 			}
-			status, _, body, err := h.call(r.Context(), host.Endpoint, r.URL.EscapedPath(), fwd.Encode(), r.Header.Get("Authorization"), hops+1)
+			status, hdr, body, err := h.call(r.Context(), host.Endpoint, r.URL.EscapedPath(), fwd.Encode(), r.Header.Get("Authorization"), hops+1)
 			if err != nil {
 				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s unreachable: %v", host.Endpoint, err)})
+				return
+			}
+			if status != http.StatusOK && !isJSON(hdr, body) {
+				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s answered %d with a body that is not JSON (Content-Type %q)", host.Endpoint, status, hdr.Get("Content-Type"))})
 				return
 			}
 			if status != http.StatusOK {
@@ -625,22 +750,128 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 			}
 			entries, m = ra.Entries, ra.More
 		}
-		all = append(all, entries...)
-		more = more || m
+		who := host.Endpoint
+		if who == "" {
+			who = "member " + host.MemberID
+		}
+		parts = append(parts, rangePart{from: who, entries: entries, more: m})
 	}
 	if int32(assigned) < asg.Partitions[g] {
 		h.fail(w, h.errorFor(h.a.notReady(spec.Name, assign.TaskID{}, false)))
 		return
 	}
-	slices.SortFunc(all, func(a, b scanEntry) int { return bytes.Compare(a.KeyBytes, b.KeyBytes) })
-	out := rangeAnswer{Store: spec.Name, Entries: nonNil(all)}
+	all, more, err := mergePages(parts, limit)
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: err.Error()})
+		return
+	}
+	h.reply(w, http.StatusOK, page(spec.Name, all, more))
+}
+
+// rangePart is one instance's page of a gathered range: the first keys
+// of its own in the range, ascending, and whether it has more.
+type rangePart struct {
+	from    string // the instance, for errors
+	entries []scanEntry
+	more    bool
+}
+
+// mergePages merges the pages of the instances holding a store's tasks
+// into one page of at most limit entries, and says whether the range has
+// more keys.
+//
+// An instance that has more keys than it returned (its own range limit
+// may be smaller than this one's) has returned every key of its own up to
+// its last one, and nothing beyond. The merged page therefore ends at the
+// smallest such last key: past it, keys of that instance not yet seen
+// would be skipped by the next page's token. Up to it, every instance's
+// keys are all present, so the page is exactly the range's first keys.
+func mergePages(parts []rangePart, limit int) ([]scanEntry, bool, error) {
+	var cut []byte // the smallest last key of an instance with more
+	haveCut := false
+	n := 0
+	for _, p := range parts {
+		for i := 1; i < len(p.entries); i++ {
+			if bytes.Compare(p.entries[i-1].KeyBytes, p.entries[i].KeyBytes) > 0 {
+				return nil, false, fmt.Errorf("instance %s: range answer out of key order", p.from)
+			}
+		}
+		n += len(p.entries)
+		if !p.more {
+			continue
+		}
+		if len(p.entries) == 0 {
+			return nil, false, fmt.Errorf("instance %s: range answer says there is more but has no keys", p.from)
+		}
+		last := p.entries[len(p.entries)-1].KeyBytes
+		if !haveCut || bytes.Compare(last, cut) < 0 {
+			cut, haveCut = last, true
+		}
+	}
+	all := make([]scanEntry, 0, n)
+	more := false
+	for _, p := range parts {
+		for _, e := range p.entries {
+			if haveCut && bytes.Compare(e.KeyBytes, cut) > 0 {
+				more = true
+				break
+			}
+			all = append(all, e)
+		}
+		more = more || p.more
+	}
+	slices.SortStableFunc(all, func(a, b scanEntry) int { return bytes.Compare(a.KeyBytes, b.KeyBytes) })
 	if len(all) > limit {
-		out.Entries, more = all[:limit], true
+		all, more = all[:limit], true
 	}
-	if more && len(out.Entries) > 0 {
-		out.Next = base64.RawURLEncoding.EncodeToString(out.Entries[len(out.Entries)-1].KeyBytes)
+	return all, more, nil
+}
+
+// tokenPrefix starts every continuation token this version writes. It
+// is not in the base64url alphabet, so it also tells these tokens from
+// the bare base64url tokens of earlier versions.
+const tokenPrefix = "1."
+
+// encodeToken returns the continuation token of a page whose last key
+// is kb: tokenPrefix and kb in base64url. It is never empty, not even for
+// the empty key (an empty token would read as "no token": the first
+// page).
+func encodeToken(kb []byte) string {
+	return tokenPrefix + base64.RawURLEncoding.EncodeToString(kb)
+}
+
+// afterToken returns the lower bound of a range page: lo, or the smallest
+// key after the last key of token (a continuation token, "" for the first
+// page) when that is larger.
+func afterToken(lo []byte, token string) ([]byte, error) {
+	if token == "" {
+		return lo, nil
 	}
-	h.reply(w, http.StatusOK, out)
+	last, err := decodeToken(token)
+	if err != nil {
+		return nil, err
+	}
+	after := append(last, 0) // the smallest key after last
+	if lo == nil || bytes.Compare(after, lo) > 0 {
+		return after, nil
+	}
+	return lo, nil
+}
+
+// decodeToken returns the last key of the page a continuation token
+// continues. It also reads the tokens of earlier versions (bare base64url,
+// never of the empty key), so that paging goes on across a rolling
+// upgrade.
+func decodeToken(t string) ([]byte, error) {
+	enc, ok := strings.CutPrefix(t, tokenPrefix)
+	if !ok && strings.Contains(t, ".") {
+		return nil, errors.New("bad continuation token (not one this handler wrote)")
+	}
+	kb, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, errors.New("bad continuation token (not base64url)")
+	}
+	return kb, nil
 }
 
 func nonNil(e []scanEntry) []scanEntry {
