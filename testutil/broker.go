@@ -248,11 +248,11 @@ func (b *Broker) consumeAll(t testing.TB, topic string, iso sarama.IsolationLeve
 	defer consumer.Close()
 	var out []*sarama.ConsumerMessage
 	for _, p := range parts {
-		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		end, err := getOffset(client, topic, p, sarama.OffsetNewest)
 		if err != nil {
 			t.Fatalf("testutil: end offset of %s/%d: %v", topic, p, err)
 		}
-		start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+		start, err := getOffset(client, topic, p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatalf("testutil: start offset of %s/%d: %v", topic, p, err)
 		}
@@ -266,6 +266,21 @@ func (b *Broker) consumeAll(t testing.TB, topic string, iso sarama.IsolationLeve
 		out = append(out, msgs...)
 	}
 	return out
+}
+
+// getOffset asks for an offset of one partition, retrying for up to 30 s
+// while the answer is retriable: a real broker answers "not the leader"
+// for a short while after a topic is created or its leader moves.
+func getOffset(client sarama.Client, topic string, p int32, at int64) (int64, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		off, err := client.GetOffset(topic, p, at)
+		if err == nil || !retriable(err) || time.Now().After(deadline) {
+			return off, err
+		}
+		time.Sleep(100 * time.Millisecond)
+		_ = client.RefreshMetadata(topic) // the next GetOffset reports what still fails
+	}
 }
 
 // readPartition reads [start, end) of one partition. Transaction markers
