@@ -3,7 +3,8 @@
 // It owns the TestDriver (runs a topology with no broker, deterministic
 // clocks), the test broker (an in-process kfake cluster by default, a real
 // cluster when KAFKA_BROKERS is set), unique topic names, produce/consume
-// helpers, and schema-registry helpers (SCHEMA_REGISTRY_URL).
+// helpers, and schema-registry helpers (SCHEMA_REGISTRY_URL, an embedded
+// registry, and a proxy that takes a registry down mid-test).
 //
 // testutil is for tests and examples only: library code must not import it.
 package testutil
