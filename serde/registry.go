@@ -61,14 +61,17 @@ func (e *RegistryError) Error() string {
 	var b strings.Builder
 	b.WriteString("serde: schema registry")
 	if e.URL != "" {
-		fmt.Fprintf(&b, " %s", e.URL)
+		fmt.Fprintf(&b, " %s:", e.URL)
 	}
 	fmt.Fprintf(&b, " %s", e.Op)
 	if e.Subject != "" {
 		fmt.Fprintf(&b, " subject %q", e.Subject)
 	}
-	if e.SchemaID != 0 {
-		fmt.Fprintf(&b, " id %d", e.SchemaID)
+	switch {
+	case e.SchemaID != 0 && e.Op == opByID:
+		fmt.Fprintf(&b, " %d", e.SchemaID)
+	case e.SchemaID != 0:
+		fmt.Fprintf(&b, " schema id %d", e.SchemaID)
 	}
 	fmt.Fprintf(&b, ": %v", e.Kind)
 	if e.Err != nil {
