@@ -115,24 +115,20 @@ func topicValues(t *testing.T, b *testutil.Broker, topic string) []string {
 	return out
 }
 
-type outageHandler struct {
-	name string
-	// options returns the builder options that install the handler.
-	options func(dlq string, log *slog.Logger) []topology.Option
-}
-
-var outageHandlers = map[string]outageHandler{
-	"fail": {"fail", func(string, *slog.Logger) []topology.Option { return nil }},
-	"log-and-continue": {"log-and-continue", func(_ string, log *slog.Logger) []topology.Option {
+// outageHandlers return the builder options that install each error
+// handler under test (dlq is the dead-letter topic).
+var outageHandlers = map[string]func(dlq string, log *slog.Logger) []topology.Option{
+	"fail": func(string, *slog.Logger) []topology.Option { return nil },
+	"log-and-continue": func(_ string, log *slog.Logger) []topology.Option {
 		return []topology.Option{
 			topology.WithDeserializationHandler(processor.LogAndContinue(log)),
 			topology.WithProcessingHandler(processor.LogAndContinue(log)),
 		}
-	}},
-	"dead-letter": {"dead-letter", func(dlq string, log *slog.Logger) []topology.Option {
+	},
+	"dead-letter": func(dlq string, log *slog.Logger) []topology.Option {
 		dl := processor.DeadLetter(dlq, log)
 		return []topology.Option{topology.WithDeserializationHandler(dl), topology.WithProcessingHandler(dl)}
-	}},
+	},
 }
 
 // TestAppRegistryOutageLosesNothing runs a topology whose source reads
@@ -172,7 +168,7 @@ func TestAppRegistryOutageLosesNothing(t *testing.T) {
 	}
 }
 
-func testRegistryOutage(t *testing.T, regURL string, h outageHandler, short, long testutil.OutageMode, guarantee topology.Guarantee) {
+func testRegistryOutage(t *testing.T, regURL string, handler func(string, *slog.Logger) []topology.Option, short, long testutil.OutageMode, guarantee topology.Guarantee) {
 	b := testutil.NewBroker(t)
 	in, out, dlq := testutil.TopicName(t, "in"), testutil.TopicName(t, "out"), testutil.TopicName(t, "dlq")
 	for _, tp := range []string{in, out, dlq} {
@@ -202,7 +198,7 @@ func testRegistryOutage(t *testing.T, regURL string, h outageHandler, short, lon
 		if err != nil {
 			t.Fatal(err)
 		}
-		tb := topology.New(h.options(dlq, log)...)
+		tb := topology.New(handler(dlq, log)...)
 		src := topology.Source(tb, "in", in, serde.String(), serde.Serde[payment](reader))
 		formatted := topology.ProcessFunc(tb, "format", src, processor.MapValues(func(_ string, p payment) (string, error) {
 			return fmt.Sprintf("%s:%d", p.ID, p.Cents), nil
