@@ -57,6 +57,13 @@ type ErrorContext struct {
 // DeserializationHandler decides what happens to a source record whose key
 // or value cannot be deserialized (or whose timestamp cannot be
 // extracted).
+//
+// No handler (deserialization, processing or production) is asked about a
+// failure that matches serde.ErrRegistryUnavailable: an unavailable schema
+// registry says nothing about the record. The task returns such a failure
+// as the record's error (a *DeserializationError, *ProcessingError or
+// *ProductionError wrapping it) and the application stops, committing only
+// up to the record.
 type DeserializationHandler func(ec ErrorContext) HandlerResponse
 
 // ProcessingHandler decides what happens when a processor's Process or a

@@ -244,6 +244,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 	core, err := task.New(task.Config{
 		ID: toProcessorTaskID(id), Graph: r.cfg.Graph, Stores: factory,
 		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(),
+		Context: ctx, // ends source waits for the registry at rebalance or shutdown
 	})
 	if err != nil {
 		return nil, fmt.Errorf("brook: open task %s: %w", id, err)
@@ -384,6 +385,13 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 					break
 				}
 				if err := tr.core.Process(rawRecord(m)); err != nil {
+					if errors.Is(err, task.ErrInterrupted) {
+						// The session ended while the record waited for the
+						// schema registry; nothing of it happened, and it is
+						// not committed: its next owner processes it.
+						r.log.Info("brook: record left for the next owner", "task", tr.id.String(), "err", err)
+						return
+					}
 					err = fmt.Errorf("brook: task %s: %w", tr.id, err)
 					if r.cfg.ExactlyOnce {
 						// The record's partial output and writes are in

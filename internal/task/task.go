@@ -2,6 +2,7 @@ package task
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
 )
 
@@ -63,7 +65,19 @@ type Config struct {
 	// WallClock is the wall-clock time at creation: wall-clock punctuators
 	// scheduled in Init count from it.
 	WallClock time.Time
+	// Context ends waits of source deserializers (serde.ContextDeserializer:
+	// an Avro serde waiting out an unavailable schema registry) when the
+	// task is being stopped; Process then returns an error matching
+	// ErrInterrupted. Nil means a context that never ends.
+	Context context.Context
 }
+
+// ErrInterrupted is matched by the error of a Process call whose source
+// deserializer was waiting for an unavailable external system (the schema
+// registry) when Config.Context ended. Nothing of that record happened: it
+// is not consumed, nothing was forwarded, no handler was asked, so the
+// record is simply processed again by the task's next owner.
+var ErrInterrupted = errors.New("task: stopped while waiting for an unavailable external system")
 
 type openStore struct {
 	spec   *StoreSpec
@@ -80,6 +94,7 @@ type Task struct {
 	log       *slog.Logger
 	collector Collector
 	handlers  Handlers
+	ctx       context.Context
 
 	order     []string // node names, parents first
 	nodes     map[string]Node
@@ -133,8 +148,12 @@ func New(cfg Config) (*Task, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	ctx := cfg.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	t := &Task{
-		id: cfg.ID, sub: sub, graph: cfg.Graph, collector: cfg.Collector, handlers: cfg.Graph.Handlers,
+		id: cfg.ID, sub: sub, graph: cfg.Graph, collector: cfg.Collector, handlers: cfg.Graph.Handlers, ctx: ctx,
 		log:      log.With("task", cfg.ID.String()),
 		order:    sub.Nodes,
 		nodes:    make(map[string]Node, len(sub.Nodes)),
@@ -367,9 +386,23 @@ func alreadyHandled(err error) bool {
 	return errors.As(err, &pe) || errors.As(err, &pr) || errors.As(err, &de)
 }
 
+// unavailable reports whether err says an external system the record
+// needs (the schema registry) is unavailable: an outage, not bad data, so
+// no error handler may see it. The task returns it as the record's error
+// instead; the runtime stops and commits only up to the record, so that a
+// restart resumes exactly at it.
+func unavailable(err error) bool { return errors.Is(err, serde.ErrRegistryUnavailable) }
+
 func (t *Task) deserializationFailed(node, part string, err error) error {
 	ec := t.errorContext(node, err)
-	if h := t.handlers.Deserialization; h != nil && h(ec) == processor.Continue {
+	if unavailable(err) {
+		if t.ctx.Err() != nil {
+			return fmt.Errorf("%w: source %q, %s of record at topic %q partition %d offset %d: %w",
+				ErrInterrupted, node, part, ec.Topic, ec.Partition, ec.Offset, err)
+		}
+		t.log.Error("schema registry unavailable: record not handed to the deserialization handler", "topic", ec.Topic,
+			"partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
+	} else if h := t.handlers.Deserialization; h != nil && h(ec) == processor.Continue {
 		t.log.Warn("dropped record that could not be deserialized", "topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
 		return nil
 	}
@@ -381,8 +414,10 @@ func (t *Task) processingFailed(node string, err error, punctuation bool) error 
 		return err
 	}
 	ec := t.errorContext(node, err)
-	if h := t.handlers.Processing; h != nil && h(ec) == processor.Continue {
-		return nil
+	if !unavailable(err) {
+		if h := t.handlers.Processing; h != nil && h(ec) == processor.Continue {
+			return nil
+		}
 	}
 	return &processor.ProcessingError{Node: node, TaskID: t.id, Punctuation: punctuation || t.punctuating,
 		Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Err: err}
@@ -390,8 +425,10 @@ func (t *Task) processingFailed(node string, err error, punctuation bool) error 
 
 func (t *Task) productionFailed(node string, out processor.ProducedRecord, err error) error {
 	ec := t.errorContext(node, err)
-	if h := t.handlers.Production; h != nil && h(ec, out) == processor.Continue {
-		return nil
+	if !unavailable(err) {
+		if h := t.handlers.Production; h != nil && h(ec, out) == processor.Continue {
+			return nil
+		}
 	}
 	return &processor.ProductionError{Node: node, OutputTopic: out.Topic, Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Err: err}
 }
