@@ -118,7 +118,7 @@ func (o *Overlay) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byte]
 	if err != nil {
 		return nil, errors.Join(err, top.Close())
 	}
-	return &overlayIter{base: base, top: top, reverse: reverse}, nil
+	return &overlayIter{o: o, base: base, top: top, reverse: reverse}, nil
 }
 
 // NewBatch implements Engine: the batch writes into the overlay.
@@ -192,17 +192,15 @@ func (o *Overlay) Discard() {
 }
 
 // Close drops the pending writes and closes the base. Like every engine
-// it fails, and stays usable, while iterators are open.
+// it closes even while iterators are open: they fail with ErrClosed from
+// then on, and Close reports the leak with the base's *OpenIteratorsError.
 func (o *Overlay) Close() error {
-	if o.closed.Load() {
+	if o.closed.Swap(true) {
 		return nil
 	}
-	if err := o.base.Close(); err != nil {
-		return err
-	}
-	o.closed.Store(true)
+	err := o.base.Close()
 	o.reset()
-	return nil
+	return err
 }
 
 type overlayBatch struct {
@@ -240,6 +238,7 @@ func (b *overlayBatch) Write() error {
 // over the base. On equal keys the top wins; a pending delete hides the
 // base's key.
 type overlayIter struct {
+	o          *Overlay
 	base, top  Iterator[[]byte, []byte]
 	reverse    bool
 	started    bool
@@ -261,6 +260,10 @@ func (it *overlayIter) cmp(a, b []byte) int {
 
 func (it *overlayIter) Next() bool {
 	if it.closed || it.err != nil {
+		return false
+	}
+	if it.o.closed.Load() { // leaked past the overlay's Close
+		it.key, it.value, it.err = nil, nil, ErrClosed
 		return false
 	}
 	if !it.started {

@@ -340,9 +340,7 @@ func (h *handler) closeTasks(checkpointed bool) {
 	h.r.unpublishTasks() // before closing: queries must let go of the stores
 	for id, tr := range h.tasks {
 		if tr.core != nil {
-			if err := tr.core.Close(); err != nil {
-				h.r.log.Warn("brook: close task", "task", id.String(), "err", err)
-			}
+			h.r.logCloseError(id, tr.core.Close())
 		}
 		if tr.txn != nil {
 			// Aborts what was not committed (the overlays died with
@@ -352,6 +350,43 @@ func (h *handler) closeTasks(checkpointed bool) {
 	}
 	h.tasks = nil
 	h.byTP = nil
+}
+
+// logCloseError logs what went wrong closing a task. A store closed under
+// leaked iterators (a processor did not close them) is logged at error
+// level with the task and the store: the store is closed anyway, so the
+// task can reopen, but the processor has a bug.
+func (r *Runtime) logCloseError(id assign.TaskID, err error) {
+	for _, e := range flattenJoined(err) {
+		var sce *task.StoreCloseError
+		var oie *store.OpenIteratorsError
+		switch {
+		case errors.As(e, &sce) && errors.As(e, &oie):
+			r.log.Error("brook: store closed with iterators still open: a processor leaked them (every iterator must be closed); the store was closed anyway",
+				"task", id.String(), "store", sce.Store, "open", oie.Open, "err", e)
+		case errors.As(e, &sce):
+			r.log.Warn("brook: close store", "task", id.String(), "store", sce.Store, "err", e)
+		default:
+			r.log.Warn("brook: close task", "task", id.String(), "err", e)
+		}
+	}
+}
+
+// flattenJoined returns the errors that errors.Join put together in err
+// (recursively), or err itself; nil gives nothing.
+func flattenJoined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flattenJoined(e)...)
+	}
+	return out
 }
 
 // work is one processing goroutine: it drives its tasks until the session

@@ -326,12 +326,29 @@ func (t *Task) Close() error {
 	}
 	for _, s := range t.storeList {
 		if err := s.engine.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("task %s: close store %q: %w", t.id, s.spec.Name, err))
+			errs = append(errs, &StoreCloseError{Task: t.id, Store: s.spec.Name, Err: err})
 		}
 	}
 	t.schedules = nil
 	return errors.Join(errs...)
 }
+
+// StoreCloseError reports a store whose engine did not close cleanly. When
+// a processor leaked iterators, Err is a *store.OpenIteratorsError and the
+// store is closed anyway.
+type StoreCloseError struct {
+	Task  processor.TaskID
+	Store string
+	Err   error
+}
+
+// Error implements error.
+func (e *StoreCloseError) Error() string {
+	return fmt.Sprintf("task %s: close store %q: %v", e.Task, e.Store, e.Err)
+}
+
+// Unwrap returns the engine's error.
+func (e *StoreCloseError) Unwrap() error { return e.Err }
 
 func (t *Task) observe(ts time.Time) {
 	if ts.IsZero() {
