@@ -47,6 +47,8 @@ type memEngine struct {
 	closed bool
 	// shut mirrors closed for iterators, which check it without the lock.
 	shut atomic.Bool
+	// replaced is the value insert overwrote (swapLocked), guarded by mu.
+	replaced []byte
 }
 
 // Get implements Engine.
@@ -107,6 +109,21 @@ func (e *memEngine) putLocked(k, v []byte) {
 	if added {
 		e.count++
 	}
+}
+
+// swapLocked stores v under k, taking ownership of both slices (the
+// caller must not change them afterwards), and returns the value it
+// replaced. e.mu must be held for writing.
+func (e *memEngine) swapLocked(k, v []byte) (prev []byte, had bool) {
+	e.replaced = nil
+	var added bool
+	e.root, added = e.insert(e.root, k, v)
+	if added {
+		e.count++
+		return nil, false
+	}
+	prev, e.replaced = e.replaced, nil
+	return prev, true
 }
 
 func (e *memEngine) deleteLocked(k []byte) {
@@ -178,6 +195,7 @@ func (e *memEngine) insert(n *memNode, key, value []byte) (_ *memNode, added boo
 	n = e.own(n)
 	switch {
 	case c == 0:
+		e.replaced = n.value // values are never changed in place: prev stays valid
 		n.value = value
 		return n, false
 	case c < 0:
