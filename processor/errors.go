@@ -50,8 +50,9 @@ type ErrorContext struct {
 	Err error
 	// Produce sends a record through the task's producer: the same path
 	// as sink records, so under exactly-once it joins the task's
-	// transaction, and like the record's sink output it is sent only if
-	// the record's processing goes on (the handler answers Continue). A
+	// transaction, and in the Kafka runtime, like the record's sink
+	// output, it is sent only if the record's processing goes on (the
+	// handler answers Continue). A
 	// dead-letter handler uses it. It is nil only in ErrorContexts built
 	// outside a task, such as a production handler's for a record the
 	// broker refused.
