@@ -52,6 +52,9 @@ type ErrorContext struct {
 	// transaction. A dead-letter handler uses it. It is nil only in
 	// ErrorContexts built outside a task.
 	Produce func(ProducedRecord) error
+
+	// topicProbe is set only by DeadLetterHandler.OutputTopics.
+	topicProbe *string
 }
 
 // DeserializationHandler decides what happens to a source record whose key
