@@ -291,7 +291,7 @@ func (s *sinkNode[K, V]) receive(r processor.Record[K, V]) error {
 			return s.t.productionFailed(s.spec.Name, out, fmt.Errorf("choose partition: %w", err))
 		}
 	}
-	if err := s.t.collector.Send(out); err != nil {
+	if err := s.t.collector.Send(out, s.t.origin(s.spec.Name)); err != nil {
 		return s.t.productionFailed(s.spec.Name, out, err)
 	}
 	return nil

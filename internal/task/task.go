@@ -28,12 +28,24 @@ type RawRecord struct {
 // Collector receives the records sinks produce. The runtime implements it
 // with its producer, the TestDriver with in-memory topics.
 type Collector interface {
-	// Send hands over one serialized record. An error goes to the
-	// production handler.
-	Send(rec processor.ProducedRecord) error
+	// Send hands over one serialized record, and where it comes from. An
+	// error goes to the production handler.
+	Send(rec processor.ProducedRecord, from Origin) error
 	// PartitionCount returns the number of partitions of topic; it is
 	// only called for sinks with a custom partitioner.
 	PartitionCount(topic string) (int32, error)
+}
+
+// Origin tells where a record handed to the Collector comes from: the node
+// that sent it (a sink, or the node whose error handler produced it, e.g.
+// a dead-letter record) and the source record being processed (Offset -1
+// during punctuation). The runtime keeps it with the record so that a
+// failure the broker reports later can name them.
+type Origin struct {
+	Node      string
+	Topic     string
+	Partition int32
+	Offset    int64
 }
 
 // StoreFactory opens the engine of one store for one task, and returns the
@@ -287,10 +299,22 @@ func (t *Task) Process(rec RawRecord) error {
 	if err := src.processRaw(&t.current); err != nil {
 		return err
 	}
-	t.consumed[topicPartition{rec.Topic, rec.Partition}] = rec.Offset + 1
+	tp := topicPartition{rec.Topic, rec.Partition}
+	prev, had := t.consumed[tp]
+	t.consumed[tp] = rec.Offset + 1
 	t.hasCurrent = false
-	_, err := t.fire(processor.StreamTime, t.streamTime)
-	return err
+	if _, err := t.fire(processor.StreamTime, t.streamTime); err != nil {
+		// A punctuator this record made due failed: the record is not
+		// consumed either (the runtime undoes its effects with the
+		// punctuation's).
+		if had {
+			t.consumed[tp] = prev
+		} else {
+			delete(t.consumed, tp)
+		}
+		return err
+	}
+	return nil
 }
 
 // Punctuate advances the task's wall clock to now (it never goes back) and
@@ -345,12 +369,29 @@ func (t *Task) Close() error {
 	}
 	for _, s := range t.storeList {
 		if err := s.engine.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("task %s: close store %q: %w", t.id, s.spec.Name, err))
+			errs = append(errs, &StoreCloseError{Task: t.id, Store: s.spec.Name, Err: err})
 		}
 	}
 	t.schedules = nil
 	return errors.Join(errs...)
 }
+
+// StoreCloseError reports a store whose engine did not close cleanly. When
+// a processor leaked iterators, Err is a *store.OpenIteratorsError and the
+// store is closed anyway.
+type StoreCloseError struct {
+	Task  processor.TaskID
+	Store string
+	Err   error
+}
+
+// Error implements error.
+func (e *StoreCloseError) Error() string {
+	return fmt.Sprintf("task %s: close store %q: %v", e.Task, e.Store, e.Err)
+}
+
+// Unwrap returns the engine's error.
+func (e *StoreCloseError) Unwrap() error { return e.Err }
 
 func (t *Task) observe(ts time.Time) {
 	if ts.IsZero() {
@@ -368,8 +409,19 @@ func (t *Task) recordMetadata() (processor.RecordMetadata, bool) {
 	return processor.RecordMetadata{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset}, true
 }
 
+// origin describes the record node is sending now.
+func (t *Task) origin(node string) Origin {
+	o := Origin{Node: node, Offset: -1}
+	if c := &t.current; t.hasCurrent && !t.punctuating {
+		o.Topic, o.Partition, o.Offset = c.Topic, c.Partition, c.Offset
+	}
+	return o
+}
+
 func (t *Task) errorContext(node string, err error) processor.ErrorContext {
-	ec := processor.ErrorContext{TaskID: t.id, Node: node, Err: err, Offset: -1, Produce: t.collector.Send}
+	from := t.origin(node)
+	produce := func(rec processor.ProducedRecord) error { return t.collector.Send(rec, from) }
+	ec := processor.ErrorContext{TaskID: t.id, Node: node, Err: err, Offset: -1, Produce: produce}
 	if c := &t.current; t.hasCurrent && !t.punctuating {
 		ec.Topic, ec.Partition, ec.Offset = c.Topic, c.Partition, c.Offset
 		ec.Key, ec.Value, ec.Headers, ec.Timestamp = c.Key, c.Value, c.Headers, c.Timestamp
