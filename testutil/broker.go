@@ -298,7 +298,11 @@ func readPartition(c sarama.Consumer, topic string, p int32, start, end int64) (
 	defer idle.Stop()
 	for {
 		select {
-		case m := <-pc.Messages():
+		case m, ok := <-pc.Messages():
+			if !ok {
+				// The consumer shut down on an error (sarama logs it).
+				return out, fmt.Errorf("consume %s/%d: the partition consumer stopped after %d records of [%d, %d)", topic, p, len(out), start, end)
+			}
 			if m.Offset >= end {
 				return out, nil
 			}

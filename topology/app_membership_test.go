@@ -104,12 +104,11 @@ func lastCount(t *testing.T, b *testutil.Broker, out, key string, min int64, tim
 // worker stalls in a processor (after writing k's fourth count) while B
 // joins. A cannot rejoin within the rebalance timeout (its session waits
 // for the worker), so the group moves on without it and B takes the task,
-// restores it and counts on (k=5, j=1). When A's worker wakes, A must see
-// that it lost its membership: it must not append its stale k=4 to the
+// restores it (k=3) and counts on (k=4, j=1). When A's worker wakes, A
+// must see that it lost its membership: it must not append its k=4 to the
 // changelog behind B's records, nor checkpoint past them. An instance
 // that starts later from A's state directory then restores B's writes:
-// the next j counts 2 (it counted 1 when A's checkpoint skipped them) and
-// the changelog's last k is B's 5.
+// the next j counts 2 (it counted 1 when A's checkpoint skipped them).
 func TestAppStalledWorkerPastRebalanceTimeoutLosesNothing(t *testing.T) {
 	b := testutil.NewBroker(t)
 	in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
@@ -152,7 +151,7 @@ func TestAppStalledWorkerPastRebalanceTimeoutLosesNothing(t *testing.T) {
 	}
 
 	// B joins; after the rebalance timeout the group goes on without A and
-	// B counts k's fourth record again and j once.
+	// B counts k's fourth record (again) and j once.
 	ctxB, cancelB := context.WithCancel(context.Background())
 	defer cancelB()
 	_, doneB := startApp(t, ctxB, stallingCountTopology(t, in, out, nil), cfg(dirB))
@@ -160,7 +159,10 @@ func TestAppStalledWorkerPastRebalanceTimeoutLosesNothing(t *testing.T) {
 	lastCount(t, b, out, "j", 1, 90*time.Second)
 	waitCommitted(t, b, appID, in, 0, 5, 30*time.Second)
 	changelog := store.ChangelogTopic(appID, "counts")
-	before := len(b.ConsumeAll(t, changelog))
+	end := int64(0) // the changelog's end offset (compaction keeps its last record)
+	for _, m := range b.ConsumeAll(t, changelog) {
+		end = max(end, m.Offset+1)
+	}
 
 	// A's worker wakes up; A stops.
 	release()
@@ -168,8 +170,8 @@ func TestAppStalledWorkerPastRebalanceTimeoutLosesNothing(t *testing.T) {
 	if err := <-doneA; err != nil {
 		t.Fatalf("A: Run: %v", err)
 	}
-	if recs := b.ConsumeAll(t, changelog); len(recs) != before {
-		for _, m := range recs[before:] {
+	for _, m := range b.ConsumeAll(t, changelog) {
+		if m.Offset >= end {
 			t.Errorf("A wrote %s=%x to the changelog at offset %d after losing its membership", m.Key, m.Value, m.Offset)
 		}
 	}
@@ -199,7 +201,7 @@ func TestAppStalledWorkerPastRebalanceTimeoutLosesNothing(t *testing.T) {
 		}
 		lastK[string(m.Key)] = v
 	}
-	if lastK["k"] < 5 {
-		t.Errorf("the changelog's last count of k is %d, want >= 5 (k was counted 5 times)", lastK["k"])
+	if lastK["k"] < 4 || lastK["j"] < 2 {
+		t.Errorf("the changelog's last counts are k=%d, j=%d; want k >= 4, j >= 2", lastK["k"], lastK["j"])
 	}
 }

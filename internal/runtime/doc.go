@@ -7,11 +7,25 @@
 // Commit protocol (at-least-once), per worker, every commit interval or
 // when a processor requests it:
 //
-//  1. flush the producer: every sink and changelog record sent so far is
-//     acknowledged (a failed send goes to the production handler);
-//  2. flush the stores (task.Commit);
-//  3. commit the consumed offsets to the group;
-//  4. write each task's checkpoint (changelog offsets its data reflects).
+//  1. confirm the group membership (group.go: a heartbeat with the
+//     session's member id and generation);
+//  2. flush the producer: every sink and changelog record sent so far is
+//     acknowledged; a failure goes to the task that sent it (failure.go),
+//     whichever worker's flush saw it;
+//  3. flush the stores (task.Commit, overlays);
+//  4. commit the consumed offsets to the group with an OffsetCommit
+//     request of its own, whose per-partition answer it reads;
+//  5. write each task's checkpoint (changelog offsets its data reflects).
+//
+// A lost membership (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
+// FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS on the commit, or a
+// coordinator that cannot be reached) migrates the worker's tasks
+// (loseMembership): their uncommitted work is discarded, nothing more of
+// them is written, and the session ends; it is not fatal. The checkpoint
+// is also written right after each task's restore, so a crash before the
+// first commit does not wipe. A table restores only up to the group's
+// committed offset of its source partition (restoreUpTo), as Kafka
+// Streams does, so re-processed records see the table as it was.
 //
 // Record scopes (collector.go): while a record (or a punctuation) is
 // processed, its sink records are held, and its changelog and store

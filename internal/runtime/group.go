@@ -22,17 +22,19 @@ import (
 // ErrMembershipLost is wrapped by the errors that report that this
 // instance is no longer a member of the group generation its session
 // belongs to (the coordinator answered UNKNOWN_MEMBER_ID,
-// ILLEGAL_GENERATION, FENCED_INSTANCE_ID, or REBALANCE_IN_PROGRESS to an
-// offset commit), or that the coordinator could not confirm the
-// membership. Its tasks may already run elsewhere.
+// ILLEGAL_GENERATION, FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND, or
+// REBALANCE_IN_PROGRESS to an offset commit), or that the coordinator
+// could not confirm the membership. Its tasks may already run elsewhere.
 var ErrMembershipLost = errors.New("brook: the group membership of this instance is lost or cannot be confirmed")
 
 // membershipError reports whether a coordinator error means that the
-// member is no longer part of its session's generation.
+// member is no longer part of its session's generation (a group that no
+// longer exists has no members).
 func membershipError(err error) bool {
 	for _, e := range []error{
 		sarama.ErrUnknownMemberId, sarama.ErrIllegalGeneration,
 		sarama.ErrFencedInstancedId, sarama.ErrRebalanceInProgress,
+		sarama.ErrGroupIDNotFound,
 	} {
 		if errors.Is(err, e) {
 			return true
@@ -275,4 +277,57 @@ func (r *Runtime) committedOffsets(ctx context.Context, tps []store.TopicPartiti
 		return nil, err
 	}
 	return out, nil
+}
+
+// loseMembership drops tasks whose commit cannot be confirmed because this
+// instance is no longer a member of its session's generation, or the
+// coordinator could not say: what Kafka Streams calls a migrated task. Their
+// uncommitted work is discarded, they are neither processed nor committed
+// again, and their claims return, which ends the session; the instance
+// then joins the group again. Their checkpoints stay at their last commit,
+// so when a task comes back its restore replays every changelog record
+// written since, its meanwhile owner's included.
+//
+// applied says that the commit had already written the tasks' store
+// writes to their engines. A logged store is still right (its restore
+// replays the changelog records of those writes, which were acknowledged
+// before), but a table's engine may now hold source records past the
+// committed offset it restores up to: its checkpoint entry is dropped, so
+// it restores from the beginning.
+func (h *handler) loseMembership(tasks []*taskRun, err error, applied bool) {
+	r := h.r
+	ids := make([]string, len(tasks))
+	for i, tr := range tasks {
+		ids[i] = tr.id.String()
+	}
+	r.log.Warn("brook: group membership lost or unconfirmed: tasks closed without committing; their work since the last commit is left to their next owner",
+		"tasks", ids, "err", err)
+	for _, tr := range tasks {
+		h.discardTask(tr)
+		if applied {
+			tr.forgetTables(r)
+		}
+	}
+}
+
+// forgetTables rewrites the task's checkpoint without its tables' entries
+// (the previous checkpoint otherwise), so that they restore from the
+// beginning.
+func (tr *taskRun) forgetTables(r *Runtime) {
+	keep := make(map[store.TopicPartition]int64, len(tr.logged))
+	for tp, off := range tr.logged {
+		if !tr.tables[tp] {
+			keep[tp] = off
+		}
+	}
+	if len(keep) == len(tr.logged) {
+		return
+	}
+	err := store.WriteCheckpoint(tr.dir, keep)
+	if err != nil {
+		err = errors.Join(err, store.RemoveCheckpoint(tr.dir))
+	}
+	if err != nil {
+		r.log.Error("brook: cannot drop the table entries of a checkpoint", "task", tr.id.String(), "err", err)
+	}
 }

@@ -32,10 +32,6 @@ type taskRun struct {
 	tables map[store.TopicPartition]bool
 	// coll is the task's collector (sink records, buffered changelog).
 	coll *collector
-	// skipBelow holds, for a table's source partition, the offset its
-	// restore reached; records below it are already in the store. Set in
-	// Setup, read-only afterwards.
-	skipBelow map[tpKey]int64
 	// Exactly-once (txn.go): the task's transactional producer, the
 	// overlays that hold its store writes until their transaction
 	// commits, and gone, closed when another instance turned out to own
@@ -146,17 +142,6 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 			if tr := h.tasks[id]; tr != nil {
 				h.byTP[tpKey{topic, p}] = tr
 				tr.queue.addPartition(topic, p)
-				// A table restored from its source topic already holds
-				// every record below the restored offset: start reading
-				// there instead of putting them all again.
-				stp := store.TopicPartition{Topic: topic, Partition: p}
-				if off, ok := tr.logged[stp]; ok && tr.tables[stp] {
-					if tr.skipBelow == nil {
-						tr.skipBelow = map[tpKey]int64{}
-					}
-					tr.skipBelow[tpKey{topic, p}] = off
-					sess.MarkOffset(topic, p, off, "")
-				}
 			}
 		}
 	}
@@ -245,10 +230,23 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 			tp.Topic = spec.SourceTopic
 			tr.tables[tp] = true
 		}
+		var reader store.ChangelogReader = changelog.NewReader(r.client, tp.Topic, tp.Partition, r.cfg.Sarama.Consumer.IsolationLevel)
+		if spec.SourceTopic != "" {
+			// A table restores only up to the group's committed offset of
+			// its source partition, as Kafka Streams does: the records
+			// after it are processed again, in timestamp order with the
+			// task's other sources, so a re-processed record sees the
+			// table as it was the first time, never a later value.
+			committed, err := r.committedOffsets(ctx, []store.TopicPartition{tp})
+			if err != nil {
+				return nil, nil, fmt.Errorf("brook: task %s: restore table %q: committed offset of %s: %w", id, spec.Name, tp, err)
+			}
+			reader = restoreUpTo{ChangelogReader: reader, end: max(committed[tp], 0)}
+		}
 		cp, has := checkpoint[tp]
 		res, err := store.Restore(ctx, store.RestoreConfig{
 			Store: spec.Name, Changelog: tp, Opener: opener,
-			Reader:     changelog.NewReader(r.client, tp.Topic, tp.Partition, r.cfg.Sarama.Consumer.IsolationLevel),
+			Reader:     reader,
 			Checkpoint: cp, HasCheckpoint: has,
 			Progress: r.cfg.OnRestore, Logger: r.log,
 		})
@@ -281,10 +279,13 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 	if err != nil {
 		return nil, fmt.Errorf("brook: open task %s: %w", id, err)
 	}
-	if r.cfg.ExactlyOnce && len(tr.logged) > 0 {
+	if len(tr.logged) > 0 {
 		// The restored stores are flushed and hold exactly the changelog
-		// below tr.logged: checkpoint that at once, so a crash before the
-		// first commit restores only the tail, not everything.
+		// below tr.logged (store writes reach them only at a commit, after
+		// their changelog records are acknowledged, under both
+		// guarantees): checkpoint that at once, so that a crash or an
+		// interrupted set-up before the first commit restores only the
+		// tail, not everything from offset 0.
 		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
 			return nil, errors.Join(fmt.Errorf("brook: task %s: %w", id, err), core.Close())
 		}
@@ -295,6 +296,22 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 	r.restored[id] = tr.offsetsByTopic()
 	r.mu.Unlock()
 	return tr, nil
+}
+
+// restoreUpTo is a ChangelogReader whose end offset is at most end: a
+// table's restore stops at the committed offset of its source partition.
+type restoreUpTo struct {
+	store.ChangelogReader
+	end int64
+}
+
+// EndOffset implements store.ChangelogReader.
+func (r restoreUpTo) EndOffset(ctx context.Context) (int64, error) {
+	end, err := r.ChangelogReader.EndOffset(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return min(end, r.end), nil
 }
 
 func (tr *taskRun) offsetsByTopic() map[string]int64 {
@@ -317,7 +334,6 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		return fmt.Errorf("brook: claimed %s/%d belongs to no running task", claim.Topic(), claim.Partition())
 	}
 	h.r.trackClaim(tr.id, claim)
-	skip := tr.skipBelow[tpKey{claim.Topic(), claim.Partition()}]
 	ctx := sess.Context()
 	stop := context.AfterFunc(ctx, tr.queue.wake)
 	defer stop()
@@ -327,17 +343,15 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			if !ok {
 				return nil
 			}
-			if m.Offset < skip {
-				continue
-			}
 			if !tr.queue.push(ctx, m) {
 				return nil
 			}
 		case <-ctx.Done():
 			return nil
 		case <-tr.gone:
-			// Another instance owns the task (exactly-once fencing):
-			// returning ends the session, so the group rebalances.
+			// Another instance owns the task (exactly-once fencing, or
+			// a lost group membership), or its commit failed: returning
+			// ends the session, so the instance joins the group again.
 			return nil
 		}
 	}
@@ -524,12 +538,15 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 	}
 }
 
-// commit runs the at-least-once commit protocol for tasks: flush the
-// producer, flush the stores (task.Commit), commit the consumed offsets,
-// write the checkpoints. A task with a record the producer could not
-// write (and the production handler did not skip) is dropped, not
-// committed; the others are, and the error is returned as a
-// *droppedTaskError.
+// commit runs the at-least-once commit protocol for tasks: confirm the
+// group membership, flush the producer, flush the stores (task.Commit),
+// commit the consumed offsets and read the answer, write the checkpoints.
+// A task with a record the producer could not write (and the production
+// handler did not skip) is dropped, not committed; the others are, and
+// the error is returned as a *droppedTaskError. When the membership is
+// lost (or cannot be confirmed) the tasks are lost: nothing of them is
+// committed or checkpointed, and the session ends (loseMembership). Any
+// other refusal of the offset commit is returned as a fatal error.
 func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) error {
 	r := h.r
 	if len(tasks) == 0 {
@@ -543,6 +560,30 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 		if !tr.isLost() {
 			live = append(live, tr)
 		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	// A member that the group dropped (it stalled past the rebalance or
+	// session timeout) must not write its changelog records behind those
+	// of the tasks' new owners, nor checkpoint past them. Not a fatal
+	// error (the session ends and the instance joins again), unless the
+	// coordinator refuses the question itself (authorization).
+	// The coordinator calls do not use the session's context (Cleanup
+	// commits after it ended) but the rebalance timeout: past it, a
+	// member that has not joined again is out of the group anyway.
+	bound := r.cfg.Sarama.Consumer.Group.Rebalance.Timeout
+	if bound <= 0 {
+		bound = time.Minute
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if err := r.checkMembership(cctx, sess); err != nil {
+		if errors.Is(err, ErrMembershipLost) {
+			h.loseMembership(live, err, false)
+			return nil
+		}
+		return err
 	}
 	for _, tr := range live {
 		if err := tr.coll.flushChangelog(); err != nil {
@@ -573,12 +614,30 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 				return fmt.Errorf("brook: task %s: write stores: %w", tr.id, err)
 			}
 		}
-		for _, o := range offs {
-			sess.MarkOffset(o.Topic, o.Partition, o.Offset, "")
-		}
 		committed = append(committed, done{tr, offs})
 	}
-	sess.Commit()
+	var offs []task.Offset
+	for _, d := range committed {
+		offs = append(offs, d.offs...)
+	}
+	if err := r.commitOffsets(cctx, sess, offs); err != nil {
+		if !errors.Is(err, ErrMembershipLost) {
+			return fmt.Errorf("brook: commit consumed offsets: %w", err)
+		}
+		// The generation ended between the check and the commit: the
+		// store writes are applied and the changelog records written,
+		// but the offsets are not committed, so the checkpoints stay
+		// where they were.
+		lost := make([]*taskRun, len(committed))
+		for i, d := range committed {
+			lost[i] = d.tr
+		}
+		h.loseMembership(lost, err, true)
+		if dropped != nil {
+			return &droppedTaskError{err: dropped}
+		}
+		return nil
+	}
 	for _, d := range committed {
 		tr := d.tr
 		for tp := range tr.logged {
