@@ -58,7 +58,9 @@ func DeadLetterRecord(topic string, ec ErrorContext, now time.Time) ProducedReco
 // bytes to topic with the brook.dlq.* headers and continues. If the
 // dead-letter record cannot be sent (or the failure happened during
 // punctuation, where there is no source record), it answers Fail: a
-// record is never dropped silently. A nil logger uses slog.Default().
+// record is never dropped silently. An unavailable schema registry never
+// reaches it (see DeserializationHandler): good records are not
+// dead-lettered because of an outage. A nil logger uses slog.Default().
 func DeadLetter(topic string, logger *slog.Logger) func(ErrorContext) HandlerResponse {
 	if logger == nil {
 		logger = slog.Default()

@@ -10,9 +10,10 @@ import (
 type HandlerResponse int
 
 const (
-	// Fail stops processing: the task returns the error and nothing past
-	// the failed record is committed. It is the zero value and the
-	// default when no handler is configured.
+	// Fail stops processing: the task returns the error; the Kafka
+	// runtime commits the records before the failed one (and every other
+	// task's work), nothing of the failed record and nothing past it. It
+	// is the zero value and the default when no handler is configured.
 	Fail HandlerResponse = iota
 	// Continue drops the failed record (or the failed branch of its
 	// processing) and goes on with the next one.
@@ -49,14 +50,25 @@ type ErrorContext struct {
 	Err error
 	// Produce sends a record through the task's producer: the same path
 	// as sink records, so under exactly-once it joins the task's
-	// transaction. A dead-letter handler uses it. It is nil only in
-	// ErrorContexts built outside a task.
+	// transaction, and in the Kafka runtime, like the record's sink
+	// output, it is sent only if the record's processing goes on (the
+	// handler answers Continue). A
+	// dead-letter handler uses it. It is nil only in ErrorContexts built
+	// outside a task, such as a production handler's for a record the
+	// broker refused.
 	Produce func(ProducedRecord) error
 }
 
 // DeserializationHandler decides what happens to a source record whose key
 // or value cannot be deserialized (or whose timestamp cannot be
 // extracted).
+//
+// No handler (deserialization, processing or production) is asked about a
+// failure that matches serde.ErrRegistryUnavailable: an unavailable schema
+// registry says nothing about the record. The task returns such a failure
+// as the record's error (a *DeserializationError, *ProcessingError or
+// *ProductionError wrapping it) and the application stops, committing only
+// up to the record.
 type DeserializationHandler func(ec ErrorContext) HandlerResponse
 
 // ProcessingHandler decides what happens when a processor's Process or a

@@ -300,7 +300,13 @@ func UseSchemaID(id int) AvroOption {
 // [ErrRegistryUnavailable] or [ErrSchemaMismatch]; a nil payload is a
 // Kafka null and decodes to the zero T.
 //
-// Avro implements [Preflighter]. It is safe for concurrent use.
+// A schema the serde needs from the registry while the registry is
+// unavailable is waited for (see [Registry] and [WithRetry]); a wait that
+// outlasts the bound fails with [ErrRegistryUnavailable], which is never
+// a verdict on the data.
+//
+// Avro implements [Preflighter] and [ContextDeserializer]. It is safe for
+// concurrent use.
 type Avro[T any] struct {
 	reg    *Registry
 	codec  *AvroCodec[T]
@@ -395,7 +401,7 @@ func (a *Avro[T]) Subject(topic string) string {
 	return topic + "-value"
 }
 
-func (a *Avro[T]) writePlan(topic string) (*writePlan, error) {
+func (a *Avro[T]) writePlan(ctx context.Context, topic string) (*writePlan, error) {
 	if p, ok := a.writes.Load(topic); ok {
 		return p.(*writePlan), nil
 	}
@@ -404,11 +410,11 @@ func (a *Avro[T]) writePlan(topic string) (*writePlan, error) {
 	var err error
 	switch a.cfg.mode {
 	case regAuto:
-		target, err = a.reg.register(subject, a.codec.text)
+		target, err = a.reg.register(ctx, subject, a.codec.text)
 	case regLatest:
-		target, err = a.reg.latest(subject)
+		target, err = a.reg.latest(ctx, subject)
 	case regFixed:
-		target, err = a.reg.schemaByID(a.cfg.fixedID)
+		target, err = a.reg.schemaByID(ctx, a.cfg.fixedID)
 	}
 	if err != nil {
 		return nil, err
@@ -449,7 +455,7 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	if a.nilable && isNil(any(v)) {
 		return nil, nil
 	}
-	p, err := a.writePlan(topic)
+	p, err := a.writePlan(context.Background(), topic)
 	if err != nil {
 		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
@@ -497,8 +503,19 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	return out, nil
 }
 
-// Deserialize decodes a Confluent wire-format payload.
+// Deserialize decodes a Confluent wire-format payload. It is
+// DeserializeContext with a context that never ends.
 func (a *Avro[T]) Deserialize(topic string, data []byte) (T, error) {
+	return a.DeserializeContext(context.Background(), topic, data)
+}
+
+// DeserializeContext decodes a Confluent wire-format payload. A writer
+// schema it has not seen yet is fetched from the registry; while the
+// registry is unavailable it waits (see [WithRetry]) until the registry
+// answers, the retry bound passes or ctx ends, and then fails with a
+// *DecodeError of kind [ErrRegistryUnavailable] (which also matches
+// ctx's error when ctx ended the wait).
+func (a *Avro[T]) DeserializeContext(ctx context.Context, topic string, data []byte) (T, error) {
 	var zero T
 	if data == nil {
 		return zero, nil
@@ -510,7 +527,7 @@ func (a *Avro[T]) Deserialize(topic string, data []byte) (T, error) {
 		return zero, decodeErr("avro", topic, -1, ErrTruncated, fmt.Errorf("%d bytes, shorter than the 5-byte header", len(data)))
 	}
 	id := int(int32(binary.BigEndian.Uint32(data[1:headerLen])))
-	p, err := a.readPlan(id)
+	p, err := a.readPlan(ctx, id)
 	if err != nil {
 		kind := ErrRegistryUnavailable
 		var re *RegistryError
@@ -538,14 +555,14 @@ func (a *Avro[T]) sameLayout(rs *registeredSchema) bool {
 		sameSchema(rs.schema, a.codec.schema, map[resolvePair]bool{})
 }
 
-func (a *Avro[T]) readPlan(id int) (*readPlan, error) {
+func (a *Avro[T]) readPlan(ctx context.Context, id int) (*readPlan, error) {
 	if p, ok := a.reads.Load(id); ok {
 		return p.(*readPlan), nil
 	}
 	if id <= 0 {
-		return nil, &RegistryError{Op: opByID, SchemaID: id, Kind: ErrUnknownSchemaID, Err: errors.New("schema ids are positive")}
+		return nil, &RegistryError{URL: a.reg.baseURL, Op: opByID, SchemaID: id, Kind: ErrUnknownSchemaID, Err: errors.New("schema ids are positive")}
 	}
-	w, err := a.reg.schemaByID(id)
+	w, err := a.reg.schemaByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -572,10 +589,10 @@ func (a *Avro[T]) Preflight(ctx context.Context, topic string) error {
 	if a.cfg.mode == regAuto {
 		return nil
 	}
-	p, err := a.writePlan(topic)
+	p, err := a.writePlan(ctx, topic)
 	if err == nil {
 		var rp *readPlan
-		if rp, err = a.readPlan(p.id); err == nil {
+		if rp, err = a.readPlan(ctx, p.id); err == nil {
 			err = rp.err
 		}
 	}
@@ -590,4 +607,7 @@ func (a *Avro[T]) Preflight(ctx context.Context, topic string) error {
 	return err
 }
 
-var _ Preflighter = (*Avro[any])(nil)
+var (
+	_ Preflighter              = (*Avro[any])(nil)
+	_ ContextDeserializer[any] = (*Avro[any])(nil)
+)

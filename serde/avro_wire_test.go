@@ -34,7 +34,9 @@ type TxnV2 struct {
 
 func newTestRegistry(t testing.TB, url string) *serde.Registry {
 	t.Helper()
-	reg, err := serde.NewRegistry(url, serde.WithLogger(slog.New(slog.DiscardHandler)))
+	// No retries: these tests stop the registry on purpose and want the
+	// failure at once (registry_retry_internal_test.go tests retrying).
+	reg, err := serde.NewRegistry(url, serde.WithLogger(slog.New(slog.DiscardHandler)), serde.WithRetry(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,14 @@ var (
 	// value that does not resolve to the reader's schema).
 	ErrCorrupt = errors.New("corrupt payload")
 	// ErrRegistryUnavailable means the schema registry could not be reached
-	// or answered with a server error; retrying later may succeed.
+	// or gave no verdict (a time-out, a server error, a 429, an answer
+	// that is not the registry's API) for as long as the [Registry] kept
+	// retrying ([WithRetry]). It says nothing about the payload: brook's
+	// runtime never hands such an error to a deserialization, processing
+	// or production handler (nor to a dead-letter handler) but stops the
+	// application with it, committing only up to the record, so that a
+	// restart resumes exactly there. Custom serdes that depend on a remote
+	// service may wrap it to get the same treatment.
 	ErrRegistryUnavailable = errors.New("schema registry unavailable")
 )
 

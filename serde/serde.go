@@ -1,5 +1,7 @@
 package serde
 
+import "context"
+
 // Serde converts values of type T to and from bytes for one topic.
 //
 // The topic is passed so that serdes that depend on it (the Avro serde's
@@ -12,4 +14,22 @@ type Serde[T any] interface {
 	// Deserialize decodes data. It must never panic on arbitrary input;
 	// bad bytes give an error that describes what was wrong.
 	Deserialize(topic string, data []byte) (T, error)
+}
+
+// ContextDeserializer is implemented by serdes whose Deserialize may wait
+// for an external system, as the [Avro] serde waits out an unavailable
+// schema registry. The runtime deserializes source records through it,
+// with a context that ends when the task stops (shutdown, rebalance, a
+// fatal error elsewhere), so such a wait does not hold a stopping
+// application up. A serde that gives up waiting returns an error that
+// matches both [ErrRegistryUnavailable] and ctx's error.
+//
+// Custom serdes that depend on a remote service should wrap
+// [ErrRegistryUnavailable] in their errors when it cannot be reached: the
+// runtime then treats the failure as an outage (stop, commit up to the
+// record, resume there after a restart) and never hands it to the
+// deserialization or dead-letter handler as bad data.
+type ContextDeserializer[T any] interface {
+	// DeserializeContext is Deserialize with a context bounding any wait.
+	DeserializeContext(ctx context.Context, topic string, data []byte) (T, error)
 }

@@ -228,37 +228,92 @@ func engineConformance(t *testing.T, open func(t *testing.T) Engine) {
 		assertScan(t, e, nil, nil, false, []string{"a", "c"})
 	})
 
-	t.Run("CloseWithOpenIterator", func(t *testing.T) {
+	t.Run("CloseWithLeakedIterator", func(t *testing.T) {
 		e := open(t)
 		mustPut(t, e, "a", "1")
+		mustPut(t, e, "b", "2")
 		it, err := e.Iterate(nil, nil, false)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !it.Next() || string(it.Key()) != "a" {
+			t.Fatalf("first key = %q, want a", it.Key())
+		}
+		closed, err := e.Iterate(nil, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustCloseIter(t, closed)
+		// Close reports the leak but closes anyway.
 		var oie *OpenIteratorsError
 		if err := e.Close(); !errors.As(err, &oie) || oie.Open != 1 {
-			t.Fatalf("Close with open iterator = %v, want *OpenIteratorsError{Open: 1}", err)
-		}
-		// The engine stays usable.
-		if v, found, err := e.Get([]byte("a")); err != nil || !found || string(v) != "1" {
-			t.Fatalf("Get after refused Close: %q %v %v", v, found, err)
-		}
-		mustCloseIter(t, it)
-		mustCloseIter(t, it) // idempotent, must not double-count
-		if err := e.Close(); err != nil {
-			t.Fatalf("Close after closing iterator: %v", err)
-		}
-		if err := e.Close(); err != nil {
-			t.Fatalf("second Close: %v", err)
+			t.Fatalf("Close with a leaked iterator = %v, want *OpenIteratorsError{Open: 1}", err)
 		}
 		if _, _, err := e.Get([]byte("a")); !errors.Is(err, ErrClosed) {
-			t.Fatalf("Get after Close = %v, want ErrClosed", err)
+			t.Fatalf("Get after Close = %v, want ErrClosed (the engine must be closed despite the leak)", err)
 		}
 		if err := e.Put([]byte("a"), []byte("b")); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Put after Close = %v, want ErrClosed", err)
 		}
 		if _, err := e.Iterate(nil, nil, false); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Iterate after Close = %v, want ErrClosed", err)
+		}
+		// The leaked iterator fails safely.
+		if it.Next() {
+			t.Fatalf("leaked iterator's Next after Close = true (key %q), want false", it.Key())
+		}
+		if !errors.Is(it.Err(), ErrClosed) {
+			t.Fatalf("leaked iterator's Err after Close = %v, want ErrClosed", it.Err())
+		}
+		if it.Key() != nil || it.Value() != nil {
+			t.Fatalf("leaked iterator's Key/Value after Close = %q/%q, want nil", it.Key(), it.Value())
+		}
+		mustCloseIter(t, it)
+		mustCloseIter(t, it)
+		if err := e.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
+
+	t.Run("CloseWhileAnotherGoroutineIterates", func(t *testing.T) {
+		e := open(t)
+		for i := 0; i < 500; i++ {
+			mustPut(t, e, fmt.Sprintf("k%03d", i), "v")
+		}
+		it, err := e.Iterate(nil, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			n := 0
+			for it.Next() {
+				if n++; n == 1 {
+					close(started)
+				}
+				_, _ = it.Key(), it.Value()
+			}
+			if n == 0 {
+				close(started)
+			}
+			err := it.Err()
+			if err != nil && !errors.Is(err, ErrClosed) {
+				done <- fmt.Errorf("iterator error %v, want nil or ErrClosed", err)
+				return
+			}
+			done <- it.Close()
+		}()
+		<-started
+		var oie *OpenIteratorsError
+		if err := e.Close(); err != nil && !errors.As(err, &oie) {
+			t.Fatalf("Close = %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.Get([]byte("k001")); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Get after Close = %v, want ErrClosed", err)
 		}
 	})
 

@@ -14,8 +14,10 @@
 // copy-on-write treap). Both pass the same conformance suite. Their
 // iterators walk a snapshot taken when the iterator was created: writes made
 // while an iterator is open are allowed and not seen by it. Iterators must
-// be closed; closing an engine with open iterators fails with
-// [*OpenIteratorsError] and leaves the engine open.
+// be closed. Closing an engine with open iterators reports the leak with
+// [*OpenIteratorsError] and closes the engine anyway (releasing LevelDB's
+// files and lock); a leaked iterator then fails safely: Next returns false
+// and Err returns [ErrClosed].
 //
 // # Typed stores and key order
 //

@@ -24,7 +24,9 @@ type Engine interface {
 	ApproximateCount() (int64, error)
 	// Flush makes every write so far durable.
 	Flush() error
-	// Close releases the engine. It fails if iterators are still open.
+	// Close releases the engine. Iterators still open are leaked: Close
+	// closes anyway, makes them fail safely (Next false, Err ErrClosed)
+	// and returns *OpenIteratorsError to report the leak.
 	Close() error
 }
 

@@ -9,8 +9,10 @@ import (
 // closed.
 var ErrClosed = errors.New("store: closed")
 
-// OpenIteratorsError is returned by Close when iterators are still open: the
-// engine stays open so that the caller can close them and try again.
+// OpenIteratorsError is returned by Close when iterators were still open: a
+// leak (the code that made them forgot to close them). The engine is closed
+// anyway; the leaked iterators fail from then on (Next returns false, Err
+// returns ErrClosed).
 type OpenIteratorsError struct {
 	// Engine describes the engine ("memory" or the LevelDB directory).
 	Engine string
@@ -20,5 +22,5 @@ type OpenIteratorsError struct {
 
 // Error implements error.
 func (e *OpenIteratorsError) Error() string {
-	return fmt.Sprintf("store: cannot close engine %s: %d iterator(s) still open (close every iterator first)", e.Engine, e.Open)
+	return fmt.Sprintf("store: engine %s closed with %d iterator(s) still open: they leaked (every iterator must be closed) and fail from now on", e.Engine, e.Open)
 }

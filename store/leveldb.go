@@ -148,7 +148,7 @@ func OpenLevelDB(dir string, opts LevelDBOptions) (Engine, error) {
 	if err != nil {
 		return nil, wrapLevelDBErr(dir, "open", err)
 	}
-	e := &ldbEngine{dir: dir, db: db}
+	e := &ldbEngine{dir: dir, db: db, iters: map[*ldbIter]struct{}{}}
 	if !opts.SkipVerify {
 		if err := e.verify(); err != nil {
 			db.Close()
@@ -175,10 +175,10 @@ type ldbEngine struct {
 	dir string
 	db  *leveldb.DB
 
-	mu     sync.Mutex // guards open and closed
-	open   int
+	mu     sync.Mutex // guards iters, closed and seq
+	iters  map[*ldbIter]struct{}
 	closed bool
-	seq    uint64 // flush marker value, guarded by mu
+	seq    uint64 // flush marker value
 }
 
 // verify reads every table block once, checking checksums, without filling
@@ -272,27 +272,38 @@ func (e *ldbEngine) Flush() error {
 	return wrapLevelDBErr(e.dir, "flush", e.db.Put(flushMarker, v, &opt.WriteOptions{Sync: true}))
 }
 
-// Close implements Engine: it flushes and closes the database. It fails
-// with *OpenIteratorsError while iterators are open. Closing twice is not
-// an error.
+// Close implements Engine: it flushes and closes the database. Iterators
+// still open are leaked: Close releases them (their Next returns false and
+// their Err ErrClosed from then on), closes the database anyway, and
+// returns *OpenIteratorsError to report the leak. Closing twice is not an
+// error.
 func (e *ldbEngine) Close() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return nil
 	}
-	if e.open > 0 {
-		n := e.open
-		e.mu.Unlock()
-		return &OpenIteratorsError{Engine: "LevelDB " + e.dir, Open: n}
+	leaked := make([]*ldbIter, 0, len(e.iters))
+	for it := range e.iters {
+		leaked = append(leaked, it)
 	}
+	clear(e.iters)
 	e.seq++
 	v := fmt.Appendf(nil, "%d", e.seq)
 	e.closed = true
 	e.mu.Unlock()
+	// A leaked iterator may be in use by another goroutine: release it
+	// under its own lock, before the database goes away under it.
+	for _, it := range leaked {
+		it.kill()
+	}
+	var leak error
+	if len(leaked) > 0 {
+		leak = &OpenIteratorsError{Engine: "LevelDB " + e.dir, Open: len(leaked)}
+	}
 	ferr := wrapLevelDBErr(e.dir, "flush", e.db.Put(flushMarker, v, &opt.WriteOptions{Sync: true}))
 	cerr := wrapLevelDBErr(e.dir, "close", e.db.Close())
-	return errors.Join(ferr, cerr)
+	return errors.Join(leak, ferr, cerr)
 }
 
 // NewBatch implements Engine.
@@ -332,21 +343,41 @@ func (e *ldbEngine) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byt
 	if hi != nil {
 		r.Limit = userKey(hi)
 	}
-	e.open++
-	return &ldbIter{e: e, it: e.db.NewIterator(r, nil), reverse: reverse}, nil
+	it := &ldbIter{e: e, it: e.db.NewIterator(r, nil), reverse: reverse}
+	e.iters[it] = struct{}{}
+	return it, nil
 }
 
+// ldbIter is a LevelDB iterator. Its lock makes it safe to release from
+// the engine's Close while another goroutine still uses it (a leak).
 type ldbIter struct {
 	e       *ldbEngine
-	it      iterator.Iterator
 	reverse bool
+
+	mu      sync.Mutex // guards the fields below
+	it      iterator.Iterator
 	started bool
 	valid   bool
-	closed  bool
+	closed  bool // Close was called
+	killed  bool // the engine closed first: released, reports ErrClosed
+}
+
+// kill releases a leaked iterator when its engine closes.
+func (it *ldbIter) kill() {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	if it.closed || it.killed {
+		return
+	}
+	it.killed, it.valid = true, false
+	it.it.Release()
 }
 
 func (it *ldbIter) Next() bool {
-	if it.closed {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	if it.closed || it.killed {
+		it.valid = false
 		return false
 	}
 	switch {
@@ -364,6 +395,8 @@ func (it *ldbIter) Next() bool {
 }
 
 func (it *ldbIter) Key() []byte {
+	it.mu.Lock()
+	defer it.mu.Unlock()
 	if !it.valid {
 		return nil
 	}
@@ -371,6 +404,8 @@ func (it *ldbIter) Key() []byte {
 }
 
 func (it *ldbIter) Value() []byte {
+	it.mu.Lock()
+	defer it.mu.Unlock()
 	if !it.valid {
 		return nil
 	}
@@ -378,20 +413,31 @@ func (it *ldbIter) Value() []byte {
 }
 
 func (it *ldbIter) Err() error {
-	if it.closed {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	switch {
+	case it.closed:
 		return nil
+	case it.killed:
+		return ErrClosed
 	}
 	return wrapLevelDBErr(it.e.dir, "iterate", it.it.Error())
 }
 
 func (it *ldbIter) Close() error {
+	it.mu.Lock()
 	if it.closed {
+		it.mu.Unlock()
 		return nil
 	}
+	wasKilled := it.killed
 	it.closed, it.valid = true, false
-	it.it.Release()
+	if !wasKilled {
+		it.it.Release()
+	}
+	it.mu.Unlock()
 	it.e.mu.Lock()
-	it.e.open--
+	delete(it.e.iters, it)
 	it.e.mu.Unlock()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 )
 
 // NewMemoryEngine returns an ordered in-memory Engine.
@@ -44,6 +45,10 @@ type memEngine struct {
 	rng    *rand.Rand
 	open   int // open iterators
 	closed bool
+	// shut mirrors closed for iterators, which check it without the lock.
+	shut atomic.Bool
+	// replaced is the value insert overwrote (swapLocked), guarded by mu.
+	replaced []byte
 }
 
 // Get implements Engine.
@@ -106,6 +111,21 @@ func (e *memEngine) putLocked(k, v []byte) {
 	}
 }
 
+// swapLocked stores v under k, taking ownership of both slices (the
+// caller must not change them afterwards), and returns the value it
+// replaced. e.mu must be held for writing.
+func (e *memEngine) swapLocked(k, v []byte) (prev []byte, had bool) {
+	e.replaced = nil
+	var added bool
+	e.root, added = e.insert(e.root, k, v)
+	if added {
+		e.count++
+		return nil, false
+	}
+	prev, e.replaced = e.replaced, nil
+	return prev, true
+}
+
 func (e *memEngine) deleteLocked(k []byte) {
 	var removed bool
 	e.root, removed = e.remove(e.root, k)
@@ -134,19 +154,24 @@ func (e *memEngine) Flush() error {
 	return nil
 }
 
-// Close implements Engine. It fails with *OpenIteratorsError while
-// iterators are open. Closing twice is not an error.
+// Close implements Engine. Iterators still open are leaked: Close closes
+// the engine anyway, makes them fail (Next false, Err ErrClosed) and
+// returns *OpenIteratorsError to report the leak. Closing twice is not an
+// error.
 func (e *memEngine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil
 	}
-	if e.open > 0 {
-		return &OpenIteratorsError{Engine: "memory", Open: e.open}
-	}
 	e.closed = true
+	e.shut.Store(true)
 	e.root, e.count = nil, 0
+	if e.open > 0 {
+		n := e.open
+		e.open = 0
+		return &OpenIteratorsError{Engine: "memory", Open: n}
+	}
 	return nil
 }
 
@@ -170,6 +195,7 @@ func (e *memEngine) insert(n *memNode, key, value []byte) (_ *memNode, added boo
 	n = e.own(n)
 	switch {
 	case c == 0:
+		e.replaced = n.value // values are never changed in place: prev stays valid
 		n.value = value
 		return n, false
 	case c < 0:
@@ -323,7 +349,7 @@ type memIter struct {
 }
 
 func (it *memIter) Next() bool {
-	if it.done || it.closed || len(it.stack) == 0 {
+	if it.done || it.closed || len(it.stack) == 0 || it.e.shut.Load() {
 		it.cur, it.done = nil, true
 		return false
 	}
@@ -366,7 +392,13 @@ func (it *memIter) Value() []byte {
 	return it.cur.value
 }
 
-func (it *memIter) Err() error { return nil }
+// Err returns ErrClosed once the engine closed under a leaked iterator.
+func (it *memIter) Err() error {
+	if !it.closed && it.e.shut.Load() {
+		return ErrClosed
+	}
+	return nil
+}
 
 func (it *memIter) Close() error {
 	if it.closed {
@@ -375,7 +407,9 @@ func (it *memIter) Close() error {
 	it.closed = true
 	it.stack, it.cur = nil, nil
 	it.e.mu.Lock()
-	it.e.open--
+	if !it.e.closed { // Close already stopped counting leaked iterators
+		it.e.open--
+	}
 	it.e.mu.Unlock()
 	return nil
 }

@@ -27,8 +27,19 @@ import (
 // it is created).
 type Overlay struct {
 	base   Engine
-	top    atomic.Pointer[Engine] // the pending writes, values tagged by overlayPut/overlayDelete
+	top    atomic.Pointer[memEngine] // the pending writes, values tagged by overlayPut/overlayDelete
 	closed atomic.Bool
+	// marked and undo implement Mark/RollbackToMark: undo holds, for
+	// every write since the Mark, the pending value it replaced. Only the
+	// writer goroutine touches them.
+	marked bool
+	undo   []overlayUndo
+}
+
+// overlayUndo restores one pending key: to prev if had, else to absent.
+type overlayUndo struct {
+	key, prev []byte
+	had       bool
 }
 
 // Tags of the values kept in the overlay's memory engine.
@@ -48,11 +59,65 @@ func NewOverlay(base Engine) *Overlay {
 }
 
 func (o *Overlay) reset() {
-	e := NewMemoryEngine()
-	o.top.Store(&e)
+	o.top.Store(NewMemoryEngine().(*memEngine))
+	// The undo entries describe the engine just dropped: a rollback now
+	// has nothing to undo.
+	clear(o.undo)
+	o.undo = o.undo[:0]
 }
 
-func (o *Overlay) pending() Engine { return *o.top.Load() }
+func (o *Overlay) pending() *memEngine { return o.top.Load() }
+
+// Mark sets a savepoint: RollbackToMark undoes every write made after it.
+// A new Mark replaces the previous one; after Commit or Discard only the
+// writes made since can be undone. The runtime marks before each record and rolls
+// back when the record fails, so that a failed record leaves no partial
+// writes behind.
+func (o *Overlay) Mark() {
+	o.marked = true
+	clear(o.undo)
+	o.undo = o.undo[:0]
+}
+
+// RollbackToMark undoes every write since the last Mark (readers see the
+// store before or after the rollback, never half of it); the Mark stays.
+// Without a Mark it does nothing.
+func (o *Overlay) RollbackToMark() {
+	if len(o.undo) == 0 {
+		return
+	}
+	m := o.pending()
+	m.mu.Lock()
+	if !m.closed {
+		for i := len(o.undo) - 1; i >= 0; i-- {
+			if u := o.undo[i]; u.had {
+				m.swapLocked(u.key, u.prev)
+			} else {
+				m.deleteLocked(u.key)
+			}
+		}
+	}
+	m.mu.Unlock()
+	clear(o.undo)
+	o.undo = o.undo[:0]
+}
+
+// write sets the pending value of key (a tagged value the overlay owns)
+// and remembers what it replaced while a Mark is set.
+func (o *Overlay) write(m *memEngine, key, tagged []byte) error {
+	k := bytes.Clone(key)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	prev, had := m.swapLocked(k, tagged)
+	m.mu.Unlock()
+	if o.marked {
+		o.undo = append(o.undo, overlayUndo{key: k, prev: prev, had: had})
+	}
+	return nil
+}
 
 // Base returns the engine under the overlay.
 func (o *Overlay) Base() Engine { return o.base }
@@ -87,7 +152,7 @@ func (o *Overlay) Put(key, value []byte) error {
 	if o.closed.Load() {
 		return ErrClosed
 	}
-	return o.pending().Put(key, tagPut(value))
+	return o.write(o.pending(), key, tagPut(value))
 }
 
 // Delete implements Engine; the delete stays in memory until Commit.
@@ -95,7 +160,7 @@ func (o *Overlay) Delete(key []byte) error {
 	if o.closed.Load() {
 		return ErrClosed
 	}
-	return o.pending().Put(key, overlayTombstone)
+	return o.write(o.pending(), key, overlayTombstone)
 }
 
 func tagPut(value []byte) []byte {
@@ -118,7 +183,7 @@ func (o *Overlay) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byte]
 	if err != nil {
 		return nil, errors.Join(err, top.Close())
 	}
-	return &overlayIter{base: base, top: top, reverse: reverse}, nil
+	return &overlayIter{o: o, base: base, top: top, reverse: reverse}, nil
 }
 
 // NewBatch implements Engine: the batch writes into the overlay.
@@ -192,17 +257,15 @@ func (o *Overlay) Discard() {
 }
 
 // Close drops the pending writes and closes the base. Like every engine
-// it fails, and stays usable, while iterators are open.
+// it closes even while iterators are open: they fail with ErrClosed from
+// then on, and Close reports the leak with the base's *OpenIteratorsError.
 func (o *Overlay) Close() error {
-	if o.closed.Load() {
+	if o.closed.Swap(true) {
 		return nil
 	}
-	if err := o.base.Close(); err != nil {
-		return err
-	}
-	o.closed.Store(true)
+	err := o.base.Close()
 	o.reset()
-	return nil
+	return err
 }
 
 type overlayBatch struct {
@@ -229,17 +292,28 @@ func (b *overlayBatch) Write() error {
 	if b.o.closed.Load() {
 		return ErrClosed
 	}
-	mb := b.o.pending().NewBatch()
-	for _, op := range b.ops {
-		mb.Put(op.key, op.value)
+	// One lock for the whole batch: readers see all of it or none.
+	o, m := b.o, b.o.pending()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
 	}
-	return mb.Write()
+	for _, op := range b.ops {
+		k := op.key // the batch never changes a key or value it holds
+		prev, had := m.swapLocked(k, op.value)
+		if o.marked {
+			o.undo = append(o.undo, overlayUndo{key: k, prev: prev, had: had})
+		}
+	}
+	return nil
 }
 
 // overlayIter merges an iterator over the pending writes (top) with one
 // over the base. On equal keys the top wins; a pending delete hides the
 // base's key.
 type overlayIter struct {
+	o          *Overlay
 	base, top  Iterator[[]byte, []byte]
 	reverse    bool
 	started    bool
@@ -261,6 +335,10 @@ func (it *overlayIter) cmp(a, b []byte) int {
 
 func (it *overlayIter) Next() bool {
 	if it.closed || it.err != nil {
+		return false
+	}
+	if it.o.closed.Load() { // leaked past the overlay's Close
+		it.key, it.value, it.err = nil, nil, ErrClosed
 		return false
 	}
 	if !it.started {

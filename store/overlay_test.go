@@ -212,3 +212,147 @@ func TestOverlayIteratorSnapshotAcrossCommit(t *testing.T) {
 	}
 	assertScan(t, o, nil, nil, false, []string{"a", "b"})
 }
+
+// TestOverlayRollbackToMarkMatchesModel: writes after Mark are undone by
+// RollbackToMark, back to exactly the view at the Mark (keys new since the
+// Mark disappear, overwritten and deleted ones come back, including keys
+// written several times), without touching the base; Commit and Discard
+// still work around marks.
+func TestOverlayRollbackToMarkMatchesModel(t *testing.T) {
+	base, err := OpenLevelDB(filepath.Join(t.TempDir(), "db"), LevelDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &overlayModel{view: map[string]string{}}
+	for i := 0; i < 100; i += 2 {
+		k := fmt.Sprintf("k%03d", i)
+		mustPut(t, base, k, "base"+k)
+		m.view[k] = "base" + k
+	}
+	m.commit()
+	o := NewOverlay(base)
+	defer mustClose(t, o)
+	rng := rand.New(rand.NewPCG(3, 5))
+	rollbacks := 0
+	for step := 0; step < 300; step++ {
+		o.Mark()
+		atMark := clone(m.view)
+		for i := 0; i < 1+rng.IntN(8); i++ {
+			k := fmt.Sprintf("k%03d", rng.IntN(100))
+			switch rng.IntN(4) {
+			case 0:
+				if err := o.Delete([]byte(k)); err != nil {
+					t.Fatal(err)
+				}
+				delete(m.view, k)
+			case 1:
+				b := o.NewBatch()
+				b.Put([]byte(k), []byte("b"+k))
+				b.Delete([]byte(fmt.Sprintf("k%03d", rng.IntN(100))))
+				b.Put([]byte(k), []byte("b2"+k)) // the same key twice in one batch
+				if err := b.Write(); err != nil {
+					t.Fatal(err)
+				}
+				// Applied in order: put, delete (maybe of k), put again.
+				m.view[k] = "b" + k
+				k2 := string(b.(*overlayBatch).ops[1].key)
+				delete(m.view, k2)
+				m.view[k] = "b2" + k
+			default:
+				v := fmt.Sprintf("%d.%d", step, i)
+				mustPut(t, o, k, v)
+				m.view[k] = v
+			}
+		}
+		if rng.IntN(3) == 0 {
+			o.RollbackToMark()
+			m.view = atMark
+			rollbacks++
+		}
+		if step%10 == 9 {
+			checkView(t, o, m.view, rng)
+			checkView(t, base, m.committed, rng)
+		}
+		switch rng.IntN(20) {
+		case 0:
+			o.Discard()
+			m.discard()
+		case 1:
+			if err := o.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			m.commit()
+		}
+	}
+	checkView(t, o, m.view, rng)
+	if o.Pending() > 100 {
+		t.Fatalf("Pending = %d for 100 keys", o.Pending())
+	}
+	// A rollback right after Commit (nothing written since the Mark)
+	// changes nothing; RollbackToMark without a Mark does nothing.
+	o.Mark()
+	if err := o.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	m.commit()
+	o.RollbackToMark()
+	checkView(t, o, m.view, rng)
+	t.Logf("%d rollbacks", rollbacks)
+}
+
+// TestOverlayRollbackWhileReading: readers on other goroutines (as
+// interactive queries are) see the view before or after a rollback, never
+// half of it, and iterators keep their snapshots.
+func TestOverlayRollbackWhileReading(t *testing.T) {
+	o := NewOverlay(NewMemoryEngine())
+	defer mustClose(t, o)
+	for i := 0; i < 50; i++ {
+		mustPut(t, o, fmt.Sprintf("k%02d", i), "old")
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			it, err := o.Iterate(nil, nil, false)
+			if err != nil {
+				errs <- err
+				return
+			}
+			seen := map[string]int{}
+			for it.Next() {
+				seen[string(it.Value())]++
+			}
+			it.Close()
+			if seen["old"]+seen["new"] != 50 || seen["old"] != 0 && seen["new"] != 0 {
+				errs <- fmt.Errorf("reader saw a mixed view %v", seen)
+				return
+			}
+		}
+	}()
+	for r := 0; r < 200; r++ {
+		o.Mark()
+		b := o.NewBatch()
+		for i := 0; i < 50; i++ {
+			b.Put([]byte(fmt.Sprintf("k%02d", i)), []byte("new"))
+		}
+		if err := b.Write(); err != nil {
+			t.Fatal(err)
+		}
+		o.RollbackToMark()
+	}
+	close(stop)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if v, _, _ := o.Get([]byte(fmt.Sprintf("k%02d", i))); string(v) != "old" {
+			t.Fatalf("k%02d = %q after the rollbacks, want old", i, v)
+		}
+	}
+}

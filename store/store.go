@@ -1,8 +1,9 @@
 package store
 
 // Iterator walks key/value pairs in key order (or reverse order for reverse
-// ranges). It must be closed; closing a store that still has open iterators
-// is an error.
+// ranges). It must be closed: closing the engine under an open iterator
+// reports the leak (*OpenIteratorsError) and closes anyway, after which the
+// iterator's Next returns false and its Err ErrClosed.
 //
 //	it, err := s.All()
 //	if err != nil { ... }

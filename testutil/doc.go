@@ -5,7 +5,8 @@
 // cluster when KAFKA_BROKERS is set), a broker with TLS and SASL
 // (NewSecureKafka: an in-process kfake cluster, or the SASL_SSL listener of
 // scripts/kafka named by KAFKA_SASL_BROKERS), unique topic names,
-// produce/consume helpers, and schema-registry helpers (SCHEMA_REGISTRY_URL).
+// produce/consume helpers, and schema-registry helpers (SCHEMA_REGISTRY_URL,
+// an embedded registry, and a proxy that takes a registry down mid-test).
 //
 // testutil is for tests and examples only: library code must not import it.
 package testutil

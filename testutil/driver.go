@@ -115,7 +115,7 @@ func memoryStores(_ processor.TaskID, spec *task.StoreSpec) (store.Engine, []sto
 // driverCollector is the TestDriver seen as the tasks' Collector.
 type driverCollector TestDriver
 
-func (c *driverCollector) Send(rec processor.ProducedRecord) error {
+func (c *driverCollector) Send(rec processor.ProducedRecord, _ task.Origin) error {
 	d := (*TestDriver)(c)
 	if rec.Partition < 0 {
 		rec.Partition = 0

@@ -18,7 +18,7 @@ import (
 )
 
 // EmbeddedRegistry is an in-process schema registry that speaks the part
-// of the Confluent Schema Registry REST API that brook and srclient use:
+// of the Confluent Schema Registry REST API that brook (and srclient) use:
 // registering, looking up and reading schemas by subject, version and id,
 // compatibility levels (global and per subject) and compatibility checks.
 //

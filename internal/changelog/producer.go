@@ -19,6 +19,20 @@ type Meta struct {
 	// Changelog marks changelog records, whose acknowledged offsets the
 	// Producer remembers for checkpoints.
 	Changelog bool
+	// Origin says where the record comes from, for the error when the
+	// broker refuses it. The Producer does not read it.
+	Origin Origin
+}
+
+// Origin is where a record sent through a Producer comes from: the task,
+// the node that sent it, and the source record being processed (Offset -1
+// during punctuation or for changelog records).
+type Origin struct {
+	Task      string
+	Node      string
+	Topic     string
+	Partition int32
+	Offset    int64
 }
 
 // Failed is a record the producer could not write.

@@ -13,9 +13,20 @@
 //  3. commit the consumed offsets to the group;
 //  4. write each task's checkpoint (changelog offsets its data reflects).
 //
-// A fatal error stops the whole runtime without committing anything
-// consumed after the last commit, so a restart resumes at or before the
-// record that failed.
+// Record scopes (collector.go): while a record (or a punctuation) is
+// processed, its sink records are held, and its changelog and store
+// writes (store.Overlay.Mark) can be undone. When it succeeds the sink
+// records go to the producer; when it fails (a handler answered Fail)
+// they are dropped and the writes rolled back, so every task holds exactly
+// the work of the records before the failure. The runtime then stops, but
+// first commits every task, under both guarantees: a restart resumes
+// exactly at the failed record, with nothing of it applied. A record the
+// broker refuses (found at the flush) drops its task's work since the
+// last commit instead (the failed record's processing is long over) and
+// the other tasks commit; Run returns a *processor.ProductionError naming
+// the sink, the output topic and the source record. Other fatal errors
+// stop the whole runtime without committing anything more, so a restart
+// resumes at or before the record that failed.
 //
 // Exactly-once (Config.ExactlyOnce; txn.go, docs/EXACTLY_ONCE.md):
 //
@@ -46,13 +57,17 @@
 //     holds offsets of our partitions (UNSTABLE_OFFSET_COMMIT), the
 //     runtime registers the transactional ids of its newly assigned tasks,
 //     which ends that transaction at once, and joins again.
-//   - Errors: a record that fails (handler answered Fail) stops the
-//     runtime and its transaction is aborted, so nothing it or the
-//     records before it in the transaction produced becomes visible; a
-//     restart resumes at the last commit. A fenced task (ProducerFenced,
-//     stale generation) is not fatal: its transaction is aborted, its
-//     overlays are discarded, its claim returns so that the group
-//     rebalances.
+//   - Errors: a record that fails (handler answered Fail) is rolled back
+//     (its held output is never sent, its writes are undone), and every
+//     task commits its transaction before the runtime stops: the healthy
+//     tasks everything they processed, the failing one the records before
+//     the failed record. A write the broker refuses poisons the task's
+//     transaction (Kafka cannot commit it): that task's transaction is
+//     aborted and its work since the last commit dropped, the other tasks
+//     commit, and Run returns a *processor.ProductionError. A fenced task
+//     (ProducerFenced, stale generation) is not fatal: its transaction is
+//     aborted, its overlays are discarded, its claim returns so that the
+//     group rebalances.
 //
 // Goroutines: Run owns the consumer-group loop and the producer's result
 // reader; each group session owns its worker goroutines and waits for them

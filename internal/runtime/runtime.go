@@ -114,6 +114,9 @@ type Runtime struct {
 	txnStats TxnStats
 	// queries is the interactive-query view of the open tasks (query.go).
 	queries queryRegistry
+	// failures attributes the shared producer's failures to tasks
+	// (failure.go).
+	failures failureBook
 }
 
 // New validates cfg and returns a runtime in state Created.
@@ -209,9 +212,12 @@ func (r *Runtime) setState(s State) {
 // committing anything more.
 func (r *Runtime) fail(err error) { r.stopWith(err, false) }
 
-// failRecord records a record-level fatal error (a handler answered Fail):
-// the runtime stops, but first commits what was processed before the
-// failed record, so that a restart resumes exactly at it.
+// failRecord records a fatal error that leaves every task in a state that
+// may be committed: a record (or punctuation) failed and its effects were
+// rolled back, or a task whose commit failed was dropped. The runtime
+// stops, but first commits what the tasks processed (for the failed
+// record's task, the records before it), under both guarantees, so that a
+// restart resumes exactly at the failed record.
 func (r *Runtime) failRecord(err error) { r.stopWith(err, true) }
 
 func (r *Runtime) stopWith(err error, commit bool) {

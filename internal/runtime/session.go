@@ -49,6 +49,38 @@ type taskRun struct {
 // (overlays) before it commits early.
 const maxPendingWrites = 100_000
 
+// begin opens the scope of one record (or punctuation): its sink records
+// are held, and its changelog and store writes can be undone, until end or
+// rollback.
+func (tr *taskRun) begin() {
+	tr.coll.begin()
+	for _, o := range tr.overlays {
+		o.Mark()
+	}
+}
+
+// end closes a record's scope after it succeeded: its sink records go to
+// the producer.
+func (tr *taskRun) end() error {
+	if err := tr.coll.release(); err != nil {
+		return fmt.Errorf("brook: task %s: %w", tr.id, err)
+	}
+	return nil
+}
+
+// rollback closes a record's scope after it failed: its sink records are
+// dropped and its changelog and store writes undone, so the task holds
+// exactly the work of the records before it, which can be committed. (An
+// in-memory store that is not wrapped in an overlay keeps the failed
+// record's writes, but the task is closed before it processes anything
+// else.)
+func (tr *taskRun) rollback() {
+	tr.coll.rollback()
+	for _, o := range tr.overlays {
+		o.RollbackToMark()
+	}
+}
+
 // pendingWrites is the number of keys written since the last commit.
 func (tr *taskRun) pendingWrites() int {
 	n := 0
@@ -153,7 +185,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 	if err := r.ensureDir(tr.dir); err != nil {
 		return nil, err
 	}
-	coll := &collector{r: r}
+	coll := &collector{r: r, task: id.String()}
 	if r.cfg.ExactlyOnce {
 		// Before the restore: registering the task's transactional id
 		// fences older owners and aborts what they left open.
@@ -162,7 +194,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 			return nil, err
 		}
 		tr.txn = txn
-		coll = &collector{r: r, txn: txn}
+		coll.txn = txn
 		defer func() {
 			if tr.core == nil {
 				txn.close(r.log)
@@ -244,6 +276,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 	core, err := task.New(task.Config{
 		ID: toProcessorTaskID(id), Graph: r.cfg.Graph, Stores: factory,
 		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(),
+		Context: ctx, // ends source waits for the registry at rebalance or shutdown
 	})
 	if err != nil {
 		return nil, fmt.Errorf("brook: open task %s: %w", id, err)
@@ -311,7 +344,8 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 }
 
 // Cleanup stops the workers, commits what they processed (unless the
-// runtime failed), and closes the tasks.
+// runtime failed with an error that forbids it: a record's failure does
+// not, as the failed record was rolled back), and closes the tasks.
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	if h.stop != nil {
 		close(h.stop)
@@ -327,8 +361,7 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 			all = append(all, tr)
 		}
 		if err := h.commit(sess, all); err != nil {
-			h.r.fail(err)
-			ok = false
+			h.r.commitFailed(err)
 		}
 	}
 	h.closeTasks(ok)
@@ -338,11 +371,10 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 
 func (h *handler) closeTasks(checkpointed bool) {
 	h.r.unpublishTasks() // before closing: queries must let go of the stores
+	h.r.forgetFailures(h.tasks)
 	for id, tr := range h.tasks {
 		if tr.core != nil {
-			if err := tr.core.Close(); err != nil {
-				h.r.log.Warn("brook: close task", "task", id.String(), "err", err)
-			}
+			h.r.logCloseError(id, tr.core.Close())
 		}
 		if tr.txn != nil {
 			// Aborts what was not committed (the overlays died with
@@ -352,6 +384,43 @@ func (h *handler) closeTasks(checkpointed bool) {
 	}
 	h.tasks = nil
 	h.byTP = nil
+}
+
+// logCloseError logs what went wrong closing a task. A store closed under
+// leaked iterators (a processor did not close them) is logged at error
+// level with the task and the store: the store is closed anyway, so the
+// task can reopen, but the processor has a bug.
+func (r *Runtime) logCloseError(id assign.TaskID, err error) {
+	for _, e := range flattenJoined(err) {
+		var sce *task.StoreCloseError
+		var oie *store.OpenIteratorsError
+		switch {
+		case errors.As(e, &sce) && errors.As(e, &oie):
+			r.log.Error("brook: store closed with iterators still open: a processor leaked them (every iterator must be closed); the store was closed anyway",
+				"task", id.String(), "store", sce.Store, "open", oie.Open, "err", e)
+		case errors.As(e, &sce):
+			r.log.Warn("brook: close store", "task", id.String(), "store", sce.Store, "err", e)
+		default:
+			r.log.Warn("brook: close task", "task", id.String(), "err", e)
+		}
+	}
+}
+
+// flattenJoined returns the errors that errors.Join put together in err
+// (recursively), or err itself; nil gives nothing.
+func flattenJoined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flattenJoined(e)...)
+	}
+	return out
 }
 
 // work is one processing goroutine: it drives its tasks until the session
@@ -383,16 +452,24 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 				if !ok {
 					break
 				}
+				tr.begin()
 				if err := tr.core.Process(rawRecord(m)); err != nil {
-					err = fmt.Errorf("brook: task %s: %w", tr.id, err)
-					if r.cfg.ExactlyOnce {
-						// The record's partial output and writes are in
-						// the open transaction: abort it (Cleanup), and
-						// resume at the last commit after a restart.
-						r.fail(err)
-					} else {
-						r.failRecord(err)
+					// Undo the record's partial output and writes; the
+					// records before it are committed (Cleanup), under
+					// both guarantees, and a restart resumes at it.
+					tr.rollback()
+					if errors.Is(err, task.ErrInterrupted) {
+						// The session ended while the record waited for the
+						// schema registry; nothing of it happened, and it is
+						// not committed: its next owner processes it.
+						r.log.Info("brook: record left for the next owner", "task", tr.id.String(), "err", err)
+						return
 					}
+					r.failRecord(fmt.Errorf("brook: task %s: %w", tr.id, err))
+					return
+				}
+				if err := tr.end(); err != nil {
+					r.fail(err)
 					return
 				}
 				processed++
@@ -405,8 +482,14 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 				if tr.isLost() {
 					continue
 				}
+				tr.begin()
 				if _, err := tr.core.Punctuate(now); err != nil {
-					r.fail(fmt.Errorf("brook: task %s: punctuate: %w", tr.id, err))
+					tr.rollback()
+					r.failRecord(fmt.Errorf("brook: task %s: punctuate: %w", tr.id, err))
+					return
+				}
+				if err := tr.end(); err != nil {
+					r.fail(err)
 					return
 				}
 			}
@@ -414,7 +497,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 		}
 		if commitNow || !now.Before(nextCommit) {
 			if err := h.commit(sess, tasks); err != nil {
-				r.fail(err)
+				r.commitFailed(err)
 				return
 			}
 			nextCommit = r.cfg.Clock().Add(r.cfg.CommitInterval)
@@ -443,7 +526,10 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 
 // commit runs the at-least-once commit protocol for tasks: flush the
 // producer, flush the stores (task.Commit), commit the consumed offsets,
-// write the checkpoints.
+// write the checkpoints. A task with a record the producer could not
+// write (and the production handler did not skip) is dropped, not
+// committed; the others are, and the error is returned as a
+// *droppedTaskError.
 func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) error {
 	r := h.r
 	if len(tasks) == 0 {
@@ -452,20 +538,32 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	if r.cfg.ExactlyOnce {
 		return h.commitTasksEOS(sess, tasks)
 	}
+	live := make([]*taskRun, 0, len(tasks))
 	for _, tr := range tasks {
+		if !tr.isLost() {
+			live = append(live, tr)
+		}
+	}
+	for _, tr := range live {
 		if err := tr.coll.flushChangelog(); err != nil {
 			return fmt.Errorf("brook: task %s: %w", tr.id, err)
 		}
 	}
-	if err := h.flushProducer(); err != nil {
-		return err
-	}
+	failures := r.flushShared(live)
 	type done struct {
 		tr   *taskRun
 		offs []task.Offset
 	}
 	var committed []done
-	for _, tr := range tasks {
+	var dropped error
+	for _, tr := range live {
+		if err := r.settleFailures(tr, failures[tr.coll.task]); err != nil {
+			h.dropTask(tr, err)
+			if dropped == nil {
+				dropped = err
+			}
+			continue
+		}
 		offs, err := tr.core.Commit()
 		if err != nil {
 			return fmt.Errorf("brook: task %s: commit: %w", tr.id, err)
@@ -506,27 +604,8 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 		r.restored[tr.id] = tr.offsetsByTopic()
 		r.mu.Unlock()
 	}
-	return nil
-}
-
-// flushProducer waits for every sent record; failures go to the
-// production handler.
-func (h *handler) flushProducer() error {
-	r := h.r
-	for _, f := range r.prod.Flush() {
-		meta, _ := f.Msg.Metadata.(*changelog.Meta)
-		if meta != nil && meta.Changelog {
-			return fmt.Errorf("brook: changelog record to %s[%d] failed: %w", f.Msg.Topic, f.Msg.Partition, f.Err)
-		}
-		perr := fmt.Errorf("brook: produce to %s: %w", f.Msg.Topic, f.Err)
-		if hnd := r.cfg.Graph.Handlers.Production; hnd != nil {
-			out := producedFromMessage(f.Msg)
-			if hnd(processor.ErrorContext{Topic: f.Msg.Topic, Partition: f.Msg.Partition, Offset: -1, Err: perr}, out) == processor.Continue {
-				r.log.Warn("brook: dropped a record the producer could not write", "topic", f.Msg.Topic, "err", f.Err)
-				continue
-			}
-		}
-		return perr
+	if dropped != nil {
+		return &droppedTaskError{err: dropped}
 	}
 	return nil
 }
@@ -559,109 +638,4 @@ func producedFromMessage(m *sarama.ProducerMessage) processor.ProducedRecord {
 		out.Headers = append(out.Headers, processor.Header{Key: string(hd.Key), Value: hd.Value})
 	}
 	return out
-}
-
-// collector sends sink and changelog records through the runtime's
-// producer. It implements task.Collector and store.ChangelogWriter.
-type collector struct {
-	r *Runtime
-	// txn is the task's transactional producer under exactly-once; nil
-	// means the runtime's shared producer.
-	txn *txnProducer
-	// pending and records buffer the changelog records of the current
-	// commit, one per key (SendChangelog).
-	pending map[changelogKey]int
-	records []changelogRecord
-}
-
-func (c *collector) producer() *changelog.Producer {
-	if c.txn != nil {
-		c.txn.sent = true
-		return c.txn.Producer
-	}
-	return c.r.prod
-}
-
-func (c *collector) Send(rec processor.ProducedRecord) error {
-	m := &sarama.ProducerMessage{
-		Topic: rec.Topic, Timestamp: rec.Timestamp,
-		Metadata: &changelog.Meta{Partition: rec.Partition},
-	}
-	if rec.Key != nil {
-		m.Key = sarama.ByteEncoder(rec.Key)
-	}
-	if rec.Value != nil {
-		m.Value = sarama.ByteEncoder(rec.Value)
-	}
-	for _, hd := range rec.Headers {
-		m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(hd.Key), Value: hd.Value})
-	}
-	return c.producer().Send(m)
-}
-
-func (c *collector) PartitionCount(topic string) (int32, error) {
-	ps, err := c.r.client.Partitions(topic)
-	if err != nil {
-		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
-	}
-	return int32(len(ps)), nil
-}
-
-// SendChangelog buffers a changelog record until the task commits: only
-// the last value of each key since the previous commit is sent (in the
-// commit's transaction under exactly-once). Intermediate values matter to
-// no one: a restore needs the latest value per key, and the inputs that
-// produced them are not committed before the flush.
-func (c *collector) SendChangelog(topic string, partition int32, key, value []byte) error {
-	if c.pending == nil {
-		c.pending = map[changelogKey]int{}
-	}
-	k := changelogKey{topic: topic, partition: partition, key: string(key)}
-	if i, ok := c.pending[k]; ok {
-		c.records[i].value = value
-		return nil
-	}
-	c.pending[k] = len(c.records)
-	c.records = append(c.records, changelogRecord{topic: topic, partition: partition, key: key, value: value})
-	return nil
-}
-
-type changelogKey struct {
-	topic     string
-	partition int32
-	key       string
-}
-
-type changelogRecord struct {
-	topic      string
-	partition  int32
-	key, value []byte
-}
-
-// flushChangelog sends the buffered changelog records, in the order their
-// keys were first written.
-func (c *collector) flushChangelog() error {
-	for i := range c.records {
-		rec := &c.records[i]
-		m := &sarama.ProducerMessage{
-			Topic: rec.topic, Key: sarama.ByteEncoder(rec.key),
-			Metadata: &changelog.Meta{Partition: rec.partition, Changelog: true},
-		}
-		if rec.value != nil {
-			m.Value = sarama.ByteEncoder(rec.value)
-		}
-		if err := c.producer().Send(m); err != nil {
-			return fmt.Errorf("changelog record to %s[%d]: %w", rec.topic, rec.partition, err)
-		}
-	}
-	c.dropChangelog()
-	return nil
-}
-
-// dropChangelog forgets the buffered changelog records (their writes were
-// discarded with an aborted transaction or a failed task).
-func (c *collector) dropChangelog() {
-	clear(c.pending)
-	clear(c.records)
-	c.records = c.records[:0]
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
 	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/store"
 )
 
@@ -143,9 +144,12 @@ func fencedError(err error) bool {
 }
 
 // commitTasksEOS commits every task of tasks in its own transaction. A
-// task found fenced is lost (dropped until the next rebalance); any other
-// failure is returned after the task's transaction is aborted.
+// task found fenced is lost (dropped until the next rebalance). A task
+// whose commit fails otherwise is dropped (its transaction aborted) and
+// the other tasks still commit: their transactions are independent. The
+// first such failure is returned as a *droppedTaskError.
 func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*taskRun) error {
+	var first error
 	for _, tr := range tasks {
 		if tr.isLost() {
 			continue
@@ -158,8 +162,13 @@ func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*task
 			h.loseTask(tr, err)
 			continue
 		}
-		tr.txn.abort(h.r.log)
-		return err
+		h.dropTask(tr, err)
+		if first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return &droppedTaskError{err: first}
 	}
 	return nil
 }
@@ -182,15 +191,7 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 		return fmt.Errorf("brook: task %s: %w", tr.id, err)
 	}
 	if failed := tp.Flush(); len(failed) > 0 {
-		f := failed[0]
-		for _, g := range failed {
-			if fencedError(g.Err) {
-				f = g
-				break
-			}
-		}
-		return fmt.Errorf("brook: task %s: produce to %s[%d] in a transaction: %w (under exactly-once the transaction aborts and the production handler cannot skip the record)",
-			tr.id, f.Msg.Topic, f.Msg.Partition, f.Err)
+		return transactionWriteError(tr, failed)
 	}
 	offs, err := tr.core.Commit()
 	if err != nil {
@@ -241,6 +242,50 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 	return nil
 }
 
+// transactionWriteError describes records the broker refused inside a
+// task's transaction. Kafka cannot commit a transaction with a failed
+// write, so the production handler cannot skip them. Once one write fails,
+// the producer refuses the transaction's later records (ErrTransactionNotReady):
+// those are consequences, so the error names the first cause: a fenced
+// producer (the task moved), else a refused sink record as a
+// *processor.ProductionError naming the sink, the output topic and the
+// source record (the earliest, when several failed), else a refused
+// changelog record.
+func transactionWriteError(tr *taskRun, failed []changelog.Failed) error {
+	causes := make([]changelog.Failed, 0, len(failed))
+	for _, f := range failed {
+		if fencedError(f.Err) {
+			return fmt.Errorf("brook: task %s: produce to %s[%d] in a transaction: %w", tr.id, f.Msg.Topic, f.Msg.Partition, f.Err)
+		}
+		if !errors.Is(f.Err, sarama.ErrTransactionNotReady) {
+			causes = append(causes, f)
+		}
+	}
+	if len(causes) == 0 {
+		causes = failed
+	}
+	var first *processor.ProductionError
+	var changelogFailure *changelog.Failed
+	for i, f := range causes {
+		if meta, ok := f.Msg.Metadata.(*changelog.Meta); ok && meta.Changelog {
+			if changelogFailure == nil {
+				changelogFailure = &causes[i]
+			}
+			continue
+		}
+		if pe := productionError(f); first == nil || pe.Offset < first.Offset {
+			first = pe
+		}
+	}
+	if first == nil {
+		f := changelogFailure
+		return fmt.Errorf("brook: task %s: changelog record to %s[%d] in a transaction: %w (the task's transaction is aborted)",
+			tr.id, f.Msg.Topic, f.Msg.Partition, f.Err)
+	}
+	return fmt.Errorf("brook: task %s: %w (%d record(s) of the task's transaction failed; under exactly-once the transaction is aborted and the production handler cannot skip them)",
+		tr.id, first, len(failed))
+}
+
 // advanceCheckpoint moves the task's checkpoint offsets past what a commit
 // made durable: a table's offset is its committed consumed position, a
 // changelog's the offset after its last acknowledged record.
@@ -267,12 +312,7 @@ func (tr *taskRun) advanceCheckpoint(offs []task.Offset, p *changelog.Producer) 
 func (h *handler) loseTask(tr *taskRun, err error) {
 	h.r.log.Warn("brook: task fenced: another instance owns it now; its uncommitted work is dropped",
 		"task", tr.id.String(), "transactional.id", tr.txn.tid, "err", err)
-	tr.txn.abort(h.r.log)
-	for _, o := range tr.overlays {
-		o.Discard()
-	}
-	tr.coll.dropChangelog()
-	tr.markLost()
+	h.discardTask(tr)
 	h.r.countFenced()
 }
 

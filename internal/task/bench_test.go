@@ -14,8 +14,8 @@ import (
 
 type nopCollector struct{ n int }
 
-func (c *nopCollector) Send(processor.ProducedRecord) error  { c.n++; return nil }
-func (c *nopCollector) PartitionCount(string) (int32, error) { return 1, nil }
+func (c *nopCollector) Send(processor.ProducedRecord, task.Origin) error { c.n++; return nil }
+func (c *nopCollector) PartitionCount(string) (int32, error)             { return 1, nil }
 
 func benchTask(b *testing.B, build func(*topology.Builder)) *task.Task {
 	tb := topology.New()

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,16 +60,26 @@ func forwardAll[K, V any](children []receiver[K, V], r processor.Record[K, V]) e
 // picks the record timestamp from the deserialized record (whose Timestamp
 // is the Kafka timestamp) and the task's current stream time.
 func SourceNode[K, V any](keys serde.Serde[K], values serde.Serde[V], extract func(r processor.Record[K, V], streamTime time.Time) (time.Time, error)) func() Node {
+	keysCtx, valuesCtx := withContext(keys), withContext(values)
 	return func() Node {
-		return &sourceNode[K, V]{keys: keys, values: values, extract: extract}
+		return &sourceNode[K, V]{keys: keysCtx, values: valuesCtx, extract: extract}
 	}
+}
+
+// withContext returns s's DeserializeContext when s has one, else a
+// function that ignores the context.
+func withContext[T any](s serde.Serde[T]) func(ctx context.Context, topic string, data []byte) (T, error) {
+	if cd, ok := s.(serde.ContextDeserializer[T]); ok {
+		return cd.DeserializeContext
+	}
+	return func(_ context.Context, topic string, data []byte) (T, error) { return s.Deserialize(topic, data) }
 }
 
 type sourceNode[K, V any] struct {
 	t          *Task
 	spec       *NodeSpec
-	keys       serde.Serde[K]
-	values     serde.Serde[V]
+	keys       func(ctx context.Context, topic string, data []byte) (K, error)
+	values     func(ctx context.Context, topic string, data []byte) (V, error)
 	extract    func(processor.Record[K, V], time.Time) (time.Time, error)
 	children   []receiver[K, V]
 	childNames []string
@@ -84,11 +95,11 @@ func (s *sourceNode[K, V]) init() error  { return nil }
 func (s *sourceNode[K, V]) close() error { return nil }
 
 func (s *sourceNode[K, V]) processRaw(rec *RawRecord) error {
-	k, err := s.keys.Deserialize(rec.Topic, rec.Key)
+	k, err := s.keys(s.t.ctx, rec.Topic, rec.Key)
 	if err != nil {
 		return s.t.deserializationFailed(s.spec.Name, "key", err)
 	}
-	v, err := s.values.Deserialize(rec.Topic, rec.Value)
+	v, err := s.values(s.t.ctx, rec.Topic, rec.Value)
 	if err != nil {
 		return s.t.deserializationFailed(s.spec.Name, "value", err)
 	}
@@ -280,7 +291,7 @@ func (s *sinkNode[K, V]) receive(r processor.Record[K, V]) error {
 			return s.t.productionFailed(s.spec.Name, out, fmt.Errorf("choose partition: %w", err))
 		}
 	}
-	if err := s.t.collector.Send(out); err != nil {
+	if err := s.t.collector.Send(out, s.t.origin(s.spec.Name)); err != nil {
 		return s.t.productionFailed(s.spec.Name, out, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package task
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
 )
 
@@ -26,12 +28,24 @@ type RawRecord struct {
 // Collector receives the records sinks produce. The runtime implements it
 // with its producer, the TestDriver with in-memory topics.
 type Collector interface {
-	// Send hands over one serialized record. An error goes to the
-	// production handler.
-	Send(rec processor.ProducedRecord) error
+	// Send hands over one serialized record, and where it comes from. An
+	// error goes to the production handler.
+	Send(rec processor.ProducedRecord, from Origin) error
 	// PartitionCount returns the number of partitions of topic; it is
 	// only called for sinks with a custom partitioner.
 	PartitionCount(topic string) (int32, error)
+}
+
+// Origin tells where a record handed to the Collector comes from: the node
+// that sent it (a sink, or the node whose error handler produced it, e.g.
+// a dead-letter record) and the source record being processed (Offset -1
+// during punctuation). The runtime keeps it with the record so that a
+// failure the broker reports later can name them.
+type Origin struct {
+	Node      string
+	Topic     string
+	Partition int32
+	Offset    int64
 }
 
 // StoreFactory opens the engine of one store for one task, and returns the
@@ -63,7 +77,19 @@ type Config struct {
 	// WallClock is the wall-clock time at creation: wall-clock punctuators
 	// scheduled in Init count from it.
 	WallClock time.Time
+	// Context ends waits of source deserializers (serde.ContextDeserializer:
+	// an Avro serde waiting out an unavailable schema registry) when the
+	// task is being stopped; Process then returns an error matching
+	// ErrInterrupted. Nil means a context that never ends.
+	Context context.Context
 }
+
+// ErrInterrupted is matched by the error of a Process call whose source
+// deserializer was waiting for an unavailable external system (the schema
+// registry) when Config.Context ended. Nothing of that record happened: it
+// is not consumed, nothing was forwarded, no handler was asked, so the
+// record is simply processed again by the task's next owner.
+var ErrInterrupted = errors.New("task: stopped while waiting for an unavailable external system")
 
 type openStore struct {
 	spec   *StoreSpec
@@ -80,6 +106,7 @@ type Task struct {
 	log       *slog.Logger
 	collector Collector
 	handlers  Handlers
+	ctx       context.Context
 
 	order     []string // node names, parents first
 	nodes     map[string]Node
@@ -133,8 +160,12 @@ func New(cfg Config) (*Task, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	ctx := cfg.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	t := &Task{
-		id: cfg.ID, sub: sub, graph: cfg.Graph, collector: cfg.Collector, handlers: cfg.Graph.Handlers,
+		id: cfg.ID, sub: sub, graph: cfg.Graph, collector: cfg.Collector, handlers: cfg.Graph.Handlers, ctx: ctx,
 		log:      log.With("task", cfg.ID.String()),
 		order:    sub.Nodes,
 		nodes:    make(map[string]Node, len(sub.Nodes)),
@@ -268,10 +299,22 @@ func (t *Task) Process(rec RawRecord) error {
 	if err := src.processRaw(&t.current); err != nil {
 		return err
 	}
-	t.consumed[topicPartition{rec.Topic, rec.Partition}] = rec.Offset + 1
+	tp := topicPartition{rec.Topic, rec.Partition}
+	prev, had := t.consumed[tp]
+	t.consumed[tp] = rec.Offset + 1
 	t.hasCurrent = false
-	_, err := t.fire(processor.StreamTime, t.streamTime)
-	return err
+	if _, err := t.fire(processor.StreamTime, t.streamTime); err != nil {
+		// A punctuator this record made due failed: the record is not
+		// consumed either (the runtime undoes its effects with the
+		// punctuation's).
+		if had {
+			t.consumed[tp] = prev
+		} else {
+			delete(t.consumed, tp)
+		}
+		return err
+	}
+	return nil
 }
 
 // Punctuate advances the task's wall clock to now (it never goes back) and
@@ -326,12 +369,29 @@ func (t *Task) Close() error {
 	}
 	for _, s := range t.storeList {
 		if err := s.engine.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("task %s: close store %q: %w", t.id, s.spec.Name, err))
+			errs = append(errs, &StoreCloseError{Task: t.id, Store: s.spec.Name, Err: err})
 		}
 	}
 	t.schedules = nil
 	return errors.Join(errs...)
 }
+
+// StoreCloseError reports a store whose engine did not close cleanly. When
+// a processor leaked iterators, Err is a *store.OpenIteratorsError and the
+// store is closed anyway.
+type StoreCloseError struct {
+	Task  processor.TaskID
+	Store string
+	Err   error
+}
+
+// Error implements error.
+func (e *StoreCloseError) Error() string {
+	return fmt.Sprintf("task %s: close store %q: %v", e.Task, e.Store, e.Err)
+}
+
+// Unwrap returns the engine's error.
+func (e *StoreCloseError) Unwrap() error { return e.Err }
 
 func (t *Task) observe(ts time.Time) {
 	if ts.IsZero() {
@@ -349,8 +409,19 @@ func (t *Task) recordMetadata() (processor.RecordMetadata, bool) {
 	return processor.RecordMetadata{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset}, true
 }
 
+// origin describes the record node is sending now.
+func (t *Task) origin(node string) Origin {
+	o := Origin{Node: node, Offset: -1}
+	if c := &t.current; t.hasCurrent && !t.punctuating {
+		o.Topic, o.Partition, o.Offset = c.Topic, c.Partition, c.Offset
+	}
+	return o
+}
+
 func (t *Task) errorContext(node string, err error) processor.ErrorContext {
-	ec := processor.ErrorContext{TaskID: t.id, Node: node, Err: err, Offset: -1, Produce: t.collector.Send}
+	from := t.origin(node)
+	produce := func(rec processor.ProducedRecord) error { return t.collector.Send(rec, from) }
+	ec := processor.ErrorContext{TaskID: t.id, Node: node, Err: err, Offset: -1, Produce: produce}
 	if c := &t.current; t.hasCurrent && !t.punctuating {
 		ec.Topic, ec.Partition, ec.Offset = c.Topic, c.Partition, c.Offset
 		ec.Key, ec.Value, ec.Headers, ec.Timestamp = c.Key, c.Value, c.Headers, c.Timestamp
@@ -367,9 +438,23 @@ func alreadyHandled(err error) bool {
 	return errors.As(err, &pe) || errors.As(err, &pr) || errors.As(err, &de)
 }
 
+// unavailable reports whether err says an external system the record
+// needs (the schema registry) is unavailable: an outage, not bad data, so
+// no error handler may see it. The task returns it as the record's error
+// instead; the runtime stops and commits only up to the record, so that a
+// restart resumes exactly at it.
+func unavailable(err error) bool { return errors.Is(err, serde.ErrRegistryUnavailable) }
+
 func (t *Task) deserializationFailed(node, part string, err error) error {
 	ec := t.errorContext(node, err)
-	if h := t.handlers.Deserialization; h != nil && h(ec) == processor.Continue {
+	if unavailable(err) {
+		if t.ctx.Err() != nil {
+			return fmt.Errorf("%w: source %q, %s of record at topic %q partition %d offset %d: %w",
+				ErrInterrupted, node, part, ec.Topic, ec.Partition, ec.Offset, err)
+		}
+		t.log.Error("schema registry unavailable: record not handed to the deserialization handler", "topic", ec.Topic,
+			"partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
+	} else if h := t.handlers.Deserialization; h != nil && h(ec) == processor.Continue {
 		t.log.Warn("dropped record that could not be deserialized", "topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
 		return nil
 	}
@@ -381,8 +466,10 @@ func (t *Task) processingFailed(node string, err error, punctuation bool) error 
 		return err
 	}
 	ec := t.errorContext(node, err)
-	if h := t.handlers.Processing; h != nil && h(ec) == processor.Continue {
-		return nil
+	if !unavailable(err) {
+		if h := t.handlers.Processing; h != nil && h(ec) == processor.Continue {
+			return nil
+		}
 	}
 	return &processor.ProcessingError{Node: node, TaskID: t.id, Punctuation: punctuation || t.punctuating,
 		Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Err: err}
@@ -390,8 +477,10 @@ func (t *Task) processingFailed(node string, err error, punctuation bool) error 
 
 func (t *Task) productionFailed(node string, out processor.ProducedRecord, err error) error {
 	ec := t.errorContext(node, err)
-	if h := t.handlers.Production; h != nil && h(ec, out) == processor.Continue {
-		return nil
+	if !unavailable(err) {
+		if h := t.handlers.Production; h != nil && h(ec, out) == processor.Continue {
+			return nil
+		}
 	}
 	return &processor.ProductionError{Node: node, OutputTopic: out.Topic, Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Err: err}
 }

@@ -147,3 +147,66 @@ func TestExtractorPatternAndPartitioner(t *testing.T) {
 		t.Fatal("a topic the pattern does not match was processed")
 	}
 }
+
+// TestSendOriginNamesNodeAndSourceRecord: every record handed to the
+// Collector says which node sent it and which source record (or
+// punctuation) it came from, so that a failure the broker reports later
+// can name them; a dead-letter record sent by an error handler names the
+// failing node.
+func TestSendOriginNamesNodeAndSourceRecord(t *testing.T) {
+	b := topology.New(topology.WithDeserializationHandler(processor.DeadLetter("dlq", nil)))
+	in := topology.Source(b, "in", "a", serde.String(), serde.Int64())
+	p := topology.ProcessFunc(b, "p", in, func(ctx processor.Context[string, int64], r processor.Record[string, int64]) error {
+		return ctx.Forward(r)
+	})
+	topology.Sink(b, "out", "o", p, serde.String(), serde.Int64())
+	h := newHarness(t, b, 0)
+	if err := h.task.Process(task.RawRecord{Topic: "a", Partition: 3, Offset: 41, Key: []byte("k"), Value: make([]byte, 8), Timestamp: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.task.Process(task.RawRecord{Topic: "a", Partition: 3, Offset: 42, Key: []byte("k"), Value: []byte("bad"), Timestamp: t0}); err != nil {
+		t.Fatal(err)
+	}
+	want := []task.Origin{
+		{Node: "out", Topic: "a", Partition: 3, Offset: 41},
+		{Node: "in", Topic: "a", Partition: 3, Offset: 42},
+	}
+	if len(h.col.origins) != 2 || h.col.origins[0] != want[0] || h.col.origins[1] != want[1] || h.col.sent[1].Topic != "dlq" {
+		t.Fatalf("origins = %+v (sent %d), want %+v", h.col.origins, len(h.col.sent), want)
+	}
+}
+
+// TestFailedStreamTimePunctuationLeavesRecordUnconsumed: when a stream-time
+// punctuator that the record made due fails, Process returns the error and
+// the record is not marked consumed (the runtime rolls back its effects
+// and resumes at it), as for any other failure of Process.
+func TestFailedStreamTimePunctuationLeavesRecordUnconsumed(t *testing.T) {
+	b := topology.New()
+	in := topology.Source(b, "in", "a", serde.String(), serde.String())
+	boom := errors.New("punctuator failed")
+	topology.Process(b, "p", in, func() processor.Processor[string, string, string, string] {
+		return &probe{events: new([]string), init: func(ctx processor.Context[string, string]) error {
+			_, err := ctx.Schedule(time.Minute, processor.StreamTime, func(ts time.Time) error {
+				if ts.After(t0) {
+					return boom
+				}
+				return nil
+			})
+			return err
+		}}
+	})
+	h := newHarness(t, b, 0)
+	if err := h.process("a", 7, "k", "v", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.process("a", 8, "k", "v", t0.Add(2*time.Minute)); !errors.Is(err, boom) {
+		t.Fatalf("Process = %v, want the punctuator's error", err)
+	}
+	offs, err := h.task.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []task.Offset{{Topic: "a", Partition: 3, Offset: 8}}; len(offs) != 1 || offs[0] != want[0] {
+		t.Fatalf("Commit = %v, want %v (the record whose punctuation failed is not consumed)", offs, want)
+	}
+}

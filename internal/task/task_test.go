@@ -21,12 +21,14 @@ func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 // collector records what sinks send.
 type collector struct {
 	sent       []processor.ProducedRecord
+	origins    []task.Origin
 	partitions int32
 	onSend     func(processor.ProducedRecord) error
 }
 
-func (c *collector) Send(r processor.ProducedRecord) error {
+func (c *collector) Send(r processor.ProducedRecord, from task.Origin) error {
 	c.sent = append(c.sent, r)
+	c.origins = append(c.origins, from)
 	if c.onSend != nil {
 		return c.onSend(r)
 	}
