@@ -346,6 +346,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 // Cleanup stops the workers, commits what they processed (unless the
 // runtime failed with an error that forbids it: a record's failure does
 // not, as the failed record was rolled back), and closes the tasks.
+// sarama also calls it after a Setup that failed, possibly before Setup
+// created anything of its session: it then finds no stop channel and no
+// tasks, as the previous session's Cleanup left none.
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	if h.stop != nil {
 		close(h.stop)
@@ -354,6 +357,7 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 		tr.queue.close()
 	}
 	h.wg.Wait()
+	h.stop = nil // closed: the next session's Setup makes its own
 	ok := h.r.mayCommit()
 	if ok {
 		var all []*taskRun
