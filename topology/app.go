@@ -85,6 +85,15 @@ type Config struct {
 	// CommitInterval is how often processed records are committed.
 	// Default 1s.
 	CommitInterval time.Duration
+	// ShutdownTimeout bounds how long Run (and so Close) takes to return
+	// once its context ends or a fatal error stops it: the final commit of
+	// every task and the closing of brook's clients. When they have not
+	// finished by then (the cluster cannot be reached), brook closes its
+	// connections to the brokers, which ends them at once, and Run returns
+	// a *ShutdownTimeoutError naming the tasks whose work since their last
+	// commit was not committed (it is processed again after a restart).
+	// Default 30s.
+	ShutdownTimeout time.Duration
 	// Guarantee is the processing guarantee. Default AtLeastOnce.
 	Guarantee Guarantee
 	// Workers is the number of processing goroutines; tasks are spread
@@ -140,6 +149,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
 	}
 	if c.Workers <= 0 {
 		c.Workers = 1
@@ -236,6 +248,7 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		Workers: cfg.Workers, Endpoint: cfg.QueryEndpoint, MaxBuffered: cfg.MaxBufferedRecords,
 		Logger: cfg.Logger, OnState: cfg.StateListener, OnRestore: cfg.RestoreListener,
 		SerdePreflight: topo.Preflight, LevelDB: cfg.LevelDB, ExactlyOnce: cfg.Guarantee == ExactlyOnce,
+		ShutdownTimeout: cfg.ShutdownTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -299,6 +312,15 @@ type AuthenticationError = runtime.AuthenticationError
 // certificate the broker refuses, or a listener that does not speak TLS.
 // It names the broker and says which. Run does not retry it.
 type TLSError = runtime.TLSError
+
+// ShutdownTimeoutError is returned by Run when stopping took longer than
+// Config.ShutdownTimeout (the cluster could not be reached) and brook cut
+// its connections to the brokers: Uncommitted names the tasks whose final
+// commit did not complete (their work since their last commit is
+// processed again after a restart: duplicates under at-least-once, an
+// aborted transaction under exactly-once), and Unwrap returns the error
+// that stopped the App, or the one the final commit ran into.
+type ShutdownTimeoutError = runtime.ShutdownTimeoutError
 
 // MissingTopicsError is returned by Run when source topics do not exist;
 // Topics lists them.

@@ -30,6 +30,13 @@ import (
 // gate blocks the processing of one chosen payment, the first time it is
 // processed, until the test releases it: before the payment's store write
 // and output when first is set, else after them.
+//
+// The app commits only when its processor asks (the commit interval is an
+// hour): after every payment but, unless first is set, the one just before
+// the gated one, preGate. As a record's output goes to the producer only
+// when its processing ends, the gated payment then holds its transaction
+// open with preGate's output in it (first unset), or holds an empty
+// transaction (first set).
 type gate struct {
 	amount   int64
 	first    bool
@@ -40,6 +47,15 @@ type gate struct {
 
 func newGate(amount int64, first bool) *gate {
 	return &gate{amount: amount, first: first, blocked: make(chan struct{}), released: make(chan struct{})}
+}
+
+// preGate is the payment just before the gated one.
+func (g *gate) preGate() int64 { return g.amount - 1 }
+
+// commitAfter reports whether the processor asks for a commit after the
+// payment of amount.
+func (g *gate) commitAfter(amount int64) bool {
+	return g.first || amount != g.preGate()
 }
 
 func (g *gate) hold(amount int64) {
@@ -73,11 +89,18 @@ func (g *gate) release() {
 // gatedPaymentsTopology is the payments app (per-account sums in a logged
 // store, every new balance to out) whose processor waits for the gate on
 // the gate's payment, before or after its store write and output.
-func gatedPaymentsTopology(t *testing.T, in, out string, g *gate) *topology.Topology {
+// With unlogged, the store has no changelog (its committed content lives
+// in the state dir only), so that the task's only output partition is
+// out's.
+func gatedPaymentsTopology(t *testing.T, in, out string, g *gate, unlogged bool) *topology.Topology {
 	t.Helper()
 	b := topology.New()
 	src := topology.Source(b, "payments", in, serde.String(), serde.Int64())
-	topology.KeyValueStore(b, "balances", serde.String(), serde.JSON[balance]())
+	var opts []topology.StoreOption
+	if unlogged {
+		opts = append(opts, topology.WithoutLogging())
+	}
+	topology.KeyValueStore(b, "balances", serde.String(), serde.JSON[balance](), opts...)
 	updates := topology.ProcessFunc(b, "sum", src, func(ctx processor.Context[string, balanceUpdate], r processor.Record[string, int64]) error {
 		if g.first {
 			g.hold(r.Value)
@@ -100,6 +123,9 @@ func gatedPaymentsTopology(t *testing.T, in, out string, g *gate) *topology.Topo
 		}
 		if !g.first {
 			g.hold(r.Value)
+		}
+		if g.commitAfter(r.Value) {
+			ctx.RequestCommit()
 		}
 		return nil
 	}, topology.WithStores("balances"))
@@ -182,6 +208,8 @@ type fenceCase struct {
 	holdFirst bool
 	// after is the number of payments that follow the gated one.
 	after int
+	// unlogged turns the store's changelog off.
+	unlogged bool
 	// configure adjusts the App's configuration.
 	configure func(*topology.Config)
 	// fence fences task 0_0's producer (transactional id tid) while the
@@ -220,15 +248,16 @@ func runFenceCase(t *testing.T, c fenceCase) {
 	log, logs := capturedLogger(t)
 	cfg := eosConfig(t, b, appID, t.TempDir())
 	cfg.Logger = log
+	cfg.CommitInterval = time.Hour // the processor asks for every commit
 	if c.configure != nil {
 		c.configure(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	app, done := startApp(t, ctx, gatedPaymentsTopology(t, in, out, g), cfg)
+	app, done := startApp(t, ctx, gatedPaymentsTopology(t, in, out, g, c.unlogged), cfg)
 	w.waitComplete(t, sent, 60*time.Second)
 
-	rest := []int64{gated}
+	rest := []int64{g.preGate(), gated}
 	for i := 0; i < c.after; i++ {
 		rest = append(rest, int64(20+i%50))
 	}
@@ -297,25 +326,54 @@ func waitCompleteWhileRunning(t *testing.T, w *outputWatcher, in payments, done 
 }
 
 // TestAppExactlyOnceFencedByNewOwner fences the task by registering its
-// transactional id, as an instance that took the task over does, at three
-// moments. Kafka and the embedded broker refuse the task's next request
-// with different errors depending on it: a write to a partition already in
-// the fenced transaction (Kafka: INVALID_PRODUCER_EPOCH; the embedded
-// broker: INVALID_TXN_STATE, as the partition is no longer in a
-// transaction of that producer), adding a partition to the transaction or
-// committing it (PRODUCER_FENCED). Every one means that another instance
-// owns the task: the outcome must be the same fence, never a fatal error.
+// transactional id, as an instance that took the task over does, at two
+// moments; the task's next write after the fence gets a different answer
+// from each broker:
+//
+//   - the fenced transaction already holds output: the next write to that
+//     partition is refused with INVALID_PRODUCER_EPOCH by Kafka, but with
+//     INVALID_TXN_STATE by the embedded broker (the partition is in no
+//     transaction of that producer any more);
+//   - the transaction is still empty: adding the first partition to it is
+//     refused with PRODUCER_FENCED by both.
+//
+// Every one means that another instance owns the task: the outcome must be
+// the same fence, never a fatal error. The test waits for the coordinator
+// to show the transaction's state before fencing it, and in the first case
+// the store has no changelog (whose partition, added at the commit, could
+// be refused with PRODUCER_FENCED before the refused write's answer
+// arrives), so each case takes the path it names on every run.
 func TestAppExactlyOnceFencedByNewOwner(t *testing.T) {
-	register := func(b *testutil.Broker, _ sarama.Client, tid string) { fenceTransactionalID(t, b, tid) }
 	t.Run("write to a partition in the transaction", func(t *testing.T) {
-		runFenceCase(t, fenceCase{after: 30, fence: register})
-	})
-	t.Run("commit after the writes", func(t *testing.T) {
-		runFenceCase(t, fenceCase{after: 0, fence: register})
+		runFenceCase(t, fenceCase{after: 30, unlogged: true, fence: func(b *testutil.Broker, client sarama.Client, tid string) {
+			waitTxnState(t, client, tid, "Ongoing")
+			fenceTransactionalID(t, b, tid)
+		}})
 	})
 	t.Run("first write of the transaction", func(t *testing.T) {
-		runFenceCase(t, fenceCase{holdFirst: true, after: 30, fence: register})
+		runFenceCase(t, fenceCase{holdFirst: true, after: 30, fence: func(b *testutil.Broker, client sarama.Client, tid string) {
+			if _, s := txnState(t, client, tid); s == "Ongoing" {
+				t.Fatalf("the held transaction is %s, want it empty", s)
+			}
+			fenceTransactionalID(t, b, tid)
+		}})
 	})
+}
+
+// waitTxnState waits until the coordinator reports state for tid.
+func waitTxnState(t *testing.T, client sarama.Client, tid, state string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, s := txnState(t, client, tid)
+		if s == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transaction %q is %s after 30s, want %s", tid, s, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestAppExactlyOnceTransactionTimeoutFence: the processor holds the task

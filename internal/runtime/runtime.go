@@ -85,6 +85,9 @@ type Config struct {
 	// restores, store writes kept in memory until their transaction
 	// commits.
 	ExactlyOnce bool
+	// ShutdownTimeout bounds stopping (shutdown.go); zero means
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 }
 
 // Runtime runs one application instance.
@@ -114,6 +117,14 @@ type Runtime struct {
 	txnStats TxnStats
 	// queries is the interactive-query view of the open tasks (query.go).
 	queries queryRegistry
+	// Stopping (shutdown.go): base is the sarama configuration before the
+	// net cutter is installed, net cuts every connection when stopping
+	// exceeds ShutdownTimeout, stopCtx is Run's context, and uncommitted
+	// names the tasks whose final commit did not complete.
+	base        *sarama.Config
+	net         *netCutter
+	stopCtx     context.Context
+	uncommitted []string
 	// failures attributes the shared producer's failures to tasks
 	// (failure.go).
 	failures failureBook
@@ -142,6 +153,9 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Sarama == nil {
 		cfg.Sarama = sarama.NewConfig()
 	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	if cfg.ExactlyOnce {
 		// Consumers, offset fetches and restores see committed
 		// transactions only.
@@ -150,7 +164,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.Sarama = &sc
 	}
 	r := &Runtime{
-		cfg: cfg, log: cfg.Logger,
+		cfg: cfg, log: cfg.Logger, base: cfg.Sarama,
 		restored:        map[assign.TaskID]map[string]int64{},
 		restoredRecords: map[assign.TaskID]int64{},
 	}
@@ -260,17 +274,33 @@ func (r *Runtime) localState() assign.LocalState {
 
 // Run starts the runtime and blocks until ctx ends (nil error) or a fatal
 // error stops it. Every goroutine it starts has exited when it returns.
+// Stopping (the final commit, closing the clients) takes at most
+// ShutdownTimeout: past it the runtime cuts its connections to the
+// cluster and returns a *ShutdownTimeoutError (shutdown.go).
 func (r *Runtime) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.mu.Lock()
 	r.cancel = cancel
+	r.stopCtx = ctx
 	r.mu.Unlock()
 	defer func() {
 		if err != nil {
 			r.setState(Error)
 		}
 		r.setState(Stopped)
+	}()
+	// Every client dials through the net cutter; the watch cuts it if
+	// stopping outlasts the bound. Deferred first after the state: it
+	// ends after every client below is closed.
+	sc := *r.base
+	r.net = installNetCutter(&sc)
+	r.cfg.Sarama = &sc
+	endWatch := r.watchShutdown(ctx)
+	defer func() {
+		if endWatch() {
+			err = r.shutdownError(err)
+		}
 	}()
 
 	base := r.cfg.Sarama

@@ -43,6 +43,9 @@ type taskRun struct {
 	txn      *txnProducer
 	overlays []*store.Overlay
 	gone     chan struct{}
+	// commits counts the task's completed commits (Cleanup compares it
+	// across the final commit).
+	commits int
 }
 
 // maxPendingWrites bounds the store writes a task holds in memory
@@ -359,14 +362,27 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	h.wg.Wait()
 	h.stop = nil // closed: the next session's Setup makes its own
 	ok := h.r.mayCommit()
+	all := make([]*taskRun, 0, len(h.tasks))
+	before := make([]int, 0, len(h.tasks))
+	for _, tr := range h.tasks {
+		all = append(all, tr)
+		before = append(before, tr.commits)
+	}
 	if ok {
-		var all []*taskRun
-		for _, tr := range h.tasks {
-			all = append(all, tr)
-		}
 		if err := h.commit(sess, all); err != nil {
 			h.r.commitFailed(err)
 		}
+	}
+	if h.r.stopping() {
+		// The final commit: remember whose did not complete, for the
+		// error of a shutdown that outlasts its bound.
+		var left []string
+		for i, tr := range all {
+			if !ok || tr.commits == before[i] {
+				left = append(left, tr.id.String())
+			}
+		}
+		h.r.noteUncommitted(left)
 	}
 	h.closeTasks(ok)
 	h.r.setState(Rebalancing)
@@ -585,6 +601,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	sess.Commit()
 	for _, d := range committed {
 		tr := d.tr
+		tr.commits++
 		for tp := range tr.logged {
 			if tr.tables[tp] {
 				for _, o := range d.offs {
