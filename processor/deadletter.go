@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"errors"
 	"log/slog"
 	"strconv"
 	"time"
@@ -53,6 +54,43 @@ func DeadLetterRecord(topic string, ec ErrorContext, now time.Time) ProducedReco
 	return ProducedRecord{Topic: topic, Partition: -1, Key: ec.Key, Value: ec.Value, Timestamp: ts, Headers: h}
 }
 
+// TopicWriter is implemented by error handlers that write records to
+// topics of their own, such as the handler DeadLetter returns.
+// topology.WithDeserializationHandler and topology.WithProcessingHandler
+// remember those topics, and the Kafka runtime checks before joining its
+// consumer group that each of them exists, as it does for source and sink
+// topics: a missing dead-letter topic is a start-up error, not a failure
+// at the first bad record.
+type TopicWriter interface {
+	// OutputTopics returns the topics the handler writes to.
+	OutputTopics() []string
+}
+
+// DeadLetterHandler is the handler DeadLetter returns: a function usable
+// wherever a DeserializationHandler or a ProcessingHandler is, that also
+// reports its dead-letter topic (it implements TopicWriter). Make one with
+// DeadLetter; a function converted to DeadLetterHandler by hand reports no
+// topic.
+type DeadLetterHandler func(ErrorContext) HandlerResponse
+
+// OutputTopics returns the handler's dead-letter topic.
+func (h DeadLetterHandler) OutputTopics() []string {
+	if h == nil {
+		return nil
+	}
+	// A handler made by DeadLetter answers a probe with its topic and
+	// does nothing else; the probe marks the call as not an error.
+	var topic string
+	h(ErrorContext{Offset: -1, Err: errTopicProbe, topicProbe: &topic})
+	if topic == "" {
+		return nil
+	}
+	return []string{topic}
+}
+
+// errTopicProbe is the Err of the ErrorContext OutputTopics passes.
+var errTopicProbe = errors.New("processor: asking the handler for its topic; no record failed")
+
 // DeadLetter returns a handler, usable as a DeserializationHandler or a
 // ProcessingHandler, that writes the failed source record's original
 // bytes to topic with the brook.dlq.* headers and continues. If the
@@ -61,11 +99,19 @@ func DeadLetterRecord(topic string, ec ErrorContext, now time.Time) ProducedReco
 // record is never dropped silently. An unavailable schema registry never
 // reaches it (see DeserializationHandler): good records are not
 // dead-lettered because of an outage. A nil logger uses slog.Default().
-func DeadLetter(topic string, logger *slog.Logger) func(ErrorContext) HandlerResponse {
+//
+// The handler reports topic through OutputTopics, so the Kafka runtime
+// refuses to start (a *topology.MissingTopicsError) when topic does not
+// exist, before it consumes anything.
+func DeadLetter(topic string, logger *slog.Logger) DeadLetterHandler {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return func(ec ErrorContext) HandlerResponse {
+		if ec.topicProbe != nil {
+			*ec.topicProbe = topic
+			return Fail
+		}
 		if ec.Produce == nil || ec.Offset < 0 {
 			return Fail
 		}

@@ -57,6 +57,9 @@ type ErrorContext struct {
 	// outside a task, such as a production handler's for a record the
 	// broker refused.
 	Produce func(ProducedRecord) error
+
+	// topicProbe is set only by DeadLetterHandler.OutputTopics.
+	topicProbe *string
 }
 
 // DeserializationHandler decides what happens to a source record whose key

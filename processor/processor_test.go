@@ -227,3 +227,25 @@ func TestErrorsAndHandlers(t *testing.T) {
 		t.Error("TaskID.String")
 	}
 }
+
+// TestDeadLetterReportsItsTopic: the handler DeadLetter returns names its
+// topic through TopicWriter without producing anything; a function merely
+// converted to DeadLetterHandler names none.
+func TestDeadLetterReportsItsTopic(t *testing.T) {
+	h := processor.DeadLetter("payments-dlq", slog.New(slog.DiscardHandler))
+	var tw processor.TopicWriter = h
+	if got := tw.OutputTopics(); !slices.Equal(got, []string{"payments-dlq"}) {
+		t.Fatalf("OutputTopics = %v, want [payments-dlq]", got)
+	}
+	var calls []processor.ErrorContext
+	other := processor.DeadLetterHandler(func(ec processor.ErrorContext) processor.HandlerResponse {
+		calls = append(calls, ec)
+		return processor.Continue
+	})
+	if got := other.OutputTopics(); got != nil {
+		t.Fatalf("a converted function reports topics %v", got)
+	}
+	if len(calls) != 1 || calls[0].Offset != -1 || calls[0].Produce != nil || calls[0].Err == nil {
+		t.Fatalf("the converted function saw %+v, want one call without a record or a producer", calls)
+	}
+}

@@ -37,7 +37,7 @@ func TestRestore100kFromBroker(t *testing.T) {
 	topic := store.ChangelogTopic(testutil.TopicName(t, "app"), "profiles")
 	const partition = 1
 	if testutil.RealKafka() {
-		if err := changelog.EnsureTopic(admin, changelog.TopicSpec{Name: topic, Partitions: 2, ReplicationFactor: 1}); err != nil {
+		if err := changelog.EnsureTopic(context.Background(), admin, changelog.TopicSpec{Name: topic, Partitions: 2, ReplicationFactor: 1}); err != nil {
 			t.Fatal(err)
 		}
 	} else {

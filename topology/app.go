@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/changelog"
 	"github.com/brookstream/brook/internal/runtime"
 	"github.com/brookstream/brook/internal/scram"
 	"github.com/brookstream/brook/store"
@@ -72,15 +73,23 @@ type SASL struct {
 }
 
 // Config configures an App. Only ApplicationID and Brokers are required;
-// every other zero value picks the documented default.
+// every other zero value picks the documented default. NewApp applies the
+// defaults to its own copy; the Config itself is never modified.
 type Config struct {
-	// ApplicationID names the application: it is the consumer group id
-	// and the prefix of its changelog topics. Required.
+	// ApplicationID names the application: it is the consumer group id,
+	// the prefix of its changelog topics and the folder of its state
+	// under StateDir. Required. It must be a legal part of a Kafka topic
+	// name: only ASCII letters, digits, '.', '_' and '-', and short
+	// enough that every changelog topic "<ApplicationID>-<store>-changelog"
+	// stays within Kafka's 249 characters.
 	ApplicationID string
 	// Brokers are the bootstrap addresses. Required.
 	Brokers []string
 	// StateDir holds the local stores, one folder per application and
-	// task. Default: os.TempDir()/brook.
+	// task. Default: os.TempDir()/brook. An instance locks
+	// <StateDir>/<ApplicationID> while it runs: a second instance of the
+	// same application with the same StateDir is refused at start
+	// (*StateDirLockedError). Give each instance on a host its own.
 	StateDir string
 	// CommitInterval is how often processed records are committed.
 	// Default 1s.
@@ -119,6 +128,27 @@ type Config struct {
 	SASL *SASL
 	// ClientID is sent to the brokers. Default "brook-<ApplicationID>".
 	ClientID string
+	// ReplicationFactor is the replication factor of the internal topics
+	// the App creates (the changelog topics of logged stores). Default
+	// (0 or -1): the broker's default.replication.factor (KIP-464, Kafka
+	// 2.4+). When positive, an existing changelog topic must have it too,
+	// else Run refuses to start naming the topic.
+	ReplicationFactor int
+	// MinInsyncReplicas sets min.insync.replicas on the internal topics
+	// the App creates. Default (0): not set, the topic follows the
+	// broker's min.insync.replicas. When positive, an existing changelog
+	// topic must have it too, else Run refuses to start naming the topic.
+	// It must not exceed a positive ReplicationFactor.
+	MinInsyncReplicas int
+	// StartupTimeout bounds the start-up steps before the App joins its
+	// group: connecting to the brokers, the schema-registry preflight,
+	// checking topics, creating changelog topics, starting the producer.
+	// A broker that accepts connections but never answers makes Run fail
+	// after StartupTimeout with a *StartupTimeoutError naming the step.
+	// Default 60s (Kafka's default.api.timeout.ms); keep it above the
+	// sarama dial time-out (30s) when some bootstrap brokers may be
+	// unreachable.
+	StartupTimeout time.Duration
 	// Logger receives the App's logs. Default: slog.Default().
 	Logger *slog.Logger
 	// StateListener is called on every state change, on the goroutine
@@ -133,10 +163,17 @@ type Config struct {
 	ConfigureSarama func(*sarama.Config)
 }
 
-// Validate fills defaults and reports the first problem.
-func (c *Config) Validate() error {
-	if strings.TrimSpace(c.ApplicationID) == "" {
+// Validate reports the first problem of the configuration. It does not
+// change c: the defaults are applied by NewApp to its own copy.
+func (c Config) Validate() error {
+	if c.ApplicationID == "" {
 		return errors.New("brook: Config.ApplicationID is required")
+	}
+	if err := validTopicPart(c.ApplicationID); err != nil {
+		return fmt.Errorf("brook: Config.ApplicationID %q %w", c.ApplicationID, err)
+	}
+	if n := len(changelogName(c.ApplicationID, "s")); n > maxTopicLen {
+		return fmt.Errorf("brook: Config.ApplicationID %q is too long: its changelog topics would exceed Kafka's %d characters", c.ApplicationID, maxTopicLen)
 	}
 	if len(c.Brokers) == 0 {
 		return errors.New("brook: Config.Brokers is required")
@@ -144,13 +181,47 @@ func (c *Config) Validate() error {
 	if c.Guarantee != AtLeastOnce && c.Guarantee != ExactlyOnce {
 		return fmt.Errorf("brook: Config.Guarantee %d is not AtLeastOnce or ExactlyOnce", int(c.Guarantee))
 	}
+	if c.SASL != nil {
+		switch c.SASL.Mechanism {
+		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return fmt.Errorf("brook: Config.SASL.Mechanism %q is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
+		}
+		if c.SASL.User == "" {
+			return errors.New("brook: Config.SASL.User is required when Config.SASL is set")
+		}
+	}
+	if err := c.LevelDB.Validate(); err != nil {
+		return fmt.Errorf("brook: Config.LevelDB: %w", err)
+	}
+	if c.ReplicationFactor < -1 || c.ReplicationFactor > math.MaxInt16 {
+		return fmt.Errorf("brook: Config.ReplicationFactor %d must be -1 (broker default), 0 (default) or a positive replica count", c.ReplicationFactor)
+	}
+	if c.MinInsyncReplicas < 0 {
+		return fmt.Errorf("brook: Config.MinInsyncReplicas %d is negative", c.MinInsyncReplicas)
+	}
+	if c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor {
+		return fmt.Errorf("brook: Config.MinInsyncReplicas %d exceeds Config.ReplicationFactor %d: no write with acks=all could succeed", c.MinInsyncReplicas, c.ReplicationFactor)
+	}
+	if c.StartupTimeout < 0 {
+		return fmt.Errorf("brook: Config.StartupTimeout %v is negative", c.StartupTimeout)
+	}
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("brook: Config.ShutdownTimeout %v is negative", c.ShutdownTimeout)
+	}
+	return nil
+}
+
+// withDefaults returns a copy of c with every zero field set to its
+// documented default.
+func (c Config) withDefaults() Config {
 	if c.StateDir == "" {
 		c.StateDir = defaultStateDir()
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
 	}
-	if c.ShutdownTimeout <= 0 {
+	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
 	if c.Workers <= 0 {
@@ -165,14 +236,50 @@ func (c *Config) Validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.SASL != nil {
-		switch c.SASL.Mechanism {
-		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		default:
-			return fmt.Errorf("brook: Config.SASL.Mechanism %q is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = -1
+	}
+	if c.StartupTimeout == 0 {
+		c.StartupTimeout = defaultStartupTimeout
+	}
+	return c
+}
+
+// defaultStartupTimeout is Config.StartupTimeout's default.
+const defaultStartupTimeout = 60 * time.Second
+
+// maxTopicLen is Kafka's limit on topic name length.
+const maxTopicLen = 249
+
+// validTopicPart checks that s only has characters Kafka allows in topic
+// names (ASCII letters, digits, '.', '_', '-').
+func validTopicPart(s string) error {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' {
+			continue
 		}
-		if c.SASL.User == "" {
-			return errors.New("brook: Config.SASL.User is required when Config.SASL is set")
+		return fmt.Errorf("has the character %q at byte %d; Kafka topic names allow only ASCII letters, digits, '.', '_' and '-'", rune(c), i)
+	}
+	return nil
+}
+
+func changelogName(appID, storeName string) string { return store.ChangelogTopic(appID, storeName) }
+
+// checkTopicNames checks that every changelog topic of topo's logged
+// stores is a legal Kafka topic name for appID.
+func checkTopicNames(topo *Topology, appID string) error {
+	for _, name := range topo.storeOrder {
+		spec := topo.graph.Stores[name]
+		if spec == nil || !spec.Logged || spec.SourceTopic != "" {
+			continue
+		}
+		topic := changelogName(appID, name)
+		if err := validTopicPart(name); err != nil {
+			return fmt.Errorf("brook: store %q cannot name its changelog topic %q: the store name %w", name, topic, err)
+		}
+		if len(topic) > maxTopicLen {
+			return fmt.Errorf("brook: store %q: its changelog topic %q has %d characters, more than Kafka's %d; shorten the application id or the store name", name, topic, len(topic), maxTopicLen)
 		}
 	}
 	return nil
@@ -181,12 +288,14 @@ func (c *Config) Validate() error {
 // SaramaConfig returns a sarama configuration with the connection settings
 // brook's own clients use (protocol version, client id, TLS, SASL, then
 // ConfigureSarama), for clients of your own that must reach the same
-// brokers the same way. It validates a copy of c; c is not changed.
+// brokers the same way. It validates c and applies the defaults to a copy;
+// c is not changed.
 func (c Config) SaramaConfig() (*sarama.Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return c.sarama(), nil
+	d := c.withDefaults()
+	return d.sarama(), nil
 }
 
 func (c *Config) sarama() *sarama.Config {
@@ -242,13 +351,20 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkTopicNames(topo, cfg.ApplicationID); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	appID := c.ApplicationID
 	rt, err := runtime.New(runtime.Config{
-		Graph: topo.graph, ApplicationID: cfg.ApplicationID, Brokers: cfg.Brokers,
-		Sarama: cfg.sarama(), StateDir: cfg.StateDir, CommitInterval: cfg.CommitInterval,
-		Workers: cfg.Workers, Endpoint: cfg.QueryEndpoint, MaxBuffered: cfg.MaxBufferedRecords,
-		Logger: cfg.Logger, OnState: cfg.StateListener, OnRestore: cfg.RestoreListener,
-		SerdePreflight: topo.Preflight, LevelDB: cfg.LevelDB, ExactlyOnce: cfg.Guarantee == ExactlyOnce,
-		ShutdownTimeout: cfg.ShutdownTimeout,
+		Graph: topo.graph, ApplicationID: appID, Brokers: c.Brokers,
+		Sarama: c.sarama(), StateDir: c.StateDir, CommitInterval: c.CommitInterval,
+		Workers: c.Workers, Endpoint: c.QueryEndpoint, MaxBuffered: c.MaxBufferedRecords,
+		Logger: c.Logger, OnState: c.StateListener, OnRestore: c.RestoreListener,
+		SerdePreflight: func(ctx context.Context) error { return topo.PreflightFor(ctx, appID) },
+		LevelDB:        c.LevelDB, ExactlyOnce: c.Guarantee == ExactlyOnce,
+		ReplicationFactor: int16(c.ReplicationFactor), MinInsyncReplicas: c.MinInsyncReplicas,
+		StartupTimeout: c.StartupTimeout, ShutdownTimeout: c.ShutdownTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -325,6 +441,20 @@ type ShutdownTimeoutError = runtime.ShutdownTimeoutError
 // MissingTopicsError is returned by Run when source topics do not exist;
 // Topics lists them.
 type MissingTopicsError = runtime.MissingTopicsError
+
+// StateDirLockedError is returned by Run when another instance (in this
+// process or another) holds the application's folder under StateDir.
+type StateDirLockedError = runtime.StateDirLockedError
+
+// StartupTimeoutError is returned by Run when a start-up step before
+// joining the group did not finish within Config.StartupTimeout.
+type StartupTimeoutError = runtime.StartupTimeoutError
+
+// TopicMismatchError is returned by Run when an existing changelog topic's
+// partition count, cleanup policy, replication factor or
+// min.insync.replicas is not what the App needs; it names the topic, the
+// setting and the expected and actual values.
+type TopicMismatchError = changelog.TopicMismatchError
 
 // CoPartitionError is returned by Run when co-partitioned source topics of
 // a sub-topology have different partition counts; it names the topics and

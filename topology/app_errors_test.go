@@ -158,6 +158,12 @@ func committedOffset(t *testing.T, b *testutil.Broker, group, topic string, part
 	}
 	defer admin.Close()
 	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {partition}})
+	// A real broker answers COORDINATOR_LOAD_IN_PROGRESS for a while after
+	// a coordinator moves or starts: ask again.
+	for deadline := time.Now().Add(15 * time.Second); errors.Is(err, sarama.ErrOffsetsLoadInProgress) && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		resp, err = admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {partition}})
+	}
 	if errors.Is(err, sarama.ErrGroupIDNotFound) {
 		return -1 // kfake says so for a group that never committed; Kafka answers -1
 	}

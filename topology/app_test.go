@@ -165,6 +165,7 @@ func TestAppCountsAndRestoresTail(t *testing.T) {
 func TestAppMissingSourceTopic(t *testing.T) {
 	b := testutil.NewBroker(t)
 	in, out := testutil.TopicName(t, "missing"), testutil.TopicName(t, "out")
+	b.CreateTopic(t, out, 1, nil)
 	app, err := topology.NewApp(countTopology(t, in, out), topology.Config{
 		ApplicationID: testutil.TopicName(t, "app"), Brokers: b.Addrs(), StateDir: t.TempDir(), Logger: testLogger(t),
 	})
@@ -177,7 +178,7 @@ func TestAppMissingSourceTopic(t *testing.T) {
 	}
 	t.Log(err)
 	var missing *topology.MissingTopicsError
-	if !errors.As(err, &missing) || len(missing.Topics) != 1 || missing.Topics[0] != in {
+	if !errors.As(err, &missing) || len(missing.Topics) != 1 || missing.Topics[0] != in || len(missing.Sources) != 1 || missing.Sources[0] != in {
 		t.Fatalf("error %v is not a MissingTopicsError naming %q", err, in)
 	}
 }

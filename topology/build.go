@@ -91,22 +91,58 @@ type Topology struct {
 	// nodeOrder and storeOrder keep declaration order for descriptions.
 	nodeOrder  []string
 	storeOrder []string
-	// preflights are the serdes to check before joining the group.
-	preflights []preflight
+	// preflights are the serdes to check before joining the group;
+	// storePreflights the stores' serdes.
+	preflights      []preflight
+	storePreflights []storePreflight
 }
 
 // Preflight runs every check the topology's serdes need before use: each
 // Avro serde's schema against its subject in the schema registry, at the
-// subject's compatibility level. App.Run calls it before joining the
-// consumer group; call it yourself to fail fast in a deploy step. The
-// error names the node, topic and key/value part, and wraps the serde's
-// error (a *serde.IncompatibleSchemaError names subject, level and the
-// registry's reasons).
+// subject's compatibility level. It covers the serdes of sources, sinks and
+// tables, and of the stores whose subject does not depend on the
+// application id; a logged store's subjects derive from its changelog
+// topic "<application-id>-<store>-changelog", which only PreflightFor
+// knows. App.Run calls PreflightFor before joining the consumer group;
+// call it yourself to fail fast in a deploy step. The error names the node
+// (or store), topic and key/value part, and wraps the serde's error (a
+// *serde.IncompatibleSchemaError names subject, level and the registry's
+// reasons).
 func (t *Topology) Preflight(ctx context.Context) error {
+	return t.preflight(ctx, "")
+}
+
+// PreflightFor runs Preflight and also checks every logged store's serdes
+// against the subjects of its changelog topic for applicationID. App.Run
+// calls it before joining the consumer group.
+func (t *Topology) PreflightFor(ctx context.Context, applicationID string) error {
+	if applicationID == "" {
+		return errors.New("topology: PreflightFor needs an application id")
+	}
+	return t.preflight(ctx, applicationID)
+}
+
+func (t *Topology) preflight(ctx context.Context, appID string) error {
 	var errs []error
 	for _, p := range t.preflights {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := p.check.Preflight(ctx, p.topic); err != nil {
 			errs = append(errs, fmt.Errorf("topology: node %q, topic %q, %s serde: %w", p.node, p.topic, p.part, err))
+		}
+	}
+	for _, p := range t.storePreflights {
+		spec := t.graph.Stores[p.store]
+		if spec == nil || spec.Logged && appID == "" {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		topic := spec.SerdeTopic(appID)
+		if err := p.check.Preflight(ctx, topic); err != nil {
+			errs = append(errs, fmt.Errorf("topology: store %q, topic %q, %s serde: %w", p.store, topic, p.part, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -230,8 +266,15 @@ func (b *Builder) Build() (*Topology, error) {
 	if len(problems) > 0 {
 		return nil, joinProblems(problems)
 	}
-	g := &task.Graph{Nodes: specs, Stores: stores, SubTopologies: subs, Handlers: b.handlers}
-	t := &Topology{graph: g, preflights: slices.Clone(b.preflights)}
+	handlers := b.handlers
+	handlers.Topics = nil
+	for _, tp := range slices.Concat(b.deserTopics, b.procTopics) {
+		if !slices.Contains(handlers.Topics, tp) {
+			handlers.Topics = append(handlers.Topics, tp)
+		}
+	}
+	g := &task.Graph{Nodes: specs, Stores: stores, SubTopologies: subs, Handlers: handlers}
+	t := &Topology{graph: g, preflights: slices.Clone(b.preflights), storePreflights: slices.Clone(b.storePreflights)}
 	for _, d := range b.nodes {
 		t.nodeOrder = append(t.nodeOrder, d.spec.Name)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/brookstream/brook/internal/task"
@@ -23,6 +24,12 @@ type Builder struct {
 	problems    []*ValidationError
 	handlers    task.Handlers
 	preflights  []preflight
+	// storePreflights are the store serdes to check; their topic depends
+	// on the store (and the application id for a logged store).
+	storePreflights []storePreflight
+	// deserTopics and procTopics are the topics the error handlers write
+	// to (processor.TopicWriter).
+	deserTopics, procTopics []string
 }
 
 // preflight is a serde that must be checked against an external system
@@ -45,6 +52,24 @@ func (b *Builder) addPreflights(node string, topics []string, keys, values any) 
 	}
 }
 
+// storePreflight is a store serde to check against the registry; its topic
+// is the store's serde topic (task.StoreSpec.SerdeTopic).
+type storePreflight struct {
+	store, part string
+	check       serde.Preflighter
+}
+
+// addStorePreflights remembers the key and value serdes of a store that
+// implement serde.Preflighter.
+func (b *Builder) addStorePreflights(name string, keys, values any) {
+	if p, ok := keys.(serde.Preflighter); ok {
+		b.storePreflights = append(b.storePreflights, storePreflight{store: name, part: "key", check: p})
+	}
+	if p, ok := values.(serde.Preflighter); ok {
+		b.storePreflights = append(b.storePreflights, storePreflight{store: name, part: "value", check: p})
+	}
+}
+
 type nodeDecl struct {
 	spec    task.NodeSpec
 	index   int
@@ -59,19 +84,45 @@ type parentRef struct {
 // Option configures a Builder.
 type Option func(*Builder)
 
+// ErrorHandlerFunc is the shape of deserialization and processing error
+// handlers: processor.DeserializationHandler, processor.ProcessingHandler,
+// processor.DeadLetterHandler, the result of processor.LogAndContinue, or
+// a plain function literal.
+type ErrorHandlerFunc interface {
+	~func(processor.ErrorContext) processor.HandlerResponse
+}
+
 // WithDeserializationHandler sets the handler for source records whose key
 // or value cannot be deserialized (or whose timestamp cannot be
 // extracted). Without one, processing fails with a
 // *processor.DeserializationError naming the topic, partition and offset.
-func WithDeserializationHandler(h processor.DeserializationHandler) Option {
-	return func(b *Builder) { b.handlers.Deserialization = h }
+// A handler that implements processor.TopicWriter (processor.DeadLetter's)
+// has its topics checked for existence when the App starts.
+func WithDeserializationHandler[H ErrorHandlerFunc](h H) Option {
+	return func(b *Builder) {
+		b.handlers.Deserialization = processor.DeserializationHandler(h)
+		b.deserTopics = handlerTopics(h)
+	}
 }
 
 // WithProcessingHandler sets the handler for errors returned by processors
 // and punctuators. Without one, processing fails with a
-// *processor.ProcessingError.
-func WithProcessingHandler(h processor.ProcessingHandler) Option {
-	return func(b *Builder) { b.handlers.Processing = h }
+// *processor.ProcessingError. A handler that implements
+// processor.TopicWriter (processor.DeadLetter's) has its topics checked
+// for existence when the App starts.
+func WithProcessingHandler[H ErrorHandlerFunc](h H) Option {
+	return func(b *Builder) {
+		b.handlers.Processing = processor.ProcessingHandler(h)
+		b.procTopics = handlerTopics(h)
+	}
+}
+
+// handlerTopics returns the topics a handler writes to, if it says.
+func handlerTopics(h any) []string {
+	if tw, ok := h.(processor.TopicWriter); ok {
+		return slices.Clone(tw.OutputTopics())
+	}
+	return nil
 }
 
 // WithProductionHandler sets the handler for records a sink cannot

@@ -71,6 +71,10 @@ func addKVStore[K, V any](b *Builder, spec task.StoreSpec, keys serde.Serde[K], 
 	if keys == nil || values == nil {
 		b.problem(InvalidStore, "", "", spec.Name, "store needs a key serde and a value serde")
 	}
+	if spec.SourceTopic == "" {
+		// A table's serdes are its source's (Table checks them there).
+		b.addStorePreflights(spec.Name, keys, values)
+	}
 	d := &storeDecl{spec: spec, index: len(b.stores)}
 	b.stores = append(b.stores, d)
 	b.storeByName[spec.Name] = d
@@ -108,6 +112,10 @@ func Table[K, V any](b *Builder, name, topic string, keys serde.Serde[K], values
 	if d, ok := b.nodeByName[src.name]; ok && d.spec.Kind == task.Source {
 		d.spec.ValueType = typeName[V]()
 	}
+	// The source's value serde wraps values (for tombstones) and hides
+	// them from Source's preflight: check the table's own value serde
+	// against the topic, as for any source.
+	b.addPreflights(name+"-source", []string{topic}, nil, values)
 	Process(b, name+"-materialize", src, func() processor.Processor[K, tableEntry[V], K, V] {
 		return &materializer[K, V]{ref: ref}
 	}, WithStores(name))

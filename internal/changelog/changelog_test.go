@@ -166,7 +166,7 @@ func TestEnsureTopic(t *testing.T) {
 	admin := newAdmin(t, b)
 
 	fresh := testutil.TopicName(t, "fresh")
-	if err := changelog.EnsureTopic(admin, changelog.TopicSpec{Name: fresh, Partitions: 4, ReplicationFactor: 1}); err != nil {
+	if err := changelog.EnsureTopic(context.Background(), admin, changelog.TopicSpec{Name: fresh, Partitions: 4, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	md, err := admin.DescribeTopics([]string{fresh})
@@ -177,13 +177,13 @@ func TestEnsureTopic(t *testing.T) {
 	if err := changelog.ValidateTopic(admin, fresh, 4); err != nil {
 		t.Fatalf("ValidateTopic of a topic EnsureTopic created: %v", err)
 	}
-	if err := changelog.EnsureTopic(admin, changelog.TopicSpec{Name: fresh, Partitions: 4, ReplicationFactor: 1}); err != nil {
+	if err := changelog.EnsureTopic(context.Background(), admin, changelog.TopicSpec{Name: fresh, Partitions: 4, ReplicationFactor: 1}); err != nil {
 		t.Fatalf("EnsureTopic of an existing good topic: %v", err)
 	}
 
 	wrongCount := testutil.TopicName(t, "count")
 	b.CreateTopic(t, wrongCount, 2, map[string]string{"cleanup.policy": "compact"})
-	err = changelog.EnsureTopic(admin, changelog.TopicSpec{Name: wrongCount, Partitions: 3, ReplicationFactor: 1})
+	err = changelog.EnsureTopic(context.Background(), admin, changelog.TopicSpec{Name: wrongCount, Partitions: 3, ReplicationFactor: 1})
 	var me *changelog.TopicMismatchError
 	if !errors.As(err, &me) || me.Topic != wrongCount || me.Setting != "partitions" || me.Expected != "3" || me.Actual != "2" {
 		t.Fatalf("EnsureTopic with a wrong partition count = %v", err)
@@ -196,7 +196,7 @@ func TestEnsureTopic(t *testing.T) {
 
 	wrongPolicy := testutil.TopicName(t, "policy")
 	b.CreateTopic(t, wrongPolicy, 3, map[string]string{"cleanup.policy": "delete"})
-	err = changelog.EnsureTopic(admin, changelog.TopicSpec{Name: wrongPolicy, Partitions: 3, ReplicationFactor: 1})
+	err = changelog.EnsureTopic(context.Background(), admin, changelog.TopicSpec{Name: wrongPolicy, Partitions: 3, ReplicationFactor: 1})
 	if !errors.As(err, &me) || me.Topic != wrongPolicy || me.Setting != "cleanup.policy" || me.Expected != "compact" || me.Actual != "delete" {
 		t.Fatalf("EnsureTopic with cleanup.policy=delete = %v", err)
 	}
@@ -208,7 +208,7 @@ func TestEnsureTopic(t *testing.T) {
 	}
 
 	windowed := testutil.TopicName(t, "windowed")
-	if err := changelog.EnsureTopic(admin, changelog.TopicSpec{Name: windowed, Partitions: 2, ReplicationFactor: 1, Retention: 2 * time.Hour}); err != nil {
+	if err := changelog.EnsureTopic(context.Background(), admin, changelog.TopicSpec{Name: windowed, Partitions: 2, ReplicationFactor: 1, Retention: 2 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	cfgs, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: windowed})
@@ -319,7 +319,7 @@ func TestReaderBelowLogStart(t *testing.T) {
 func TestReaderOverCompactionGaps(t *testing.T) {
 	b := testutil.NewBroker(t)
 	topic := testutil.TopicName(t, "compact")
-	if err := changelog.EnsureTopic(newAdmin(t, b), changelog.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
+	if err := changelog.EnsureTopic(context.Background(), newAdmin(t, b), changelog.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{}

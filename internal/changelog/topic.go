@@ -1,6 +1,7 @@
 package changelog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,12 +13,15 @@ import (
 )
 
 // TopicMismatchError reports an existing changelog topic whose partition
-// count or cleanup policy is not what its store needs. Fix the topic (or
-// delete it and its local state) before starting the application.
+// count, cleanup policy, replication factor or min.insync.replicas is not
+// what its store (or the configuration) needs. Fix the topic (or delete it
+// and its local state) before starting the application.
 type TopicMismatchError struct {
 	// Topic is the changelog topic.
 	Topic string
-	// Setting is "partitions" or "cleanup.policy".
+	// Setting is "partitions", "cleanup.policy", "replication.factor"
+	// (with the partition in Actual when one partition differs) or
+	// "min.insync.replicas".
 	Setting string
 	// Expected and Actual are the wanted and found values.
 	Expected string
@@ -47,7 +51,8 @@ type TopicSpec struct {
 	// Partitions must equal the partition count of the store's task
 	// sources.
 	Partitions int32
-	// ReplicationFactor for a new topic; 0 means the broker's default.
+	// ReplicationFactor for a new topic; 0 or -1 means the broker's
+	// default. When positive, an existing topic must have it too.
 	ReplicationFactor int16
 	// Retention, if positive, makes a new topic "compact,delete" with
 	// this retention.ms: the changelog of a window store, whose expired
@@ -55,13 +60,16 @@ type TopicSpec struct {
 	// the store's retention.
 	Retention time.Duration
 	// Configs are extra topic configs for a new topic (for example
-	// min.insync.replicas). cleanup.policy is set by EnsureTopic.
+	// min.insync.replicas). cleanup.policy is set by EnsureTopic. An
+	// existing topic must have the min.insync.replicas given here.
 	Configs map[string]string
 }
 
 // EnsureTopic creates the changelog topic compacted with spec.Partitions
-// partitions, or, if it exists, checks it with ValidateTopic.
-func EnsureTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
+// partitions, or, if it exists, checks it with ValidateTopic and against
+// spec's replication factor and min.insync.replicas. It stops waiting and
+// retrying when ctx ends.
+func EnsureTopic(ctx context.Context, admin sarama.ClusterAdmin, spec TopicSpec) error {
 	if spec.Partitions <= 0 {
 		return fmt.Errorf("changelog topic %q: partition count %d must be positive", spec.Name, spec.Partitions)
 	}
@@ -77,10 +85,13 @@ func EnsureTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
 	}
 	entries["cleanup.policy"] = &policy
 	rf := spec.ReplicationFactor
-	if rf == 0 {
+	if rf <= 0 {
 		rf = -1 // broker default (KIP-464)
 	}
 	for start := time.Now(); ; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		err := admin.CreateTopic(spec.Name, &sarama.TopicDetail{
 			NumPartitions: spec.Partitions, ReplicationFactor: rf, ConfigEntries: entries,
 		}, false)
@@ -91,18 +102,34 @@ func EnsureTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
 		if !retriableCreate(err) || time.Since(start) > topicWait {
 			return fmt.Errorf("changelog topic %q: create: %w", spec.Name, err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
 	}
 	// A topic just created (by us or by another instance racing us) takes
 	// a moment to appear in metadata: wait for it before validating.
 	deadline := time.Now().Add(topicWait)
 	for {
-		err := ValidateTopic(admin, spec.Name, spec.Partitions)
+		err := validateTopic(admin, spec)
 		var missing *TopicMissingError
 		if !errors.As(err, &missing) || time.Now().After(deadline) {
 			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// sleep waits d or until ctx ends (giving ctx's error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -126,6 +153,13 @@ const topicWait = 15 * time.Second
 // compact. It gives a *TopicMismatchError naming the topic, the expected
 // and the actual value, or a *TopicMissingError.
 func ValidateTopic(admin sarama.ClusterAdmin, topic string, partitions int32) error {
+	return validateTopic(admin, TopicSpec{Name: topic, Partitions: partitions})
+}
+
+// validateTopic is ValidateTopic plus spec's replication factor (when
+// positive) and min.insync.replicas (when in spec.Configs).
+func validateTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
+	topic := spec.Name
 	md, err := admin.DescribeTopics([]string{topic})
 	if err != nil {
 		return fmt.Errorf("changelog topic %q: describe: %w", topic, err)
@@ -136,24 +170,51 @@ func ValidateTopic(admin sarama.ClusterAdmin, topic string, partitions int32) er
 	if !errors.Is(md[0].Err, sarama.ErrNoError) {
 		return fmt.Errorf("changelog topic %q: describe: %w", topic, md[0].Err)
 	}
-	if got := int32(len(md[0].Partitions)); got != partitions {
-		return &TopicMismatchError{Topic: topic, Setting: "partitions", Expected: fmt.Sprint(partitions), Actual: fmt.Sprint(got)}
+	if got := int32(len(md[0].Partitions)); got != spec.Partitions {
+		return &TopicMismatchError{Topic: topic, Setting: "partitions", Expected: fmt.Sprint(spec.Partitions), Actual: fmt.Sprint(got)}
 	}
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{
-		Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"cleanup.policy"},
-	})
+	if rf := spec.ReplicationFactor; rf > 0 {
+		ps := slices.Clone(md[0].Partitions)
+		slices.SortFunc(ps, func(a, b *sarama.PartitionMetadata) int { return int(a.ID) - int(b.ID) })
+		for _, p := range ps {
+			if len(p.Replicas) != int(rf) {
+				return &TopicMismatchError{Topic: topic, Setting: "replication.factor", Expected: fmt.Sprint(rf),
+					Actual: fmt.Sprintf("%d (partition %d)", len(p.Replicas), p.ID)}
+			}
+		}
+	}
+	names := []string{"cleanup.policy"}
+	wantISR, checkISR := spec.Configs["min.insync.replicas"]
+	if checkISR {
+		names = append(names, "min.insync.replicas")
+	}
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: names})
 	if err != nil {
 		return fmt.Errorf("changelog topic %q: describe configs: %w", topic, err)
 	}
 	policy := "delete" // Kafka's default when the broker does not say
+	isr := ""
 	for _, e := range entries {
-		if e.Name == "cleanup.policy" {
+		switch e.Name {
+		case "cleanup.policy":
 			policy = e.Value
+		case "min.insync.replicas":
+			isr = e.Value
 		}
 	}
-	parts := strings.Split(strings.ReplaceAll(policy, " ", ""), ",")
-	if !slices.Contains(parts, "compact") {
+	if !HasCompact(policy) {
 		return &TopicMismatchError{Topic: topic, Setting: "cleanup.policy", Expected: "compact", Actual: policy}
 	}
+	if checkISR && isr != wantISR {
+		if isr == "" {
+			isr = "(not reported by the broker)"
+		}
+		return &TopicMismatchError{Topic: topic, Setting: "min.insync.replicas", Expected: wantISR, Actual: isr}
+	}
 	return nil
+}
+
+// HasCompact reports whether a cleanup.policy value includes compact.
+func HasCompact(policy string) bool {
+	return slices.Contains(strings.Split(strings.ReplaceAll(policy, " ", ""), ","), "compact")
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +90,20 @@ type Config struct {
 	// ShutdownTimeout bounds stopping (shutdown.go); zero means
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// ReplicationFactor of the changelog topics Run creates; 0 or -1 is
+	// the broker's default. When positive, existing changelog topics are
+	// checked against it.
+	ReplicationFactor int16
+	// MinInsyncReplicas, when positive, is set on the changelog topics Run
+	// creates and checked on existing ones.
+	MinInsyncReplicas int
+	// StartupTimeout bounds the start-up steps before the group is joined
+	// (0: defaultStartupTimeout).
+	StartupTimeout time.Duration
 }
+
+// defaultStartupTimeout is the StartupTimeout when Config leaves it 0.
+const defaultStartupTimeout = 60 * time.Second
 
 // Runtime runs one application instance.
 type Runtime struct {
@@ -155,6 +170,12 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.StartupTimeout <= 0 {
+		cfg.StartupTimeout = defaultStartupTimeout
+	}
+	if err := cfg.LevelDB.Validate(); err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
 	}
 	if cfg.ExactlyOnce {
 		// Consumers, offset fetches and restores see committed
@@ -274,6 +295,14 @@ func (r *Runtime) localState() assign.LocalState {
 
 // Run starts the runtime and blocks until ctx ends (nil error) or a fatal
 // error stops it. Every goroutine it starts has exited when it returns.
+//
+// Start-up, before the group is joined: lock the state folder, connect,
+// check the serdes, check topics and create the changelogs, start the
+// producer. Each step stops as soon as ctx ends (Run then returns nil) and
+// all of them together are bounded by StartupTimeout (a
+// *StartupTimeoutError). Until the first session starts, ending ctx also
+// cuts the group join short.
+//
 // Stopping (the final commit, closing the clients) takes at most
 // ShutdownTimeout: past it the runtime cuts its connections to the
 // cluster and returns a *ShutdownTimeoutError (shutdown.go).
@@ -303,30 +332,49 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		}
 	}()
 
-	base := r.cfg.Sarama
-	// TLS and SASL failures are configuration errors: report them now
-	// rather than after the client's metadata retries.
-	if err := checkSecurity(r.cfg.Brokers, base); err != nil {
+	lock, err := lockStateDir(filepath.Join(r.cfg.StateDir, r.cfg.ApplicationID))
+	if err != nil {
 		return err
 	}
+	defer func() {
+		if uerr := lock.unlock(); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+
+	base, guard := guardSarama(r.cfg.Sarama)
+	defer guard.disarm()
+	startCtx, cancelStart := context.WithTimeout(ctx, r.cfg.StartupTimeout)
+	defer cancelStart()
+	guard.arm(startCtx)
+	st := &startup{ctx: ctx, startCtx: startCtx, timeout: r.cfg.StartupTimeout}
+
+	// TLS and SASL failures are configuration errors: report them now
+	// rather than after the client's metadata retries.
+	st.step = fmt.Sprintf("checking TLS and SASL with the brokers %v", r.cfg.Brokers)
+	if err := checkSecurity(r.cfg.Brokers, base); err != nil {
+		return st.fail(err)
+	}
+	st.step = fmt.Sprintf("connecting to the brokers %v", r.cfg.Brokers)
 	client, err := sarama.NewClient(r.cfg.Brokers, base)
 	if err != nil {
-		return connectError("connect to", r.cfg.Brokers, base, err)
+		return st.fail(connectError("connect to", r.cfg.Brokers, base, err))
 	}
 	r.client = client
 	defer client.Close()
 	if r.cfg.SerdePreflight != nil {
-		if err := r.cfg.SerdePreflight(ctx); err != nil {
-			return fmt.Errorf("brook: serde preflight refused to start: %w", err)
+		st.step = "checking the serdes against the schema registry"
+		if err := r.cfg.SerdePreflight(startCtx); err != nil {
+			return st.fail(fmt.Errorf("brook: serde preflight refused to start: %w", err))
 		}
 	}
-	if err := r.preflight(ctx); err != nil {
-		return err
+	if err := r.preflight(startCtx, st); err != nil {
+		return st.fail(err)
 	}
 
 	if r.cfg.ExactlyOnce {
 		// Every task has its own transactional producer (txn.go).
-		return r.consume(ctx, base)
+		return r.consume(ctx, base, st, guard)
 	}
 	pcfg := *base
 	pcfg.Producer.Partitioner = newBrookPartitioner
@@ -338,26 +386,76 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 	if pcfg.Producer.Retry.Max < 10 {
 		pcfg.Producer.Retry.Max = 10
 	}
+	st.step = "starting the producer"
 	ap, err := sarama.NewAsyncProducer(r.cfg.Brokers, &pcfg)
 	if err != nil {
-		return connectError("producer for", r.cfg.Brokers, &pcfg, err)
+		return st.fail(connectError("producer for", r.cfg.Brokers, &pcfg, err))
 	}
 	r.prod = changelog.NewProducer(ap)
 	defer r.prod.Close()
-	return r.consume(ctx, base)
+	return r.consume(ctx, base, st, guard)
 }
 
+// startup tracks the start-up step in progress, to tell a time-out or a
+// cancellation from a failure.
+type startup struct {
+	ctx, startCtx context.Context
+	timeout       time.Duration
+	step          string
+}
+
+// fail turns a start-up step's error into Run's result: nil when Run's
+// context ended (the caller stopped it), a *StartupTimeoutError when
+// StartupTimeout ran out, else err.
+func (s *startup) fail(err error) error {
+	switch {
+	case s.ctx.Err() != nil:
+		return nil
+	case s.startCtx.Err() != nil:
+		return &StartupTimeoutError{Step: s.step, Timeout: s.timeout, Err: err}
+	}
+	return err
+}
+
+// StartupTimeoutError reports a start-up step that did not finish within
+// the start-up time-out (topology.Config.StartupTimeout): typically a
+// broker that accepts connections but does not answer, or a schema
+// registry that hangs.
+type StartupTimeoutError struct {
+	// Step is the step that was running ("connecting to the brokers
+	// [...]", "creating changelog topics", ...).
+	Step string
+	// Timeout is the time-out that ran out.
+	Timeout time.Duration
+	// Err is the error the step returned when it was cut short.
+	Err error
+}
+
+// Error implements error.
+func (e *StartupTimeoutError) Error() string {
+	return fmt.Sprintf("brook: start-up did not finish within %v (Config.StartupTimeout): still %s: %v", e.Timeout, e.Step, e.Err)
+}
+
+// Unwrap returns the step's error.
+func (e *StartupTimeoutError) Unwrap() error { return e.Err }
+
 // consume runs the consumer-group loop until ctx ends or a fatal error.
-func (r *Runtime) consume(ctx context.Context, base *sarama.Config) error {
+// The start-up time-out still covers creating the group; ending ctx cuts
+// the join short until the first session starts.
+func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup, guard *dialGuard) error {
 	gcfg := *base
 	gcfg.Consumer.Offsets.AutoCommit.Enable = false
 	gcfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	gcfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{r.strategy}
 	gcfg.Consumer.Return.Errors = true
+	st.step = fmt.Sprintf("creating the consumer group %q", r.cfg.ApplicationID)
 	group, err := sarama.NewConsumerGroup(r.cfg.Brokers, r.cfg.ApplicationID, &gcfg)
 	if err != nil {
-		return connectError(fmt.Sprintf("consumer group %q at", r.cfg.ApplicationID), r.cfg.Brokers, &gcfg, err)
+		return st.fail(connectError(fmt.Sprintf("consumer group %q at", r.cfg.ApplicationID), r.cfg.Brokers, &gcfg, err))
 	}
+	// Joining may wait for other members as long as the group's
+	// rebalance time-out: not bounded by StartupTimeout, only by ctx.
+	guard.arm(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // owned by Run: drains group errors until the group closes
@@ -370,7 +468,7 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config) error {
 	defer group.Close()
 
 	topics := r.strategy.Topics()
-	h := &handler{r: r}
+	h := &joinedHook{ConsumerGroupHandler: &handler{r: r}, joined: guard.disarm}
 	for ctx.Err() == nil {
 		r.setState(Rebalancing)
 		if err := group.Consume(ctx, topics, h); err != nil {
@@ -395,13 +493,30 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config) error {
 	return r.failed()
 }
 
-// preflight checks source topics and co-partitioning, and creates or
-// validates the changelog topics.
-func (r *Runtime) preflight(ctx context.Context) error {
+// joinedHook calls joined once, when the first session starts: from then
+// on the connections serve the commits that end a session, which must not
+// be cut when ctx ends.
+type joinedHook struct {
+	sarama.ConsumerGroupHandler
+	joined func()
+	once   sync.Once
+}
+
+// Setup implements sarama.ConsumerGroupHandler.
+func (h *joinedHook) Setup(s sarama.ConsumerGroupSession) error {
+	h.once.Do(h.joined)
+	return h.ConsumerGroupHandler.Setup(s)
+}
+
+// preflight checks that the source, sink and dead-letter topics exist and
+// that the sources are co-partitioned, creates or validates the changelog
+// topics, and checks the cleanup policy of table source topics.
+func (r *Runtime) preflight(ctx context.Context, st *startup) error {
 	// A topic created just before the application starts can take a
 	// moment to show in every broker's metadata: look again for a few
 	// seconds before calling it missing.
-	var missing []string
+	st.step = "checking that the topics exist"
+	var missing *MissingTopicsError
 	for deadline := time.Now().Add(topicAppearWait); ; {
 		if err := r.client.RefreshMetadata(); err != nil {
 			return fmt.Errorf("brook: metadata: %w", err)
@@ -410,23 +525,12 @@ func (r *Runtime) preflight(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("brook: list topics: %w", err)
 		}
-		have := map[string]bool{}
-		for _, t := range existing {
-			have[t] = true
-		}
-		missing = missing[:0]
-		for _, st := range r.cfg.Graph.SubTopologies {
-			for _, t := range st.SourceTopics {
-				if !have[t] {
-					missing = append(missing, t)
-				}
-			}
-		}
-		if len(missing) == 0 {
+		missing = r.missingTopics(existing)
+		if missing == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			return &MissingTopicsError{Topics: missing}
+			return missing
 		}
 		select {
 		case <-ctx.Done():
@@ -435,10 +539,10 @@ func (r *Runtime) preflight(ctx context.Context) error {
 		}
 	}
 	counts := map[int]int32{}
-	for _, st := range r.cfg.Graph.SubTopologies {
+	for _, sub := range r.cfg.Graph.SubTopologies {
 		n := int32(-1)
 		var first string
-		for _, t := range st.SourceTopics {
+		for _, t := range sub.SourceTopics {
 			ps, err := r.client.Partitions(t)
 			if err != nil {
 				return fmt.Errorf("brook: partitions of %s: %w", t, err)
@@ -446,24 +550,42 @@ func (r *Runtime) preflight(ctx context.Context) error {
 			if n < 0 {
 				n, first = int32(len(ps)), t
 			} else if int32(len(ps)) != n {
-				return &CoPartitionError{SubTopology: st.ID, Topics: []string{first, t}, Counts: []int32{n, int32(len(ps))}}
+				return &CoPartitionError{SubTopology: sub.ID, Topics: []string{first, t}, Counts: []int32{n, int32(len(ps))}}
 			}
 		}
-		counts[st.ID] = n
+		counts[sub.ID] = n
 	}
 	admin, err := sarama.NewClusterAdminFromClient(r.client)
 	if err != nil {
 		return fmt.Errorf("brook: admin: %w", err)
 	}
 	// Not closed: closing the admin would close the shared client.
-	for _, st := range r.cfg.Graph.SubTopologies {
-		for _, name := range st.Stores {
+	st.step = "checking the cleanup policy of table source topics"
+	for _, sub := range r.cfg.Graph.SubTopologies {
+		for _, name := range sub.Stores {
+			if spec := r.cfg.Graph.Stores[name]; spec != nil && spec.SourceTopic != "" {
+				if err := r.checkTableSource(admin, name, spec.SourceTopic); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	st.step = "creating or checking the changelog topics"
+	var configs map[string]string
+	if r.cfg.MinInsyncReplicas > 0 {
+		configs = map[string]string{"min.insync.replicas": strconv.Itoa(r.cfg.MinInsyncReplicas)}
+	}
+	for _, sub := range r.cfg.Graph.SubTopologies {
+		for _, name := range sub.Stores {
 			spec := r.cfg.Graph.Stores[name]
 			if spec == nil || !spec.Logged || spec.SourceTopic != "" {
 				continue
 			}
 			topic := store.ChangelogTopic(r.cfg.ApplicationID, name)
-			if err := changelog.EnsureTopic(admin, changelog.TopicSpec{Name: topic, Partitions: counts[st.ID]}); err != nil {
+			if err := changelog.EnsureTopic(ctx, admin, changelog.TopicSpec{
+				Name: topic, Partitions: counts[sub.ID],
+				ReplicationFactor: r.cfg.ReplicationFactor, Configs: configs,
+			}); err != nil {
 				return fmt.Errorf("brook: changelog of store %q: %w", name, err)
 			}
 		}
@@ -471,17 +593,117 @@ func (r *Runtime) preflight(ctx context.Context) error {
 	return nil
 }
 
+// missingTopics returns the source, sink and dead-letter topics absent
+// from existing, or nil.
+func (r *Runtime) missingTopics(existing []string) *MissingTopicsError {
+	have := map[string]bool{}
+	for _, t := range existing {
+		have[t] = true
+	}
+	var e MissingTopicsError
+	seen := map[string]bool{}
+	check := func(t string, list *[]string) {
+		if t == "" || have[t] || seen[t] {
+			return
+		}
+		seen[t] = true
+		*list = append(*list, t)
+		e.Topics = append(e.Topics, t)
+	}
+	for _, st := range r.cfg.Graph.SubTopologies {
+		for _, t := range st.SourceTopics {
+			check(t, &e.Sources)
+		}
+	}
+	var sinks []string
+	for _, n := range r.cfg.Graph.Nodes {
+		if n.Kind == task.Sink && n.SinkTopic != "" {
+			sinks = append(sinks, n.SinkTopic)
+		}
+	}
+	slices.Sort(sinks)
+	for _, t := range sinks {
+		check(t, &e.Sinks)
+	}
+	for _, t := range r.cfg.Graph.Handlers.Topics {
+		check(t, &e.DeadLetters)
+	}
+	if len(e.Topics) == 0 {
+		return nil
+	}
+	return &e
+}
+
+// checkTableSource warns when a table's source topic is not compacted.
+// The topic is the table's changelog: restores read it from the start.
+// Without compaction they read every record ever kept (slower and slower,
+// but nothing is lost); with deletion by retention, a restored table lacks
+// the keys whose latest record has expired, which a table that never
+// restored still holds. Kafka Streams accepts such topics too, and the
+// topic's content is the user's choice, so this is a warning, not an
+// error.
+func (r *Runtime) checkTableSource(admin sarama.ClusterAdmin, storeName, topic string) error {
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{
+		Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"cleanup.policy", "retention.ms", "retention.bytes"},
+	})
+	if err != nil {
+		return fmt.Errorf("brook: table %q: describe configs of its source topic %q: %w", storeName, topic, err)
+	}
+	policy, retMs, retBytes := "delete", "", "" // Kafka's default policy when the broker does not say
+	for _, e := range entries {
+		switch e.Name {
+		case "cleanup.policy":
+			policy = e.Value
+		case "retention.ms":
+			retMs = e.Value
+		case "retention.bytes":
+			retBytes = e.Value
+		}
+	}
+	if changelog.HasCompact(policy) {
+		return nil
+	}
+	if retMs == "-1" && (retBytes == "-1" || retBytes == "") {
+		r.log.Warn("brook: table source topic is not compacted: restores read every record it ever had, and take longer as it grows; set cleanup.policy=compact",
+			"store", storeName, "topic", topic, "cleanup.policy", policy)
+		return nil
+	}
+	r.log.Warn("brook: table source topic is not compacted and deletes by retention: a table restored from it lacks the keys whose latest record has expired; set cleanup.policy=compact",
+		"store", storeName, "topic", topic, "cleanup.policy", policy, "retention.ms", retMs, "retention.bytes", retBytes)
+	return nil
+}
+
 // topicAppearWait is how long start-up waits for missing source topics to
 // appear in metadata before failing.
 const topicAppearWait = 5 * time.Second
 
-// MissingTopicsError reports source topics that do not exist.
+// MissingTopicsError reports topics the application needs that do not
+// exist: source topics, sink topics (a sink with a fixed topic) and the
+// topics of dead-letter handlers.
 type MissingTopicsError struct {
+	// Topics lists every missing topic.
 	Topics []string
+	// Sources, Sinks and DeadLetters split Topics by use.
+	Sources, Sinks, DeadLetters []string
 }
 
 func (e *MissingTopicsError) Error() string {
-	return fmt.Sprintf("brook: source topics do not exist: %v (create them before starting the application)", e.Topics)
+	var b strings.Builder
+	b.WriteString("brook: topics do not exist (create them before starting the application):")
+	sep := " "
+	for _, part := range []struct {
+		what   string
+		topics []string
+	}{{"source topics", e.Sources}, {"sink topics", e.Sinks}, {"dead-letter topics", e.DeadLetters}} {
+		if len(part.topics) > 0 {
+			fmt.Fprintf(&b, "%s%s %v", sep, part.what, part.topics)
+			sep = "; "
+		}
+	}
+	if sep == " " { // built by hand without the split
+		fmt.Fprintf(&b, " %v", e.Topics)
+	}
+	return b.String()
 }
 
 // CoPartitionError reports co-partitioned source topics with different

@@ -56,16 +56,6 @@ func (e *ShutdownTimeoutError) Unwrap() error { return e.Err }
 // shutdown bound was reached.
 var errNetworkCut = errors.New("brook: connections to the cluster closed: Config.ShutdownTimeout reached while stopping")
 
-// dialer is sarama's proxy dialer interface (golang.org/x/net/proxy.Dialer).
-type dialer interface {
-	Dial(network, addr string) (net.Conn, error)
-}
-
-// contextDialer is a dialer whose dials can be abandoned.
-type contextDialer interface {
-	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
-}
-
 // netCutter makes every connection of the runtime's sarama clients (it is
 // their Net.Proxy dialer, wrapping the one the configuration had) and can
 // cut them all: cut closes every open connection, abandons dials in
@@ -74,7 +64,7 @@ type contextDialer interface {
 // retry backoffs. Whatever a client was waiting for then fails within
 // moments, however long its timeouts and retries are.
 type netCutter struct {
-	inner dialer
+	inner netDialer
 	ctx   context.Context // cancelled by cut: abandons dials in progress
 	stop  context.CancelFunc
 
@@ -86,7 +76,7 @@ type netCutter struct {
 // installNetCutter makes sc's clients dial through a new netCutter and
 // back off from retries only until it cuts.
 func installNetCutter(sc *sarama.Config) *netCutter {
-	var inner dialer = &net.Dialer{Timeout: sc.Net.DialTimeout, KeepAlive: sc.Net.KeepAlive, LocalAddr: sc.Net.LocalAddr}
+	var inner netDialer = &net.Dialer{Timeout: sc.Net.DialTimeout, KeepAlive: sc.Net.KeepAlive, LocalAddr: sc.Net.LocalAddr}
 	if sc.Net.Proxy.Enable && sc.Net.Proxy.Dialer != nil {
 		inner = sc.Net.Proxy.Dialer
 	}
@@ -126,13 +116,27 @@ func (c *netCutter) backoff(f func(retries, maxRetries int) time.Duration, fixed
 
 // Dial connects through the wrapped dialer unless the cutter has cut.
 func (c *netCutter) Dial(network, addr string) (net.Conn, error) {
+	return c.dial(c.ctx, network, addr)
+}
+
+// DialContext is Dial abandoned when ctx ends too (the start-up guard,
+// guard.go, wraps the cutter and dials with its context).
+func (c *netCutter) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel)
+	defer stop()
+	return c.dial(ctx, network, addr)
+}
+
+func (c *netCutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if c.isCut() {
 		return nil, errNetworkCut
 	}
 	var conn net.Conn
 	var err error
 	if cd, ok := c.inner.(contextDialer); ok {
-		conn, err = cd.DialContext(c.ctx, network, addr)
+		conn, err = cd.DialContext(ctx, network, addr)
 	} else {
 		conn, err = c.inner.Dial(network, addr)
 	}

@@ -123,6 +123,10 @@ type Handlers struct {
 	Deserialization processor.DeserializationHandler
 	Processing      processor.ProcessingHandler
 	Production      processor.ProductionHandler
+	// Topics are the topics the handlers write to (dead-letter topics,
+	// from processor.TopicWriter); the runtime checks at start-up that
+	// they exist.
+	Topics []string
 }
 
 // Graph is a validated, compiled topology.
