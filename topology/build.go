@@ -106,7 +106,7 @@ type Topology struct {
 // knows. App.Run calls PreflightFor before joining the consumer group;
 // call it yourself to fail fast in a deploy step. The error names the node
 // (or store), topic and key/value part, and wraps the serde's error (a
-// *serde.IncompatibleSchemaError names subject, level and the registry's
+// *avro.IncompatibleSchemaError (package serde/avro) names subject, level and the registry's
 // reasons).
 func (t *Topology) Preflight(ctx context.Context) error {
 	return t.preflight(ctx, "")
