@@ -8,8 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/brookstream/brook/internal/partition"
 	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/partition"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/brookstream/brook/internal/partition"
+	"github.com/brookstream/brook/partition"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
 	"github.com/twmb/franz-go/pkg/kfake"
