@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/store/leveldb"
 	"log/slog"
 	"math"
 	"sync"
@@ -117,8 +118,8 @@ type Config struct {
 	MaxBufferedRecords int
 	// LevelDB tunes the engine of every persistent store (block cache,
 	// write buffer, compression, bloom filter, open-time verification);
-	// the zero value takes store.LevelDBOptions' defaults.
-	LevelDB store.LevelDBOptions
+	// the zero value takes leveldb.Options' defaults.
+	LevelDB leveldb.Options
 	// TLS enables TLS to the brokers when set: RootCAs must trust the
 	// brokers' certificates (nil RootCAs: the system roots), Certificates
 	// holds a client certificate when the brokers ask for one (mutual

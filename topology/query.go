@@ -11,9 +11,9 @@ import (
 	"sync"
 
 	"github.com/brookstream/brook/internal/assign"
-	"github.com/brookstream/brook/internal/partition"
 	"github.com/brookstream/brook/internal/runtime"
 	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/partition"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
 )

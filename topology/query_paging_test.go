@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/brookstream/brook/internal/partition"
+	"github.com/brookstream/brook/partition"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/testutil"

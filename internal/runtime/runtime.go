@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/store/leveldb"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -78,7 +79,7 @@ type Config struct {
 	// Clock returns wall-clock time; nil means time.Now.
 	Clock func() time.Time
 	// LevelDB tunes every persistent store's engine.
-	LevelDB store.LevelDBOptions
+	LevelDB leveldb.Options
 	// SerdePreflight checks the topology's serdes (Avro schemas against
 	// the registry) before the group is joined; nil skips it.
 	SerdePreflight func(context.Context) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/store/leveldb"
 	"path/filepath"
 	"sync"
 	"time"
@@ -232,7 +233,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		if spec.InMemory {
 			opener = store.MemoryOpener()
 		} else {
-			opener = store.LevelDBOpener(filepath.Join(tr.dir, spec.Name), r.cfg.LevelDB)
+			opener = leveldb.Opener(filepath.Join(tr.dir, spec.Name), r.cfg.LevelDB)
 		}
 		if !spec.Logged && spec.SourceTopic == "" {
 			e, err := opener.Open()

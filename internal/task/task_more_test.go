@@ -80,7 +80,7 @@ func TestInitFailureReleasesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _ := task.TopologyGraph(topo)
+	g, _ := task.GraphOf(topo.InternalHandle())
 	var eng *engine
 	_, err = task.New(task.Config{Graph: g, Collector: &collector{},
 		Stores: func(processor.TaskID, *task.StoreSpec) (store.Engine, []store.Option, error) {

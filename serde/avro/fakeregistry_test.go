@@ -1,4 +1,4 @@
-package serde_test
+package avro_test
 
 import (
 	"encoding/json"

@@ -1,7 +1,8 @@
-package serde_test
+package avro_test
 
 import (
 	"errors"
+	"github.com/brookstream/brook/serde/avro"
 	"math/big"
 	"reflect"
 	"strings"
@@ -94,7 +95,7 @@ func sampleKitchen() Kitchen {
 }
 
 func TestAvroCodecRoundTripAllTypes(t *testing.T) {
-	c, err := serde.NewAvroCodec[Kitchen](kitchenSchema)
+	c, err := avro.NewAvroCodec[Kitchen](kitchenSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestAvroCodecRoundTripAllTypes(t *testing.T) {
 	if err != nil || out.Note != nil || out.Prev != nil || out.When != nil {
 		t.Fatalf("nil fields: %+v, %v", out, err)
 	}
-	generic, err := serde.NewAvroCodec[map[string]any](kitchenSchema)
+	generic, err := avro.NewAvroCodec[map[string]any](kitchenSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestAvroCodecRoundTripAllTypes(t *testing.T) {
 }
 
 func TestAvroCodecDecimalEncodingIsTwosComplement(t *testing.T) {
-	c, err := serde.NewAvroCodec[*big.Rat](`{"type":"bytes","logicalType":"decimal","precision":6,"scale":2}`)
+	c, err := avro.NewAvroCodec[*big.Rat](`{"type":"bytes","logicalType":"decimal","precision":6,"scale":2}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +178,8 @@ func TestAvroCodecBindErrors(t *testing.T) {
 	type wrongType struct {
 		ID int64 `avro:"id"`
 	}
-	_, err := serde.NewAvroCodec[wrongType](`{"type":"record","name":"R","fields":[{"name":"id","type":"string"}]}`)
-	var be *serde.BindError
+	_, err := avro.NewAvroCodec[wrongType](`{"type":"record","name":"R","fields":[{"name":"id","type":"string"}]}`)
+	var be *avro.BindError
 	if !errors.As(err, &be) || !strings.Contains(be.Path, "R.id") {
 		t.Fatalf("want BindError at R.id, got %v", err)
 	}
@@ -188,20 +189,20 @@ func TestAvroCodecBindErrors(t *testing.T) {
 		Skip  string `avro:"-"`
 		local int
 	}
-	_, err = serde.NewAvroCodec[extra](`{"type":"record","name":"R","fields":[{"name":"id","type":"string"}]}`)
+	_, err = avro.NewAvroCodec[extra](`{"type":"record","name":"R","fields":[{"name":"id","type":"string"}]}`)
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), "idd") {
 		t.Fatalf("want BindError naming idd, got %v", err)
 	}
 	type missing struct {
 		ID string `avro:"id"`
 	}
-	_, err = serde.NewAvroCodec[missing](`{"type":"record","name":"R","fields":[{"name":"id","type":"string"},{"name":"n","type":"int"}]}`)
+	_, err = avro.NewAvroCodec[missing](`{"type":"record","name":"R","fields":[{"name":"id","type":"string"},{"name":"n","type":"int"}]}`)
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), `"n"`) {
 		t.Fatalf("want BindError naming n, got %v", err)
 	}
 	// A field missing from the struct but with a default is fine: the
 	// default is written.
-	c, err := serde.NewAvroCodec[missing](`{"type":"record","name":"R","fields":[{"name":"id","type":"string"},{"name":"n","type":"int","default":7}]}`)
+	c, err := avro.NewAvroCodec[missing](`{"type":"record","name":"R","fields":[{"name":"id","type":"string"},{"name":"n","type":"int","default":7}]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,14 +212,14 @@ func TestAvroCodecBindErrors(t *testing.T) {
 	}
 	for _, bad := range []string{`{"type":"record","name":"R"}`, `nope`, `{"type":"enum","name":"E","symbols":[]}`,
 		`{"type":"record","name":"R","fields":[{"name":"a","type":"int","default":"x"}]}`, `["int","int"]`} {
-		if _, err := serde.NewAvroCodec[any](bad); err == nil {
+		if _, err := avro.NewAvroCodec[any](bad); err == nil {
 			t.Errorf("schema %s: want an error", bad)
 		}
 	}
 }
 
 func TestAvroCodecEncodeErrors(t *testing.T) {
-	c, err := serde.NewAvroCodec[Kitchen](kitchenSchema)
+	c, err := avro.NewAvroCodec[Kitchen](kitchenSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,14 +241,14 @@ func TestAvroCodecEncodeErrors(t *testing.T) {
 	type small struct {
 		N int `avro:"n"`
 	}
-	ci, _ := serde.NewAvroCodec[small](`{"type":"record","name":"S","fields":[{"name":"n","type":"int"}]}`)
+	ci, _ := avro.NewAvroCodec[small](`{"type":"record","name":"S","fields":[{"name":"n","type":"int"}]}`)
 	if _, err := ci.Marshal(nil, small{N: 1 << 40}); err == nil {
 		t.Fatal("int overflow: want error")
 	}
 }
 
 func TestAvroCodecUnmarshalErrors(t *testing.T) {
-	c, err := serde.NewAvroCodec[Kitchen](kitchenSchema)
+	c, err := avro.NewAvroCodec[Kitchen](kitchenSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,22 +264,22 @@ func TestAvroCodecUnmarshalErrors(t *testing.T) {
 	}
 	// An array claiming 2^30 items in a few bytes is refused before any
 	// allocation.
-	arr, _ := serde.NewAvroCodec[[]int64](`{"type":"array","items":"long"}`)
+	arr, _ := avro.NewAvroCodec[[]int64](`{"type":"array","items":"long"}`)
 	if _, err := arr.Unmarshal([]byte{0x80, 0x80, 0x80, 0x80, 0x08, 2}); !errors.Is(err, serde.ErrTruncated) {
 		t.Fatalf("huge block: %v", err)
 	}
-	nulls, _ := serde.NewAvroCodec[[]any](`{"type":"array","items":"null"}`)
+	nulls, _ := avro.NewAvroCodec[[]any](`{"type":"array","items":"null"}`)
 	if _, err := nulls.Unmarshal([]byte{0x80, 0x80, 0x80, 0x80, 0x08, 0}); !errors.Is(err, serde.ErrCorrupt) {
 		t.Fatalf("huge zero-width block: %v", err)
 	}
 	if v, err := nulls.Unmarshal([]byte{6, 0}); err != nil || len(v) != 3 {
 		t.Fatalf("3 nulls: %v, %v", v, err)
 	}
-	enum, _ := serde.NewAvroCodec[string](`{"type":"enum","name":"E","symbols":["A","B"]}`)
+	enum, _ := avro.NewAvroCodec[string](`{"type":"enum","name":"E","symbols":["A","B"]}`)
 	if _, err := enum.Unmarshal([]byte{4}); !errors.Is(err, serde.ErrCorrupt) {
 		t.Fatalf("enum index 2: %v", err)
 	}
-	u, _ := serde.NewAvroCodec[*string](`["null","string"]`)
+	u, _ := avro.NewAvroCodec[*string](`["null","string"]`)
 	if _, err := u.Unmarshal([]byte{4}); !errors.Is(err, serde.ErrCorrupt) {
 		t.Fatalf("union index 2: %v", err)
 	}
@@ -293,7 +294,7 @@ func TestAvroCodecRecursiveSchema(t *testing.T) {
 		Next *Node `avro:"next"`
 	}
 	schema := `{"type":"record","name":"Node","fields":[{"name":"v","type":"long"},{"name":"next","type":["null","Node"],"default":null}]}`
-	c, err := serde.NewAvroCodec[Node](schema)
+	c, err := avro.NewAvroCodec[Node](schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +323,7 @@ func TestAvroCodecMatchesGoavro(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := serde.NewAvroCodec[Kitchen](kitchenSchema)
+	c, _ := avro.NewAvroCodec[Kitchen](kitchenSchema)
 	k := sampleKitchen()
 	k.Attrs = map[string]int64{"one": 1} // a byte comparison needs one map order
 	b, err := c.Marshal(nil, k)
@@ -344,8 +345,8 @@ func TestAvroCodecReadsGoavroBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	generic, _ := serde.NewAvroCodec[map[string]any](kitchenSchema)
-	c, _ := serde.NewAvroCodec[Kitchen](kitchenSchema)
+	generic, _ := avro.NewAvroCodec[map[string]any](kitchenSchema)
+	c, _ := avro.NewAvroCodec[Kitchen](kitchenSchema)
 	in := sampleKitchen()
 	ours, _ := c.Marshal(nil, in)
 	n, err := generic.Unmarshal(ours)
@@ -367,7 +368,7 @@ func TestAvroCodecReadsGoavroBytes(t *testing.T) {
 
 func TestAvroCodecNilDecimalIsAnError(t *testing.T) {
 	schema := `{"type":"record","name":"D","fields":[{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":5,"scale":2}}]}`
-	g, err := serde.NewAvroCodec[map[string]any](schema)
+	g, err := avro.NewAvroCodec[map[string]any](schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,14 +378,14 @@ func TestAvroCodecNilDecimalIsAnError(t *testing.T) {
 	type D struct {
 		D *big.Rat `avro:"d"`
 	}
-	s, _ := serde.NewAvroCodec[D](schema)
+	s, _ := avro.NewAvroCodec[D](schema)
 	if _, err := s.Marshal(nil, D{}); err == nil {
 		t.Fatal("struct nil *big.Rat: want an error")
 	}
 }
 
 func TestAvroCodecDates(t *testing.T) {
-	c, err := serde.NewAvroCodec[time.Time](`{"type":"int","logicalType":"date"}`)
+	c, err := avro.NewAvroCodec[time.Time](`{"type":"int","logicalType":"date"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,8 +412,8 @@ func TestAvroCodecZeroFixedDecimal(t *testing.T) {
 	// goavro writes a zero fixed decimal as one byte and then refuses it;
 	// both the struct and the generic path must write size bytes.
 	schema := `{"type":"fixed","name":"Fee","size":4,"logicalType":"decimal","precision":6,"scale":2}`
-	s, _ := serde.NewAvroCodec[*big.Rat](schema)
-	g, _ := serde.NewAvroCodec[any](schema)
+	s, _ := avro.NewAvroCodec[*big.Rat](schema)
+	g, _ := avro.NewAvroCodec[any](schema)
 	for _, r := range []*big.Rat{new(big.Rat), big.NewRat(-1, 100), big.NewRat(12345, 100)} {
 		b1, err := s.Marshal(nil, r)
 		if err != nil || len(b1) != 4 {

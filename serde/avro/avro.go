@@ -1,10 +1,11 @@
-package serde
+package avro
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/serde"
 	"reflect"
 	"strings"
 	"sync"
@@ -13,7 +14,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 )
 
-// ErrSchemaMismatch is the [DecodeError] kind for data whose writer schema
+// ErrSchemaMismatch is the [serde.DecodeError] kind for data whose writer schema
 // does not resolve to the serde's (reader) schema; the cause is a
 // [*ResolutionError] naming the place and the reason.
 var ErrSchemaMismatch = errors.New("writer schema does not resolve to reader schema")
@@ -51,7 +52,7 @@ var ErrSchemaMismatch = errors.New("writer schema does not resolve to reader sch
 // 0.1000000000000000055511151231257827021181583404541015625, which does
 // not fit scale 2. No other Go type (float64, string) binds to a decimal.
 // Data whose unscaled value has more digits than the precision is refused
-// when read, with kind [ErrCorrupt], so whatever decodes re-encodes.
+// when read, with kind [serde.ErrCorrupt], so whatever decodes re-encodes.
 //
 // goavro parses every schema and encodes and decodes generic values (after
 // a validation pass that bounds what a payload may make it allocate). Go
@@ -148,7 +149,7 @@ func (c *AvroCodec[T]) Marshal(buf []byte, v T) ([]byte, error) {
 }
 
 // Unmarshal decodes data, which must hold exactly one value written with
-// the codec's schema. Errors are *DecodeError values (topic "").
+// the codec's schema. Errors are *serde.DecodeError values (topic "").
 func (c *AvroCodec[T]) Unmarshal(data []byte) (T, error) {
 	if !c.generic {
 		return c.unmarshalFast("", -1, data)
@@ -163,7 +164,7 @@ func (c *AvroCodec[T]) unmarshalFast(topic string, id int, data []byte) (T, erro
 	ck := avroChecker{buf: data, zeroBudget: maxZeroWidthItems}
 	if err := c.bind.unbin(&ck, reflect.ValueOf(&out).Elem()); err != nil {
 		var zero T
-		kind := ErrCorrupt
+		kind := serde.ErrCorrupt
 		var ce *checkError
 		if errors.As(err, &ce) {
 			kind = ce.kind
@@ -172,7 +173,7 @@ func (c *AvroCodec[T]) unmarshalFast(topic string, id int, data []byte) (T, erro
 	}
 	if ck.pos != len(data) {
 		var zero T
-		return zero, decodeErr("avro", topic, id, ErrCorrupt, fmt.Errorf("%d trailing bytes after the value", len(data)-ck.pos))
+		return zero, decodeErr("avro", topic, id, serde.ErrCorrupt, fmt.Errorf("%d trailing bytes after the value", len(data)-ck.pos))
 	}
 	return out, nil
 }
@@ -182,7 +183,7 @@ func (c *AvroCodec[T]) unmarshalFast(topic string, id int, data []byte) (T, erro
 func decodeWith[T any](c *AvroCodec[T], topic string, id int, ws *avroSchema, wc *goavro.Codec, resolve resolveFn, data []byte) (T, error) {
 	var zero T
 	if err := checkAvro(ws, data); err != nil {
-		kind := ErrCorrupt
+		kind := serde.ErrCorrupt
 		var ce *checkError
 		if errors.As(err, &ce) {
 			kind = ce.kind
@@ -191,15 +192,15 @@ func decodeWith[T any](c *AvroCodec[T], topic string, id int, ws *avroSchema, wc
 	}
 	n, rest, err := wc.NativeFromBinary(data)
 	if err != nil {
-		return zero, decodeErr("avro", topic, id, ErrCorrupt, err)
+		return zero, decodeErr("avro", topic, id, serde.ErrCorrupt, err)
 	}
 	if len(rest) != 0 {
-		return zero, decodeErr("avro", topic, id, ErrCorrupt, fmt.Errorf("%d trailing bytes", len(rest)))
+		return zero, decodeErr("avro", topic, id, serde.ErrCorrupt, fmt.Errorf("%d trailing bytes", len(rest)))
 	}
 	// Decimals beyond the writer's precision are refused, as the compiled
 	// decoder refuses them.
 	if err := checkDecimals(ws, n, shortName(ws), 0); err != nil {
-		return zero, decodeErr("avro", topic, id, ErrCorrupt, err)
+		return zero, decodeErr("avro", topic, id, serde.ErrCorrupt, err)
 	}
 	if resolve != nil {
 		if n, err = resolve(n); err != nil {
@@ -208,7 +209,7 @@ func decodeWith[T any](c *AvroCodec[T], topic string, id int, ws *avroSchema, wc
 	}
 	v, err := c.fromNative(n)
 	if err != nil {
-		return zero, decodeErr("avro", topic, id, ErrCorrupt, err)
+		return zero, decodeErr("avro", topic, id, serde.ErrCorrupt, err)
 	}
 	return v, nil
 }
@@ -283,7 +284,7 @@ func UseSchemaID(id int) AvroOption {
 	return func(c *avroConfig) { c.mode, c.fixedID = regFixed, id }
 }
 
-// Avro is a [Serde] for Avro in the Confluent wire format: magic byte 0,
+// Avro is a [serde.Serde] for Avro in the Confluent wire format: magic byte 0,
 // the schema id as 4 big-endian bytes, then the Avro binary value.
 //
 // Deserialize reads the writer's schema id, fetches that schema once
@@ -295,17 +296,17 @@ func UseSchemaID(id int) AvroOption {
 // the reader's precision and scale, else that record fails with
 // [ErrSchemaMismatch]; UseLatest and UseSchemaID convert decimals the same
 // way when writing. The conversion plan is built once per writer id.
-// Every failure is a *DecodeError whose Kind is [ErrWrongMagicByte],
-// [ErrUnknownSchemaID], [ErrTruncated], [ErrCorrupt],
-// [ErrRegistryUnavailable] or [ErrSchemaMismatch]; a nil payload is a
+// Every failure is a *serde.DecodeError whose Kind is [serde.ErrWrongMagicByte],
+// [serde.ErrUnknownSchemaID], [serde.ErrTruncated], [serde.ErrCorrupt],
+// [serde.ErrRegistryUnavailable] or [ErrSchemaMismatch]; a nil payload is a
 // Kafka null and decodes to the zero T.
 //
 // A schema the serde needs from the registry while the registry is
 // unavailable is waited for (see [Registry] and [WithRetry]); a wait that
-// outlasts the bound fails with [ErrRegistryUnavailable], which is never
+// outlasts the bound fails with [serde.ErrRegistryUnavailable], which is never
 // a verdict on the data.
 //
-// Avro implements [Preflighter] and [ContextDeserializer]. It is safe for
+// Avro implements [serde.Preflighter] and [serde.ContextDeserializer]. It is safe for
 // concurrent use.
 type Avro[T any] struct {
 	reg    *Registry
@@ -457,7 +458,7 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	}
 	p, err := a.writePlan(context.Background(), topic)
 	if err != nil {
-		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+		return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
 	if p.fast {
 		buf := make([]byte, 0, p.sizeHint())
@@ -465,27 +466,27 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 		out, err := a.codec.bind.bin(buf, reflect.ValueOf(&v).Elem())
 		p.noteSize(len(out))
 		if err != nil {
-			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+			return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
 		}
 		return out, nil
 	}
 	n, err := a.codec.native(v)
 	if err != nil {
-		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+		return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
 	// The serde's own schema bounds the decimals it accepts, whatever it
 	// writes with; conversions check them against the target schema.
 	if err := checkDecimals(a.codec.schema, n, shortName(a.codec.schema), 0); err != nil {
-		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+		return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
 	if p.convert != nil {
 		if n, err = p.convert(n); err != nil {
-			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+			return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
 		}
 	}
 	if p.checkTarget {
 		if err := checkDecimals(p.schema, n, shortName(p.schema), 0); err != nil {
-			return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+			return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
 		}
 	}
 	buf := make([]byte, 0, p.sizeHint())
@@ -498,7 +499,7 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	}
 	p.noteSize(len(out))
 	if err != nil {
-		return nil, &EncodeError{Format: "avro", Topic: topic, Err: err}
+		return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
 	return out, nil
 }
@@ -513,7 +514,7 @@ func (a *Avro[T]) Deserialize(topic string, data []byte) (T, error) {
 // schema it has not seen yet is fetched from the registry; while the
 // registry is unavailable it waits (see [WithRetry]) until the registry
 // answers, the retry bound passes or ctx ends, and then fails with a
-// *DecodeError of kind [ErrRegistryUnavailable] (which also matches
+// *serde.DecodeError of kind [serde.ErrRegistryUnavailable] (which also matches
 // ctx's error when ctx ended the wait).
 func (a *Avro[T]) DeserializeContext(ctx context.Context, topic string, data []byte) (T, error) {
 	var zero T
@@ -521,18 +522,18 @@ func (a *Avro[T]) DeserializeContext(ctx context.Context, topic string, data []b
 		return zero, nil
 	}
 	if len(data) > 0 && data[0] != 0 {
-		return zero, decodeErr("avro", topic, -1, ErrWrongMagicByte, fmt.Errorf("first byte is %#02x, want 0x00", data[0]))
+		return zero, decodeErr("avro", topic, -1, serde.ErrWrongMagicByte, fmt.Errorf("first byte is %#02x, want 0x00", data[0]))
 	}
 	if len(data) < headerLen {
-		return zero, decodeErr("avro", topic, -1, ErrTruncated, fmt.Errorf("%d bytes, shorter than the 5-byte header", len(data)))
+		return zero, decodeErr("avro", topic, -1, serde.ErrTruncated, fmt.Errorf("%d bytes, shorter than the 5-byte header", len(data)))
 	}
 	id := int(int32(binary.BigEndian.Uint32(data[1:headerLen])))
 	p, err := a.readPlan(ctx, id)
 	if err != nil {
-		kind := ErrRegistryUnavailable
+		kind := serde.ErrRegistryUnavailable
 		var re *RegistryError
-		if errors.As(err, &re) && (re.Kind == ErrUnknownSchemaID || re.Kind == ErrSchemaRejected || re.Kind == ErrSubjectNotFound) {
-			kind = ErrUnknownSchemaID
+		if errors.As(err, &re) && (re.Kind == serde.ErrUnknownSchemaID || re.Kind == ErrSchemaRejected || re.Kind == ErrSubjectNotFound) {
+			kind = serde.ErrUnknownSchemaID
 		}
 		return zero, decodeErr("avro", topic, id, kind, err)
 	}
@@ -560,7 +561,7 @@ func (a *Avro[T]) readPlan(ctx context.Context, id int) (*readPlan, error) {
 		return p.(*readPlan), nil
 	}
 	if id <= 0 {
-		return nil, &RegistryError{URL: a.reg.baseURL, Op: opByID, SchemaID: id, Kind: ErrUnknownSchemaID, Err: errors.New("schema ids are positive")}
+		return nil, &RegistryError{URL: a.reg.baseURL, Op: opByID, SchemaID: id, Kind: serde.ErrUnknownSchemaID, Err: errors.New("schema ids are positive")}
 	}
 	w, err := a.reg.schemaByID(ctx, id)
 	if err != nil {
@@ -608,6 +609,10 @@ func (a *Avro[T]) Preflight(ctx context.Context, topic string) error {
 }
 
 var (
-	_ Preflighter              = (*Avro[any])(nil)
-	_ ContextDeserializer[any] = (*Avro[any])(nil)
+	_ serde.Preflighter              = (*Avro[any])(nil)
+	_ serde.ContextDeserializer[any] = (*Avro[any])(nil)
 )
+
+func decodeErr(format, topic string, id int, kind, cause error) *serde.DecodeError {
+	return &serde.DecodeError{Format: format, Topic: topic, SchemaID: id, Kind: kind, Err: cause}
+}

@@ -1,8 +1,9 @@
-package serde
+package avro
 
 import (
 	"context"
 	"errors"
+	"github.com/brookstream/brook/serde"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -134,15 +135,15 @@ func TestRegistryClassifiesFailures(t *testing.T) {
 		call   string
 		kind   error
 	}{
-		{name: "connection refused", down: true, call: "id", kind: ErrRegistryUnavailable},
-		{name: "500 with registry code", answer: answerJSON(500, `{"error_code":50001,"message":"Error in the backend data store"}`), call: "id", kind: ErrRegistryUnavailable},
-		{name: "503 plain text", answer: func(_ int, w http.ResponseWriter, _ *http.Request) { http.Error(w, "no healthy upstream", 503) }, call: "id", kind: ErrRegistryUnavailable},
-		{name: "429", answer: answerJSON(429, `{"error_code":429,"message":"slow down"}`), call: "register", kind: ErrRegistryUnavailable},
-		{name: "401", answer: answerJSON(401, `{"error_code":401,"message":"Unauthorized"}`), call: "latest", kind: ErrRegistryUnavailable},
-		{name: "404 generic route", answer: answerJSON(404, `{"error_code":404,"message":"HTTP 404 Not Found"}`), call: "id", kind: ErrRegistryUnavailable},
-		{name: "404 bare", answer: func(_ int, w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) }, call: "latest", kind: ErrRegistryUnavailable},
-		{name: "200 garbled", answer: answerJSON(200, `<html>login</html>`), call: "id", kind: ErrRegistryUnavailable},
-		{name: "unknown id", answer: answerJSON(404, `{"error_code":40403,"message":"Schema not found"}`), call: "id", kind: ErrUnknownSchemaID},
+		{name: "connection refused", down: true, call: "id", kind: serde.ErrRegistryUnavailable},
+		{name: "500 with registry code", answer: answerJSON(500, `{"error_code":50001,"message":"Error in the backend data store"}`), call: "id", kind: serde.ErrRegistryUnavailable},
+		{name: "503 plain text", answer: func(_ int, w http.ResponseWriter, _ *http.Request) { http.Error(w, "no healthy upstream", 503) }, call: "id", kind: serde.ErrRegistryUnavailable},
+		{name: "429", answer: answerJSON(429, `{"error_code":429,"message":"slow down"}`), call: "register", kind: serde.ErrRegistryUnavailable},
+		{name: "401", answer: answerJSON(401, `{"error_code":401,"message":"Unauthorized"}`), call: "latest", kind: serde.ErrRegistryUnavailable},
+		{name: "404 generic route", answer: answerJSON(404, `{"error_code":404,"message":"HTTP 404 Not Found"}`), call: "id", kind: serde.ErrRegistryUnavailable},
+		{name: "404 bare", answer: func(_ int, w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) }, call: "latest", kind: serde.ErrRegistryUnavailable},
+		{name: "200 garbled", answer: answerJSON(200, `<html>login</html>`), call: "id", kind: serde.ErrRegistryUnavailable},
+		{name: "unknown id", answer: answerJSON(404, `{"error_code":40403,"message":"Schema not found"}`), call: "id", kind: serde.ErrUnknownSchemaID},
 		{name: "no such subject", answer: answerJSON(404, `{"error_code":40401,"message":"Subject not found"}`), call: "latest", kind: ErrSubjectNotFound},
 		{name: "incompatible", answer: answerJSON(409, `{"error_code":409,"message":"incompatible"}`), call: "register", kind: ErrSchemaRejected},
 		{name: "invalid schema", answer: answerJSON(422, `{"error_code":42201,"message":"Invalid schema"}`), call: "register", kind: ErrSchemaRejected},
@@ -176,13 +177,13 @@ func TestRegistryClassifiesFailures(t *testing.T) {
 				t.Fatalf("error does not name the registry %s: %v", url, err)
 			}
 			retried := len(clock.slept()) > 0
-			if retried != (c.kind == ErrRegistryUnavailable) {
+			if retried != (c.kind == serde.ErrRegistryUnavailable) {
 				t.Fatalf("retried = %v (sleeps %v) for kind %v", retried, clock.slept(), c.kind)
 			}
-			if c.kind != ErrRegistryUnavailable && s.requests.Load() != 1 {
+			if c.kind != serde.ErrRegistryUnavailable && s.requests.Load() != 1 {
 				t.Fatalf("a verdict took %d requests, want 1", s.requests.Load())
 			}
-			if c.kind == ErrRegistryUnavailable && re.Waited < bound {
+			if c.kind == serde.ErrRegistryUnavailable && re.Waited < bound {
 				t.Fatalf("gave up after %v, before the %v bound", re.Waited, bound)
 			}
 		})
@@ -199,10 +200,10 @@ func TestRegistryBackoffIsBounded(t *testing.T) {
 	const bound = 20 * time.Second
 	a := newStringAvro(t, newClockedRegistry(t, s.srv.URL, clock, WithRetry(bound)))
 	_, err := a.Deserialize("t", payload)
-	var de *DecodeError
+	var de *serde.DecodeError
 	var re *RegistryError
-	if !errors.As(err, &de) || de.Kind != ErrRegistryUnavailable || !errors.As(err, &re) {
-		t.Fatalf("got %v, want a DecodeError of kind ErrRegistryUnavailable", err)
+	if !errors.As(err, &de) || de.Kind != serde.ErrRegistryUnavailable || !errors.As(err, &re) {
+		t.Fatalf("got %v, want a serde.DecodeError of kind serde.ErrRegistryUnavailable", err)
 	}
 	ms := time.Millisecond
 	want := []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, 5000 * ms, 5000 * ms, 3700 * ms}
@@ -226,7 +227,7 @@ func TestRegistryBackoffIsBounded(t *testing.T) {
 	clock2 := &fakeClock{}
 	before := s.requests.Load()
 	a2 := newStringAvro(t, newClockedRegistry(t, s.srv.URL, clock2, WithRetry(0)))
-	if _, err := a2.Deserialize("t", payload); !errors.Is(err, ErrRegistryUnavailable) {
+	if _, err := a2.Deserialize("t", payload); !errors.Is(err, serde.ErrRegistryUnavailable) {
 		t.Fatalf("no retry: %v", err)
 	}
 	if n := s.requests.Load() - before; n != 1 || len(clock2.slept()) != 0 {
@@ -287,11 +288,11 @@ func TestRegistryRemembersUnavailable(t *testing.T) {
 	reg := newClockedRegistry(t, s.srv.URL, clock, WithRetry(0), WithRequestTimeout(50*time.Millisecond))
 	ctx := context.Background()
 	_, err := reg.schemaByID(ctx, 1)
-	if !errors.Is(err, ErrRegistryUnavailable) || !strings.Contains(err.Error(), "no answer within 50ms") {
+	if !errors.Is(err, serde.ErrRegistryUnavailable) || !strings.Contains(err.Error(), "no answer within 50ms") {
 		t.Fatalf("blackholed: %v", err)
 	}
 	for id := 2; id < 50; id++ {
-		if _, err := reg.schemaByID(ctx, id); !errors.Is(err, ErrRegistryUnavailable) || !strings.Contains(err.Error(), "not asked") {
+		if _, err := reg.schemaByID(ctx, id); !errors.Is(err, serde.ErrRegistryUnavailable) || !strings.Contains(err.Error(), "not asked") {
 			t.Fatalf("id %d while known down: %v", id, err)
 		}
 	}
@@ -300,18 +301,18 @@ func TestRegistryRemembersUnavailable(t *testing.T) {
 	}
 	clock.advance(downTTL)
 	healthy.Store(true)
-	if _, err := reg.schemaByID(ctx, 50); !errors.Is(err, ErrUnknownSchemaID) || s.requests.Load() != 2 {
+	if _, err := reg.schemaByID(ctx, 50); !errors.Is(err, serde.ErrUnknownSchemaID) || s.requests.Load() != 2 {
 		t.Fatalf("after a second: %v, %d requests; want the registry asked again", err, s.requests.Load())
 	}
 	// An answer clears the memory: the next call asks at once.
-	if _, err := reg.schemaByID(ctx, 51); !errors.Is(err, ErrUnknownSchemaID) || s.requests.Load() != 3 {
+	if _, err := reg.schemaByID(ctx, 51); !errors.Is(err, serde.ErrUnknownSchemaID) || s.requests.Load() != 3 {
 		t.Fatalf("after an answer: %v, %d requests", err, s.requests.Load())
 	}
 
 	// A call with retries that starts while the registry is known down
 	// does not ask on its first attempt, but does at its first retry.
 	healthy.Store(false)
-	if _, err := reg.schemaByID(ctx, 60); !errors.Is(err, ErrRegistryUnavailable) {
+	if _, err := reg.schemaByID(ctx, 60); !errors.Is(err, serde.ErrRegistryUnavailable) {
 		t.Fatal(err)
 	}
 	healthy.Store(true)
@@ -320,7 +321,7 @@ func TestRegistryRemembersUnavailable(t *testing.T) {
 	reg.sleep = clock2.sleep
 	reg.now = clock2.now
 	reg.retryWait = time.Minute
-	if _, err := reg.schemaByID(ctx, 61); !errors.Is(err, ErrUnknownSchemaID) {
+	if _, err := reg.schemaByID(ctx, 61); !errors.Is(err, serde.ErrUnknownSchemaID) {
 		t.Fatalf("retrying call: %v", err)
 	}
 	if n := s.requests.Load() - before; n != 1 || len(clock2.slept()) != 1 {
@@ -337,8 +338,8 @@ func TestRegistryRemembersUnknownIDs(t *testing.T) {
 	a := newStringAvro(t, newClockedRegistry(t, s.srv.URL, clock))
 	for i := 0; i < 100; i++ {
 		_, err := a.Deserialize("t", payload)
-		var de *DecodeError
-		if !errors.As(err, &de) || de.Kind != ErrUnknownSchemaID || de.SchemaID != 7 {
+		var de *serde.DecodeError
+		if !errors.As(err, &de) || de.Kind != serde.ErrUnknownSchemaID || de.SchemaID != 7 {
 			t.Fatalf("record %d: %v", i, err)
 		}
 	}
@@ -354,7 +355,7 @@ func TestRegistryRemembersUnknownIDs(t *testing.T) {
 
 // TestRegistryWaitEndsWithContext: a wait for an unavailable registry
 // ends when the caller's context does, with an error that is both
-// ErrRegistryUnavailable and the context's error.
+// serde.ErrRegistryUnavailable and the context's error.
 func TestRegistryWaitEndsWithContext(t *testing.T) {
 	s := newScripted(t, answerJSON(503, `{"error_code":50301,"message":"down"}`))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -366,8 +367,8 @@ func TestRegistryWaitEndsWithContext(t *testing.T) {
 	}}
 	a := newStringAvro(t, newClockedRegistry(t, s.srv.URL, clock))
 	_, err := a.DeserializeContext(ctx, "t", payload)
-	if !errors.Is(err, ErrRegistryUnavailable) || !errors.Is(err, context.Canceled) {
-		t.Fatalf("got %v, want ErrRegistryUnavailable and context.Canceled", err)
+	if !errors.Is(err, serde.ErrRegistryUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want serde.ErrRegistryUnavailable and context.Canceled", err)
 	}
 	if n := s.requests.Load(); n != 2 {
 		t.Fatalf("%d requests, want 2 (none after the context ended)", n)
@@ -405,7 +406,7 @@ func TestRegistryConcurrentOutage(t *testing.T) {
 		return errs
 	}
 	for g, err := range run() {
-		if !errors.Is(err, ErrRegistryUnavailable) {
+		if !errors.Is(err, serde.ErrRegistryUnavailable) {
 			t.Fatalf("goroutine %d during the outage: %v", g, err)
 		}
 	}

@@ -1,8 +1,9 @@
-package serde
+package avro
 
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/brookstream/brook/serde"
 	"math"
 )
 
@@ -212,16 +213,16 @@ func appendNative(s *avroSchema, buf []byte, n any) ([]byte, error) {
 	return nil, wrongNative(s, n)
 }
 
-// Reading primitives. Each checks bounds and reports ErrTruncated or
-// ErrCorrupt through a *checkError.
+// Reading primitives. Each checks bounds and reports serde.ErrTruncated or
+// serde.ErrCorrupt through a *checkError.
 
 func (c *avroChecker) readBool() (bool, error) {
 	if c.pos >= len(c.buf) {
-		return false, c.fail(ErrTruncated, "%v in a boolean", errShort)
+		return false, c.fail(serde.ErrTruncated, "%v in a boolean", errShort)
 	}
 	b := c.buf[c.pos]
 	if b > 1 {
-		return false, c.fail(ErrCorrupt, "boolean byte %d", b)
+		return false, c.fail(serde.ErrCorrupt, "boolean byte %d", b)
 	}
 	c.pos++
 	return b == 1, nil
@@ -233,14 +234,14 @@ func (c *avroChecker) readInt() (int32, error) {
 		return 0, err
 	}
 	if v < math.MinInt32 || v > math.MaxInt32 {
-		return 0, c.fail(ErrCorrupt, "int %d out of 32-bit range", v)
+		return 0, c.fail(serde.ErrCorrupt, "int %d out of 32-bit range", v)
 	}
 	return int32(v), nil
 }
 
 func (c *avroChecker) readFixed(n int) ([]byte, error) {
 	if n > len(c.buf)-c.pos {
-		return nil, c.fail(ErrTruncated, "%d bytes wanted, %d left", n, len(c.buf)-c.pos)
+		return nil, c.fail(serde.ErrTruncated, "%d bytes wanted, %d left", n, len(c.buf)-c.pos)
 	}
 	b := c.buf[c.pos : c.pos+n]
 	c.pos += n
@@ -254,10 +255,10 @@ func (c *avroChecker) readBytes() ([]byte, error) {
 		return nil, err
 	}
 	if n < 0 {
-		return nil, c.fail(ErrCorrupt, "negative length %d", n)
+		return nil, c.fail(serde.ErrCorrupt, "negative length %d", n)
 	}
 	if n > int64(len(c.buf)-c.pos) {
-		return nil, c.fail(ErrTruncated, "%d bytes wanted, %d left", n, len(c.buf)-c.pos)
+		return nil, c.fail(serde.ErrTruncated, "%d bytes wanted, %d left", n, len(c.buf)-c.pos)
 	}
 	return c.readFixed(int(n))
 }
@@ -291,7 +292,7 @@ func (c *avroChecker) blockCount(itemMin int, what string) (int, error) {
 	}
 	if n < 0 {
 		if n == math.MinInt64 {
-			return 0, c.fail(ErrCorrupt, "block count out of range")
+			return 0, c.fail(serde.ErrCorrupt, "block count out of range")
 		}
 		n = -n
 		size, err := c.varint()
@@ -299,16 +300,16 @@ func (c *avroChecker) blockCount(itemMin int, what string) (int, error) {
 			return 0, err
 		}
 		if size < 0 || size > int64(len(c.buf)-c.pos) {
-			return 0, c.fail(ErrCorrupt, "block size %d out of range", size)
+			return 0, c.fail(serde.ErrCorrupt, "block size %d out of range", size)
 		}
 	}
 	if itemMin == 0 {
 		if n > int64(c.zeroBudget) {
-			return 0, c.fail(ErrCorrupt, "more than %d zero-width items", maxZeroWidthItems)
+			return 0, c.fail(serde.ErrCorrupt, "more than %d zero-width items", maxZeroWidthItems)
 		}
 		c.zeroBudget -= int(n)
 	} else if n > int64(len(c.buf)-c.pos)/int64(itemMin) {
-		return 0, c.fail(ErrTruncated, "block of %d %s items cannot fit in %d bytes", n, what, len(c.buf)-c.pos)
+		return 0, c.fail(serde.ErrTruncated, "block of %d %s items cannot fit in %d bytes", n, what, len(c.buf)-c.pos)
 	}
 	return int(n), nil
 }
@@ -363,12 +364,12 @@ func (c *avroChecker) readNative(s *avroSchema) (any, error) {
 			return nil, err
 		}
 		if i < 0 || i >= int64(len(s.symbols)) {
-			return nil, c.fail(ErrCorrupt, "enum %s index %d out of range", s.name, i)
+			return nil, c.fail(serde.ErrCorrupt, "enum %s index %d out of range", s.name, i)
 		}
 		return s.symbols[i], nil
 	}
 	if c.depth++; c.depth > maxAvroDepth {
-		return nil, c.fail(ErrCorrupt, "nesting deeper than %d", maxAvroDepth)
+		return nil, c.fail(serde.ErrCorrupt, "nesting deeper than %d", maxAvroDepth)
 	}
 	defer func() { c.depth-- }()
 	switch s.kind {
@@ -378,7 +379,7 @@ func (c *avroChecker) readNative(s *avroSchema) (any, error) {
 			return nil, err
 		}
 		if i < 0 || i >= int64(len(s.branches)) {
-			return nil, c.fail(ErrCorrupt, "union branch index %d out of range", i)
+			return nil, c.fail(serde.ErrCorrupt, "union branch index %d out of range", i)
 		}
 		b := s.branches[i]
 		x, err := c.readNative(b)
@@ -437,5 +438,5 @@ func (c *avroChecker) readNative(s *avroSchema) (any, error) {
 			}
 		}
 	}
-	return nil, c.fail(ErrCorrupt, "unknown schema kind %d", s.kind)
+	return nil, c.fail(serde.ErrCorrupt, "unknown schema kind %d", s.kind)
 }

@@ -1,8 +1,9 @@
-package serde
+package avro
 
 import (
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/serde"
 	"math"
 )
 
@@ -23,8 +24,8 @@ var (
 
 // avroChecker walks binary Avro data against the writer's schema without
 // building values, so that goavro is only ever handed data it can decode
-// without unbounded allocations. It reports ErrTruncated when the data ends
-// early and ErrCorrupt for everything else.
+// without unbounded allocations. It reports serde.ErrTruncated when the data ends
+// early and serde.ErrCorrupt for everything else.
 type avroChecker struct {
 	buf        []byte
 	pos        int
@@ -52,7 +53,7 @@ func checkAvro(s *avroSchema, data []byte) error {
 		return err
 	}
 	if c.pos != len(data) {
-		return c.fail(ErrCorrupt, "%d trailing bytes after the value", len(data)-c.pos)
+		return c.fail(serde.ErrCorrupt, "%d trailing bytes after the value", len(data)-c.pos)
 	}
 	return nil
 }
@@ -62,12 +63,12 @@ func (c *avroChecker) varint() (int64, error) {
 	var shift uint
 	for i := 0; i < 10; i++ {
 		if c.pos >= len(c.buf) {
-			return 0, c.fail(ErrTruncated, "%v in a varint", errShort)
+			return 0, c.fail(serde.ErrTruncated, "%v in a varint", errShort)
 		}
 		b := c.buf[c.pos]
 		c.pos++
 		if i == 9 && b > 1 {
-			return 0, c.fail(ErrCorrupt, "varint overflows 64 bits")
+			return 0, c.fail(serde.ErrCorrupt, "varint overflows 64 bits")
 		}
 		v |= uint64(b&0x7f) << shift
 		if b&0x80 == 0 {
@@ -75,15 +76,15 @@ func (c *avroChecker) varint() (int64, error) {
 		}
 		shift += 7
 	}
-	return 0, c.fail(ErrCorrupt, "varint longer than 10 bytes")
+	return 0, c.fail(serde.ErrCorrupt, "varint longer than 10 bytes")
 }
 
 func (c *avroChecker) skip(n int64, what string) error {
 	if n < 0 {
-		return c.fail(ErrCorrupt, "negative %s length %d", what, n)
+		return c.fail(serde.ErrCorrupt, "negative %s length %d", what, n)
 	}
 	if n > int64(len(c.buf)-c.pos) {
-		return c.fail(ErrTruncated, "%s of %d bytes but only %d left", what, n, len(c.buf)-c.pos)
+		return c.fail(serde.ErrTruncated, "%s of %d bytes but only %d left", what, n, len(c.buf)-c.pos)
 	}
 	c.pos += int(n)
 	return nil
@@ -91,17 +92,17 @@ func (c *avroChecker) skip(n int64, what string) error {
 
 func (c *avroChecker) value(s *avroSchema, depth int) error {
 	if depth > maxAvroDepth {
-		return c.fail(ErrCorrupt, "nesting deeper than %d", maxAvroDepth)
+		return c.fail(serde.ErrCorrupt, "nesting deeper than %d", maxAvroDepth)
 	}
 	switch s.kind {
 	case kNull:
 		return nil
 	case kBoolean:
 		if c.pos >= len(c.buf) {
-			return c.fail(ErrTruncated, "%v in a boolean", errShort)
+			return c.fail(serde.ErrTruncated, "%v in a boolean", errShort)
 		}
 		if b := c.buf[c.pos]; b > 1 {
-			return c.fail(ErrCorrupt, "boolean byte %d", b)
+			return c.fail(serde.ErrCorrupt, "boolean byte %d", b)
 		}
 		c.pos++
 		return nil
@@ -111,7 +112,7 @@ func (c *avroChecker) value(s *avroSchema, depth int) error {
 			return err
 		}
 		if v < math.MinInt32 || v > math.MaxInt32 {
-			return c.fail(ErrCorrupt, "int %d out of 32-bit range", v)
+			return c.fail(serde.ErrCorrupt, "int %d out of 32-bit range", v)
 		}
 		return nil
 	case kLong:
@@ -135,7 +136,7 @@ func (c *avroChecker) value(s *avroSchema, depth int) error {
 			return err
 		}
 		if i < 0 || i >= int64(len(s.symbols)) {
-			return c.fail(ErrCorrupt, "enum %s index %d out of range", s.name, i)
+			return c.fail(serde.ErrCorrupt, "enum %s index %d out of range", s.name, i)
 		}
 		return nil
 	case kUnion:
@@ -144,7 +145,7 @@ func (c *avroChecker) value(s *avroSchema, depth int) error {
 			return err
 		}
 		if i < 0 || i >= int64(len(s.branches)) {
-			return c.fail(ErrCorrupt, "union branch index %d out of range", i)
+			return c.fail(serde.ErrCorrupt, "union branch index %d out of range", i)
 		}
 		return c.value(s.branches[i], depth+1)
 	case kRecord:
@@ -157,7 +158,7 @@ func (c *avroChecker) value(s *avroSchema, depth int) error {
 	case kArray, kMap:
 		return c.blocks(s, depth)
 	}
-	return c.fail(ErrCorrupt, "unknown schema kind %d", s.kind)
+	return c.fail(serde.ErrCorrupt, "unknown schema kind %d", s.kind)
 }
 
 func (c *avroChecker) blocks(s *avroSchema, depth int) error {
@@ -175,7 +176,7 @@ func (c *avroChecker) blocks(s *avroSchema, depth int) error {
 		}
 		if n < 0 {
 			if n == math.MinInt64 {
-				return c.fail(ErrCorrupt, "block count out of range")
+				return c.fail(serde.ErrCorrupt, "block count out of range")
 			}
 			n = -n
 			size, err := c.varint()
@@ -183,16 +184,16 @@ func (c *avroChecker) blocks(s *avroSchema, depth int) error {
 				return err
 			}
 			if size < 0 || size > int64(len(c.buf)-c.pos) {
-				return c.fail(ErrCorrupt, "block size %d out of range", size)
+				return c.fail(serde.ErrCorrupt, "block size %d out of range", size)
 			}
 		}
 		if itemMin == 0 {
 			if n > int64(c.zeroBudget) {
-				return c.fail(ErrCorrupt, "more than %d zero-width items", maxZeroWidthItems)
+				return c.fail(serde.ErrCorrupt, "more than %d zero-width items", maxZeroWidthItems)
 			}
 			c.zeroBudget -= int(n)
 		} else if n > int64(len(c.buf)-c.pos)/int64(itemMin) {
-			return c.fail(ErrTruncated, "block of %d %s items cannot fit in %d bytes", n, s.kind, len(c.buf)-c.pos)
+			return c.fail(serde.ErrTruncated, "block of %d %s items cannot fit in %d bytes", n, s.kind, len(c.buf)-c.pos)
 		}
 		for i := int64(0); i < n; i++ {
 			if s.kind == kMap {

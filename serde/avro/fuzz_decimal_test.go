@@ -1,7 +1,8 @@
-package serde_test
+package avro_test
 
 import (
 	"errors"
+	"github.com/brookstream/brook/serde/avro"
 	"math/big"
 	"strings"
 	"testing"
@@ -67,10 +68,10 @@ func FuzzAvroDecimal(f *testing.F) {
 	f.Add(string(twos(tooBig, 6)), uint8(1))
 	f.Add(string(append(avroBytes(twos(tooBig, 0)), 0)), uint8(0))
 	type pair struct {
-		s  *serde.AvroCodec[DecTxn]
-		g  *serde.AvroCodec[map[string]any]
-		ss *serde.Avro[DecTxn]
-		gs *serde.Avro[map[string]any]
+		s  *avro.AvroCodec[DecTxn]
+		g  *avro.AvroCodec[map[string]any]
+		ss *avro.Avro[DecTxn]
+		gs *avro.Avro[map[string]any]
 	}
 	fake := newFakeRegistry(f)
 	reg := newTestRegistry(f, fake.URL())
@@ -80,10 +81,10 @@ func FuzzAvroDecimal(f *testing.F) {
 		pairs[i].s = mustCodec[DecTxn](f, schema)
 		pairs[i].g = mustCodec[map[string]any](f, schema)
 		var err error
-		if pairs[i].ss, err = serde.NewAvro[DecTxn](reg, schema, serde.WithSubjectStrategy(serde.TopicRecordNameStrategy)); err != nil {
+		if pairs[i].ss, err = avro.NewAvro[DecTxn](reg, schema, avro.WithSubjectStrategy(avro.TopicRecordNameStrategy)); err != nil {
 			f.Fatal(err)
 		}
-		if pairs[i].gs, err = serde.NewAvro[map[string]any](reg, schema, serde.WithSubjectStrategy(serde.TopicRecordNameStrategy)); err != nil {
+		if pairs[i].gs, err = avro.NewAvro[map[string]any](reg, schema, avro.WithSubjectStrategy(avro.TopicRecordNameStrategy)); err != nil {
 			f.Fatal(err)
 		}
 	}
@@ -142,7 +143,7 @@ func FuzzAvroDecimal(f *testing.F) {
 // decodeBothWays decodes data with the compiled struct decoder and with
 // goavro: both fail with the same kind, or both give the same value; a
 // decimal beyond the precision is the same error on both.
-func decodeBothWays(t *testing.T, s *serde.AvroCodec[DecTxn], g *serde.AvroCodec[map[string]any], data []byte) {
+func decodeBothWays(t *testing.T, s *avro.AvroCodec[DecTxn], g *avro.AvroCodec[map[string]any], data []byte) {
 	t.Helper()
 	sv, serr := s.Unmarshal(data)
 	gv, gerr := g.Unmarshal(data)
@@ -157,7 +158,7 @@ func decodeBothWays(t *testing.T, s *serde.AvroCodec[DecTxn], g *serde.AvroCodec
 				t.Fatalf("% x: kinds differ: struct %v, generic %v", data, serr, gerr)
 			}
 		}
-		var sd, gd *serde.DecimalError
+		var sd, gd *avro.DecimalError
 		if errors.As(serr, &sd) && errors.As(gerr, &gd) && serr.Error() != gerr.Error() {
 			t.Fatalf("% x: struct %v, generic %v", data, serr, gerr)
 		}

@@ -1,9 +1,10 @@
-package serde_test
+package avro_test
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/brookstream/brook/serde/avro"
 	"log/slog"
 	"strings"
 	"testing"
@@ -32,11 +33,11 @@ type TxnV2 struct {
 	Currency string `avro:"currency"`
 }
 
-func newTestRegistry(t testing.TB, url string) *serde.Registry {
+func newTestRegistry(t testing.TB, url string) *avro.Registry {
 	t.Helper()
 	// No retries: these tests stop the registry on purpose and want the
 	// failure at once (registry_retry_internal_test.go tests retrying).
-	reg, err := serde.NewRegistry(url, serde.WithLogger(slog.New(slog.DiscardHandler)), serde.WithRetry(0))
+	reg, err := avro.NewRegistry(url, avro.WithLogger(slog.New(slog.DiscardHandler)), avro.WithRetry(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func newTestRegistry(t testing.TB, url string) *serde.Registry {
 func TestAvroWireFormatAndCaching(t *testing.T) {
 	fake := newFakeRegistry(t)
 	reg := newTestRegistry(t, fake.URL())
-	s, err := serde.NewAvro[TxnV1](reg, txnV1)
+	s, err := avro.NewAvro[TxnV1](reg, txnV1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestAvroWireFormatAndCaching(t *testing.T) {
 	}
 	// A fresh serde on another registry client reads it (fetching the
 	// schema by id once).
-	reader, _ := serde.NewAvro[TxnV1](newTestRegistry(t, fake.URL()), txnV1)
+	reader, _ := avro.NewAvro[TxnV1](newTestRegistry(t, fake.URL()), txnV1)
 	got, err := reader.Deserialize("payments", b)
 	if err != nil || got != (TxnV1{ID: "t1", Cents: 250}) {
 		t.Fatalf("got %+v, %v", got, err)
@@ -89,7 +90,7 @@ func TestAvroWireFormatAndCaching(t *testing.T) {
 	if v, err := reader.Deserialize("payments", nil); err != nil || v != (TxnV1{}) {
 		t.Fatalf("nil payload: %+v, %v", v, err)
 	}
-	ps, _ := serde.NewAvro[*TxnV1](reg, txnV1)
+	ps, _ := avro.NewAvro[*TxnV1](reg, txnV1)
 	if b, err := ps.Serialize("payments", nil); b != nil || err != nil {
 		t.Fatalf("nil pointer: %v, %v", b, err)
 	}
@@ -102,16 +103,16 @@ func TestAvroSubjectStrategies(t *testing.T) {
 	fake := newFakeRegistry(t)
 	reg := newTestRegistry(t, fake.URL())
 	cases := []struct {
-		opts []serde.AvroOption
+		opts []avro.AvroOption
 		want string
 	}{
 		{nil, "orders-value"},
-		{[]serde.AvroOption{serde.AsKey()}, "orders-key"},
-		{[]serde.AvroOption{serde.WithSubjectStrategy(serde.RecordNameStrategy)}, "brook.pay.Txn"},
-		{[]serde.AvroOption{serde.WithSubjectStrategy(serde.TopicRecordNameStrategy)}, "orders-brook.pay.Txn"},
+		{[]avro.AvroOption{avro.AsKey()}, "orders-key"},
+		{[]avro.AvroOption{avro.WithSubjectStrategy(avro.RecordNameStrategy)}, "brook.pay.Txn"},
+		{[]avro.AvroOption{avro.WithSubjectStrategy(avro.TopicRecordNameStrategy)}, "orders-brook.pay.Txn"},
 	}
 	for _, c := range cases {
-		s, err := serde.NewAvro[TxnV1](reg, txnV1, c.opts...)
+		s, err := avro.NewAvro[TxnV1](reg, txnV1, c.opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +126,7 @@ func TestAvroSubjectStrategies(t *testing.T) {
 			t.Fatalf("nothing registered under %q", c.want)
 		}
 	}
-	if _, err := serde.NewAvro[string](reg, `"string"`, serde.WithSubjectStrategy(serde.RecordNameStrategy)); err == nil {
+	if _, err := avro.NewAvro[string](reg, `"string"`, avro.WithSubjectStrategy(avro.RecordNameStrategy)); err == nil {
 		t.Fatal("record strategy on a non-record schema: want error")
 	}
 }
@@ -133,7 +134,7 @@ func TestAvroSubjectStrategies(t *testing.T) {
 func TestAvroDecodeErrorKinds(t *testing.T) {
 	fake := newFakeRegistry(t)
 	reg := newTestRegistry(t, fake.URL())
-	s, _ := serde.NewAvro[TxnV1](reg, txnV1)
+	s, _ := avro.NewAvro[TxnV1](reg, txnV1)
 	good, err := s.Serialize("t", TxnV1{ID: "abc", Cents: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -172,9 +173,9 @@ func TestAvroDecodeErrorKinds(t *testing.T) {
 	}
 	// Registry down: a new id cannot be fetched.
 	fake.srv.Close()
-	s2, _ := serde.NewAvro[TxnV1](newTestRegistry(t, fake.URL()), txnV1)
+	s2, _ := avro.NewAvro[TxnV1](newTestRegistry(t, fake.URL()), txnV1)
 	_, err = s2.Deserialize("t", good)
-	var re *serde.RegistryError
+	var re *avro.RegistryError
 	if !errors.Is(err, serde.ErrRegistryUnavailable) || !errors.As(err, &re) {
 		t.Fatalf("registry down: got %v", err)
 	}
@@ -190,8 +191,8 @@ func TestAvroDecodeErrorKinds(t *testing.T) {
 func TestAvroResolutionThroughRegistry(t *testing.T) {
 	fake := newFakeRegistry(t)
 	reg := newTestRegistry(t, fake.URL())
-	w1, _ := serde.NewAvro[TxnV1](reg, txnV1)
-	w2, _ := serde.NewAvro[TxnV2](reg, txnV2)
+	w1, _ := avro.NewAvro[TxnV1](reg, txnV1)
+	w2, _ := avro.NewAvro[TxnV2](reg, txnV2)
 	b1, err := w1.Serialize("p", TxnV1{ID: "one", Cents: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -206,12 +207,12 @@ func TestAvroResolutionThroughRegistry(t *testing.T) {
 	}
 	// v2 bytes as v1: long cannot narrow to int, a clear mismatch.
 	_, err = w1.Deserialize("p", b2)
-	var rerr *serde.ResolutionError
-	if !errors.Is(err, serde.ErrSchemaMismatch) || !errors.As(err, &rerr) || !strings.Contains(rerr.Path, "cents") {
+	var rerr *avro.ResolutionError
+	if !errors.Is(err, avro.ErrSchemaMismatch) || !errors.As(err, &rerr) || !strings.Contains(rerr.Path, "cents") {
 		t.Fatalf("v2 bytes as v1: got %v", err)
 	}
 	// UseLatest writes with the latest registered schema (v2) converted from v1.
-	latest, _ := serde.NewAvro[TxnV1](reg, txnV1, serde.UseLatest())
+	latest, _ := avro.NewAvro[TxnV1](reg, txnV1, avro.UseLatest())
 	b, err := latest.Serialize("p", TxnV1{ID: "l", Cents: 9})
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +225,7 @@ func TestAvroResolutionThroughRegistry(t *testing.T) {
 	}
 	// Generic values of the wrong Go type are an error, not a panic, on
 	// the conversion path too.
-	glatest, _ := serde.NewAvro[map[string]any](reg, txnV1, serde.UseLatest())
+	glatest, _ := avro.NewAvro[map[string]any](reg, txnV1, avro.UseLatest())
 	for _, bad := range []map[string]any{{"id": "x", "cents": "12"}, {"id": 5, "cents": int32(1)}, {"cents": int32(1)}} {
 		if _, err := glatest.Serialize("p", bad); err == nil {
 			t.Fatalf("%v: want an error", bad)
@@ -235,7 +236,7 @@ func TestAvroResolutionThroughRegistry(t *testing.T) {
 	}
 	// UseSchemaID writes with a fixed id.
 	id1 := int(binary.BigEndian.Uint32(b1[1:5]))
-	fixed, _ := serde.NewAvro[TxnV1](reg, txnV1, serde.UseSchemaID(id1))
+	fixed, _ := avro.NewAvro[TxnV1](reg, txnV1, avro.UseSchemaID(id1))
 	b, err = fixed.Serialize("other", TxnV1{ID: "f"})
 	if err != nil || int(binary.BigEndian.Uint32(b[1:5])) != id1 {
 		t.Fatalf("fixed id: % x, %v", b, err)
@@ -244,8 +245,8 @@ func TestAvroResolutionThroughRegistry(t *testing.T) {
 		t.Fatal("a fixed-id serde must not register")
 	}
 	// Use-latest on an empty subject is an error naming the subject.
-	empty, _ := serde.NewAvro[TxnV1](reg, txnV1, serde.UseLatest())
-	if _, err := empty.Serialize("nothing-here", TxnV1{}); !errors.Is(err, serde.ErrSubjectNotFound) || !strings.Contains(err.Error(), "nothing-here-value") {
+	empty, _ := avro.NewAvro[TxnV1](reg, txnV1, avro.UseLatest())
+	if _, err := empty.Serialize("nothing-here", TxnV1{}); !errors.Is(err, avro.ErrSubjectNotFound) || !strings.Contains(err.Error(), "nothing-here-value") {
 		t.Fatalf("use latest on empty subject: %v", err)
 	}
 }
@@ -253,7 +254,7 @@ func TestAvroResolutionThroughRegistry(t *testing.T) {
 func TestAvroPreflightFake(t *testing.T) {
 	fake := newFakeRegistry(t)
 	reg := newTestRegistry(t, fake.URL())
-	s, _ := serde.NewAvro[TxnV1](reg, txnV1)
+	s, _ := avro.NewAvro[TxnV1](reg, txnV1)
 	var p serde.Preflighter = s // the runtime type-asserts this
 	ctx := context.Background()
 	if err := p.Preflight(ctx, "pf"); err != nil {
@@ -266,14 +267,14 @@ func TestAvroPreflightFake(t *testing.T) {
 		return false, []string{"reader field 'x' has no default"}
 	}
 	err := p.Preflight(ctx, "pf")
-	var ie *serde.IncompatibleSchemaError
+	var ie *avro.IncompatibleSchemaError
 	if !errors.As(err, &ie) || ie.Subject != "pf-value" || ie.Level != "BACKWARD" || len(ie.Messages) != 1 {
 		t.Fatalf("got %v", err)
 	}
 	// A use-latest serde whose schema cannot write the latest schema fails
 	// preflight on its own resolution check.
 	fake.compat = nil
-	narrow, _ := serde.NewAvro[map[string]any](reg, `{"type":"record","name":"Txn","namespace":"brook.pay","fields":[{"name":"id","type":"long"}]}`, serde.UseLatest())
+	narrow, _ := avro.NewAvro[map[string]any](reg, `{"type":"record","name":"Txn","namespace":"brook.pay","fields":[{"name":"id","type":"long"}]}`, avro.UseLatest())
 	if err := narrow.Preflight(ctx, "pf"); !errors.As(err, &ie) || !strings.Contains(err.Error(), "id") {
 		t.Fatalf("use-latest preflight: %v", err)
 	}
@@ -282,8 +283,8 @@ func TestAvroPreflightFake(t *testing.T) {
 func TestAvroConcurrentUse(t *testing.T) {
 	fake := newFakeRegistry(t)
 	reg := newTestRegistry(t, fake.URL())
-	w1, _ := serde.NewAvro[TxnV1](reg, txnV1)
-	r2, _ := serde.NewAvro[TxnV2](reg, txnV2)
+	w1, _ := avro.NewAvro[TxnV1](reg, txnV1)
+	r2, _ := avro.NewAvro[TxnV2](reg, txnV2)
 	done := make(chan error, 8)
 	for g := 0; g < 8; g++ {
 		go func() {
@@ -312,10 +313,10 @@ func TestAvroConcurrentUse(t *testing.T) {
 func TestPreflightRegistryDown(t *testing.T) {
 	fake := newFakeRegistry(t)
 	reg := newTestRegistry(t, fake.URL())
-	s, _ := serde.NewAvro[TxnV1](reg, txnV1)
+	s, _ := avro.NewAvro[TxnV1](reg, txnV1)
 	fake.srv.Close()
 	err := s.Preflight(context.Background(), "down")
-	var re *serde.RegistryError
+	var re *avro.RegistryError
 	if !errors.Is(err, serde.ErrRegistryUnavailable) || !errors.As(err, &re) || re.Op != "config" {
 		t.Fatalf("got %v", err)
 	}
@@ -324,11 +325,11 @@ func TestPreflightRegistryDown(t *testing.T) {
 func TestAvroNilGenericIsTombstone(t *testing.T) {
 	fake := newFakeRegistry(t)
 	reg := newTestRegistry(t, fake.URL())
-	m, _ := serde.NewAvro[map[string]any](reg, txnV1)
+	m, _ := avro.NewAvro[map[string]any](reg, txnV1)
 	if b, err := m.Serialize("n", nil); b != nil || err != nil {
 		t.Fatalf("nil map: %v, %v", b, err)
 	}
-	a, _ := serde.NewAvro[any](reg, `"long"`)
+	a, _ := avro.NewAvro[any](reg, `"long"`)
 	if b, err := a.Serialize("n", nil); b != nil || err != nil {
 		t.Fatalf("nil any: %v, %v", b, err)
 	}

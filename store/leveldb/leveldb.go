@@ -1,11 +1,14 @@
-package store
+package leveldb
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 
+	"github.com/brookstream/brook/store"
 	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
 	"github.com/syndtr/goleveldb/leveldb/filter"
@@ -24,9 +27,9 @@ const (
 	CompressionNone
 )
 
-// LevelDBOptions tunes a LevelDB engine. The zero value works: every zero
+// Options tunes a LevelDB engine. The zero value works: every zero
 // field takes the default given in its comment.
-type LevelDBOptions struct {
+type Options struct {
 	// BlockCacheSize is the size in bytes of the block cache shared by
 	// reads of this engine; it fills as blocks are read. Default 32 MiB:
 	// a table of a million 100-byte values split over a few tasks fits,
@@ -46,7 +49,7 @@ type LevelDBOptions struct {
 	// SkipVerify skips the check, when opening, that every table block
 	// reads back with a valid checksum. The check reads the whole database
 	// once; without it, corruption shows up only when the damaged block is
-	// read (as a *CorruptionError from that read).
+	// read (as a *store.CorruptionError from that read).
 	SkipVerify bool
 }
 
@@ -57,19 +60,19 @@ const (
 )
 
 // Validate reports options that cannot work.
-func (o LevelDBOptions) Validate() error {
+func (o Options) Validate() error {
 	switch {
 	case o.BlockCacheSize < 0:
-		return fmt.Errorf("store: LevelDBOptions.BlockCacheSize %d is negative", o.BlockCacheSize)
+		return fmt.Errorf("store/leveldb: Options.BlockCacheSize %d is negative", o.BlockCacheSize)
 	case o.WriteBufferSize < 0:
-		return fmt.Errorf("store: LevelDBOptions.WriteBufferSize %d is negative", o.WriteBufferSize)
+		return fmt.Errorf("store/leveldb: Options.WriteBufferSize %d is negative", o.WriteBufferSize)
 	case o.Compression != CompressionSnappy && o.Compression != CompressionNone:
-		return fmt.Errorf("store: LevelDBOptions.Compression %d is unknown", o.Compression)
+		return fmt.Errorf("store/leveldb: Options.Compression %d is unknown", o.Compression)
 	}
 	return nil
 }
 
-func (o LevelDBOptions) goleveldb() *opt.Options {
+func (o Options) goleveldb() *opt.Options {
 	lo := &opt.Options{
 		BlockCacheCapacity: o.BlockCacheSize,
 		WriteBuffer:        o.WriteBufferSize,
@@ -98,25 +101,6 @@ func (o LevelDBOptions) goleveldb() *opt.Options {
 	return lo
 }
 
-// CorruptionError reports a LevelDB database that is damaged (a truncated
-// or overwritten file, a bad checksum, a missing table). The data cannot be
-// trusted: wipe the directory and restore the store from its changelog,
-// which Restore does by itself.
-type CorruptionError struct {
-	// Dir is the database directory.
-	Dir string
-	// Err is the error from goleveldb.
-	Err error
-}
-
-// Error implements error.
-func (e *CorruptionError) Error() string {
-	return fmt.Sprintf("store: LevelDB in %s is corrupt: %v", e.Dir, e.Err)
-}
-
-// Unwrap returns the goleveldb error.
-func (e *CorruptionError) Unwrap() error { return e.Err }
-
 // Key layout inside the LevelDB database: user keys carry the prefix
 // userPrefix so that the engine can keep its own records (metaPrefix)
 // beside them without any clash; Flush writes the flush marker with a
@@ -129,15 +113,15 @@ const (
 
 var flushMarker = []byte{metaPrefix, 'f'}
 
-// OpenLevelDB opens (creating if needed) a LevelDB engine in dir.
+// Open opens (creating if needed) a LevelDB engine in dir.
 //
 // Writes are not synced one by one; Flush makes every write so far durable.
 // Close flushes. Iterators see the database as it was when they were
 // created; writes made while they are open are allowed and not seen.
 //
-// A damaged database gives a *CorruptionError (from OpenLevelDB unless
+// A damaged database gives a *store.CorruptionError (from Open unless
 // opts.SkipVerify is set, otherwise from the read that meets the damage).
-func OpenLevelDB(dir string, opts LevelDBOptions) (Engine, error) {
+func Open(dir string, opts Options) (store.Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -163,10 +147,10 @@ func wrapLevelDBErr(dir, op string, err error) error {
 		return nil
 	}
 	if lverrors.IsCorrupted(err) {
-		return &CorruptionError{Dir: dir, Err: err}
+		return &store.CorruptionError{Dir: dir, Err: err}
 	}
 	if errors.Is(err, leveldb.ErrClosed) {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	return fmt.Errorf("store: LevelDB %s in %s: %w", op, dir, err)
 }
@@ -202,12 +186,12 @@ func (e *ldbEngine) checkOpen() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	return nil
 }
 
-// Get implements Engine.
+// Get implements store.Engine.
 func (e *ldbEngine) Get(key []byte) ([]byte, bool, error) {
 	if err := e.checkOpen(); err != nil {
 		return nil, false, err
@@ -225,7 +209,7 @@ func (e *ldbEngine) Get(key []byte) ([]byte, bool, error) {
 	return v, true, nil
 }
 
-// Put implements Engine.
+// Put implements store.Engine.
 func (e *ldbEngine) Put(key, value []byte) error {
 	if err := e.checkOpen(); err != nil {
 		return err
@@ -233,7 +217,7 @@ func (e *ldbEngine) Put(key, value []byte) error {
 	return wrapLevelDBErr(e.dir, "put", e.db.Put(userKey(key), value, nil))
 }
 
-// Delete implements Engine.
+// Delete implements store.Engine.
 func (e *ldbEngine) Delete(key []byte) error {
 	if err := e.checkOpen(); err != nil {
 		return err
@@ -241,7 +225,7 @@ func (e *ldbEngine) Delete(key []byte) error {
 	return wrapLevelDBErr(e.dir, "delete", e.db.Delete(userKey(key), nil))
 }
 
-// ApproximateCount implements Engine. LevelDB keeps no key count, so this
+// ApproximateCount implements store.Engine. LevelDB keeps no key count, so this
 // counts the keys with one pass over them (without filling the block
 // cache): the result is exact for the snapshot it read but costs time in
 // proportion to the store's size.
@@ -258,13 +242,13 @@ func (e *ldbEngine) ApproximateCount() (int64, error) {
 	return n, wrapLevelDBErr(e.dir, "count", it.Error())
 }
 
-// Flush implements Engine: a synced write of the engine's flush marker
+// Flush implements store.Engine: a synced write of the engine's flush marker
 // makes the journal, and with it every earlier write, durable.
 func (e *ldbEngine) Flush() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return ErrClosed
+		return store.ErrClosed
 	}
 	e.seq++
 	v := fmt.Appendf(nil, "%d", e.seq)
@@ -272,10 +256,10 @@ func (e *ldbEngine) Flush() error {
 	return wrapLevelDBErr(e.dir, "flush", e.db.Put(flushMarker, v, &opt.WriteOptions{Sync: true}))
 }
 
-// Close implements Engine: it flushes and closes the database. Iterators
+// Close implements store.Engine: it flushes and closes the database. Iterators
 // still open are leaked: Close releases them (their Next returns false and
-// their Err ErrClosed from then on), closes the database anyway, and
-// returns *OpenIteratorsError to report the leak. Closing twice is not an
+// their Err store.ErrClosed from then on), closes the database anyway, and
+// returns *store.OpenIteratorsError to report the leak. Closing twice is not an
 // error.
 func (e *ldbEngine) Close() error {
 	e.mu.Lock()
@@ -299,15 +283,15 @@ func (e *ldbEngine) Close() error {
 	}
 	var leak error
 	if len(leaked) > 0 {
-		leak = &OpenIteratorsError{Engine: "LevelDB " + e.dir, Open: len(leaked)}
+		leak = &store.OpenIteratorsError{Engine: "LevelDB " + e.dir, Open: len(leaked)}
 	}
 	ferr := wrapLevelDBErr(e.dir, "flush", e.db.Put(flushMarker, v, &opt.WriteOptions{Sync: true}))
 	cerr := wrapLevelDBErr(e.dir, "close", e.db.Close())
 	return errors.Join(leak, ferr, cerr)
 }
 
-// NewBatch implements Engine.
-func (e *ldbEngine) NewBatch() Batch { return &ldbBatch{e: e} }
+// NewBatch implements store.Engine.
+func (e *ldbEngine) NewBatch() store.Batch { return &ldbBatch{e: e} }
 
 type ldbBatch struct {
 	e   *ldbEngine
@@ -332,12 +316,12 @@ func (b *ldbBatch) Write() error {
 	return wrapLevelDBErr(b.e.dir, "batch write", b.e.db.Write(&b.b, nil))
 }
 
-// Iterate implements Engine.
-func (e *ldbEngine) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byte], error) {
+// Iterate implements store.Engine.
+func (e *ldbEngine) Iterate(lo, hi []byte, reverse bool) (store.Iterator[[]byte, []byte], error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return nil, ErrClosed
+		return nil, store.ErrClosed
 	}
 	r := &util.Range{Start: userKey(lo), Limit: []byte{userPrefix + 1}}
 	if hi != nil {
@@ -359,7 +343,7 @@ type ldbIter struct {
 	started bool
 	valid   bool
 	closed  bool // Close was called
-	killed  bool // the engine closed first: released, reports ErrClosed
+	killed  bool // the engine closed first: released, reports store.ErrClosed
 }
 
 // kill releases a leaked iterator when its engine closes.
@@ -419,7 +403,7 @@ func (it *ldbIter) Err() error {
 	case it.closed:
 		return nil
 	case it.killed:
-		return ErrClosed
+		return store.ErrClosed
 	}
 	return wrapLevelDBErr(it.e.dir, "iterate", it.it.Error())
 }
@@ -439,5 +423,41 @@ func (it *ldbIter) Close() error {
 	it.e.mu.Lock()
 	delete(it.e.iters, it)
 	it.e.mu.Unlock()
+	return nil
+}
+
+// Opener returns a store.Opener for a LevelDB engine in dir: the runtime
+// restores every persistent store through one.
+func Opener(dir string, opts Options) store.Opener { return opener{dir, opts} }
+
+type opener struct {
+	dir  string
+	opts Options
+}
+
+// Open implements store.Opener.
+func (o opener) Open() (store.Engine, error) { return Open(o.dir, o.opts) }
+
+// Persistent implements store.Opener: LevelDB data survives Close.
+func (o opener) Persistent() bool { return true }
+
+// String implements store.Opener.
+func (o opener) String() string { return "LevelDB " + o.dir }
+
+// HasLocalData implements store.LocalDataChecker: it reports whether a
+// LevelDB database exists in dir.
+func (o opener) HasLocalData() (bool, error) {
+	_, err := os.Stat(filepath.Join(o.dir, "CURRENT"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Wipe implements store.Opener: it deletes dir.
+func (o opener) Wipe() error {
+	if err := os.RemoveAll(o.dir); err != nil {
+		return fmt.Errorf("store: wipe %s: %w", o.dir, err)
+	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package serde
+package avro
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/serde"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,9 +28,9 @@ var ErrSubjectNotFound = errors.New("subject not found")
 var ErrSchemaRejected = errors.New("schema rejected by the registry")
 
 // RegistryError describes a failed schema-registry call. Kind is
-// [ErrRegistryUnavailable] (no answer, a time-out, a server error or any
+// [serde.ErrRegistryUnavailable] (no answer, a time-out, a server error or any
 // other answer that is not a verdict on the schema: retry later),
-// [ErrUnknownSchemaID], [ErrSubjectNotFound] or [ErrSchemaRejected].
+// [serde.ErrUnknownSchemaID], [ErrSubjectNotFound] or [ErrSchemaRejected].
 type RegistryError struct {
 	// URL is the registry's base URL.
 	URL string
@@ -112,15 +113,6 @@ func (e *IncompatibleSchemaError) Error() string {
 	return msg
 }
 
-// Preflighter is implemented by serdes that must check something with an
-// external system before use. The runtime calls Preflight on every key and
-// value serde of every source and sink (type-asserting each Serde) before
-// it joins its consumer group, and refuses to start on an error.
-type Preflighter interface {
-	// Preflight checks that the serde can be used for topic.
-	Preflight(ctx context.Context, topic string) error
-}
-
 // registeredSchema is a schema known to the registry, parsed and compiled.
 type registeredSchema struct {
 	id     int
@@ -137,11 +129,11 @@ type registeredSchema struct {
 // An unavailable registry is not bad data. A call that gets no answer, a
 // time-out, an HTTP 5xx or 429, or any other answer that is not the
 // registry's verdict on the schema (a 404 without the registry's own error
-// code, a 401, a proxy's error page) fails with [ErrRegistryUnavailable],
+// code, a 401, a proxy's error page) fails with [serde.ErrRegistryUnavailable],
 // and is retried with exponential backoff (100 ms doubling up to 5 s)
 // until [WithRetry]'s bound has passed (default [DefaultRetryWait]). Only
 // verdicts are final at once: an unknown schema id (error code 40403, see
-// [ErrUnknownSchemaID]), a subject without versions ([ErrSubjectNotFound]),
+// [serde.ErrUnknownSchemaID]), a subject without versions ([ErrSubjectNotFound]),
 // a refused schema ([ErrSchemaRejected]).
 //
 // Two short memories keep a bad stream or a dead registry cheap: an id the
@@ -359,13 +351,13 @@ func (r *Registry) schemaByID(ctx context.Context, id int) (*registeredSchema, e
 		return rs, nil
 	}
 	if missing && r.now().Sub(missingAt) < missingTTL {
-		return nil, &RegistryError{URL: r.baseURL, Op: opByID, SchemaID: id, Kind: ErrUnknownSchemaID,
+		return nil, &RegistryError{URL: r.baseURL, Op: opByID, SchemaID: id, Kind: serde.ErrUnknownSchemaID,
 			Err: fmt.Errorf("the registry did not know schema %d at %s", id, missingAt.Format(time.RFC3339))}
 	}
 	var a schemaAnswer
 	err := r.call(ctx, opByID, "", id, http.MethodGet, "/schemas/ids/"+strconv.Itoa(id), nil, &a)
 	if err != nil {
-		if errors.Is(err, ErrUnknownSchemaID) {
+		if errors.Is(err, serde.ErrUnknownSchemaID) {
 			r.mu.Lock()
 			if len(r.missing) > 10000 {
 				clear(r.missing)
@@ -403,7 +395,7 @@ func (r *Registry) register(ctx context.Context, subject, text string) (*registe
 		return nil, err
 	}
 	if a.ID <= 0 {
-		return nil, &RegistryError{URL: r.baseURL, Op: opRegister, Subject: subject, Kind: ErrRegistryUnavailable,
+		return nil, &RegistryError{URL: r.baseURL, Op: opRegister, Subject: subject, Kind: serde.ErrRegistryUnavailable,
 			Err: errors.New("the answer has no schema id")}
 	}
 	r.log.Info("serde: schema registered", "subject", subject, "id", a.ID)
@@ -435,7 +427,7 @@ func (r *Registry) latest(ctx context.Context, subject string) (*registeredSchem
 		return nil, err
 	}
 	if a.ID <= 0 {
-		return nil, &RegistryError{URL: r.baseURL, Op: opLatest, Subject: subject, Kind: ErrRegistryUnavailable,
+		return nil, &RegistryError{URL: r.baseURL, Op: opLatest, Subject: subject, Kind: serde.ErrRegistryUnavailable,
 			Err: errors.New("the answer has no schema id")}
 	}
 	r.mu.RLock()
@@ -467,7 +459,7 @@ func (r *Registry) call(ctx context.Context, op, subject string, id int, method,
 	for attempt := 1; ; attempt++ {
 		err := r.attempt(ctx, attempt == 1, op, subject, id, method, path, body, out)
 		var re *RegistryError
-		if err == nil || !errors.As(err, &re) || re.Kind != ErrRegistryUnavailable {
+		if err == nil || !errors.As(err, &re) || re.Kind != serde.ErrRegistryUnavailable {
 			return err
 		}
 		re.Attempts, re.Waited = attempt, r.now().Sub(start)
@@ -500,7 +492,7 @@ func (r *Registry) attempt(ctx context.Context, first bool, op, subject string, 
 	r.mu.RUnlock()
 	if first && now.Before(until) {
 		return &RegistryError{URL: r.baseURL, Op: op, Subject: subject, SchemaID: id, Status: last.Status, Code: last.Code,
-			Kind: ErrRegistryUnavailable, Err: fmt.Errorf("not asked: a call %v ago found it unavailable: %w",
+			Kind: serde.ErrRegistryUnavailable, Err: fmt.Errorf("not asked: a call %v ago found it unavailable: %w",
 				now.Sub(until.Add(-downTTL)).Round(time.Millisecond), last.Err)}
 	}
 	actx, cancel := context.WithTimeout(ctx, r.reqTimeout)
@@ -509,7 +501,7 @@ func (r *Registry) attempt(ctx context.Context, first bool, op, subject string, 
 	cancel()
 	var re *RegistryError
 	switch {
-	case errors.As(err, &re) && re.Kind == ErrRegistryUnavailable:
+	case errors.As(err, &re) && re.Kind == serde.ErrRegistryUnavailable:
 		if ctx.Err() != nil {
 			break // the caller gave up; that says nothing about the registry
 		}
@@ -532,7 +524,7 @@ func (r *Registry) attempt(ctx context.Context, first bool, op, subject string, 
 // doJSON makes one registry call with ctx and decodes a 2xx JSON answer
 // into out. Other statuses become *RegistryError values: the registry's
 // verdicts (a 404 with one of its 404xx error codes, 409, 422) get their
-// kind, everything else is ErrRegistryUnavailable.
+// kind, everything else is serde.ErrRegistryUnavailable.
 func (r *Registry) doJSON(ctx context.Context, op, subject string, id int, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -552,7 +544,7 @@ func (r *Registry) doJSON(ctx context.Context, op, subject string, id int, metho
 		req.SetBasicAuth(r.user, r.password)
 	}
 	fail := func(status int, err error) *RegistryError {
-		return &RegistryError{URL: r.baseURL, Op: op, Subject: subject, SchemaID: id, Status: status, Kind: ErrRegistryUnavailable, Err: err}
+		return &RegistryError{URL: r.baseURL, Op: op, Subject: subject, SchemaID: id, Status: status, Kind: serde.ErrRegistryUnavailable, Err: err}
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
@@ -595,15 +587,15 @@ func verdict(op string, status, code int) error {
 	case status == http.StatusNotFound && code/100 == 404 && code != 404:
 		if op == opByID {
 			if code == 40403 {
-				return ErrUnknownSchemaID
+				return serde.ErrUnknownSchemaID
 			}
-			return ErrRegistryUnavailable
+			return serde.ErrRegistryUnavailable
 		}
 		return ErrSubjectNotFound
 	case status == http.StatusConflict || status == http.StatusUnprocessableEntity:
 		return ErrSchemaRejected
 	}
-	return ErrRegistryUnavailable
+	return serde.ErrRegistryUnavailable
 }
 
 // CompatibilityLevel returns the compatibility level in force for subject:
@@ -628,7 +620,7 @@ func (r *Registry) CompatibilityLevel(ctx context.Context, subject string) (stri
 		cfg.Level = cfg.Level2
 	}
 	if cfg.Level == "" {
-		return "", &RegistryError{URL: r.baseURL, Op: opConfig, Subject: subject, Kind: ErrRegistryUnavailable, Err: errors.New("answer has no compatibility level")}
+		return "", &RegistryError{URL: r.baseURL, Op: opConfig, Subject: subject, Kind: serde.ErrRegistryUnavailable, Err: errors.New("answer has no compatibility level")}
 	}
 	return cfg.Level, nil
 }

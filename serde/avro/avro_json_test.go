@@ -1,14 +1,13 @@
-package serde_test
+package avro_test
 
 import (
 	"encoding/json"
 	"errors"
+	"github.com/brookstream/brook/serde/avro"
 	"math"
 	"math/big"
 	"testing"
 	"time"
-
-	"github.com/brookstream/brook/serde"
 )
 
 const jsonSchema = `{
@@ -45,7 +44,7 @@ type order struct {
 // order, unions unwrapped, decimals with their scale, timestamps in RFC
 // 3339, bytes in base64, NaN as a string.
 func TestAvroValueJSON(t *testing.T) {
-	c, err := serde.NewAvroCodec[order](jsonSchema)
+	c, err := avro.NewAvroCodec[order](jsonSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,15 +82,15 @@ func TestAvroValueJSON(t *testing.T) {
 func TestCheckAvroResolution(t *testing.T) {
 	v1 := `{"type":"record","name":"P","fields":[{"name":"id","type":"string"}]}`
 	v2 := `{"type":"record","name":"P","fields":[{"name":"id","type":"string"},{"name":"n","type":"long"}]}`
-	if err := serde.CheckAvroResolution(v1, v2); err != nil {
+	if err := avro.CheckAvroResolution(v1, v2); err != nil {
 		t.Fatalf("v1 reading v2 data (a field dropped): %v", err)
 	}
-	err := serde.CheckAvroResolution(v2, v1)
-	var re *serde.ResolutionError
+	err := avro.CheckAvroResolution(v2, v1)
+	var re *avro.ResolutionError
 	if !errors.As(err, &re) {
 		t.Fatalf("v2 reading v1 data (a field without default added): %v; want *ResolutionError", err)
 	}
-	if err := serde.CheckAvroResolution(`{"type":"nope"}`, v1); err == nil || errors.As(err, &re) {
+	if err := avro.CheckAvroResolution(`{"type":"nope"}`, v1); err == nil || errors.As(err, &re) {
 		t.Fatalf("an invalid reader schema: %v", err)
 	}
 }

@@ -1,9 +1,10 @@
-package serde_test
+package avro_test
 
 import (
-	"testing"
-
+	"errors"
 	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/serde/avro"
+	"testing"
 )
 
 // The Avro fuzz targets check that arbitrary bytes give a value or a
@@ -17,7 +18,7 @@ var fuzzSchemas = []string{
 }
 
 func FuzzAvroCodec(f *testing.F) {
-	kc, err := serde.NewAvroCodec[Kitchen](kitchenSchema)
+	kc, err := avro.NewAvroCodec[Kitchen](kitchenSchema)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -31,9 +32,9 @@ func FuzzAvroCodec(f *testing.F) {
 	f.Add(uint8(1), []byte{0x80, 0x80, 0x80, 0x80, 0x08})
 	f.Add(uint8(2), []byte{2, 2, 4, 2, 0})
 	f.Add(uint8(3), []byte{0xfe, 0xff, 0xff, 0xff, 0x0f, 0})
-	generic := make([]*serde.AvroCodec[any], len(fuzzSchemas))
+	generic := make([]*avro.AvroCodec[any], len(fuzzSchemas))
 	for i, s := range fuzzSchemas {
-		if generic[i], err = serde.NewAvroCodec[any](s); err != nil {
+		if generic[i], err = avro.NewAvroCodec[any](s); err != nil {
 			f.Fatal(err)
 		}
 	}
@@ -77,9 +78,9 @@ func FuzzAvroCodec(f *testing.F) {
 func FuzzAvroDeserialize(f *testing.F) {
 	fake := newFakeRegistry(f)
 	reg := newTestRegistry(f, fake.URL())
-	w1, _ := serde.NewAvro[TxnV1](reg, txnV1)
-	w2, _ := serde.NewAvro[TxnV2](reg, txnV2)
-	g, _ := serde.NewAvro[map[string]any](reg, txnV2)
+	w1, _ := avro.NewAvro[TxnV1](reg, txnV1)
+	w2, _ := avro.NewAvro[TxnV2](reg, txnV2)
+	g, _ := avro.NewAvro[map[string]any](reg, txnV2)
 	b1, err := w1.Serialize("f", TxnV1{ID: "one", Cents: -3})
 	if err != nil {
 		f.Fatal(err)
@@ -103,4 +104,22 @@ func FuzzAvroDeserialize(f *testing.F) {
 		_, err = g.Deserialize("f", data)
 		checkDecodeErr(t, err)
 	})
+}
+
+// checkDecodeErr fails t unless err is nil or a *serde.DecodeError of a known kind.
+func checkDecodeErr(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var de *serde.DecodeError
+	if !errors.As(err, &de) {
+		t.Fatalf("error %v (%T) is not a *serde.DecodeError", err, err)
+	}
+	for _, k := range []error{serde.ErrWrongMagicByte, serde.ErrUnknownSchemaID, serde.ErrTruncated, serde.ErrCorrupt, serde.ErrRegistryUnavailable, avro.ErrSchemaMismatch} {
+		if errors.Is(err, k) {
+			return
+		}
+	}
+	t.Fatalf("error %v has no known kind", err)
 }

@@ -1,11 +1,11 @@
-package serde_test
+package avro_test
 
 import (
 	"fmt"
+	"github.com/brookstream/brook/serde/avro"
 	"testing"
 	"time"
 
-	"github.com/brookstream/brook/serde"
 	"github.com/linkedin/goavro/v2"
 )
 
@@ -86,7 +86,7 @@ func nativeTxn(t BenchTxn) map[string]any {
 func BenchmarkAvroSerde(b *testing.B) {
 	fake := newFakeRegistry(b)
 	reg := newTestRegistry(b, fake.URL())
-	s, err := serde.NewAvro[BenchTxn](reg, benchTxnSchema)
+	s, err := avro.NewAvro[BenchTxn](reg, benchTxnSchema)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func BenchmarkAvroSerde(b *testing.B) {
 func BenchmarkAvroSerdeGeneric(b *testing.B) {
 	fake := newFakeRegistry(b)
 	reg := newTestRegistry(b, fake.URL())
-	s, err := serde.NewAvro[map[string]any](reg, benchTxnSchema)
+	s, err := avro.NewAvro[map[string]any](reg, benchTxnSchema)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,8 +1,9 @@
-package serde_test
+package avro_test
 
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/brookstream/brook/serde/avro"
 	"math/big"
 	"strings"
 	"testing"
@@ -108,9 +109,9 @@ func decCases(t *testing.T) []decCase {
 	}
 }
 
-func mustCodec[T any](t testing.TB, schema string) *serde.AvroCodec[T] {
+func mustCodec[T any](t testing.TB, schema string) *avro.AvroCodec[T] {
 	t.Helper()
-	c, err := serde.NewAvroCodec[T](schema)
+	c, err := avro.NewAvroCodec[T](schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +122,9 @@ func mustCodec[T any](t testing.TB, schema string) *serde.AvroCodec[T] {
 // value, the precision and scale and the reason.
 func checkDecErr(t *testing.T, what string, err error, path, value, reason string, precision, scale int) {
 	t.Helper()
-	var de *serde.DecimalError
+	var de *avro.DecimalError
 	if !errors.As(err, &de) {
-		t.Fatalf("%s: got %v (%T), want a *serde.DecimalError", what, err, err)
+		t.Fatalf("%s: got %v (%T), want a *avro.DecimalError", what, err, err)
 	}
 	if de.Path != path || de.Value != value || de.Precision != precision || de.Scale != scale {
 		t.Fatalf("%s: got %+v, want path %s value %s decimal(%d,%d)", what, de, path, value, precision, scale)
@@ -148,8 +149,8 @@ func TestAvroDecimalNeverRounds(t *testing.T) {
 		ac := mustCodec[any](t, schema)
 		fake := newFakeRegistry(t)
 		reg := newTestRegistry(t, fake.URL())
-		ss, _ := serde.NewAvro[DecTxn](reg, schema)
-		gs, _ := serde.NewAvro[map[string]any](reg, schema)
+		ss, _ := avro.NewAvro[DecTxn](reg, schema)
+		gs, _ := avro.NewAvro[map[string]any](reg, schema)
 		for _, tc := range decCases(t) {
 			t.Run(schemaKind.name+"/"+tc.name, func(t *testing.T) {
 				sb, serr := sc.Marshal(nil, DecTxn{Amount: tc.in})
@@ -159,7 +160,7 @@ func TestAvroDecimalNeverRounds(t *testing.T) {
 				gw, gwerr := gs.Serialize("t", map[string]any{"amount": tc.in})
 				if tc.in == nil {
 					for _, err := range []error{serr, gerr, aerr, swerr, gwerr} {
-						var de *serde.DecimalError
+						var de *avro.DecimalError
 						if !errors.As(err, &de) || de.Path != "Txn.amount" || !strings.Contains(err.Error(), "nil *big.Rat") {
 							t.Fatalf("nil: got %v", err)
 						}
@@ -429,9 +430,9 @@ func TestAvroDecimalResolution(t *testing.T) {
 		}
 		fake := newFakeRegistry(t)
 		reg := newTestRegistry(t, fake.URL())
-		w122, _ := serde.NewAvro[DecTxn](reg, decTxnSchema(dec(12, 2)))
-		w123, _ := serde.NewAvro[DecTxn](reg, decTxnSchema(dec(12, 3)))
-		w142, _ := serde.NewAvro[DecTxn](reg, decTxnSchema(dec(14, 2)))
+		w122, _ := avro.NewAvro[DecTxn](reg, decTxnSchema(dec(12, 2)))
+		w123, _ := avro.NewAvro[DecTxn](reg, decTxnSchema(dec(12, 3)))
+		w142, _ := avro.NewAvro[DecTxn](reg, decTxnSchema(dec(14, 2)))
 		b122, err := w122.Serialize("a", DecTxn{Amount: rat(t, "12.34")})
 		if err != nil {
 			t.Fatal(err)
@@ -444,16 +445,16 @@ func TestAvroDecimalResolution(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r144s, _ := serde.NewAvro[DecTxn](reg, decTxnSchema(dec(14, 4)))
-		r144g, _ := serde.NewAvro[map[string]any](reg, decTxnSchema(dec(14, 4)))
+		r144s, _ := avro.NewAvro[DecTxn](reg, decTxnSchema(dec(14, 4)))
+		r144g, _ := avro.NewAvro[map[string]any](reg, decTxnSchema(dec(14, 4)))
 		if v, err := r144s.Deserialize("a", b122); err != nil || v.Amount.Cmp(rat(t, "12.34")) != 0 {
 			t.Fatalf("fixed=%v: 12.34 at scale 2 read at scale 4 (struct): %v, %v", fixed, v.Amount, err)
 		}
 		if v, err := r144g.Deserialize("a", b122); err != nil || v["amount"].(*big.Rat).Cmp(rat(t, "12.34")) != 0 {
 			t.Fatalf("fixed=%v: 12.34 at scale 2 read at scale 4 (generic): %v, %v", fixed, v, err)
 		}
-		r122s, _ := serde.NewAvro[DecTxn](reg, decTxnSchema(dec(12, 2)))
-		r122g, _ := serde.NewAvro[map[string]any](reg, decTxnSchema(dec(12, 2)))
+		r122s, _ := avro.NewAvro[DecTxn](reg, decTxnSchema(dec(12, 2)))
+		r122g, _ := avro.NewAvro[map[string]any](reg, decTxnSchema(dec(12, 2)))
 		for _, tc := range []struct {
 			data          []byte
 			value, reason string
@@ -464,7 +465,7 @@ func TestAvroDecimalResolution(t *testing.T) {
 			_, serr := r122s.Deserialize("b", tc.data)
 			_, gerr := r122g.Deserialize("b", tc.data)
 			for what, err := range map[string]error{"struct": serr, "generic": gerr} {
-				if !errors.Is(err, serde.ErrSchemaMismatch) {
+				if !errors.Is(err, avro.ErrSchemaMismatch) {
 					t.Fatalf("fixed=%v %s %s: %v, want ErrSchemaMismatch", fixed, what, tc.value, err)
 				}
 				checkDecErr(t, what, err, "Txn.amount", tc.value, tc.reason, 12, 2)
@@ -478,8 +479,8 @@ func TestAvroDecimalResolution(t *testing.T) {
 		if _, err := r144s.Serialize("w", DecTxn{Amount: rat(t, "1")}); err != nil {
 			t.Fatal(err)
 		}
-		ls, _ := serde.NewAvro[DecTxn](reg, decTxnSchema(dec(12, 2)), serde.UseLatest())
-		lg, _ := serde.NewAvro[map[string]any](reg, decTxnSchema(dec(12, 2)), serde.UseLatest())
+		ls, _ := avro.NewAvro[DecTxn](reg, decTxnSchema(dec(12, 2)), avro.UseLatest())
+		lg, _ := avro.NewAvro[map[string]any](reg, decTxnSchema(dec(12, 2)), avro.UseLatest())
 		sb, err := ls.Serialize("w", DecTxn{Amount: rat(t, "12.34")})
 		if err != nil {
 			t.Fatal(err)
@@ -508,7 +509,7 @@ func itoa(i int) string { return big.NewInt(int64(i)).String() }
 // precision, like any value.
 func TestAvroDecimalDefaultBeyondPrecision(t *testing.T) {
 	bad := `{"type":"record","name":"R","fields":[{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":2,"scale":0},"default":"\u0001\u0000"}]}`
-	if _, err := serde.NewAvroCodec[map[string]any](bad); err == nil || !strings.Contains(err.Error(), "256") || !strings.Contains(err.Error(), "more than 2 digits") {
+	if _, err := avro.NewAvroCodec[map[string]any](bad); err == nil || !strings.Contains(err.Error(), "256") || !strings.Contains(err.Error(), "more than 2 digits") {
 		t.Fatalf("default 256 at precision 2: %v", err)
 	}
 	good := `{"type":"record","name":"R","fields":[{"name":"x","type":"int"},{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":2,"scale":0},"default":"c"}]}`

@@ -3,7 +3,7 @@ package partition_test
 import (
 	"fmt"
 
-	"github.com/brookstream/brook/internal/partition"
+	"github.com/brookstream/brook/partition"
 )
 
 func ExampleForKey() {

@@ -1,4 +1,4 @@
-package serde
+package avro
 
 import (
 	"bytes"
@@ -11,15 +11,7 @@ import (
 	"time"
 )
 
-// JSONValuer is implemented by serdes whose values render as JSON better
-// through the serde than through encoding/json (Avro: by the schema's
-// field names and types). Interactive queries use it to answer with JSON.
-type JSONValuer[T any] interface {
-	// ValueJSON returns v as a JSON document.
-	ValueJSON(v T) ([]byte, error)
-}
-
-// ValueJSON implements [JSONValuer]: v as plain JSON shaped by the schema.
+// ValueJSON implements [serde.JSONValuer]: v as plain JSON shaped by the schema.
 // Records become objects with the schema's field names in schema order;
 // a union value is rendered as its branch's value (null for null); bytes
 // and fixed are base64 strings; decimals are JSON numbers with the

@@ -1,7 +1,8 @@
-package serde
+package avro
 
 import (
 	"fmt"
+	"github.com/brookstream/brook/serde"
 	"math"
 	"reflect"
 	"time"
@@ -174,7 +175,7 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 				return err
 			}
 			if i < 0 || i >= int64(len(s.symbols)) {
-				return c.fail(ErrCorrupt, "enum %s index %d out of range", s.name, i)
+				return c.fail(serde.ErrCorrupt, "enum %s index %d out of range", s.name, i)
 			}
 			v.SetString(s.symbols[i])
 			return nil
@@ -250,7 +251,7 @@ func isSignedInt(t reflect.Type) bool {
 
 func (c *avroChecker) enter() error {
 	if c.depth++; c.depth > maxAvroDepth {
-		return c.fail(ErrCorrupt, "nesting deeper than %d", maxAvroDepth)
+		return c.fail(serde.ErrCorrupt, "nesting deeper than %d", maxAvroDepth)
 	}
 	return nil
 }
@@ -281,7 +282,7 @@ func (b *bindBuilder) compileUnion(t reflect.Type, s *avroSchema, bd *binder, pa
 			return err
 		}
 		if i < 0 || i >= int64(len(s.branches)) {
-			return c.fail(ErrCorrupt, "union branch index %d out of range", i)
+			return c.fail(serde.ErrCorrupt, "union branch index %d out of range", i)
 		}
 		if int(i) == u.nullIdx {
 			v.SetZero()
