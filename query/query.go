@@ -80,7 +80,7 @@ type NotLocalError struct {
 
 // Error implements error.
 func (e *NotLocalError) Error() string {
-	return fmt.Sprintf("brook: store %q partition %d (task %s) is hosted by %q, not this instance", e.Store, e.Partition, e.Task, e.Endpoint)
+	return fmt.Sprintf("query: store %q partition %d (task %s) is hosted by %q, not this instance", e.Store, e.Partition, e.Task, e.Endpoint)
 }
 
 // NotReadyError says that a store cannot be read yet: its task is
@@ -100,9 +100,9 @@ type NotReadyError struct {
 // Error implements error.
 func (e *NotReadyError) Error() string {
 	if e.Task == "" {
-		return fmt.Sprintf("brook: store %q is not ready: no assignment yet (state %s)", e.Store, e.State)
+		return fmt.Sprintf("query: store %q is not ready: no assignment yet (state %s)", e.Store, e.State)
 	}
-	return fmt.Sprintf("brook: store %q is not ready: task %s is restoring or rebalancing (state %s)", e.Store, e.Task, e.State)
+	return fmt.Sprintf("query: store %q is not ready: task %s is restoring or rebalancing (state %s)", e.Store, e.Task, e.State)
 }
 
 // StoreCodec is the type-erased query side of a store, which package
@@ -479,7 +479,7 @@ func (v *KeyValueView[K, V]) Get(key K) (V, bool, error) {
 	var zero V
 	kb, err := v.q.keyBytes(v.app.serdeTopic(v.spec), key)
 	if err != nil {
-		return zero, false, fmt.Errorf("brook: store %q: %w", v.name, err)
+		return zero, false, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
 	loc, err := v.app.locate(v.spec, kb)
 	if err != nil {
@@ -538,7 +538,7 @@ func (v *KeyValueView[K, V]) bounds(from, to K) (lo, hi []byte, err error) {
 func (v *KeyValueView[K, V]) Range(from, to K) (store.Iterator[K, V], error) {
 	lo, hi, err := v.bounds(from, to)
 	if err != nil {
-		return nil, fmt.Errorf("brook: store %q: %w", v.name, err)
+		return nil, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
 	return v.scan(lo, hi, false)
 }
@@ -547,7 +547,7 @@ func (v *KeyValueView[K, V]) Range(from, to K) (store.Iterator[K, V], error) {
 func (v *KeyValueView[K, V]) ReverseRange(from, to K) (store.Iterator[K, V], error) {
 	lo, hi, err := v.bounds(from, to)
 	if err != nil {
-		return nil, fmt.Errorf("brook: store %q: %w", v.name, err)
+		return nil, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
 	return v.scan(lo, hi, true)
 }
@@ -557,7 +557,7 @@ func (v *KeyValueView[K, V]) ReverseRange(from, to K) (store.Iterator[K, V], err
 func (v *KeyValueView[K, V]) Prefix(prefix K) (store.Iterator[K, V], error) {
 	p, err := v.q.keyBytes(v.app.serdeTopic(v.spec), prefix)
 	if err != nil {
-		return nil, fmt.Errorf("brook: store %q: %w", v.name, err)
+		return nil, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
 	if len(p) == 0 {
 		return v.scan(nil, nil, false)
@@ -598,7 +598,7 @@ func (v *KeyValueView[K, V]) ApproximateCount() (int64, error) {
 func (v *KeyValueView[K, V]) Metadata(key K) (KeyMetadata, error) {
 	kb, err := v.q.keyBytes(v.app.serdeTopic(v.spec), key)
 	if err != nil {
-		return KeyMetadata{}, fmt.Errorf("brook: store %q: %w", v.name, err)
+		return KeyMetadata{}, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
 	loc, err := v.app.locate(v.spec, kb)
 	if err != nil {
@@ -779,7 +779,7 @@ func (a Handle) locate(spec *task.StoreSpec, kb []byte) (location, error) {
 	}
 	p, err := partition.ForKey(kb, asg.Partitions[g])
 	if err != nil {
-		return location{}, fmt.Errorf("brook: store %q: %w", spec.Name, err)
+		return location{}, fmt.Errorf("query: store %q: %w", spec.Name, err)
 	}
 	id := assign.TaskID{Group: g, Partition: p}
 	h, ok := asg.Owner(id)
