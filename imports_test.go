@@ -48,6 +48,8 @@ var importRules = []importRule{
 	{"store/leveldb", append([]string{"github.com/linkedin/goavro", mod + "serde/avro", mod + "processor"}, upper...),
 		"the LevelDB engine knows nothing of Avro, processors or the runtime"},
 	{"partition", upper, "the partitioner is a leaf producers outside brook use"},
+	{"query", []string{mod + "topology", mod + "testutil", "github.com/linkedin/goavro", mod + "serde/avro"},
+		"interactive queries reach the App through query.App (never package topology) and serdes through serde.Serde"},
 	{"internal/task", append([]string{
 		"github.com/linkedin/goavro", "github.com/syndtr/goleveldb", mod + "serde/avro", mod + "store/leveldb",
 	}, upper...), "the task core talks to serdes and engines through interfaces"},

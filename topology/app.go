@@ -168,44 +168,44 @@ type Config struct {
 // change c: the defaults are applied by NewApp to its own copy.
 func (c Config) Validate() error {
 	if c.ApplicationID == "" {
-		return errors.New("brook: Config.ApplicationID is required")
+		return errors.New("topology: Config.ApplicationID is required")
 	}
 	if err := validTopicPart(c.ApplicationID); err != nil {
-		return fmt.Errorf("brook: Config.ApplicationID %q %w", c.ApplicationID, err)
+		return fmt.Errorf("topology: Config.ApplicationID %q %w", c.ApplicationID, err)
 	}
 	if n := len(changelogName(c.ApplicationID, "s")); n > maxTopicLen {
-		return fmt.Errorf("brook: Config.ApplicationID %q is too long: its changelog topics would exceed Kafka's %d characters", c.ApplicationID, maxTopicLen)
+		return fmt.Errorf("topology: Config.ApplicationID %q is too long: its changelog topics would exceed Kafka's %d characters", c.ApplicationID, maxTopicLen)
 	}
 	if len(c.Brokers) == 0 {
-		return errors.New("brook: Config.Brokers is required")
+		return errors.New("topology: Config.Brokers is required")
 	}
 	if c.Guarantee != AtLeastOnce && c.Guarantee != ExactlyOnce {
-		return fmt.Errorf("brook: Config.Guarantee %d is not AtLeastOnce or ExactlyOnce", int(c.Guarantee))
+		return fmt.Errorf("topology: Config.Guarantee %d is not AtLeastOnce or ExactlyOnce", int(c.Guarantee))
 	}
 	if c.SASL != nil {
 		switch c.SASL.Mechanism {
 		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		default:
-			return fmt.Errorf("brook: Config.SASL.Mechanism %q is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
+			return fmt.Errorf("topology: Config.SASL.Mechanism %q is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
 		}
 		if c.SASL.User == "" {
-			return errors.New("brook: Config.SASL.User is required when Config.SASL is set")
+			return errors.New("topology: Config.SASL.User is required when Config.SASL is set")
 		}
 	}
 	if err := c.LevelDB.Validate(); err != nil {
-		return fmt.Errorf("brook: Config.LevelDB: %w", err)
+		return fmt.Errorf("topology: Config.LevelDB: %w", err)
 	}
 	if c.ReplicationFactor < -1 || c.ReplicationFactor > math.MaxInt16 {
-		return fmt.Errorf("brook: Config.ReplicationFactor %d must be -1 (broker default), 0 (default) or a positive replica count", c.ReplicationFactor)
+		return fmt.Errorf("topology: Config.ReplicationFactor %d must be -1 (broker default), 0 (default) or a positive replica count", c.ReplicationFactor)
 	}
 	if c.MinInsyncReplicas < 0 {
-		return fmt.Errorf("brook: Config.MinInsyncReplicas %d is negative", c.MinInsyncReplicas)
+		return fmt.Errorf("topology: Config.MinInsyncReplicas %d is negative", c.MinInsyncReplicas)
 	}
 	if c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor {
-		return fmt.Errorf("brook: Config.MinInsyncReplicas %d exceeds Config.ReplicationFactor %d: no write with acks=all could succeed", c.MinInsyncReplicas, c.ReplicationFactor)
+		return fmt.Errorf("topology: Config.MinInsyncReplicas %d exceeds Config.ReplicationFactor %d: no write with acks=all could succeed", c.MinInsyncReplicas, c.ReplicationFactor)
 	}
 	if c.StartupTimeout < 0 {
-		return fmt.Errorf("brook: Config.StartupTimeout %v is negative", c.StartupTimeout)
+		return fmt.Errorf("topology: Config.StartupTimeout %v is negative", c.StartupTimeout)
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("brook: Config.ShutdownTimeout %v is negative", c.ShutdownTimeout)
@@ -277,10 +277,10 @@ func checkTopicNames(topo *Topology, appID string) error {
 		}
 		topic := changelogName(appID, name)
 		if err := validTopicPart(name); err != nil {
-			return fmt.Errorf("brook: store %q cannot name its changelog topic %q: the store name %w", name, topic, err)
+			return fmt.Errorf("topology: store %q cannot name its changelog topic %q: the store name %w", name, topic, err)
 		}
 		if len(topic) > maxTopicLen {
-			return fmt.Errorf("brook: store %q: its changelog topic %q has %d characters, more than Kafka's %d; shorten the application id or the store name", name, topic, len(topic), maxTopicLen)
+			return fmt.Errorf("topology: store %q: its changelog topic %q has %d characters, more than Kafka's %d; shorten the application id or the store name", name, topic, len(topic), maxTopicLen)
 		}
 	}
 	return nil
@@ -347,7 +347,7 @@ type App struct {
 // Kafka before Run.
 func NewApp(topo *Topology, cfg Config) (*App, error) {
 	if topo == nil || topo.graph == nil {
-		return nil, errors.New("brook: NewApp needs a built Topology")
+		return nil, errors.New("topology: NewApp needs a built Topology")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -87,7 +87,7 @@ func TestInitFailureReleasesEverything(t *testing.T) {
 			eng = &engine{Engine: store.NewMemoryEngine()}
 			return eng, nil, nil
 		}})
-	if err == nil || !strings.Contains(err.Error(), `processor "bad": init: no database`) {
+	if err == nil || !strings.Contains(err.Error(), `node "bad": init: no database`) {
 		t.Fatalf("New error = %v", err)
 	}
 	if eng == nil || eng.closes != 1 {

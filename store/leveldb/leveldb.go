@@ -126,7 +126,7 @@ func Open(dir string, opts Options) (store.Engine, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("store: open LevelDB: %w", err)
+		return nil, fmt.Errorf("store/leveldb: open LevelDB: %w", err)
 	}
 	db, err := leveldb.OpenFile(dir, opts.goleveldb())
 	if err != nil {
@@ -152,7 +152,7 @@ func wrapLevelDBErr(dir, op string, err error) error {
 	if errors.Is(err, leveldb.ErrClosed) {
 		return store.ErrClosed
 	}
-	return fmt.Errorf("store: LevelDB %s in %s: %w", op, dir, err)
+	return fmt.Errorf("store/leveldb: LevelDB %s in %s: %w", op, dir, err)
 }
 
 type ldbEngine struct {
@@ -457,7 +457,7 @@ func (o opener) HasLocalData() (bool, error) {
 // Wipe implements store.Opener: it deletes dir.
 func (o opener) Wipe() error {
 	if err := os.RemoveAll(o.dir); err != nil {
-		return fmt.Errorf("store: wipe %s: %w", o.dir, err)
+		return fmt.Errorf("store/leveldb: wipe %s: %w", o.dir, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package topology_test
+package query_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/partition"
+	"github.com/brookstream/brook/query"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/testutil"
@@ -35,7 +36,7 @@ type queryInstance struct {
 
 // startQueryInstance starts an App whose QueryEndpoint is a loopback
 // listener serving its QueryHandler.
-func startQueryInstance(t *testing.T, ctx context.Context, topo *topology.Topology, cfg topology.Config, opts ...topology.QueryOption) *queryInstance {
+func startQueryInstance(t *testing.T, ctx context.Context, topo *topology.Topology, cfg topology.Config, opts ...query.Option) *queryInstance {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -296,7 +297,7 @@ func TestQueryThreeInstances(t *testing.T) {
 		for k := 0; k < keys; k++ {
 			key := fmt.Sprintf("key-%03d", k)
 			val, found, err := v.Get(key)
-			var nl *topology.NotLocalError
+			var nl *query.NotLocalError
 			switch {
 			case errors.As(err, &nl):
 				if nl.Endpoint == qi.endpoint || nl.Endpoint == "" {
@@ -456,7 +457,7 @@ func TestQueryDuringRestore(t *testing.T) {
 	}
 	a := httpGet(t, qi.endpoint, "/stores/counts/keys/key-002", nil)
 	var body struct {
-		Restoring []topology.RestoreStatus `json:"restoring"`
+		Restoring []query.RestoreStatus `json:"restoring"`
 	}
 	if err := json.Unmarshal(a.body, &body); err != nil || len(body.Restoring) == 0 ||
 		body.Restoring[0].Store != "counts" || body.Restoring[0].Total == 0 {
@@ -466,7 +467,7 @@ func TestQueryDuringRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nr *topology.NotReadyError
+	var nr *query.NotReadyError
 	if _, _, err := v.Get("key-001"); !errors.As(err, &nr) {
 		t.Fatalf("Get during restore: %v; want *NotReadyError", err)
 	}
@@ -505,7 +506,7 @@ func TestQueryHandlerInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := app.QueryHandler(topology.WithBearerToken("s3cret"))
+	h := app.QueryHandler(query.WithBearerToken("s3cret"))
 	auth := map[string]string{"Authorization": "Bearer s3cret"}
 	for _, c := range []struct {
 		path   string
@@ -606,7 +607,7 @@ func TestQueryIteratorInvalidatedByRebalance(t *testing.T) {
 	for it.Next() {
 		n++
 	}
-	if !errors.Is(it.Err(), topology.ErrIteratorInvalidated) {
+	if !errors.Is(it.Err(), query.ErrIteratorInvalidated) {
 		t.Fatalf("after a rebalance, the iterator read %d more keys and ended with %v; want ErrIteratorInvalidated", n, it.Err())
 	}
 	if err := it.Close(); err != nil {

@@ -1,4 +1,4 @@
-package topology_test
+package query_test
 
 import (
 	"context"
@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brookstream/brook/query"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
 )
 
 // unstartedQueryHandler is the query handler of an App that has not
 // started: every store answer is then a 503.
-func unstartedQueryHandler(t *testing.T, opts ...topology.QueryOption) http.Handler {
+func unstartedQueryHandler(t *testing.T, opts ...query.Option) http.Handler {
 	t.Helper()
 	app, err := topology.NewApp(countTopology(t, "in", "out"), topology.Config{ApplicationID: "q", Brokers: []string{"127.0.0.1:1"}, StateDir: t.TempDir()})
 	if err != nil {
@@ -169,7 +170,7 @@ func TestQueryErrorsAreJSON(t *testing.T) {
 // case-insensitively (RFC 9110 §11.1) and the token exactly, and that
 // the 401 answer is JSON with a WWW-Authenticate challenge.
 func TestQueryBearerScheme(t *testing.T) {
-	h := unstartedQueryHandler(t, topology.WithBearerToken("s3cret"))
+	h := unstartedQueryHandler(t, query.WithBearerToken("s3cret"))
 	for _, c := range []struct {
 		authz string
 		ok    bool

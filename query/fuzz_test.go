@@ -1,4 +1,4 @@
-package topology_test
+package query_test
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brookstream/brook/query"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
 )
@@ -61,7 +62,7 @@ func FuzzQueryHandler(f *testing.F) {
 			f.Error(err)
 		}
 	})
-	h := app.QueryHandler(topology.WithBearerToken("t"), topology.WithForwardTimeout(time.Second))
+	h := app.QueryHandler(query.WithBearerToken("t"), query.WithForwardTimeout(time.Second))
 	oh := other.QueryHandler()
 	deadline := time.Now().Add(60 * time.Second)
 	for {

@@ -1,4 +1,4 @@
-package topology
+package query
 
 import (
 	"encoding/json"
@@ -24,7 +24,7 @@ func (jsonKeySerde) Deserialize(_ string, b []byte) (structKey, error) {
 
 // TestParseKey checks how the HTTP handler reads keys of each type.
 func TestParseKey(t *testing.T) {
-	check := func(q storeQuerier, format, text string, want any, ok bool) {
+	check := func(q StoreCodec, format, text string, want any, ok bool) {
 		t.Helper()
 		if got := q.keyFormat(); got != format {
 			t.Errorf("format %q, want %q", got, format)
@@ -37,20 +37,20 @@ func TestParseKey(t *testing.T) {
 			t.Fatalf("parseKey(%q) = %#v, want %#v", text, k, want)
 		}
 	}
-	s := newKVQuery(serde.String(), serde.Int64())
+	s := KeyValueCodec(serde.String(), serde.Int64())
 	check(s, "string", "a/b c", "a/b c", true)
-	i32 := newKVQuery(serde.Int32(), serde.Int64())
+	i32 := KeyValueCodec(serde.Int32(), serde.Int64())
 	check(i32, "int32 (decimal)", "-17", int32(-17), true)
 	check(i32, "int32 (decimal)", "2147483648", nil, false)
 	check(i32, "int32 (decimal)", "x", nil, false)
-	i64 := newKVQuery(serde.Int64(), serde.Int64())
+	i64 := KeyValueCodec(serde.Int64(), serde.Int64())
 	check(i64, "int64 (decimal)", "9223372036854775807", int64(9223372036854775807), true)
 	check(i64, "int64 (decimal)", "1.5", nil, false)
-	bs := newKVQuery(serde.Bytes(), serde.Int64())
+	bs := KeyValueCodec(serde.Bytes(), serde.Int64())
 	check(bs, "bytes (base64)", "AAEC", []byte{0, 1, 2}, true)
 	check(bs, "bytes (base64)", "AAE", []byte{0, 1}, true) // URL alphabet, no padding
 	check(bs, "bytes (base64)", "!!", nil, false)
-	st := newKVQuery[structKey, int64](jsonKeySerde{}, serde.Int64())
+	st := KeyValueCodec[structKey, int64](jsonKeySerde{}, serde.Int64())
 	check(st, "JSON", `{"account":"a1","card":2}`, structKey{"a1", 2}, true)
 	check(st, "JSON", `{"account":`, nil, false)
 	long := make([]byte, maxKeyText+1)

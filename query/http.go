@@ -1,4 +1,4 @@
-package topology
+package query
 
 import (
 	"bytes"
@@ -19,12 +19,14 @@ import (
 	"time"
 
 	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/runtime"
 	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/store"
 )
 
-// QueryOption configures the handler QueryHandler returns.
-type QueryOption func(*queryConfig)
+// Option configures the handler NewHandler returns.
+type Option func(*queryConfig)
 
 type queryConfig struct {
 	token        string
@@ -43,33 +45,33 @@ type queryConfig struct {
 // matched without regard to case ("bearer", "BEARER"), the token exactly
 // and in constant time. Forwarded requests carry the caller's header, so
 // every instance needs the same token.
-func WithBearerToken(token string) QueryOption {
+func WithBearerToken(token string) Option {
 	return func(c *queryConfig) { c.token = token }
 }
 
 // WithForwardClient sets the HTTP client used to forward queries to other
 // instances (TLS, proxies). Default: a client without keep-alives.
-func WithForwardClient(cl *http.Client) QueryOption {
+func WithForwardClient(cl *http.Client) Option {
 	return func(c *queryConfig) { c.client = cl }
 }
 
 // WithForwardTimeout bounds each forwarded call. Default 5s.
-func WithForwardTimeout(d time.Duration) QueryOption {
+func WithForwardTimeout(d time.Duration) Option {
 	return func(c *queryConfig) { c.timeout = d }
 }
 
 // WithMaxHops bounds how many times a query may be forwarded. Default 2;
 // 0 turns forwarding off (a key held elsewhere then gets 503).
-func WithMaxHops(n int) QueryOption { return func(c *queryConfig) { c.maxHops = n } }
+func WithMaxHops(n int) Option { return func(c *queryConfig) { c.maxHops = n } }
 
 // WithRangeLimits sets the default and the largest page size of range
 // answers. Defaults 100 and 1000.
-func WithRangeLimits(defaultLimit, maxLimit int) QueryOption {
+func WithRangeLimits(defaultLimit, maxLimit int) Option {
 	return func(c *queryConfig) { c.defaultLimit, c.maxLimit = defaultLimit, maxLimit }
 }
 
 // WithRetryAfter sets the Retry-After of 503 answers. Default 1s.
-func WithRetryAfter(d time.Duration) QueryOption {
+func WithRetryAfter(d time.Duration) Option {
 	return func(c *queryConfig) { c.retryAfter = d }
 }
 
@@ -79,7 +81,7 @@ const hopsHeader = "X-Brook-Hops"
 // servedByHeader names the endpoint that answered.
 const servedByHeader = "X-Brook-Served-By"
 
-// QueryHandler returns an http.Handler that serves the App's stores as
+// NewHandler returns an http.Handler that serves the App's stores as
 // JSON (see docs/QUERIES.md for the full reference):
 //
 //	GET /stores                          the stores and their state here
@@ -98,7 +100,8 @@ const servedByHeader = "X-Brook-Served-By"
 // instance cannot be reached. Range answers page with a continuation
 // token and say "more": false on the last page. Serve it on the address
 // given as Config.QueryEndpoint.
-func (a *App) QueryHandler(opts ...QueryOption) http.Handler {
+func NewHandler(app App, opts ...Option) http.Handler {
+	a, err := handleOf(app, "NewHandler")
 	cfg := queryConfig{timeout: 5 * time.Second, maxHops: 2, defaultLimit: 100, maxLimit: 1000, retryAfter: time.Second, maxURL: 16 << 10, maxResponse: 64 << 20}
 	for _, o := range opts {
 		o(&cfg)
@@ -119,6 +122,14 @@ func (a *App) QueryHandler(opts ...QueryOption) http.Handler {
 		cfg.maxLimit = cfg.defaultLimit
 	}
 	h := &queryHandler{a: a, cfg: cfg}
+	if err != nil {
+		// No App to answer for: every request gets the error.
+		fail := func(w http.ResponseWriter, r *http.Request) {
+			h.fail(w, &apiError{Status: http.StatusInternalServerError, Error: err.Error()})
+		}
+		h.routes = queryRoutes{fail, fail, fail, fail, fail, fail, fail, fail}
+		return h
+	}
 	h.routes = queryRoutes{
 		health:    h.health,
 		ready:     h.ready,
@@ -133,7 +144,7 @@ func (a *App) QueryHandler(opts ...QueryOption) http.Handler {
 }
 
 type queryHandler struct {
-	a      *App
+	a      Handle
 	cfg    queryConfig
 	routes queryRoutes
 }
@@ -275,7 +286,7 @@ func (h *queryHandler) reply(w http.ResponseWriter, status int, v any) {
 		body, _ = json.Marshal(apiError{Error: "cannot render the answer as JSON: " + err.Error()})
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if ep := h.a.rt.Endpoint(); ep != "" && w.Header().Get(servedByHeader) == "" {
+	if ep := h.a.endpoint(); ep != "" && w.Header().Get(servedByHeader) == "" {
 		w.Header().Set(servedByHeader, ep)
 	}
 	w.WriteHeader(status)
@@ -292,7 +303,8 @@ func (h *queryHandler) fail(w http.ResponseWriter, e *apiError) {
 // errorFor maps query errors to answers.
 func (h *queryHandler) errorFor(err error) *apiError {
 	var nr *NotReadyError
-	var us *UnknownStoreError
+	var us *processor.UnknownStoreError
+	var st *processor.StoreTypeError
 	switch {
 	case errors.As(err, &nr):
 		return &apiError{Status: http.StatusServiceUnavailable, Error: nr.Error(), Restoring: nr.Restoring}
@@ -300,14 +312,16 @@ func (h *queryHandler) errorFor(err error) *apiError {
 		return &apiError{Status: http.StatusServiceUnavailable, Error: err.Error()}
 	case errors.As(err, &us):
 		return &apiError{Status: http.StatusNotFound, Error: us.Error()}
+	case errors.As(err, &st):
+		return &apiError{Status: http.StatusNotFound, Error: st.Error()}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Error: err.Error()}
 }
 
 func (h *queryHandler) health(w http.ResponseWriter, r *http.Request) {
-	s := h.a.State()
+	s := h.a.state()
 	body := map[string]any{"state": s.String()}
-	if s == StateError || s == StateStopped {
+	if s == runtime.Error || s == runtime.Stopped {
 		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "application is " + s.String()})
 		return
 	}
@@ -315,9 +329,9 @@ func (h *queryHandler) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *queryHandler) ready(w http.ResponseWriter, r *http.Request) {
-	s := h.a.State()
+	s := h.a.state()
 	asg, ok := h.a.rt.Strategy().Assignment()
-	if s != StateRunning || !ok {
+	if s != runtime.Running || !ok {
 		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not ready: application is " + s.String(), Restoring: restoreStatuses(h.a.rt.RestoreProgress())})
 		return
 	}
@@ -332,9 +346,9 @@ func (h *queryHandler) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *queryHandler) instances(w http.ResponseWriter, r *http.Request) {
-	ins, gen, ok := h.a.Instances()
+	ins, gen, ok := h.a.instances()
 	if !ok {
-		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "no assignment yet (state " + h.a.State().String() + ")"})
+		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "no assignment yet (state " + h.a.state().String() + ")"})
 		return
 	}
 	h.reply(w, http.StatusOK, struct {
@@ -352,12 +366,12 @@ func (h *queryHandler) stores(w http.ResponseWriter, r *http.Request) {
 }
 
 // lookup returns the named store's spec and querier.
-func (h *queryHandler) lookup(name string) (*task.StoreSpec, storeQuerier, *apiError) {
+func (h *queryHandler) lookup(name string) (*task.StoreSpec, StoreCodec, *apiError) {
 	spec := h.a.rt.Graph().Stores[name]
 	if spec == nil {
 		return nil, nil, &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("no store %q (stores: %v)", name, h.a.storeNames())}
 	}
-	q, ok := spec.Query.(storeQuerier)
+	q, ok := spec.Query.(StoreCodec)
 	if !ok {
 		return nil, nil, &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("store %q (%s) cannot be queried over HTTP", name, spec.Kind)}
 	}
@@ -438,7 +452,7 @@ func (h *queryHandler) get(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		kj, _ = json.Marshal(text)
 	}
-	h.reply(w, http.StatusOK, keyAnswer{Store: spec.Name, Key: kj, Value: v, Partition: loc.task.Partition, Task: loc.task.String(), Host: h.a.rt.Endpoint()})
+	h.reply(w, http.StatusOK, keyAnswer{Store: spec.Name, Key: kj, Value: v, Partition: loc.task.Partition, Task: loc.task.String(), Host: h.a.endpoint()})
 }
 
 // forward relays the request to host and its answer back.
@@ -447,7 +461,7 @@ func (h *queryHandler) forward(w http.ResponseWriter, r *http.Request, host assi
 		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("the owner (member %s) has no query endpoint (Config.QueryEndpoint)", host.MemberID)})
 		return
 	}
-	if host.Endpoint == h.a.rt.Endpoint() || hops >= h.cfg.maxHops {
+	if host.Endpoint == h.a.endpoint() || hops >= h.cfg.maxHops {
 		// The instances disagree about the assignment: a rebalance is
 		// under way.
 		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "the instances disagree on who hosts this key (rebalancing); retry"})
@@ -573,7 +587,7 @@ func page(store string, entries []scanEntry, more bool) rangeAnswer {
 }
 
 // rangeBounds computes the serialized key interval of a range request.
-func (h *queryHandler) rangeBounds(spec *task.StoreSpec, q storeQuerier, vals url.Values) (lo, hi []byte, limit int, e *apiError) {
+func (h *queryHandler) rangeBounds(spec *task.StoreSpec, q StoreCodec, vals url.Values) (lo, hi []byte, limit int, e *apiError) {
 	var err error
 	bad := func(format string, args ...any) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: ", spec.Name) + fmt.Sprintf(format, args...)}

@@ -1,4 +1,4 @@
-package topology_test
+package query_test
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/partition"
+	"github.com/brookstream/brook/query"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/testutil"
@@ -184,8 +185,8 @@ func TestQueryRangePagingModel(t *testing.T) {
 	// Two more instances, with smaller range limits than the first: a
 	// page gathered by the first asks them for more keys than they give.
 	insts = append(insts,
-		startQueryInstance(t, ctx, pagingTopology(t, topics), cfg(), topology.WithRangeLimits(2, 3)),
-		startQueryInstance(t, ctx, pagingTopology(t, topics), cfg(), topology.WithRangeLimits(5, 5)))
+		startQueryInstance(t, ctx, pagingTopology(t, topics), cfg(), query.WithRangeLimits(2, 3)),
+		startQueryInstance(t, ctx, pagingTopology(t, topics), cfg(), query.WithRangeLimits(5, 5)))
 	eventually(t, 90*time.Second, func() error {
 		for _, qi := range insts {
 			ins, _, ok := qi.app.Instances()

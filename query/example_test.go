@@ -1,4 +1,4 @@
-package topology_test
+package query_test
 
 import (
 	"context"
@@ -7,13 +7,16 @@ import (
 	"log"
 	"net/http"
 
+	"github.com/brookstream/brook/query"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/topology"
 )
 
 // An App serves its stores over HTTP on its QueryEndpoint, and reads them
 // from Go through a typed view. (Compiled, not run: it needs a broker.)
-func ExampleApp_QueryHandler() {
+// app.QueryHandler(opts...) and topology.QueryKeyValue are the same calls
+// spelled on the App.
+func ExampleNewHandler() {
 	b := topology.New()
 	src := topology.Source(b, "in", "words", serde.String(), serde.String())
 	topology.KeyValueStore(b, "counts", serde.String(), serde.Int64())
@@ -30,19 +33,19 @@ func ExampleApp_QueryHandler() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Addr: ":8080", Handler: app.QueryHandler(topology.WithBearerToken("s3cret"))}
+	srv := &http.Server{Addr: ":8080", Handler: query.NewHandler(app, query.WithBearerToken("s3cret"))}
 	go srv.ListenAndServe() // GET /stores/counts/keys/brook, /stores/counts/range?prefix=b, ...
 	defer srv.Close()
 	go app.Run(context.Background())
 	defer app.Close()
 
-	view, err := topology.QueryKeyValue[string, int64](app, "counts")
+	view, err := query.KeyValue[string, int64](app, "counts")
 	if err != nil {
 		log.Fatal(err)
 	}
 	n, found, err := view.Get("brook")
-	var elsewhere *topology.NotLocalError
-	var notReady *topology.NotReadyError
+	var elsewhere *query.NotLocalError
+	var notReady *query.NotReadyError
 	switch {
 	case errors.As(err, &elsewhere):
 		fmt.Println("ask", elsewhere.Endpoint)
