@@ -127,7 +127,7 @@ type DeserializationError struct {
 
 // Error implements error.
 func (e *DeserializationError) Error() string {
-	return fmt.Sprintf("source %q: cannot deserialize %s of record at topic %q partition %d offset %d: %v",
+	return fmt.Sprintf("processor: source %q: cannot deserialize %s of record at topic %q partition %d offset %d: %v",
 		e.Node, e.Part, e.Topic, e.Partition, e.Offset, e.Err)
 }
 
@@ -156,9 +156,9 @@ type ProcessingError struct {
 // Error implements error.
 func (e *ProcessingError) Error() string {
 	if e.Punctuation {
-		return fmt.Sprintf("processor %q (task %s): punctuation failed: %v", e.Node, e.TaskID, e.Err)
+		return fmt.Sprintf("processor: node %q (task %s): punctuation failed: %v", e.Node, e.TaskID, e.Err)
 	}
-	return fmt.Sprintf("processor %q (task %s): processing record at topic %q partition %d offset %d: %v",
+	return fmt.Sprintf("processor: node %q (task %s): processing record at topic %q partition %d offset %d: %v",
 		e.Node, e.TaskID, e.Topic, e.Partition, e.Offset, e.Err)
 }
 
@@ -183,7 +183,7 @@ type ProductionError struct {
 
 // Error implements error.
 func (e *ProductionError) Error() string {
-	return fmt.Sprintf("sink %q: cannot produce to topic %q (source record topic %q partition %d offset %d): %v",
+	return fmt.Sprintf("processor: sink %q: cannot produce to topic %q (source record topic %q partition %d offset %d): %v",
 		e.Node, e.OutputTopic, e.Topic, e.Partition, e.Offset, e.Err)
 }
 

@@ -186,9 +186,9 @@ func TestErrorsAndHandlers(t *testing.T) {
 		{&processor.DeserializationError{Node: "src", Topic: "t", Partition: 2, Offset: 9, Part: "key", Err: cause},
 			[]string{`source "src"`, "key", `topic "t"`, "partition 2", "offset 9"}},
 		{&processor.ProcessingError{Node: "p", TaskID: processor.TaskID{SubTopology: 1, Partition: 2}, Topic: "t", Offset: 9, Err: cause},
-			[]string{`processor "p"`, "task 1_2", `topic "t"`, "offset 9"}},
+			[]string{`processor: node "p"`, "task 1_2", `topic "t"`, "offset 9"}},
 		{&processor.ProcessingError{Node: "p", Punctuation: true, Offset: -1, Err: cause},
-			[]string{`processor "p"`, "punctuation failed"}},
+			[]string{`processor: node "p"`, "punctuation failed"}},
 		{&processor.ProductionError{Node: "s", OutputTopic: "out", Topic: "t", Offset: 9, Err: cause},
 			[]string{`sink "s"`, `topic "out"`, `topic "t"`, "offset 9"}},
 	}

@@ -32,19 +32,26 @@ func KeyValueStore[K, V any](ctx StoreProvider, name string) (store.KeyValueStor
 }
 
 // UnknownStoreError reports a store that is not connected to the node
-// asking for it (or not declared at all).
+// asking for it, or not declared at all. It is brook's one error for an
+// unknown store name: a processor's ctx.StateStore and an interactive
+// query (package query, Node "") both return it.
 type UnknownStoreError struct {
-	// Node is the processor node that asked.
+	// Node is the processor node that asked; "" when an interactive query
+	// asked.
 	Node string
 	// Store is the name it asked for.
 	Store string
-	// Connected lists the stores connected to Node.
+	// Connected lists the stores Node could have named: those connected
+	// to it, or, for a query, every store of the topology.
 	Connected []string
 }
 
 // Error implements error.
 func (e *UnknownStoreError) Error() string {
-	return fmt.Sprintf("processor %q: store %q is not connected to this node (connected: %v); connect it with topology.WithStores(%q)",
+	if e.Node == "" {
+		return fmt.Sprintf("processor: no store %q in the topology (stores: %v)", e.Store, e.Connected)
+	}
+	return fmt.Sprintf("processor: node %q: store %q is not connected to this node (connected: %v); connect it with topology.WithStores(%q)",
 		e.Node, e.Store, e.Connected, e.Store)
 }
 
@@ -59,7 +66,7 @@ type StoreTypeError struct {
 
 // Error implements error.
 func (e *StoreTypeError) Error() string {
-	return fmt.Sprintf("store %q is a %s, not a %s", e.Store, e.Got, e.Want)
+	return fmt.Sprintf("processor: store %q is a %s, not a %s", e.Store, e.Got, e.Want)
 }
 
 // UnknownChildError reports ForwardTo with a name that is not a child of
@@ -73,5 +80,5 @@ type UnknownChildError struct {
 
 // Error implements error.
 func (e *UnknownChildError) Error() string {
-	return fmt.Sprintf("processor %q: cannot forward to %q: not a child of this node (children: %v)", e.Node, e.Child, e.Children)
+	return fmt.Sprintf("processor: node %q: cannot forward to %q: not a child of this node (children: %v)", e.Node, e.Child, e.Children)
 }

@@ -1,35 +1,28 @@
 // Package serde converts keys and values to and from bytes.
 //
 // It owns the generic [Serde] interface, the primitive serdes (encoded the
-// way Kafka's Java serdes encode them), JSON, and Avro in the Confluent wire
-// format with schema-registry compatibility checks and schema resolution.
+// way Kafka's Java serdes encode them), JSON, the decode and encode error
+// types every serde returns, and the small interfaces the runtime discovers
+// on a serde by type assertion: [Preflighter] (checked before the app
+// joins its consumer group), [ContextDeserializer] (a deserialization that
+// may wait for a remote system) and [JSONValuer] (interactive queries).
 //
-// Nothing is rounded: an Avro decimal that does not fit its schema's
-// precision and scale is a [*DecimalError] naming the field, when writing
-// and when reading, on the struct and generic paths alike (see
-// [AvroCodec]).
+// Avro in the Confluent wire format, its codec and the schema-registry
+// client live in package serde/avro, which implements those interfaces.
+// Keeping them apart keeps this package light: a program that only uses
+// primitives or JSON links neither goavro nor an HTTP client.
 //
 // # Schema registry outages
 //
-// An unavailable registry is an infrastructure failure, not bad data. The
-// [Registry] tells the registry's verdicts on the data (an unknown schema
-// id, a subject without versions, a refused schema) from everything else:
-// a refused connection, a time-out ([WithRequestTimeout], 10 s by
-// default), an HTTP 5xx or 429, an answer that is not the registry's API.
-// Those are [ErrRegistryUnavailable] and are retried with exponential
-// backoff (100 ms doubling up to 5 s) for up to [WithRetry]'s bound (30 s
-// by default) before the call fails; a registry that comes back in time
-// costs a pause, nothing else. An unknown id is remembered for 10 s and a
-// registry found unavailable for a second, so neither a flood of records
-// with a bogus id nor a blackholed registry costs a request per record.
-// Source records are deserialized through [ContextDeserializer], so a
-// stopping application does not sit out the wait.
+// An unavailable registry is an infrastructure failure, not bad data. A
+// serde that cannot reach the remote system it depends on wraps
+// [ErrRegistryUnavailable]; the runtime never hands such an error to an
+// error handler: the application stops with it, having committed only the
+// records before the one that needed the registry, and a restart resumes
+// exactly at it. serde/avro's registry client retries such failures for a
+// bounded time first (see its package documentation).
 //
-// The runtime never hands [ErrRegistryUnavailable] to an error handler:
-// the application stops with it (naming the registry, the subject or
-// schema id and the cause), having committed only the records before the
-// one that needed the registry, and a restart resumes exactly at it.
-//
-// serde must not import topology, processor, store or the runtime: it is a
-// leaf that every other package may use.
+// serde must not import topology, processor, store or the runtime, nor
+// goavro, goleveldb or net/http: it is a light leaf that every other
+// package may use (imports_test.go at the module root checks this).
 package serde

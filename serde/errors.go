@@ -25,8 +25,8 @@ var (
 	ErrCorrupt = errors.New("corrupt payload")
 	// ErrRegistryUnavailable means the schema registry could not be reached
 	// or gave no verdict (a time-out, a server error, a 429, an answer
-	// that is not the registry's API) for as long as the [Registry] kept
-	// retrying ([WithRetry]). It says nothing about the payload: brook's
+	// that is not the registry's API) for as long as the registry client kept
+	// retrying (serde/avro.WithRetry). It says nothing about the payload: brook's
 	// runtime never hands such an error to a deserialization, processing
 	// or production handler (nor to a dead-letter handler) but stops the
 	// application with it, committing only up to the record, so that a

@@ -17,7 +17,7 @@ type Serde[T any] interface {
 }
 
 // ContextDeserializer is implemented by serdes whose Deserialize may wait
-// for an external system, as the [Avro] serde waits out an unavailable
+// for an external system, as the Avro serde (package serde/avro) waits out an unavailable
 // schema registry. The runtime deserializes source records through it,
 // with a context that ends when the task stops (shutdown, rebalance, a
 // fatal error elsewhere), so such a wait does not hold a stopping
@@ -32,4 +32,21 @@ type Serde[T any] interface {
 type ContextDeserializer[T any] interface {
 	// DeserializeContext is Deserialize with a context bounding any wait.
 	DeserializeContext(ctx context.Context, topic string, data []byte) (T, error)
+}
+
+// Preflighter is implemented by serdes that must check something with an
+// external system before use. The runtime calls Preflight on every key and
+// value serde of every source and sink (type-asserting each Serde) before
+// it joins its consumer group, and refuses to start on an error.
+type Preflighter interface {
+	// Preflight checks that the serde can be used for topic.
+	Preflight(ctx context.Context, topic string) error
+}
+
+// JSONValuer is implemented by serdes whose values render as JSON better
+// through the serde than through encoding/json (Avro: by the schema's
+// field names and types). Interactive queries use it to answer with JSON.
+type JSONValuer[T any] interface {
+	// ValueJSON returns v as a JSON document.
+	ValueJSON(v T) ([]byte, error)
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/syndtr/goleveldb/leveldb/filter"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -26,7 +28,7 @@ func benchEngines(b *testing.B, fn func(b *testing.B, e Engine)) {
 		fn(b, e)
 	})
 	b.Run("leveldb", func(b *testing.B) {
-		e, err := OpenLevelDB(b.TempDir(), LevelDBOptions{})
+		e, err := openLevelDB(b.TempDir(), LDBTestOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -139,7 +141,7 @@ func BenchmarkRestore(b *testing.B) {
 	restore := func(dir string) {
 		start := time.Now()
 		res, err := Restore(context.Background(), RestoreConfig{
-			Store: "bench", Opener: LevelDBOpener(filepath.Join(dir, "restore"), LevelDBOptions{}),
+			Store: "bench", Opener: levelDBOpener(filepath.Join(dir, "restore"), LDBTestOptions{}),
 			Reader: log, BatchSize: batchSize, Logger: quietLogger(nil),
 		})
 		if err != nil {
@@ -152,7 +154,7 @@ func BenchmarkRestore(b *testing.B) {
 	}
 	raw := func(dir string) {
 		start := time.Now()
-		db, err := leveldb.OpenFile(filepath.Join(dir, "raw"), LevelDBOptions{}.goleveldb())
+		db, err := leveldb.OpenFile(filepath.Join(dir, "raw"), rawOptions())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -195,4 +197,17 @@ func BenchmarkRestore(b *testing.B) {
 	b.ReportMetric(restoreRate, "restore-recs/s")
 	b.ReportMetric(rawRate, "raw-recs/s")
 	b.ReportMetric(restoreRate/rawRate, "restore/raw")
+}
+
+// rawOptions are the goleveldb options store/leveldb opens with by default
+// (its Options zero value), for the raw reference of BenchmarkRestore.
+func rawOptions() *opt.Options {
+	return &opt.Options{
+		BlockCacheCapacity: 32 << 20,
+		WriteBuffer:        16 << 20,
+		Compression:        opt.SnappyCompression,
+		Filter:             filter.NewBloomFilter(10),
+		Strict: opt.StrictManifest | opt.StrictJournalChecksum | opt.StrictJournal |
+			opt.StrictBlockChecksum | opt.StrictCompaction | opt.StrictReader,
+	}
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"github.com/brookstream/brook/store/leveldb"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -104,7 +105,7 @@ func TestRestore100kFromBroker(t *testing.T) {
 	var last store.RestoreProgress
 	cfg := store.RestoreConfig{
 		Store: "profiles", Changelog: tp, Reader: reader,
-		Opener:   store.LevelDBOpener(taskDir+"/profiles", store.LevelDBOptions{}),
+		Opener:   leveldb.Opener(taskDir+"/profiles", leveldb.Options{}),
 		Progress: func(p store.RestoreProgress) { last = p },
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

@@ -36,6 +36,9 @@ type CheckpointError struct {
 	Line int
 	// Reason says what is wrong.
 	Reason string
+	// Err is the error that made the file unreadable, if any (nil when
+	// its content is wrong).
+	Err error
 }
 
 // Error implements error.
@@ -45,6 +48,9 @@ func (e *CheckpointError) Error() string {
 	}
 	return fmt.Sprintf("store: checkpoint %s: %s", e.Path, e.Reason)
 }
+
+// Unwrap returns Err.
+func (e *CheckpointError) Unwrap() error { return e.Err }
 
 // ReadCheckpoint reads the checkpoint of the task directory dir: for each
 // changelog partition, the offset of the next record to restore (every
@@ -108,7 +114,7 @@ func parseCheckpoint(path string, data []byte) (map[TopicPartition]int64, error)
 		out[tp] = off
 	}
 	if err := sc.Err(); err != nil {
-		return nil, &CheckpointError{Path: path, Reason: err.Error()}
+		return nil, &CheckpointError{Path: path, Reason: err.Error(), Err: err}
 	}
 	if !ended {
 		return nil, &CheckpointError{Path: path, Reason: "no end line (truncated file)"}

@@ -7,17 +7,22 @@
 //
 // # Engines
 //
-// An [Engine] is an ordered byte-level key-value engine. [OpenLevelDB] opens
-// a persistent one (goleveldb; block cache, write buffer, compression and
-// bloom filter in [LevelDBOptions]; writes are not synced one by one and
-// Flush makes them durable). [NewMemoryEngine] returns an in-memory one (a
-// copy-on-write treap). Both pass the same conformance suite. Their
-// iterators walk a snapshot taken when the iterator was created: writes made
-// while an iterator is open are allowed and not seen by it. Iterators must
-// be closed. Closing an engine with open iterators reports the leak with
-// [*OpenIteratorsError] and closes the engine anyway (releasing LevelDB's
-// files and lock); a leaked iterator then fails safely: Next returns false
-// and Err returns [ErrClosed].
+// An [Engine] is an ordered byte-level key-value engine. Package
+// store/leveldb opens a persistent one (goleveldb; block cache, write
+// buffer, compression and bloom filter in its Options; writes are not
+// synced one by one and Flush makes them durable). [NewMemoryEngine]
+// returns an in-memory one (a copy-on-write treap). Both pass the same
+// conformance suite. Their iterators walk a snapshot taken when the
+// iterator was created: writes made while an iterator is open are allowed
+// and not seen by it. Iterators must be closed. Closing an engine with open
+// iterators reports the leak with [*OpenIteratorsError] and closes the
+// engine anyway (releasing LevelDB's files and lock); a leaked iterator
+// then fails safely: Next returns false and Err returns [ErrClosed].
+//
+// The engine lives apart so that store stays light: code written against
+// the store interfaces (a processor, a test over [NewMemoryEngine]) links
+// no goleveldb. An [Opener] is how the runtime picks the engine of a store
+// (store/leveldb's Opener, or [MemoryOpener]).
 //
 // # Typed stores and key order
 //
@@ -50,6 +55,7 @@
 // partitions to the next offset to restore; it is written atomically and
 // only after the engines it describes were flushed ([FlushAndCheckpoint]).
 //
-// store must not import topology or any Kafka client. docs/STATE.md is the
+// store must not import topology, any Kafka client, goleveldb or serde/avro
+// (imports_test.go at the module root checks this). docs/STATE.md is the
 // guide.
 package store

@@ -24,3 +24,23 @@ type OpenIteratorsError struct {
 func (e *OpenIteratorsError) Error() string {
 	return fmt.Sprintf("store: engine %s closed with %d iterator(s) still open: they leaked (every iterator must be closed) and fail from now on", e.Engine, e.Open)
 }
+
+// CorruptionError reports a persistent engine whose files are damaged (for
+// the LevelDB engine of package store/leveldb: a truncated or overwritten
+// file, a bad checksum, a missing table). The data cannot be
+// trusted: wipe the directory and restore the store from its changelog,
+// which Restore does by itself.
+type CorruptionError struct {
+	// Dir is the database directory.
+	Dir string
+	// Err is the error from the engine (goleveldb).
+	Err error
+}
+
+// Error implements error.
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("store: LevelDB in %s is corrupt: %v", e.Dir, e.Err)
+}
+
+// Unwrap returns the engine's error.
+func (e *CorruptionError) Unwrap() error { return e.Err }

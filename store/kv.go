@@ -81,7 +81,7 @@ func (s *kvStore[K, V]) Name() string { return s.name }
 func (s *kvStore[K, V]) keyBytes(k K) ([]byte, error) {
 	b, err := s.keys.Serialize(s.topic, k)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: serialize key: %w", s.name, err)
+		return nil, fmt.Errorf("store: %s: serialize key: %w", s.name, err)
 	}
 	return b, nil
 }
@@ -95,13 +95,13 @@ func (s *kvStore[K, V]) Get(key K) (V, bool, error) {
 	vb, found, err := s.e.Get(kb)
 	if err != nil || !found {
 		if err != nil {
-			err = fmt.Errorf("store %s: get: %w", s.name, err)
+			err = fmt.Errorf("store: %s: get: %w", s.name, err)
 		}
 		return zero, false, err
 	}
 	v, err := s.values.Deserialize(s.topic, vb)
 	if err != nil {
-		return zero, false, fmt.Errorf("store %s: deserialize value: %w", s.name, err)
+		return zero, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
 	}
 	return v, true, nil
 }
@@ -113,7 +113,7 @@ func (s *kvStore[K, V]) Put(key K, value V) error {
 	}
 	vb, err := s.values.Serialize(s.topic, value)
 	if err != nil {
-		return fmt.Errorf("store %s: serialize value: %w", s.name, err)
+		return fmt.Errorf("store: %s: serialize value: %w", s.name, err)
 	}
 	return s.putBytes(kb, vb)
 }
@@ -122,10 +122,10 @@ func (s *kvStore[K, V]) Put(key K, value V) error {
 func (s *kvStore[K, V]) putBytes(kb, vb []byte) error {
 	if vb == nil {
 		if err := s.e.Delete(kb); err != nil {
-			return fmt.Errorf("store %s: delete: %w", s.name, err)
+			return fmt.Errorf("store: %s: delete: %w", s.name, err)
 		}
 	} else if err := s.e.Put(kb, vb); err != nil {
-		return fmt.Errorf("store %s: put: %w", s.name, err)
+		return fmt.Errorf("store: %s: put: %w", s.name, err)
 	}
 	return logWrite(s.name, &s.cfg, kb, vb)
 }
@@ -136,7 +136,7 @@ func logWrite(name string, c *storeConfig, kb, vb []byte) error {
 		return nil
 	}
 	if err := c.writer.SendChangelog(c.changelogTopic, c.partition, kb, vb); err != nil {
-		return fmt.Errorf("store %s: changelog %s[%d]: %w", name, c.changelogTopic, c.partition, err)
+		return fmt.Errorf("store: %s: changelog %s[%d]: %w", name, c.changelogTopic, c.partition, err)
 	}
 	return nil
 }
@@ -199,7 +199,7 @@ func (s *kvStore[K, V]) All() (Iterator[K, V], error) { return s.iterate(nil, ni
 func (s *kvStore[K, V]) ApproximateCount() (int64, error) {
 	n, err := s.e.ApproximateCount()
 	if err != nil {
-		return 0, fmt.Errorf("store %s: count: %w", s.name, err)
+		return 0, fmt.Errorf("store: %s: count: %w", s.name, err)
 	}
 	return n, nil
 }
@@ -207,7 +207,7 @@ func (s *kvStore[K, V]) ApproximateCount() (int64, error) {
 func (s *kvStore[K, V]) iterate(lo, hi []byte, reverse bool) (Iterator[K, V], error) {
 	it, err := s.e.Iterate(lo, hi, reverse)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: iterate: %w", s.name, err)
+		return nil, fmt.Errorf("store: %s: iterate: %w", s.name, err)
 	}
 	return &typedIter[K, V]{s: s, it: it}, nil
 }
@@ -241,12 +241,12 @@ func (t *typedIter[K, V]) Next() bool {
 	}
 	k, err := t.s.keys.Deserialize(t.s.topic, t.it.Key())
 	if err != nil {
-		t.err = fmt.Errorf("store %s: deserialize key %x: %w", t.s.name, t.it.Key(), err)
+		t.err = fmt.Errorf("store: %s: deserialize key %x: %w", t.s.name, t.it.Key(), err)
 		return false
 	}
 	v, err := t.s.values.Deserialize(t.s.topic, t.it.Value())
 	if err != nil {
-		t.err = fmt.Errorf("store %s: deserialize value of key %x: %w", t.s.name, t.it.Key(), err)
+		t.err = fmt.Errorf("store: %s: deserialize value of key %x: %w", t.s.name, t.it.Key(), err)
 		return false
 	}
 	t.k, t.v = k, v

@@ -8,7 +8,7 @@ import (
 
 func TestLevelDBEngineConformance(t *testing.T) {
 	engineConformance(t, func(t *testing.T) Engine {
-		e, err := OpenLevelDB(t.TempDir(), LevelDBOptions{})
+		e, err := openLevelDB(t.TempDir(), LDBTestOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -21,7 +21,7 @@ func TestLevelDBEngineConformance(t *testing.T) {
 // same directory opens again in this process, with the data.
 func TestLevelDBCloseWithLeakedIteratorReleasesTheDirectory(t *testing.T) {
 	dir := t.TempDir()
-	e, err := OpenLevelDB(dir, LevelDBOptions{})
+	e, err := openLevelDB(dir, LDBTestOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestLevelDBCloseWithLeakedIteratorReleasesTheDirectory(t *testing.T) {
 	if err := e.Close(); !errors.As(err, &oie) || oie.Open != 1 || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("Close = %v, want *OpenIteratorsError naming %s", err, dir)
 	}
-	e2, err := OpenLevelDB(dir, LevelDBOptions{})
+	e2, err := openLevelDB(dir, LDBTestOptions{})
 	if err != nil {
 		t.Fatalf("reopen after Close with a leaked iterator: %v", err)
 	}

@@ -14,7 +14,7 @@ func TestOverlayConformanceOverMemory(t *testing.T) {
 
 func TestOverlayConformanceOverLevelDB(t *testing.T) {
 	engineConformance(t, func(t *testing.T) Engine {
-		base, err := OpenLevelDB(filepath.Join(t.TempDir(), "db"), LevelDBOptions{})
+		base, err := openLevelDB(filepath.Join(t.TempDir(), "db"), LDBTestOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func checkView(t *testing.T, e Engine, want map[string]string, rng *rand.Rand) {
 // committed state (nothing uncommitted ever reaches it).
 func TestOverlayCommitDiscardMatchModel(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
-	base, err := OpenLevelDB(dir, LevelDBOptions{})
+	base, err := openLevelDB(dir, LDBTestOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestOverlayCommitDiscardMatchModel(t *testing.T) {
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	reopened, err := OpenLevelDB(dir, LevelDBOptions{})
+	reopened, err := openLevelDB(dir, LDBTestOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestOverlayIteratorSnapshotAcrossCommit(t *testing.T) {
 // written several times), without touching the base; Commit and Discard
 // still work around marks.
 func TestOverlayRollbackToMarkMatchesModel(t *testing.T) {
-	base, err := OpenLevelDB(filepath.Join(t.TempDir(), "db"), LevelDBOptions{})
+	base, err := openLevelDB(filepath.Join(t.TempDir(), "db"), LDBTestOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func join(s []string) string {
 }
 
 func mustLevelDB(t *testing.T) Engine {
-	e, err := OpenLevelDB(t.TempDir(), LevelDBOptions{})
+	e, err := openLevelDB(t.TempDir(), LDBTestOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 )
 
 // ChangelogRecord is one record read back from a changelog. A nil Value is
@@ -58,38 +55,13 @@ type Opener interface {
 	String() string
 }
 
-// LevelDBOpener returns an Opener for a LevelDB engine in dir.
-func LevelDBOpener(dir string, opts LevelDBOptions) Opener { return ldbOpener{dir, opts} }
-
-type ldbOpener struct {
-	dir  string
-	opts LevelDBOptions
-}
-
-func (o ldbOpener) Open() (Engine, error) { return OpenLevelDB(o.dir, o.opts) }
-func (o ldbOpener) Persistent() bool      { return true }
-func (o ldbOpener) String() string        { return "LevelDB " + o.dir }
-
-// hasLocalData reports whether a LevelDB database exists in dir.
-func (o ldbOpener) hasLocalData() (bool, error) {
-	_, err := os.Stat(filepath.Join(o.dir, "CURRENT"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// localDataChecker is implemented by Openers that can tell whether any
-// local data exists; a checkpoint without local data cannot be trusted.
-type localDataChecker interface {
-	hasLocalData() (bool, error)
-}
-
-func (o ldbOpener) Wipe() error {
-	if err := os.RemoveAll(o.dir); err != nil {
-		return fmt.Errorf("store: wipe %s: %w", o.dir, err)
-	}
-	return nil
+// LocalDataChecker is implemented by Openers that can tell whether any
+// local data exists (package store/leveldb's Opener does); Restore treats
+// a checkpoint without local data as untrustworthy and restores from the
+// beginning.
+type LocalDataChecker interface {
+	// HasLocalData reports whether the engine's local data exists.
+	HasLocalData() (bool, error)
 }
 
 // MemoryOpener returns an Opener for in-memory engines: each Open returns
@@ -204,8 +176,8 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*RestoreResult, error) {
 	case cfg.Checkpoint < begin:
 		reason = fmt.Sprintf("checkpoint %d is below the changelog start offset %d", cfg.Checkpoint, begin)
 	}
-	if lc, ok := cfg.Opener.(localDataChecker); ok && reason == "" {
-		has, err := lc.hasLocalData()
+	if lc, ok := cfg.Opener.(LocalDataChecker); ok && reason == "" {
+		has, err := lc.HasLocalData()
 		if err != nil {
 			return nil, fmt.Errorf("store: restore %s: %w", cfg.Store, err)
 		}

@@ -121,7 +121,7 @@ func TestRestoreFromBeginningWithProgress(t *testing.T) {
 		opener func(t *testing.T) Opener
 	}{
 		{"memory", func(*testing.T) Opener { return MemoryOpener() }},
-		{"leveldb", func(t *testing.T) Opener { return LevelDBOpener(t.TempDir(), LevelDBOptions{}) }},
+		{"leveldb", func(t *testing.T) Opener { return levelDBOpener(t.TempDir(), LDBTestOptions{}) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log := &memLog{begin: 0}
@@ -157,7 +157,7 @@ func TestRestoreFromBeginningWithProgress(t *testing.T) {
 
 func TestRestoreFromCheckpointReadsOnlyTheTail(t *testing.T) {
 	dir := t.TempDir()
-	opener := LevelDBOpener(filepath.Join(dir, "s"), LevelDBOptions{})
+	opener := levelDBOpener(filepath.Join(dir, "s"), LDBTestOptions{})
 	rng := rand.New(rand.NewPCG(5, 6))
 	log := &memLog{}
 	log.fill(rng, 5000, 800)
@@ -199,7 +199,7 @@ func TestRestoreFromCheckpointReadsOnlyTheTail(t *testing.T) {
 
 func TestRestoreCheckpointAheadOfChangelog(t *testing.T) {
 	dir := t.TempDir()
-	opener := LevelDBOpener(dir, LevelDBOptions{})
+	opener := levelDBOpener(dir, LDBTestOptions{})
 	// Local state with a key the changelog never had, and a checkpoint
 	// beyond the changelog's end (e.g. the topic was deleted and
 	// recreated).
@@ -233,7 +233,7 @@ func TestRestoreCheckpointBelowLogStart(t *testing.T) {
 	log := &memLog{begin: 100, next: 100}
 	log.fill(rand.New(rand.NewPCG(9, 9)), 200, 30)
 	res, err := Restore(context.Background(), RestoreConfig{
-		Store: "s", Opener: LevelDBOpener(t.TempDir(), LevelDBOptions{}), Reader: log,
+		Store: "s", Opener: levelDBOpener(t.TempDir(), LDBTestOptions{}), Reader: log,
 		Checkpoint: 50, HasCheckpoint: true, Logger: quietLogger(nil),
 	})
 	if err != nil {
@@ -315,10 +315,10 @@ func TestRestoreAfterLevelDBCorruption(t *testing.T) {
 			tp := TopicPartition{"app-s-changelog", 0}
 			// A small write buffer puts most data in tables; the rest
 			// stays in the journal.
-			opts := LevelDBOptions{WriteBufferSize: 16 << 10}
+			opts := LDBTestOptions{WriteBufferSize: 16 << 10}
 			log := &memLog{}
 			log.fill(rand.New(rand.NewPCG(10, 11)), 6_000, 2_000)
-			cfg := RestoreConfig{Store: "s", Changelog: tp, Opener: LevelDBOpener(dir, opts), Reader: log, Logger: quietLogger(nil), BatchSize: 500}
+			cfg := RestoreConfig{Store: "s", Changelog: tp, Opener: levelDBOpener(dir, opts), Reader: log, Logger: quietLogger(nil), BatchSize: 500}
 			res, err := Restore(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -356,7 +356,7 @@ func TestRestoreAfterLevelDBCorruption(t *testing.T) {
 
 func TestOpenLevelDBReportsCorruption(t *testing.T) {
 	dir := t.TempDir()
-	e, err := OpenLevelDB(dir, LevelDBOptions{WriteBufferSize: 64 << 10})
+	e, err := openLevelDB(dir, LDBTestOptions{WriteBufferSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,13 +365,13 @@ func TestOpenLevelDBReportsCorruption(t *testing.T) {
 	}
 	mustClose(t, e)
 	overwriteMiddle(t, largestFile(t, dir, ".ldb"))
-	_, err = OpenLevelDB(dir, LevelDBOptions{})
+	_, err = openLevelDB(dir, LDBTestOptions{})
 	var ce *CorruptionError
 	if !errors.As(err, &ce) || ce.Dir != dir {
 		t.Fatalf("OpenLevelDB of a corrupt table = %v, want *CorruptionError for %s", err, dir)
 	}
 	// Without the verification scan the damage shows when read.
-	e, err = OpenLevelDB(dir, LevelDBOptions{SkipVerify: true})
+	e, err = openLevelDB(dir, LDBTestOptions{SkipVerify: true})
 	if err != nil {
 		t.Skipf("goleveldb noticed the damage at open already: %v", err)
 	}
@@ -396,7 +396,7 @@ func TestOpenLevelDBReportsCorruption(t *testing.T) {
 
 func TestRestoreLockedLevelDBIsNotWiped(t *testing.T) {
 	dir := t.TempDir()
-	holder, err := OpenLevelDB(dir, LevelDBOptions{})
+	holder, err := openLevelDB(dir, LDBTestOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +405,7 @@ func TestRestoreLockedLevelDBIsNotWiped(t *testing.T) {
 	log := &memLog{}
 	log.append("a", []byte("1"))
 	_, err = Restore(context.Background(), RestoreConfig{
-		Store: "s", Opener: LevelDBOpener(dir, LevelDBOptions{}), Reader: log,
+		Store: "s", Opener: levelDBOpener(dir, LDBTestOptions{}), Reader: log,
 		Checkpoint: 0, HasCheckpoint: true, Logger: quietLogger(nil),
 	})
 	if err == nil {
@@ -524,7 +524,7 @@ func TestRestoreCheckpointWithoutLocalData(t *testing.T) {
 	log.fill(rand.New(rand.NewPCG(12, 13)), 400, 60)
 	var buf bytes.Buffer
 	res, err := Restore(context.Background(), RestoreConfig{
-		Store: "s", Opener: LevelDBOpener(filepath.Join(t.TempDir(), "gone"), LevelDBOptions{}), Reader: log,
+		Store: "s", Opener: levelDBOpener(filepath.Join(t.TempDir(), "gone"), LDBTestOptions{}), Reader: log,
 		Checkpoint: 300, HasCheckpoint: true, Logger: quietLogger(&buf),
 	})
 	if err != nil {

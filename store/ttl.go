@@ -87,7 +87,7 @@ func TTLStoreApply() func(b Batch, key, value []byte) error {
 // time found in the engine.
 func NewTTLStore[K, V any](name string, e Engine, keys serde.Serde[K], values serde.Serde[V], o TTLOptions, opts ...Option) (TTLStore[K, V], error) {
 	if err := o.Validate(); err != nil {
-		return nil, fmt.Errorf("store %s: %w", name, err)
+		return nil, fmt.Errorf("store: %s: %w", name, err)
 	}
 	s := &ttlStore[K, V]{name: name, e: e, keys: keys, values: values, ttl: o.TTL.Milliseconds(), observed: math.MinInt64}
 	for _, opt := range opts {
@@ -99,13 +99,13 @@ func NewTTLStore[K, V any](name string, e Engine, keys serde.Serde[K], values se
 	}
 	it, err := e.Iterate([]byte{ttlIndex}, []byte{ttlIndex + 1}, true)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", name, err)
+		return nil, fmt.Errorf("store: %s: %w", name, err)
 	}
 	if it.Next() && len(it.Key()) >= 9 {
 		s.observed = readTime(it.Key()[1:9]) - s.ttl
 	}
 	if err := errors.Join(it.Err(), it.Close()); err != nil {
-		return nil, fmt.Errorf("store %s: %w", name, err)
+		return nil, fmt.Errorf("store: %s: %w", name, err)
 	}
 	return s, nil
 }
@@ -137,7 +137,7 @@ func (s *ttlStore[K, V]) dataKey(kb []byte) []byte {
 func (s *ttlStore[K, V]) keyBytes(k K) ([]byte, error) {
 	b, err := s.keys.Serialize(s.topic, k)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: serialize key: %w", s.name, err)
+		return nil, fmt.Errorf("store: %s: serialize key: %w", s.name, err)
 	}
 	return b, nil
 }
@@ -155,21 +155,21 @@ func (s *ttlStore[K, V]) Get(key K) (V, bool, error) {
 	}
 	vb, found, err := s.e.Get(s.dataKey(kb))
 	if err != nil {
-		return zero, false, fmt.Errorf("store %s: get: %w", s.name, err)
+		return zero, false, fmt.Errorf("store: %s: get: %w", s.name, err)
 	}
 	if !found || !s.live(vb) {
 		return zero, false, nil
 	}
 	v, err := s.values.Deserialize(s.topic, vb[8:])
 	if err != nil {
-		return zero, false, fmt.Errorf("store %s: deserialize value: %w", s.name, err)
+		return zero, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
 	}
 	return v, true, nil
 }
 
 func (s *ttlStore[K, V]) Put(key K, value V) error {
 	if s.observed == math.MinInt64 {
-		return fmt.Errorf("store %s: %w", s.name, ErrNoStreamTime)
+		return fmt.Errorf("store: %s: %w", s.name, ErrNoStreamTime)
 	}
 	return s.putAt(key, value, s.observed)
 }
@@ -191,7 +191,7 @@ func (s *ttlStore[K, V]) putAt(key K, value V, atMs int64) error {
 	}
 	vb, err := s.values.Serialize(s.topic, value)
 	if err != nil {
-		return fmt.Errorf("store %s: serialize value: %w", s.name, err)
+		return fmt.Errorf("store: %s: serialize value: %w", s.name, err)
 	}
 	if vb == nil {
 		return s.deleteBytes(kb)
@@ -208,7 +208,7 @@ func (s *ttlStore[K, V]) putAt(key K, value V, atMs int64) error {
 	b.Put(s.dataKey(kb), stored)
 	b.Put(append(appendTime([]byte{ttlIndex}, expiry), kb...), nil)
 	if err := b.Write(); err != nil {
-		return fmt.Errorf("store %s: put: %w", s.name, err)
+		return fmt.Errorf("store: %s: put: %w", s.name, err)
 	}
 	return logWrite(s.name, &s.cfg, kb, stored)
 }
@@ -231,7 +231,7 @@ func (s *ttlStore[K, V]) Delete(key K) error {
 
 func (s *ttlStore[K, V]) deleteBytes(kb []byte) error {
 	if err := s.e.Delete(s.dataKey(kb)); err != nil {
-		return fmt.Errorf("store %s: delete: %w", s.name, err)
+		return fmt.Errorf("store: %s: delete: %w", s.name, err)
 	}
 	return logWrite(s.name, &s.cfg, kb, nil)
 }
@@ -249,7 +249,7 @@ func (s *ttlStore[K, V]) AdvanceTime(t time.Time) (int, error) {
 	}
 	it, err := s.e.Iterate([]byte{ttlIndex}, hi, false)
 	if err != nil {
-		return 0, fmt.Errorf("store %s: expire: %w", s.name, err)
+		return 0, fmt.Errorf("store: %s: expire: %w", s.name, err)
 	}
 	defer it.Close()
 	b := s.e.NewBatch()
@@ -257,7 +257,7 @@ func (s *ttlStore[K, V]) AdvanceTime(t time.Time) (int, error) {
 	n := 0
 	flush := func() error {
 		if err := b.Write(); err != nil {
-			return fmt.Errorf("store %s: expire: %w", s.name, err)
+			return fmt.Errorf("store: %s: expire: %w", s.name, err)
 		}
 		b.Reset()
 		for _, kb := range logs {
@@ -277,7 +277,7 @@ func (s *ttlStore[K, V]) AdvanceTime(t time.Time) (int, error) {
 		kb := ik[9:]
 		dv, found, err := s.e.Get(s.dataKey(kb))
 		if err != nil {
-			return n, fmt.Errorf("store %s: expire: %w", s.name, err)
+			return n, fmt.Errorf("store: %s: expire: %w", s.name, err)
 		}
 		// Only the index entry of the current value expires it.
 		if found && len(dv) >= 8 && readTime(dv) == readTime(ik[1:9]) {
@@ -292,7 +292,7 @@ func (s *ttlStore[K, V]) AdvanceTime(t time.Time) (int, error) {
 		}
 	}
 	if err := it.Err(); err != nil {
-		return n, fmt.Errorf("store %s: expire: %w", s.name, err)
+		return n, fmt.Errorf("store: %s: expire: %w", s.name, err)
 	}
 	return n, flush()
 }
@@ -332,7 +332,7 @@ func (s *ttlStore[K, V]) All() (Iterator[K, V], error) {
 func (s *ttlStore[K, V]) ApproximateCount() (int64, error) {
 	it, err := s.e.Iterate([]byte{ttlData}, []byte{ttlData + 1}, false)
 	if err != nil {
-		return 0, fmt.Errorf("store %s: count: %w", s.name, err)
+		return 0, fmt.Errorf("store: %s: count: %w", s.name, err)
 	}
 	defer it.Close()
 	var n int64
@@ -345,7 +345,7 @@ func (s *ttlStore[K, V]) ApproximateCount() (int64, error) {
 func (s *ttlStore[K, V]) iterate(lo, hi []byte, reverse bool) (Iterator[K, V], error) {
 	it, err := s.e.Iterate(lo, hi, reverse)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: iterate: %w", s.name, err)
+		return nil, fmt.Errorf("store: %s: iterate: %w", s.name, err)
 	}
 	return &ttlIter[K, V]{s: s, it: it}, nil
 }
@@ -367,12 +367,12 @@ func (t *ttlIter[K, V]) Next() bool {
 		kb := t.it.Key()[1:]
 		k, err := t.s.keys.Deserialize(t.s.topic, kb)
 		if err != nil {
-			t.err = fmt.Errorf("store %s: deserialize key %x: %w", t.s.name, kb, err)
+			t.err = fmt.Errorf("store: %s: deserialize key %x: %w", t.s.name, kb, err)
 			return false
 		}
 		v, err := t.s.values.Deserialize(t.s.topic, vb[8:])
 		if err != nil {
-			t.err = fmt.Errorf("store %s: deserialize value of key %x: %w", t.s.name, kb, err)
+			t.err = fmt.Errorf("store: %s: deserialize value of key %x: %w", t.s.name, kb, err)
 			return false
 		}
 		t.k, t.v = k, v

@@ -110,7 +110,7 @@ func TestTTLStoreRestore(t *testing.T) {
 		log.append(r.key, r.value)
 	}
 	res, err := Restore(context.Background(), RestoreConfig{
-		Store: "t", Opener: LevelDBOpener(t.TempDir(), LevelDBOptions{}), Reader: log,
+		Store: "t", Opener: levelDBOpener(t.TempDir(), LDBTestOptions{}), Reader: log,
 		Apply: TTLStoreApply(), Logger: quietLogger(nil),
 	})
 	if err != nil {

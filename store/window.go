@@ -170,7 +170,7 @@ type WindowStore[K, V any] interface {
 // the observed stream time, and drops expired segments.
 func NewWindowStore[K, V any](name string, e Engine, keys serde.Serde[K], values serde.Serde[V], wo WindowOptions, opts ...Option) (WindowStore[K, V], error) {
 	if err := wo.Validate(); err != nil {
-		return nil, fmt.Errorf("store %s: %w", name, err)
+		return nil, fmt.Errorf("store: %s: %w", name, err)
 	}
 	s := &windowStore[K, V]{name: name, e: e, keys: keys, values: values,
 		retention: wo.Retention.Milliseconds(), interval: wo.intervalMs(), observed: math.MinInt64}
@@ -226,7 +226,7 @@ func (s *windowStore[K, V]) expiredBefore() int64 {
 func (s *windowStore[K, V]) loadObserved() error {
 	it, err := s.e.Iterate(nil, nil, true)
 	if err != nil {
-		return fmt.Errorf("store %s: %w", s.name, err)
+		return fmt.Errorf("store: %s: %w", s.name, err)
 	}
 	var seg []byte
 	if it.Next() {
@@ -238,7 +238,7 @@ func (s *windowStore[K, V]) loadObserved() error {
 	}
 	it, err = s.e.Iterate(seg, PrefixEnd(seg), false)
 	if err != nil {
-		return fmt.Errorf("store %s: %w", s.name, err)
+		return fmt.Errorf("store: %s: %w", s.name, err)
 	}
 	defer it.Close()
 	for it.Next() {
@@ -271,7 +271,7 @@ func (s *windowStore[K, V]) dropExpired() error {
 	hi := appendTime(nil, lastExpiredSeg+1)
 	it, err := s.e.Iterate(nil, hi, false)
 	if err != nil {
-		return fmt.Errorf("store %s: drop expired segments: %w", s.name, err)
+		return fmt.Errorf("store: %s: drop expired segments: %w", s.name, err)
 	}
 	defer it.Close()
 	b := s.e.NewBatch()
@@ -279,17 +279,17 @@ func (s *windowStore[K, V]) dropExpired() error {
 		b.Delete(it.Key())
 		if b.Len() >= 10_000 {
 			if err := b.Write(); err != nil {
-				return fmt.Errorf("store %s: drop expired segments: %w", s.name, err)
+				return fmt.Errorf("store: %s: drop expired segments: %w", s.name, err)
 			}
 			b.Reset()
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("store %s: drop expired segments: %w", s.name, err)
+		return fmt.Errorf("store: %s: drop expired segments: %w", s.name, err)
 	}
 	if b.Len() > 0 {
 		if err := b.Write(); err != nil {
-			return fmt.Errorf("store %s: drop expired segments: %w", s.name, err)
+			return fmt.Errorf("store: %s: drop expired segments: %w", s.name, err)
 		}
 	}
 	return nil
@@ -298,7 +298,7 @@ func (s *windowStore[K, V]) dropExpired() error {
 func (s *windowStore[K, V]) keyBytes(k K) ([]byte, error) {
 	b, err := s.keys.Serialize(s.topic, k)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: serialize key: %w", s.name, err)
+		return nil, fmt.Errorf("store: %s: serialize key: %w", s.name, err)
 	}
 	return b, nil
 }
@@ -310,7 +310,7 @@ func (s *windowStore[K, V]) Put(key K, start time.Time, value V) error {
 	}
 	vb, err := s.values.Serialize(s.topic, value)
 	if err != nil {
-		return fmt.Errorf("store %s: serialize value: %w", s.name, err)
+		return fmt.Errorf("store: %s: serialize value: %w", s.name, err)
 	}
 	ms := start.UnixMilli()
 	if ms > s.observed {
@@ -338,10 +338,10 @@ func (s *windowStore[K, V]) write(kb []byte, ms int64, vb []byte) error {
 	ek := segmentKey(s.interval, wk, ms)
 	if vb == nil {
 		if err := s.e.Delete(ek); err != nil {
-			return fmt.Errorf("store %s: delete: %w", s.name, err)
+			return fmt.Errorf("store: %s: delete: %w", s.name, err)
 		}
 	} else if err := s.e.Put(ek, vb); err != nil {
-		return fmt.Errorf("store %s: put: %w", s.name, err)
+		return fmt.Errorf("store: %s: put: %w", s.name, err)
 	}
 	return logWrite(s.name, &s.cfg, wk, vb)
 }
@@ -359,13 +359,13 @@ func (s *windowStore[K, V]) Fetch(key K, start time.Time) (V, bool, error) {
 	vb, found, err := s.e.Get(segmentKey(s.interval, EncodeWindowKey(kb, ms), ms))
 	if err != nil || !found {
 		if err != nil {
-			err = fmt.Errorf("store %s: get: %w", s.name, err)
+			err = fmt.Errorf("store: %s: get: %w", s.name, err)
 		}
 		return zero, false, err
 	}
 	v, err := s.values.Deserialize(s.topic, vb)
 	if err != nil {
-		return zero, false, fmt.Errorf("store %s: deserialize value: %w", s.name, err)
+		return zero, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
 	}
 	return v, true, nil
 }
@@ -401,7 +401,7 @@ func (s *windowStore[K, V]) FetchAll(from, to time.Time) (Iterator[Windowed[K], 
 	it.decode = func(kb []byte, start int64) (Windowed[K], error) {
 		k, err := s.keys.Deserialize(s.topic, kb)
 		if err != nil {
-			return Windowed[K]{}, fmt.Errorf("store %s: deserialize key %x: %w", s.name, kb, err)
+			return Windowed[K]{}, fmt.Errorf("store: %s: deserialize key %x: %w", s.name, kb, err)
 		}
 		return Windowed[K]{Key: k, Start: time.UnixMilli(start)}, nil
 	}
@@ -451,7 +451,7 @@ func (it *segIter[K, V, OK]) Next() bool {
 			seg, ok, err := it.nextSegment(it.seg)
 			if err != nil || !ok {
 				if err != nil {
-					it.err = fmt.Errorf("store %s: iterate: %w", it.s.name, err)
+					it.err = fmt.Errorf("store: %s: iterate: %w", it.s.name, err)
 				}
 				it.done = true
 				return false
@@ -460,7 +460,7 @@ func (it *segIter[K, V, OK]) Next() bool {
 			lo, hi := it.bounds(it.seg)
 			cur, err := it.s.e.Iterate(lo, hi, false)
 			if err != nil {
-				it.err, it.done = fmt.Errorf("store %s: iterate: %w", it.s.name, err), true
+				it.err, it.done = fmt.Errorf("store: %s: iterate: %w", it.s.name, err), true
 				return false
 			}
 			it.cur = cur
@@ -477,12 +477,12 @@ func (it *segIter[K, V, OK]) Next() bool {
 		}
 		ek := it.cur.Key()
 		if len(ek) < 8 {
-			it.err, it.done = fmt.Errorf("store %s: %w: engine key %x has no segment", it.s.name, ErrBadWindowKey, ek), true
+			it.err, it.done = fmt.Errorf("store: %s: %w: engine key %x has no segment", it.s.name, ErrBadWindowKey, ek), true
 			return false
 		}
 		kb, start, err := DecodeWindowKey(ek[8:])
 		if err != nil {
-			it.err, it.done = fmt.Errorf("store %s: %w", it.s.name, err), true
+			it.err, it.done = fmt.Errorf("store: %s: %w", it.s.name, err), true
 			return false
 		}
 		if start < it.lo || start > it.hi {
@@ -495,7 +495,7 @@ func (it *segIter[K, V, OK]) Next() bool {
 		}
 		v, err := it.s.values.Deserialize(it.s.topic, it.cur.Value())
 		if err != nil {
-			it.err, it.done = fmt.Errorf("store %s: deserialize value: %w", it.s.name, err), true
+			it.err, it.done = fmt.Errorf("store: %s: deserialize value: %w", it.s.name, err), true
 			return false
 		}
 		it.k, it.v = k, v

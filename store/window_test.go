@@ -43,7 +43,7 @@ func bothEngines(t *testing.T, fn func(t *testing.T, e Engine)) {
 		fn(t, e)
 	})
 	t.Run("leveldb", func(t *testing.T) {
-		e, err := OpenLevelDB(t.TempDir(), LevelDBOptions{})
+		e, err := openLevelDB(t.TempDir(), LDBTestOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestWindowStoreRestore(t *testing.T) {
 		log.append(r.key, r.value)
 	}
 	res, err := Restore(context.Background(), RestoreConfig{
-		Store: "w", Opener: LevelDBOpener(t.TempDir(), LevelDBOptions{}), Reader: log,
+		Store: "w", Opener: levelDBOpener(t.TempDir(), LDBTestOptions{}), Reader: log,
 		Apply: WindowStoreApply(wo), Logger: quietLogger(nil),
 	})
 	if err != nil {

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/brookstream/brook/internal/partition"
 	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/partition"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -75,10 +75,7 @@ func NewTestDriver(topo *topology.Topology, opts ...DriverOption) (*TestDriver, 
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if task.TopologyGraph == nil {
-		return nil, errors.New("testutil: package topology is not initialized")
-	}
-	g, err := task.TopologyGraph(topo)
+	g, err := task.GraphOf(topo.InternalHandle())
 	if err != nil {
 		return nil, fmt.Errorf("testutil: %w", err)
 	}

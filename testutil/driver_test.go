@@ -473,3 +473,14 @@ func TestDriverClose(t *testing.T) {
 		t.Fatal("NewTestDriver(nil) succeeded")
 	}
 }
+
+// A Topology that Builder.Build did not make is refused with an error, not
+// a panic: the driver reaches the graph through topology's opaque handle.
+func TestNewTestDriverRefusesUnbuiltTopology(t *testing.T) {
+	for _, topo := range []*topology.Topology{nil, {}} {
+		if d, err := testutil.NewTestDriver(topo); err == nil {
+			d.Close()
+			t.Fatalf("NewTestDriver(%v) = nil error, want one", topo)
+		}
+	}
+}

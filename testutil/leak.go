@@ -10,11 +10,16 @@ import (
 )
 
 // LeakOptions are the goleak options every brook package's TestMain uses:
-// they ignore only goroutines that third-party libraries keep for the life
-// of the process (sarama's go-metrics meter ticker), never brook's own.
+// they ignore only goroutines of third-party libraries that outlive the
+// clients that started them, never brook's own: sarama's go-metrics meter
+// ticker (kept for the life of the process), and the timer of a sarama
+// producer's circuit breaker, which sleeps 10s after the breaker opens
+// (after repeated failed writes, as when the cluster is cut off) and then
+// ends, holding nothing.
 func LeakOptions() []goleak.Option {
 	return []goleak.Option{
 		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+		goleak.IgnoreAnyFunction("github.com/eapache/go-resiliency/breaker.(*Breaker).timer"),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/serde/avro"
 	"net"
 	"net/http"
 	"slices"
@@ -13,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/brookstream/brook/serde"
 )
 
 // EmbeddedRegistry is an in-process schema registry that speaks the part
@@ -24,7 +23,7 @@ import (
 //
 // Compatibility checks are real for Avro: they apply Avro's schema
 // resolution rules, the same code brook's Avro deserializer resolves
-// writer schemas with (serde.CheckAvroResolution). BACKWARD means the new
+// writer schemas with (avro.CheckAvroResolution). BACKWARD means the new
 // schema can read data written with the latest one, FORWARD the reverse,
 // FULL both; the _TRANSITIVE levels check against every version. The
 // default global level is BACKWARD, as in Confluent's registry. Only Avro
@@ -150,7 +149,7 @@ func readSchema(w http.ResponseWriter, req *http.Request) (string, bool) {
 		fail(w, 42201, "the embedded registry does not support schema references")
 		return "", false
 	}
-	if err := serde.CheckAvroResolution(sr.Schema, sr.Schema); err != nil {
+	if err := avro.CheckAvroResolution(sr.Schema, sr.Schema); err != nil {
 		fail(w, 42201, "Invalid schema: %v", err)
 		return "", false
 	}
@@ -197,12 +196,12 @@ func (r *EmbeddedRegistry) incompatibilities(subject, text string, only int) []s
 		}
 		old := r.schemas[id-1]
 		if backward {
-			if err := serde.CheckAvroResolution(text, old); err != nil {
+			if err := avro.CheckAvroResolution(text, old); err != nil {
 				msgs = append(msgs, fmt.Sprintf("%s: the new schema cannot read data written with version %d: %v", level, i+1, err))
 			}
 		}
 		if forward {
-			if err := serde.CheckAvroResolution(old, text); err != nil {
+			if err := avro.CheckAvroResolution(old, text); err != nil {
 				msgs = append(msgs, fmt.Sprintf("%s: version %d cannot read data written with the new schema: %v", level, i+1, err))
 			}
 		}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/serde/avro"
 	"net/http"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/testutil"
 	"github.com/riferrei/srclient"
 )
@@ -91,13 +91,13 @@ func TestEmbeddedRegistryWithSerde(t *testing.T) {
 	r := testutil.StartRegistry(t)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	reg, err := serde.NewRegistry(r.URL(), serde.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}))
+	reg, err := avro.NewRegistry(r.URL(), avro.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Close()
 	const v1 = `{"type":"record","name":"Payment","fields":[{"name":"id","type":"string"},{"name":"cents","type":"long"}]}`
-	s, err := serde.NewAvro[payment](reg, v1, serde.AutoRegister())
+	s, err := avro.NewAvro[payment](reg, v1, avro.AutoRegister())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,12 +118,12 @@ func TestEmbeddedRegistryWithSerde(t *testing.T) {
 		t.Fatalf("ValueJSON: %s, %v", j, err)
 	}
 	const bad = `{"type":"record","name":"Payment","fields":[{"name":"id","type":"string"},{"name":"cents","type":"long"},{"name":"currency","type":"string"}]}`
-	s2, err := serde.NewAvro[map[string]any](reg, bad, serde.AutoRegister())
+	s2, err := avro.NewAvro[map[string]any](reg, bad, avro.AutoRegister())
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = s2.Preflight(ctx, "payments")
-	var ie *serde.IncompatibleSchemaError
+	var ie *avro.IncompatibleSchemaError
 	if !errors.As(err, &ie) || ie.Subject != "payments-value" || ie.Level != "BACKWARD" || len(ie.Messages) == 0 {
 		t.Fatalf("preflight of an incompatible schema: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/store/leveldb"
 	"log/slog"
 	"math"
 	"sync"
@@ -94,6 +95,15 @@ type Config struct {
 	// CommitInterval is how often processed records are committed.
 	// Default 1s.
 	CommitInterval time.Duration
+	// ShutdownTimeout bounds how long Run (and so Close) takes to return
+	// once its context ends or a fatal error stops it: the final commit of
+	// every task and the closing of brook's clients. When they have not
+	// finished by then (the cluster cannot be reached), brook closes its
+	// connections to the brokers, which ends them at once, and Run returns
+	// a *ShutdownTimeoutError naming the tasks whose work since their last
+	// commit was not committed (it is processed again after a restart).
+	// Default 30s.
+	ShutdownTimeout time.Duration
 	// Guarantee is the processing guarantee. Default AtLeastOnce.
 	Guarantee Guarantee
 	// Workers is the number of processing goroutines; tasks are spread
@@ -108,8 +118,8 @@ type Config struct {
 	MaxBufferedRecords int
 	// LevelDB tunes the engine of every persistent store (block cache,
 	// write buffer, compression, bloom filter, open-time verification);
-	// the zero value takes store.LevelDBOptions' defaults.
-	LevelDB store.LevelDBOptions
+	// the zero value takes leveldb.Options' defaults.
+	LevelDB leveldb.Options
 	// TLS enables TLS to the brokers when set: RootCAs must trust the
 	// brokers' certificates (nil RootCAs: the system roots), Certificates
 	// holds a client certificate when the brokers ask for one (mutual
@@ -158,44 +168,47 @@ type Config struct {
 // change c: the defaults are applied by NewApp to its own copy.
 func (c Config) Validate() error {
 	if c.ApplicationID == "" {
-		return errors.New("brook: Config.ApplicationID is required")
+		return errors.New("topology: Config.ApplicationID is required")
 	}
 	if err := validTopicPart(c.ApplicationID); err != nil {
-		return fmt.Errorf("brook: Config.ApplicationID %q %w", c.ApplicationID, err)
+		return fmt.Errorf("topology: Config.ApplicationID %q %w", c.ApplicationID, err)
 	}
 	if n := len(changelogName(c.ApplicationID, "s")); n > maxTopicLen {
-		return fmt.Errorf("brook: Config.ApplicationID %q is too long: its changelog topics would exceed Kafka's %d characters", c.ApplicationID, maxTopicLen)
+		return fmt.Errorf("topology: Config.ApplicationID %q is too long: its changelog topics would exceed Kafka's %d characters", c.ApplicationID, maxTopicLen)
 	}
 	if len(c.Brokers) == 0 {
-		return errors.New("brook: Config.Brokers is required")
+		return errors.New("topology: Config.Brokers is required")
 	}
 	if c.Guarantee != AtLeastOnce && c.Guarantee != ExactlyOnce {
-		return fmt.Errorf("brook: Config.Guarantee %d is not AtLeastOnce or ExactlyOnce", int(c.Guarantee))
+		return fmt.Errorf("topology: Config.Guarantee %d is not AtLeastOnce or ExactlyOnce", int(c.Guarantee))
 	}
 	if c.SASL != nil {
 		switch c.SASL.Mechanism {
 		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		default:
-			return fmt.Errorf("brook: Config.SASL.Mechanism %q is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
+			return fmt.Errorf("topology: Config.SASL.Mechanism %q is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
 		}
 		if c.SASL.User == "" {
-			return errors.New("brook: Config.SASL.User is required when Config.SASL is set")
+			return errors.New("topology: Config.SASL.User is required when Config.SASL is set")
 		}
 	}
 	if err := c.LevelDB.Validate(); err != nil {
-		return fmt.Errorf("brook: Config.LevelDB: %w", err)
+		return fmt.Errorf("topology: Config.LevelDB: %w", err)
 	}
 	if c.ReplicationFactor < -1 || c.ReplicationFactor > math.MaxInt16 {
-		return fmt.Errorf("brook: Config.ReplicationFactor %d must be -1 (broker default), 0 (default) or a positive replica count", c.ReplicationFactor)
+		return fmt.Errorf("topology: Config.ReplicationFactor %d must be -1 (broker default), 0 (default) or a positive replica count", c.ReplicationFactor)
 	}
 	if c.MinInsyncReplicas < 0 {
-		return fmt.Errorf("brook: Config.MinInsyncReplicas %d is negative", c.MinInsyncReplicas)
+		return fmt.Errorf("topology: Config.MinInsyncReplicas %d is negative", c.MinInsyncReplicas)
 	}
 	if c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor {
-		return fmt.Errorf("brook: Config.MinInsyncReplicas %d exceeds Config.ReplicationFactor %d: no write with acks=all could succeed", c.MinInsyncReplicas, c.ReplicationFactor)
+		return fmt.Errorf("topology: Config.MinInsyncReplicas %d exceeds Config.ReplicationFactor %d: no write with acks=all could succeed", c.MinInsyncReplicas, c.ReplicationFactor)
 	}
 	if c.StartupTimeout < 0 {
-		return fmt.Errorf("brook: Config.StartupTimeout %v is negative", c.StartupTimeout)
+		return fmt.Errorf("topology: Config.StartupTimeout %v is negative", c.StartupTimeout)
+	}
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("brook: Config.ShutdownTimeout %v is negative", c.ShutdownTimeout)
 	}
 	return nil
 }
@@ -208,6 +221,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
 	}
 	if c.Workers <= 0 {
 		c.Workers = 1
@@ -261,10 +277,10 @@ func checkTopicNames(topo *Topology, appID string) error {
 		}
 		topic := changelogName(appID, name)
 		if err := validTopicPart(name); err != nil {
-			return fmt.Errorf("brook: store %q cannot name its changelog topic %q: the store name %w", name, topic, err)
+			return fmt.Errorf("topology: store %q cannot name its changelog topic %q: the store name %w", name, topic, err)
 		}
 		if len(topic) > maxTopicLen {
-			return fmt.Errorf("brook: store %q: its changelog topic %q has %d characters, more than Kafka's %d; shorten the application id or the store name", name, topic, len(topic), maxTopicLen)
+			return fmt.Errorf("topology: store %q: its changelog topic %q has %d characters, more than Kafka's %d; shorten the application id or the store name", name, topic, len(topic), maxTopicLen)
 		}
 	}
 	return nil
@@ -331,7 +347,7 @@ type App struct {
 // Kafka before Run.
 func NewApp(topo *Topology, cfg Config) (*App, error) {
 	if topo == nil || topo.graph == nil {
-		return nil, errors.New("brook: NewApp needs a built Topology")
+		return nil, errors.New("topology: NewApp needs a built Topology")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -349,7 +365,7 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		SerdePreflight: func(ctx context.Context) error { return topo.PreflightFor(ctx, appID) },
 		LevelDB:        c.LevelDB, ExactlyOnce: c.Guarantee == ExactlyOnce,
 		ReplicationFactor: int16(c.ReplicationFactor), MinInsyncReplicas: c.MinInsyncReplicas,
-		StartupTimeout: c.StartupTimeout,
+		StartupTimeout: c.StartupTimeout, ShutdownTimeout: c.ShutdownTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -413,6 +429,15 @@ type AuthenticationError = runtime.AuthenticationError
 // certificate the broker refuses, or a listener that does not speak TLS.
 // It names the broker and says which. Run does not retry it.
 type TLSError = runtime.TLSError
+
+// ShutdownTimeoutError is returned by Run when stopping took longer than
+// Config.ShutdownTimeout (the cluster could not be reached) and brook cut
+// its connections to the brokers: Uncommitted names the tasks whose final
+// commit did not complete (their work since their last commit is
+// processed again after a restart: duplicates under at-least-once, an
+// aborted transaction under exactly-once), and Unwrap returns the error
+// that stopped the App, or the one the final commit ran into.
+type ShutdownTimeoutError = runtime.ShutdownTimeoutError
 
 // MissingTopicsError is returned by Run when source topics do not exist;
 // Topics lists them.

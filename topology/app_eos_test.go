@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/store/leveldb"
 	"os"
 	"path/filepath"
 	"sort"
@@ -249,7 +250,7 @@ func readBalances(t *testing.T, stateDir, appID string) map[string]balance {
 		if _, err := os.Stat(filepath.Join(dir, "CURRENT")); err != nil {
 			continue
 		}
-		e, err := store.OpenLevelDB(dir, store.LevelDBOptions{})
+		e, err := leveldb.Open(dir, leveldb.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package topology_test
 import (
 	"context"
 	"errors"
+	"github.com/brookstream/brook/serde/avro"
 	"strings"
 	"testing"
 
@@ -33,19 +34,19 @@ func TestAppRefusesIncompatibleSchemaBeforeJoining(t *testing.T) {
 	b.CreateTopic(t, in, 1, nil)
 	b.CreateTopic(t, out, 1, nil)
 
-	reg, err := serde.NewRegistry(url)
+	reg, err := avro.NewRegistry(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	v1, err := serde.NewAvro[payV1](reg, `{"type":"record","name":"Pay","fields":[{"name":"id","type":"string"}]}`)
+	v1, err := avro.NewAvro[payV1](reg, `{"type":"record","name":"Pay","fields":[{"name":"id","type":"string"}]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v1.Serialize(out, payV1{ID: "p1"}); err != nil { // registers v1 under <out>-value
 		t.Fatal(err)
 	}
-	v2, err := serde.NewAvro[payV2](reg, `{"type":"record","name":"Pay","fields":[{"name":"id","type":"string"},{"name":"cents","type":"long"}]}`)
+	v2, err := avro.NewAvro[payV2](reg, `{"type":"record","name":"Pay","fields":[{"name":"id","type":"string"},{"name":"cents","type":"long"}]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestAppRefusesIncompatibleSchemaBeforeJoining(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = app.Run(context.Background())
-	var inc *serde.IncompatibleSchemaError
+	var inc *avro.IncompatibleSchemaError
 	if !errors.As(err, &inc) {
 		t.Fatalf("Run returned %v, want an IncompatibleSchemaError", err)
 	}

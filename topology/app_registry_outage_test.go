@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/serde/avro"
 	"log/slog"
 	"os"
 	"slices"
@@ -54,9 +55,9 @@ func (h warnCounter) WithGroup(name string) slog.Handler {
 // appRegistry is the application's registry client, through the proxy:
 // one call waits at most bound for the registry to come back, one HTTP
 // request at most reqTimeout.
-func appRegistry(t *testing.T, url string, bound, reqTimeout time.Duration, log *slog.Logger) *serde.Registry {
+func appRegistry(t *testing.T, url string, bound, reqTimeout time.Duration, log *slog.Logger) *avro.Registry {
 	t.Helper()
-	reg, err := serde.NewRegistry(url, serde.WithLogger(log), serde.WithRetry(bound), serde.WithRequestTimeout(reqTimeout))
+	reg, err := avro.NewRegistry(url, avro.WithLogger(log), avro.WithRetry(bound), avro.WithRequestTimeout(reqTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ const (
 
 // producePayments writes records from..to-1 with the writer schema, in
 // the registry's wire format, to partition 0 of topic.
-func producePayments(t *testing.T, b *testutil.Broker, w *serde.Avro[map[string]any], topic string, from, to int) {
+func producePayments(t *testing.T, b *testutil.Broker, w *avro.Avro[map[string]any], topic string, from, to int) {
 	t.Helper()
 	var msgs []*sarama.ProducerMessage
 	for i := from; i < to; i++ {
@@ -176,13 +177,13 @@ func testRegistryOutage(t *testing.T, regURL string, handler func(string, *slog.
 	}
 	log := testLogger(t)
 	// The writers talk to the registry directly.
-	writerReg, err := serde.NewRegistry(regURL, serde.WithLogger(log))
+	writerReg, err := avro.NewRegistry(regURL, avro.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer writerReg.Close()
-	writer := func(schema string) *serde.Avro[map[string]any] {
-		w, err := serde.NewAvro[map[string]any](writerReg, schema)
+	writer := func(schema string) *avro.Avro[map[string]any] {
+		w, err := avro.NewAvro[map[string]any](writerReg, schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +195,7 @@ func testRegistryOutage(t *testing.T, regURL string, handler func(string, *slog.
 	appLog := slog.New(warnCounter{log.Handler(), &warnings})
 	const bound = 6 * time.Second
 	newApp := func() *topology.App {
-		reader, err := serde.NewAvro[payment](appRegistry(t, proxy.URL(), bound, 300*time.Millisecond, appLog), paymentV1)
+		reader, err := avro.NewAvro[payment](appRegistry(t, proxy.URL(), bound, 300*time.Millisecond, appLog), paymentV1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +342,7 @@ func TestAppRegistryOutageAtSink(t *testing.T) {
 	}
 	running := make(chan struct{}, 4)
 	newApp := func() *topology.App {
-		values, err := serde.NewAvro[payment](appRegistry(t, proxy.URL(), 2*time.Second, 300*time.Millisecond, log), paymentV1)
+		values, err := avro.NewAvro[payment](appRegistry(t, proxy.URL(), 2*time.Second, 300*time.Millisecond, log), paymentV1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -438,12 +439,12 @@ func TestAppRegistryOutageAtSink(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("restarted Run: %v", err)
 	}
-	readerReg, err := serde.NewRegistry(regURL, serde.WithLogger(log))
+	readerReg, err := avro.NewRegistry(regURL, avro.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer readerReg.Close()
-	reader, err := serde.NewAvro[payment](readerReg, paymentV1)
+	reader, err := avro.NewAvro[payment](readerReg, paymentV1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,16 +475,16 @@ func TestAppShutdownDuringRegistryOutage(t *testing.T) {
 	b.CreateTopic(t, in, 1, nil)
 	b.CreateTopic(t, out, 1, nil)
 	log := testLogger(t)
-	writerReg, err := serde.NewRegistry(regURL, serde.WithLogger(log))
+	writerReg, err := avro.NewRegistry(regURL, avro.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer writerReg.Close()
-	w1, err := serde.NewAvro[map[string]any](writerReg, paymentV1)
+	w1, err := avro.NewAvro[map[string]any](writerReg, paymentV1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2, err := serde.NewAvro[map[string]any](writerReg, paymentV2)
+	w2, err := avro.NewAvro[map[string]any](writerReg, paymentV2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +493,7 @@ func TestAppShutdownDuringRegistryOutage(t *testing.T) {
 	var warnings atomic.Int64
 	appLog := slog.New(warnCounter{log.Handler(), &warnings})
 	newApp := func() *topology.App {
-		reader, err := serde.NewAvro[payment](appRegistry(t, proxy.URL(), 5*time.Minute, 300*time.Millisecond, appLog), paymentV1)
+		reader, err := avro.NewAvro[payment](appRegistry(t, proxy.URL(), 5*time.Minute, 300*time.Millisecond, appLog), paymentV1)
 		if err != nil {
 			t.Fatal(err)
 		}

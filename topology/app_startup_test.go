@@ -3,6 +3,7 @@ package topology_test
 import (
 	"context"
 	"errors"
+	"github.com/brookstream/brook/serde/avro"
 	"log/slog"
 	"net"
 	"net/http"
@@ -227,16 +228,16 @@ const (
 func TestAppPreflightsTableAndStoreSerdes(t *testing.T) {
 	url := testutil.RegistryURL(t)
 	b := testutil.NewBroker(t)
-	reg, err := serde.NewRegistry(url)
+	reg, err := avro.NewRegistry(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	v1, err := serde.NewAvro[rateV1](reg, rateV1Schema)
+	v1, err := avro.NewAvro[rateV1](reg, rateV1Schema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := serde.NewAvro[rateV2](reg, rateV2Schema)
+	v2, err := avro.NewAvro[rateV2](reg, rateV2Schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestAppPreflightsTableAndStoreSerdes(t *testing.T) {
 	}
 	check := func(t *testing.T, err error, subject, names string, appID string) {
 		t.Helper()
-		var inc *serde.IncompatibleSchemaError
+		var inc *avro.IncompatibleSchemaError
 		if !errors.As(err, &inc) {
 			t.Fatalf("Run returned %v, want an IncompatibleSchemaError", err)
 		}
@@ -727,11 +728,11 @@ func TestAppStartupRegistryHangs(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
-	reg, err := serde.NewRegistry(srv.URL, serde.WithHTTPClient(&http.Client{}))
+	reg, err := avro.NewRegistry(srv.URL, avro.WithHTTPClient(&http.Client{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1, err := serde.NewAvro[rateV1](reg, rateV1Schema)
+	v1, err := avro.NewAvro[rateV1](reg, rateV1Schema)
 	if err != nil {
 		t.Fatal(err)
 	}

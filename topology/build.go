@@ -106,7 +106,7 @@ type Topology struct {
 // knows. App.Run calls PreflightFor before joining the consumer group;
 // call it yourself to fail fast in a deploy step. The error names the node
 // (or store), topic and key/value part, and wraps the serde's error (a
-// *serde.IncompatibleSchemaError names subject, level and the registry's
+// *avro.IncompatibleSchemaError (package serde/avro) names subject, level and the registry's
 // reasons).
 func (t *Topology) Preflight(ctx context.Context) error {
 	return t.preflight(ctx, "")
@@ -148,14 +148,13 @@ func (t *Topology) preflight(ctx context.Context, appID string) error {
 	return errors.Join(errs...)
 }
 
-func init() {
-	task.TopologyGraph = func(t any) (*task.Graph, error) {
-		topo, ok := t.(*Topology)
-		if !ok || topo == nil || topo.graph == nil {
-			return nil, fmt.Errorf("topology: %T is not a built *topology.Topology", t)
-		}
-		return topo.graph, nil
+// InternalHandle is for brook's own packages (testutil's TestDriver drives
+// a topology through it); the value is opaque and of no use elsewhere.
+func (t *Topology) InternalHandle() task.Handle {
+	if t == nil {
+		return task.Handle{}
 	}
+	return task.NewHandle(t.graph)
 }
 
 // Build validates the declarations and compiles them. Problems come back

@@ -1,8 +1,11 @@
 // Package topology declares and runs brook topologies.
 //
 // It owns the type-checked builder (sources, processors, sinks, stores),
-// validation and Describe, the runtime App that runs a topology on Kafka
-// through a consumer group, and the interactive-query HTTP handler.
+// validation and Describe, and the App that runs a topology on Kafka
+// through a consumer group. Interactive queries (typed views of the
+// stores, the HTTP handler, forwarding between instances) live in package
+// query; App keeps the entry points to them (App.QueryHandler,
+// QueryKeyValue, App.Instances).
 //
 // topology must not know LevelDB or Avro details: it talks to stores through
 // package store's interfaces and to serdes through serde.Serde.

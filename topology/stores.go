@@ -3,6 +3,7 @@ package topology
 import (
 	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/query"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
 )
@@ -59,7 +60,7 @@ func addKVStore[K, V any](b *Builder, spec task.StoreSpec, keys serde.Serde[K], 
 	spec.Kind = "key-value"
 	spec.KeyType, spec.ValueType = typeName[K](), typeName[V]()
 	spec.Open = kvOpen(spec.Name, keys, values)
-	spec.Query = newKVQuery(keys, values)
+	spec.Query = query.KeyValueCodec(keys, values)
 	if spec.Name == "" {
 		b.problem(InvalidStore, "", "", "", "a store has an empty name")
 		return

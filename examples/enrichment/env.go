@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/serde/avro"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -18,8 +19,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/brookstream/brook/internal/partition"
-	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/partition"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -35,7 +35,7 @@ type env struct {
 	regURL   string
 	cluster  *kfake.Cluster
 	embReg   *testutil.EmbeddedRegistry
-	reg      *serde.Registry
+	reg      *avro.Registry
 	regHTTP  *http.Transport
 	serdes   *serdes
 	sarama   *sarama.Config
@@ -76,8 +76,8 @@ func setUp(ctx context.Context, o options, out io.Writer) (_ *env, err error) {
 		fmt.Fprintf(out, "Schema registry: %s\n", e.regURL)
 	}
 	e.regHTTP = &http.Transport{}
-	if e.reg, err = serde.NewRegistry(e.regURL, serde.WithLogger(o.logger),
-		serde.WithHTTPClient(&http.Client{Transport: e.regHTTP, Timeout: 10 * time.Second})); err != nil {
+	if e.reg, err = avro.NewRegistry(e.regURL, avro.WithLogger(o.logger),
+		avro.WithHTTPClient(&http.Client{Transport: e.regHTTP, Timeout: 10 * time.Second})); err != nil {
 		return nil, err
 	}
 	if e.serdes, err = newSerdes(e.reg); err != nil {

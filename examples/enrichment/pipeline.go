@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/brookstream/brook/serde/avro"
 	"time"
 
 	"github.com/brookstream/brook/processor"
@@ -102,25 +103,25 @@ const spendSchema = `{
 
 // serdes are the example's Avro serdes, sharing one registry client.
 type serdes struct {
-	customer *serde.Avro[Customer]
-	txn      *serde.Avro[Txn]
-	enriched *serde.Avro[EnrichedTxn]
-	spend    *serde.Avro[Spend]
+	customer *avro.Avro[Customer]
+	txn      *avro.Avro[Txn]
+	enriched *avro.Avro[EnrichedTxn]
+	spend    *avro.Avro[Spend]
 }
 
-func newSerdes(reg *serde.Registry) (*serdes, error) {
+func newSerdes(reg *avro.Registry) (*serdes, error) {
 	var s serdes
 	var err error
-	if s.customer, err = serde.NewAvro[Customer](reg, customerSchema, serde.AutoRegister()); err != nil {
+	if s.customer, err = avro.NewAvro[Customer](reg, customerSchema, avro.AutoRegister()); err != nil {
 		return nil, fmt.Errorf("customer serde: %w", err)
 	}
-	if s.txn, err = serde.NewAvro[Txn](reg, txnSchema, serde.AutoRegister()); err != nil {
+	if s.txn, err = avro.NewAvro[Txn](reg, txnSchema, avro.AutoRegister()); err != nil {
 		return nil, fmt.Errorf("transaction serde: %w", err)
 	}
-	if s.enriched, err = serde.NewAvro[EnrichedTxn](reg, enrichedSchema, serde.AutoRegister()); err != nil {
+	if s.enriched, err = avro.NewAvro[EnrichedTxn](reg, enrichedSchema, avro.AutoRegister()); err != nil {
 		return nil, fmt.Errorf("enriched serde: %w", err)
 	}
-	if s.spend, err = serde.NewAvro[Spend](reg, spendSchema, serde.AutoRegister()); err != nil {
+	if s.spend, err = avro.NewAvro[Spend](reg, spendSchema, avro.AutoRegister()); err != nil {
 		return nil, fmt.Errorf("spend serde: %w", err)
 	}
 	return &s, nil

@@ -12,7 +12,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/assign"
-	"github.com/brookstream/brook/internal/partition"
+	"github.com/brookstream/brook/partition"
 	"github.com/brookstream/brook/testutil"
 )
 

@@ -79,11 +79,22 @@
 //     transaction (Kafka cannot commit it): that task's transaction is
 //     aborted and its work since the last commit dropped, the other tasks
 //     commit, and Run returns a *processor.ProductionError. A fenced task
-//     (ProducerFenced, stale generation) is not fatal: its transaction is
-//     aborted, its overlays are discarded, its claim returns so that the
-//     group rebalances.
+//     (fenceErrors: stale producer epoch, stale generation; or any other
+//     commit failure whose abort the coordinator refuses as fenced,
+//     confirmFence) is not fatal: its transaction is aborted, its overlays
+//     are discarded, its queue is closed so that its claims return even
+//     when blocked on it, the session ends and the instance rejoins, and
+//     gets the task back to re-create it if no other instance owns it.
 //
-// Goroutines: Run owns the consumer-group loop and the producer's result
-// reader; each group session owns its worker goroutines and waits for them
-// in Cleanup. Run returns only after all of them have exited.
+// Stopping (shutdown.go): every sarama client dials through a netCutter.
+// Once Run's context ends, stopping has Config.ShutdownTimeout (less a
+// reserve); past it the cutter closes every connection and refuses new
+// ones, which makes the final commit and the closing fail at once, and
+// Run returns a *ShutdownTimeoutError naming the tasks whose final commit
+// did not complete.
+//
+// Goroutines: Run owns the consumer-group loop, the producer's result
+// reader and the shutdown watch; each group session owns its worker
+// goroutines and waits for them in Cleanup. Run returns only after all of
+// them have exited.
 package runtime

@@ -5,7 +5,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/changelog"
-	"github.com/brookstream/brook/internal/partition"
+	"github.com/brookstream/brook/partition"
 )
 
 // brookPartitioner places a message on the partition its changelog.Meta names, or

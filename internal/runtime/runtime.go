@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/store/leveldb"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -78,7 +79,7 @@ type Config struct {
 	// Clock returns wall-clock time; nil means time.Now.
 	Clock func() time.Time
 	// LevelDB tunes every persistent store's engine.
-	LevelDB store.LevelDBOptions
+	LevelDB leveldb.Options
 	// SerdePreflight checks the topology's serdes (Avro schemas against
 	// the registry) before the group is joined; nil skips it.
 	SerdePreflight func(context.Context) error
@@ -87,6 +88,9 @@ type Config struct {
 	// restores, store writes kept in memory until their transaction
 	// commits.
 	ExactlyOnce bool
+	// ShutdownTimeout bounds stopping (shutdown.go); zero means
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 	// ReplicationFactor of the changelog topics Run creates; 0 or -1 is
 	// the broker's default. When positive, existing changelog topics are
 	// checked against it.
@@ -129,6 +133,14 @@ type Runtime struct {
 	txnStats TxnStats
 	// queries is the interactive-query view of the open tasks (query.go).
 	queries queryRegistry
+	// Stopping (shutdown.go): base is the sarama configuration before the
+	// net cutter is installed, net cuts every connection when stopping
+	// exceeds ShutdownTimeout, stopCtx is Run's context, and uncommitted
+	// names the tasks whose final commit did not complete.
+	base        *sarama.Config
+	net         *netCutter
+	stopCtx     context.Context
+	uncommitted []string
 	// failures attributes the shared producer's failures to tasks
 	// (failure.go).
 	failures failureBook
@@ -157,6 +169,9 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Sarama == nil {
 		cfg.Sarama = sarama.NewConfig()
 	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	if cfg.StartupTimeout <= 0 {
 		cfg.StartupTimeout = defaultStartupTimeout
 	}
@@ -171,7 +186,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.Sarama = &sc
 	}
 	r := &Runtime{
-		cfg: cfg, log: cfg.Logger,
+		cfg: cfg, log: cfg.Logger, base: cfg.Sarama,
 		restored:        map[assign.TaskID]map[string]int64{},
 		restoredRecords: map[assign.TaskID]int64{},
 	}
@@ -288,17 +303,34 @@ func (r *Runtime) localState() assign.LocalState {
 // all of them together are bounded by StartupTimeout (a
 // *StartupTimeoutError). Until the first session starts, ending ctx also
 // cuts the group join short.
+//
+// Stopping (the final commit, closing the clients) takes at most
+// ShutdownTimeout: past it the runtime cuts its connections to the
+// cluster and returns a *ShutdownTimeoutError (shutdown.go).
 func (r *Runtime) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.mu.Lock()
 	r.cancel = cancel
+	r.stopCtx = ctx
 	r.mu.Unlock()
 	defer func() {
 		if err != nil {
 			r.setState(Error)
 		}
 		r.setState(Stopped)
+	}()
+	// Every client dials through the net cutter; the watch cuts it if
+	// stopping outlasts the bound. Deferred first after the state: it
+	// ends after every client below is closed.
+	sc := *r.base
+	r.net = installNetCutter(&sc)
+	r.cfg.Sarama = &sc
+	endWatch := r.watchShutdown(ctx)
+	defer func() {
+		if endWatch() {
+			err = r.shutdownError(err)
+		}
 	}()
 
 	lock, err := lockStateDir(filepath.Join(r.cfg.StateDir, r.cfg.ApplicationID))

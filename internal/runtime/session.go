@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/brookstream/brook/store/leveldb"
 	"path/filepath"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ type taskRun struct {
 	txn      *txnProducer
 	overlays []*store.Overlay
 	gone     chan struct{}
+	// commits counts the task's completed commits (Cleanup compares it
+	// across the final commit).
+	commits int
 }
 
 // maxPendingWrites bounds the store writes a task holds in memory
@@ -214,7 +218,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		if spec.InMemory {
 			opener = store.MemoryOpener()
 		} else {
-			opener = store.LevelDBOpener(filepath.Join(tr.dir, spec.Name), r.cfg.LevelDB)
+			opener = leveldb.Opener(filepath.Join(tr.dir, spec.Name), r.cfg.LevelDB)
 		}
 		if !spec.Logged && spec.SourceTopic == "" {
 			e, err := opener.Open()
@@ -360,6 +364,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 // Cleanup stops the workers, commits what they processed (unless the
 // runtime failed with an error that forbids it: a record's failure does
 // not, as the failed record was rolled back), and closes the tasks.
+// sarama also calls it after a Setup that failed, possibly before Setup
+// created anything of its session: it then finds no stop channel and no
+// tasks, as the previous session's Cleanup left none.
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	if h.stop != nil {
 		close(h.stop)
@@ -368,15 +375,29 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 		tr.queue.close()
 	}
 	h.wg.Wait()
+	h.stop = nil // closed: the next session's Setup makes its own
 	ok := h.r.mayCommit()
+	all := make([]*taskRun, 0, len(h.tasks))
+	before := make([]int, 0, len(h.tasks))
+	for _, tr := range h.tasks {
+		all = append(all, tr)
+		before = append(before, tr.commits)
+	}
 	if ok {
-		var all []*taskRun
-		for _, tr := range h.tasks {
-			all = append(all, tr)
-		}
 		if err := h.commit(sess, all); err != nil {
 			h.r.commitFailed(err)
 		}
+	}
+	if h.r.stopping() {
+		// The final commit: remember whose did not complete, for the
+		// error of a shutdown that outlasts its bound.
+		var left []string
+		for i, tr := range all {
+			if !ok || tr.commits == before[i] {
+				left = append(left, tr.id.String())
+			}
+		}
+		h.r.noteUncommitted(left)
 	}
 	h.closeTasks(ok)
 	h.r.setState(Rebalancing)
@@ -640,6 +661,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	}
 	for _, d := range committed {
 		tr := d.tr
+		tr.commits++
 		for tp := range tr.logged {
 			if tr.tables[tp] {
 				for _, o := range d.offs {

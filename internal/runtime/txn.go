@@ -34,6 +34,8 @@ type txnProducer struct {
 	// sent reports that records went into the open transaction. Only the
 	// task's worker goroutine touches it.
 	sent bool
+	// abortErr is the coordinator's refusal of the last abort (abort).
+	abortErr error
 }
 
 // newTxnProducer creates the transactional producer of task id. Creating
@@ -102,45 +104,115 @@ func (r *Runtime) fenceAssigned(ctx context.Context) {
 	}
 }
 
-// abort aborts the open transaction if anything went into it. Errors are
-// logged: a fenced producer cannot abort, and the broker aborts its
-// transaction anyway (when the new owner registers the id, or at the
-// transaction timeout).
-func (tp *txnProducer) abort(log *slog.Logger) {
+// abort aborts the open transaction if anything went into it, and returns
+// the coordinator's refusal, if any. A fenced producer cannot abort: the
+// coordinator refuses it with PRODUCER_FENCED (fencedError), and the
+// broker has aborted its transaction anyway (when the new owner registered
+// the id, or at the transaction timeout). After a refusal the producer is
+// in a fatal state: aborting again returns the same refusal without
+// asking the coordinator again.
+func (tp *txnProducer) abort(log *slog.Logger) error {
 	tp.Flush() // sarama ends a transaction only after its records are settled
-	if !tp.sent && tp.ap.TxnStatus()&sarama.ProducerTxnFlagInError == 0 {
-		return
+	status := tp.ap.TxnStatus()
+	if tp.abortErr != nil && status&sarama.ProducerTxnFlagFatalError != 0 {
+		return tp.abortErr
+	}
+	if !tp.sent && status&sarama.ProducerTxnFlagInError == 0 {
+		return nil
 	}
 	tp.sent = false
 	if err := tp.ap.AbortTxn(); err != nil {
-		log.Warn("brook: abort transaction", "transactional.id", tp.tid, "err", err)
-		return
+		tp.abortErr = err
+		log.Warn("brook: abort transaction", "transactional.id", tp.tid, "err", err, "kafka_error", kafkaErrorName(err))
+		return err
 	}
 	log.Info("brook: transaction aborted", "transactional.id", tp.tid)
+	return nil
 }
 
 // close aborts an open transaction and closes the producer.
 func (tp *txnProducer) close(log *slog.Logger) {
-	tp.abort(log)
+	_ = tp.abort(log) // logged; the broker aborts what a fenced producer cannot
 	_ = tp.Producer.Close()
 }
 
-// fencedError reports that another instance now owns a task: its
-// producer was fenced, or the group moved on to a new generation before
-// the task's offsets could be committed. The task's uncommitted work is
-// dropped; it is not a fatal error.
+// fenceErrors are the errors that mean that this instance may no longer
+// commit for a task: the task's producer was fenced (its epoch is stale,
+// because another producer registered the task's transactional id or the
+// coordinator aborted its transaction at the transaction timeout and
+// bumped the epoch; or the id no longer maps to the producer), or the
+// group moved to a new generation before the task's offsets could be
+// committed. In that order, with the names the log gives them.
+var fenceErrors = []struct {
+	err  sarama.KError
+	name string
+}{
+	{sarama.ErrProducerFenced, "PRODUCER_FENCED"},
+	{sarama.ErrInvalidProducerEpoch, "INVALID_PRODUCER_EPOCH"},
+	{sarama.ErrInvalidProducerIDMapping, "INVALID_PRODUCER_ID_MAPPING"},
+	{sarama.ErrIllegalGeneration, "ILLEGAL_GENERATION"},
+	{sarama.ErrUnknownMemberId, "UNKNOWN_MEMBER_ID"},
+	{sarama.ErrFencedInstancedId, "FENCED_INSTANCE_ID"},
+	{sarama.ErrRebalanceInProgress, "REBALANCE_IN_PROGRESS"},
+}
+
+// fencedError reports that err (anywhere in its chain) is one of
+// fenceErrors: another instance owns the task now, or may. The task's
+// uncommitted work is dropped and the instance rejoins the group; it is
+// not a fatal error.
 func fencedError(err error) bool {
-	for _, e := range []error{
-		sarama.ErrProducerFenced, sarama.ErrInvalidProducerEpoch,
-		sarama.ErrIllegalGeneration, sarama.ErrUnknownMemberId,
-		sarama.ErrFencedInstancedId, sarama.ErrRebalanceInProgress,
-		sarama.ErrInvalidProducerIDMapping,
-	} {
-		if errors.Is(err, e) {
-			return true
+	return fenceName(err) != ""
+}
+
+// fenceName names the first of fenceErrors in err's chain, or "".
+func fenceName(err error) string {
+	for _, f := range fenceErrors {
+		if errors.Is(err, f.err) {
+			return f.name
 		}
 	}
-	return false
+	return ""
+}
+
+// kafkaErrorName names the Kafka error in err's chain that matters to
+// the transaction's fate, for logs: sarama v1.61.1 has no text for some of
+// them (PRODUCER_FENCED, code 90, prints as "Unknown error, how did this
+// happen? Error code = 90").
+func kafkaErrorName(err error) string {
+	if n := fenceName(err); n != "" {
+		return n
+	}
+	var ke sarama.KError
+	switch {
+	case errors.Is(err, sarama.ErrInvalidTxnState):
+		return "INVALID_TXN_STATE"
+	case errors.Is(err, sarama.ErrTransactionNotReady):
+		return "transaction not ready (an earlier write of the transaction failed)"
+	case errors.As(err, &ke):
+		return fmt.Sprintf("Kafka error code %d", int16(ke))
+	}
+	return ""
+}
+
+// confirmFence decides what a failed commit of task tr means when its
+// error does not name a fence on its face. After a fence the broker's
+// answer to the task's next request depends on the broker and on timing:
+// Kafka refuses a write with INVALID_PRODUCER_EPOCH, but the embedded
+// broker (kfake) answers INVALID_TXN_STATE when the partition was already
+// in the transaction the fence aborted, and once a write failed sarama
+// refuses the transaction's later records itself (ErrTransactionNotReady).
+// The open transaction must be aborted whatever the error, and the
+// coordinator's answer to the abort is unambiguous: it refuses a fenced
+// producer's abort with PRODUCER_FENCED. So the abort decides: refused as
+// fenced, the returned error also wraps that refusal (and fencedError
+// holds); aborted, or refused for another reason, err is returned as it
+// is: a real failure, never taken for a fence.
+func (h *handler) confirmFence(tr *taskRun, err error) error {
+	aerr := tr.txn.abort(h.r.log)
+	if !fencedError(aerr) {
+		return err
+	}
+	return fmt.Errorf("%w (the coordinator then refused to abort the task's transaction: %w, so another producer owns its transactional id)", err, aerr)
 }
 
 // commitTasksEOS commits every task of tasks in its own transaction. A
@@ -156,7 +228,11 @@ func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*task
 		}
 		err := h.commitTaskEOS(sess, tr)
 		if err == nil {
+			tr.commits++
 			continue
+		}
+		if !fencedError(err) {
+			err = h.confirmFence(tr, err)
 		}
 		if fencedError(err) {
 			h.loseTask(tr, err)
@@ -305,13 +381,19 @@ func (tr *taskRun) advanceCheckpoint(offs []task.Offset, p *changelog.Producer) 
 	}
 }
 
-// loseTask drops a task another instance now owns: its transaction is
-// aborted (if the producer still can), its uncommitted writes die with its
-// overlays when it closes, and its claim returns, which ends the group
-// session so that this instance rejoins and learns its new assignment.
+// loseTask drops a fenced task: its transaction is aborted (if the
+// producer still can), its uncommitted writes and changelog records are
+// dropped, and its queue is closed, so its claims return (even one
+// blocked on the full queue), which ends the group session. The instance
+// then rejoins the group: if another instance owns the task now, the
+// task stays there; if none does (the broker aborted the task's
+// transaction at its timeout, with no rebalance), this instance gets it
+// back and re-creates it: a new producer registers the transactional id,
+// the stores restore the changelog tail, and processing resumes at the
+// last committed offsets.
 func (h *handler) loseTask(tr *taskRun, err error) {
-	h.r.log.Warn("brook: task fenced: another instance owns it now; its uncommitted work is dropped",
-		"task", tr.id.String(), "transactional.id", tr.txn.tid, "err", err)
+	h.r.log.Warn("brook: task fenced: another instance owns it now, or may (its producer was fenced: a new owner registered its transactional id, or the broker aborted its transaction at the transaction timeout; or the group moved on); its uncommitted work is dropped and the instance rejoins the group",
+		"task", tr.id.String(), "transactional.id", tr.txn.tid, "reason", fenceName(err), "err", err)
 	h.discardTask(tr)
 	h.r.countFenced()
 }
@@ -325,9 +407,15 @@ func (tr *taskRun) isLost() bool {
 	}
 }
 
+// markLost marks the task lost and closes its queue: its buffered records
+// are dropped, and a ConsumeClaim waiting for room in the queue returns.
+// Only the task's worker or Cleanup call it.
 func (tr *taskRun) markLost() {
 	if !tr.isLost() {
 		close(tr.gone)
+		if tr.queue != nil {
+			tr.queue.close()
+		}
 	}
 }
 

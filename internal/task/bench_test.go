@@ -24,7 +24,7 @@ func benchTask(b *testing.B, build func(*topology.Builder)) *task.Task {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g, _ := task.TopologyGraph(topo)
+	g, _ := task.GraphOf(topo.InternalHandle())
 	tk, err := task.New(task.Config{Graph: g, Collector: &nopCollector{},
 		Stores: func(processor.TaskID, *task.StoreSpec) (store.Engine, []store.Option, error) {
 			return store.NewMemoryEngine(), nil, nil

@@ -14,6 +14,7 @@
 package task
 
 import (
+	"errors"
 	"regexp"
 
 	"github.com/brookstream/brook/processor"
@@ -160,8 +161,22 @@ func (g *Graph) SubTopologyFor(topic string) *SubTopology {
 	return nil
 }
 
-// TopologyGraph extracts the compiled Graph from a *topology.Topology.
-// Package topology sets it once, in its init function, so that testutil can
-// drive a topology through this core without topology exporting internal
-// types; nothing else may assign it.
-var TopologyGraph func(topology any) (*Graph, error)
+// Handle carries a compiled Graph through package topology's public API
+// (Topology.InternalHandle) to the packages inside brook that drive it
+// (testutil, this package's tests) without exposing it: a Handle has no
+// exported field or method, and only packages inside brook can import task
+// to call GraphOf. It replaces a package-level hook that topology used to
+// set from an init function.
+type Handle struct{ g *Graph }
+
+// NewHandle wraps g; package topology calls it for a built Topology.
+func NewHandle(g *Graph) Handle { return Handle{g: g} }
+
+// GraphOf returns the Graph h carries, or an error for the zero Handle
+// (a Topology that was not built by Builder.Build).
+func GraphOf(h Handle) (*Graph, error) {
+	if h.g == nil {
+		return nil, errors.New("task: not a built *topology.Topology (use topology.Builder.Build)")
+	}
+	return h.g, nil
+}

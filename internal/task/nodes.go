@@ -146,21 +146,21 @@ func (n *procNode[KIn, VIn, KOut, VOut]) bind(t *Task, spec *NodeSpec, children 
 	for _, name := range spec.Stores {
 		s, ok := t.stores[name]
 		if !ok {
-			return fmt.Errorf("processor %q: store %q is not open in task %s", spec.Name, name, t.id)
+			return fmt.Errorf("node %q: store %q is not open in task %s", spec.Name, name, t.id)
 		}
 		n.stores[name] = s.typed
 	}
 	n.logger = t.log.With("node", spec.Name)
 	n.p = n.supplier()
 	if n.p == nil {
-		return fmt.Errorf("processor %q: supplier returned a nil processor", spec.Name)
+		return fmt.Errorf("node %q: supplier returned a nil processor", spec.Name)
 	}
 	return nil
 }
 
 func (n *procNode[KIn, VIn, KOut, VOut]) init() error {
 	if err := n.p.Init(n); err != nil {
-		return fmt.Errorf("processor %q: init: %w", n.spec.Name, err)
+		return fmt.Errorf("node %q: init: %w", n.spec.Name, err)
 	}
 	n.inited = true
 	return nil
@@ -172,7 +172,7 @@ func (n *procNode[KIn, VIn, KOut, VOut]) close() error {
 	}
 	n.inited = false
 	if err := n.p.Close(); err != nil {
-		return fmt.Errorf("processor %q: close: %w", n.spec.Name, err)
+		return fmt.Errorf("node %q: close: %w", n.spec.Name, err)
 	}
 	return nil
 }
@@ -193,14 +193,14 @@ func (n *procNode[KIn, VIn, KOut, VOut]) StateStore(name string) (any, error) {
 
 func (n *procNode[KIn, VIn, KOut, VOut]) Forward(r processor.Record[KOut, VOut]) error {
 	if n.t.initializing {
-		return fmt.Errorf("processor %q: cannot forward during Init", n.spec.Name)
+		return fmt.Errorf("task: node %q: cannot forward during Init", n.spec.Name)
 	}
 	return forwardAll(n.children, r)
 }
 
 func (n *procNode[KIn, VIn, KOut, VOut]) ForwardTo(child string, r processor.Record[KOut, VOut]) error {
 	if n.t.initializing {
-		return fmt.Errorf("processor %q: cannot forward during Init", n.spec.Name)
+		return fmt.Errorf("task: node %q: cannot forward during Init", n.spec.Name)
 	}
 	for i, name := range n.spec.Children {
 		if name == child {

@@ -88,7 +88,7 @@ func TestUnavailableRegistryIsNotBadData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := task.TopologyGraph(topo)
+	g, err := task.GraphOf(topo.InternalHandle())
 	if err != nil {
 		t.Fatal(err)
 	}

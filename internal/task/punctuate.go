@@ -25,10 +25,10 @@ func (s *schedule) Cancel() { s.cancelled = true }
 
 func (t *Task) schedule(node string, interval time.Duration, typ processor.PunctuationType, fn processor.Punctuator) (processor.Cancellable, error) {
 	if interval <= 0 {
-		return nil, fmt.Errorf("processor %q: punctuation interval must be positive, got %v", node, interval)
+		return nil, fmt.Errorf("task: node %q: punctuation interval must be positive, got %v", node, interval)
 	}
 	if fn == nil {
-		return nil, fmt.Errorf("processor %q: nil punctuator", node)
+		return nil, fmt.Errorf("task: node %q: nil punctuator", node)
 	}
 	s := &schedule{node: node, typ: typ, interval: interval, fn: fn, seq: t.seq}
 	t.seq++
@@ -42,7 +42,7 @@ func (t *Task) schedule(node string, interval time.Duration, typ processor.Punct
 	case processor.WallClockTime:
 		s.next = t.wallTime.Add(interval)
 	default:
-		return nil, fmt.Errorf("processor %q: unknown punctuation type %d", node, typ)
+		return nil, fmt.Errorf("task: node %q: unknown punctuation type %d", node, typ)
 	}
 	t.schedules = append(t.schedules, s)
 	return s, nil

@@ -153,7 +153,7 @@ func New(cfg Config) (*Task, error) {
 		return nil, errors.New("task: Config.Collector is nil")
 	}
 	if cfg.ID.SubTopology < 0 || cfg.ID.SubTopology >= len(cfg.Graph.SubTopologies) {
-		return nil, fmt.Errorf("task %s: no sub-topology %d (topology has %d)", cfg.ID, cfg.ID.SubTopology, len(cfg.Graph.SubTopologies))
+		return nil, fmt.Errorf("task: %s: no sub-topology %d (topology has %d)", cfg.ID, cfg.ID.SubTopology, len(cfg.Graph.SubTopologies))
 	}
 	sub := cfg.Graph.SubTopologies[cfg.ID.SubTopology]
 	log := cfg.Logger
@@ -184,14 +184,14 @@ func (t *Task) open(cfg Config) error {
 	for _, name := range t.sub.Stores {
 		spec := t.graph.Stores[name]
 		if spec == nil {
-			return fmt.Errorf("task %s: store %q is not in the graph", t.id, name)
+			return fmt.Errorf("task: %s: store %q is not in the graph", t.id, name)
 		}
 		if cfg.Stores == nil {
-			return fmt.Errorf("task %s: store %q needs Config.Stores", t.id, name)
+			return fmt.Errorf("task: %s: store %q needs Config.Stores", t.id, name)
 		}
 		e, opts, err := cfg.Stores(t.id, spec)
 		if err != nil {
-			return fmt.Errorf("task %s: open store %q: %w", t.id, name, err)
+			return fmt.Errorf("task: %s: open store %q: %w", t.id, name, err)
 		}
 		s := &openStore{spec: spec, engine: e, typed: spec.Open(e, opts...)}
 		t.stores[name] = s
@@ -200,7 +200,7 @@ func (t *Task) open(cfg Config) error {
 	for _, name := range t.order {
 		spec := t.graph.Nodes[name]
 		if spec == nil || spec.New == nil {
-			return fmt.Errorf("task %s: node %q is not in the graph", t.id, name)
+			return fmt.Errorf("task: %s: node %q is not in the graph", t.id, name)
 		}
 		t.nodes[name] = spec.New()
 	}
@@ -209,12 +209,12 @@ func (t *Task) open(cfg Config) error {
 		children := make([]Node, len(spec.Children))
 		for i, c := range spec.Children {
 			if children[i] = t.nodes[c]; children[i] == nil {
-				return fmt.Errorf("task %s: child %q of node %q is not in sub-topology %d", t.id, c, name, t.sub.ID)
+				return fmt.Errorf("task: %s: child %q of node %q is not in sub-topology %d", t.id, c, name, t.sub.ID)
 			}
 		}
 		n := t.nodes[name]
 		if err := n.bind(t, spec, children); err != nil {
-			return fmt.Errorf("task %s: %w", t.id, err)
+			return fmt.Errorf("task: %s: %w", t.id, err)
 		}
 		if spec.Kind == Source {
 			src := n.(rawSource)
@@ -230,7 +230,7 @@ func (t *Task) open(cfg Config) error {
 	defer func() { t.initializing = false }()
 	for _, name := range t.order {
 		if err := t.nodes[name].init(); err != nil {
-			return fmt.Errorf("task %s: %w", t.id, err)
+			return fmt.Errorf("task: %s: %w", t.id, err)
 		}
 	}
 	return nil
@@ -252,7 +252,7 @@ func (t *Task) CommitRequested() bool { return t.commitRequested }
 func (t *Task) Store(name string) (any, error) {
 	s, ok := t.stores[name]
 	if !ok {
-		return nil, fmt.Errorf("task %s: no store %q (stores: %v)", t.id, name, t.sub.Stores)
+		return nil, fmt.Errorf("task: %s: no store %q (stores: %v)", t.id, name, t.sub.Stores)
 	}
 	return s.typed, nil
 }
@@ -272,10 +272,10 @@ func (t *Task) source(topic string) rawSource {
 
 func (t *Task) enter() error {
 	if t.closed {
-		return fmt.Errorf("task %s: closed", t.id)
+		return fmt.Errorf("task: %s: closed", t.id)
 	}
 	if t.busy {
-		return fmt.Errorf("task %s: re-entrant call (a Collector or processor called back into the task)", t.id)
+		return fmt.Errorf("task: %s: re-entrant call (a Collector or processor called back into the task)", t.id)
 	}
 	t.busy = true
 	return nil
@@ -293,7 +293,7 @@ func (t *Task) Process(rec RawRecord) error {
 	defer func() { t.busy, t.hasCurrent, t.current = false, false, RawRecord{} }()
 	src := t.source(rec.Topic)
 	if src == nil {
-		return fmt.Errorf("task %s: no source reads topic %q (record at partition %d offset %d)", t.id, rec.Topic, rec.Partition, rec.Offset)
+		return fmt.Errorf("task: %s: no source reads topic %q (record at partition %d offset %d)", t.id, rec.Topic, rec.Partition, rec.Offset)
 	}
 	t.current, t.hasCurrent = rec, true
 	if err := src.processRaw(&t.current); err != nil {
@@ -335,11 +335,11 @@ func (t *Task) Punctuate(now time.Time) (int, error) {
 // (after flushing its producer) and writes the checkpoint.
 func (t *Task) Commit() ([]Offset, error) {
 	if t.closed {
-		return nil, fmt.Errorf("task %s: closed", t.id)
+		return nil, fmt.Errorf("task: %s: closed", t.id)
 	}
 	for _, s := range t.storeList {
 		if err := s.engine.Flush(); err != nil {
-			return nil, fmt.Errorf("task %s: flush store %q: %w", t.id, s.spec.Name, err)
+			return nil, fmt.Errorf("task: %s: flush store %q: %w", t.id, s.spec.Name, err)
 		}
 	}
 	out := make([]Offset, 0, len(t.consumed))
@@ -387,7 +387,7 @@ type StoreCloseError struct {
 
 // Error implements error.
 func (e *StoreCloseError) Error() string {
-	return fmt.Sprintf("task %s: close store %q: %v", e.Task, e.Store, e.Err)
+	return fmt.Sprintf("task: %s: close store %q: %v", e.Task, e.Store, e.Err)
 }
 
 // Unwrap returns the engine's error.

@@ -80,14 +80,14 @@ func TestInitFailureReleasesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _ := task.TopologyGraph(topo)
+	g, _ := task.GraphOf(topo.InternalHandle())
 	var eng *engine
 	_, err = task.New(task.Config{Graph: g, Collector: &collector{},
 		Stores: func(processor.TaskID, *task.StoreSpec) (store.Engine, []store.Option, error) {
 			eng = &engine{Engine: store.NewMemoryEngine()}
 			return eng, nil, nil
 		}})
-	if err == nil || !strings.Contains(err.Error(), `processor "bad": init: no database`) {
+	if err == nil || !strings.Contains(err.Error(), `node "bad": init: no database`) {
 		t.Fatalf("New error = %v", err)
 	}
 	if eng == nil || eng.closes != 1 {

@@ -61,7 +61,7 @@ func newHarness(t *testing.T, b *topology.Builder, sub int) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := task.TopologyGraph(topo)
+	g, err := task.GraphOf(topo.InternalHandle())
 	if err != nil {
 		t.Fatal(err)
 	}

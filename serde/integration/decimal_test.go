@@ -3,10 +3,10 @@ package integration_test
 import (
 	"context"
 	"errors"
+	"github.com/brookstream/brook/serde/avro"
 	"math/big"
 	"testing"
 
-	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/testutil"
 )
 
@@ -27,25 +27,25 @@ func TestRegistryDecimalScaleChange(t *testing.T) {
 	base := testutil.RegistryURL(t)
 	reg := newTestRegistry(t, base)
 	topic := testutil.TopicName(t, "decimal")
-	v1, _ := serde.NewAvro[Amount](reg, amountV1)
+	v1, _ := avro.NewAvro[Amount](reg, amountV1)
 	old, err := v1.Serialize(topic, Amount{Amount: big.NewRat(1234, 100)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Never rounded: 12.345 at scale 2 is an error naming the field.
 	_, err = v1.Serialize(topic, Amount{Amount: big.NewRat(12345, 1000)})
-	var de *serde.DecimalError
+	var de *avro.DecimalError
 	if !errors.As(err, &de) || de.Path != "Txn.amount" || de.Value != "12.345" || de.Scale != 2 {
 		t.Fatalf("12.345 at scale 2: %v", err)
 	}
-	v2s, _ := serde.NewAvro[Amount](reg, amountV2)
+	v2s, _ := avro.NewAvro[Amount](reg, amountV2)
 	if err := v2s.Preflight(context.Background(), topic); err != nil {
 		t.Fatalf("the registry refuses the wider decimal: %v", err)
 	}
 	if _, err := v2s.Serialize(topic, Amount{Amount: big.NewRat(1, 1)}); err != nil {
 		t.Fatal(err)
 	}
-	v2g, _ := serde.NewAvro[map[string]any](reg, amountV2)
+	v2g, _ := avro.NewAvro[map[string]any](reg, amountV2)
 	want := big.NewRat(1234, 100)
 	if got, err := v2s.Deserialize(topic, old); err != nil || got.Amount.Cmp(want) != 0 {
 		t.Fatalf("12.34 written at scale 2, read at scale 4 (struct): %v, %v", got.Amount, err)
@@ -54,7 +54,7 @@ func TestRegistryDecimalScaleChange(t *testing.T) {
 		t.Fatalf("12.34 written at scale 2, read at scale 4 (generic): %v, %v", got, err)
 	}
 	// A v1 app writing with the latest schema (v2) converts the value.
-	latest, _ := serde.NewAvro[Amount](newTestRegistry(t, base), amountV1, serde.UseLatest())
+	latest, _ := avro.NewAvro[Amount](newTestRegistry(t, base), amountV1, avro.UseLatest())
 	b, err := latest.Serialize(topic, Amount{Amount: big.NewRat(-1, 100)})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestRegistryDecimalScaleChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = v1.Deserialize(topic, wide)
-	if !errors.Is(err, serde.ErrSchemaMismatch) || !errors.As(err, &de) || de.Path != "Txn.amount" || de.Value != "1.0001" {
+	if !errors.Is(err, avro.ErrSchemaMismatch) || !errors.As(err, &de) || de.Path != "Txn.amount" || de.Value != "1.0001" {
 		t.Fatalf("1.0001 read at scale 2: %v", err)
 	}
 }

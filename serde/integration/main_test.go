@@ -4,10 +4,10 @@
 package integration_test
 
 import (
+	"github.com/brookstream/brook/serde/avro"
 	"log/slog"
 	"testing"
 
-	"github.com/brookstream/brook/serde"
 	"go.uber.org/goleak"
 )
 
@@ -15,9 +15,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func newTestRegistry(t testing.TB, url string) *serde.Registry {
+func newTestRegistry(t testing.TB, url string) *avro.Registry {
 	t.Helper()
-	reg, err := serde.NewRegistry(url, serde.WithLogger(slog.New(slog.DiscardHandler)))
+	reg, err := avro.NewRegistry(url, avro.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"github.com/brookstream/brook/serde/avro"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/testutil"
 )
 
@@ -76,7 +76,7 @@ func TestRegistryEvolutionAndPreflight(t *testing.T) {
 	reg := newTestRegistry(t, base)
 	topic := testutil.TopicName(t, "payments")
 
-	v1, err := serde.NewAvro[PayV1](reg, payV1)
+	v1, err := avro.NewAvro[PayV1](reg, payV1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestRegistryEvolutionAndPreflight(t *testing.T) {
 	// The subject's own level (FULL) is used, not the global one.
 	setSubjectLevel(t, base, subject, "FULL")
 
-	v2, err := serde.NewAvro[PayV2](reg, payV2)
+	v2, err := avro.NewAvro[PayV2](reg, payV2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,29 +107,29 @@ func TestRegistryEvolutionAndPreflight(t *testing.T) {
 	}
 
 	// Fresh readers (empty caches) fetch the writer schemas by id.
-	r2, _ := serde.NewAvro[PayV2](newTestRegistry(t, base), payV2)
+	r2, _ := avro.NewAvro[PayV2](newTestRegistry(t, base), payV2)
 	got2, err := r2.Deserialize(topic, b1)
 	if err != nil || got2 != (PayV2{ID: "p1", Amount: 1999, Kind: "WIRE", Currency: "EUR"}) {
 		t.Fatalf("v1 bytes as v2: %+v, %v", got2, err)
 	}
-	r1, _ := serde.NewAvro[PayV1](newTestRegistry(t, base), payV1)
+	r1, _ := avro.NewAvro[PayV1](newTestRegistry(t, base), payV1)
 	got1, err := r1.Deserialize(topic, b2)
 	if err != nil || got1 != (PayV1{ID: "p2", Amount: -5, Kind: "CARD"}) {
 		t.Fatalf("v2 bytes as v1: %+v, %v", got1, err)
 	}
-	generic, _ := serde.NewAvro[map[string]any](newTestRegistry(t, base), payV2)
+	generic, _ := avro.NewAvro[map[string]any](newTestRegistry(t, base), payV2)
 	m, err := generic.Deserialize(topic, b1)
 	if err != nil || m["currency"] != "EUR" || m["amount"] != int64(1999) {
 		t.Fatalf("v1 bytes as generic v2: %v, %v", m, err)
 	}
 
 	// v3 is refused at preflight, with the subject, its level and reasons.
-	v3, err := serde.NewAvro[map[string]any](reg, payV3)
+	v3, err := avro.NewAvro[map[string]any](reg, payV3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = v3.Preflight(ctx, topic)
-	var ie *serde.IncompatibleSchemaError
+	var ie *avro.IncompatibleSchemaError
 	if !errors.As(err, &ie) {
 		t.Fatalf("v3 preflight: want IncompatibleSchemaError, got %v", err)
 	}
@@ -142,13 +142,13 @@ func TestRegistryEvolutionAndPreflight(t *testing.T) {
 	t.Logf("registry reasons: %q", ie.Messages)
 	// Auto-registering v3 is refused by the registry too.
 	_, err = v3.Serialize(topic, map[string]any{"id": "x", "amount": "1", "kind": "CARD", "merchant": "m"})
-	if !errors.Is(err, serde.ErrSchemaRejected) {
+	if !errors.Is(err, avro.ErrSchemaRejected) {
 		t.Fatalf("registering v3: %v", err)
 	}
 
 	// A subject without its own level falls back to the global level.
 	other := testutil.TopicName(t, "other")
-	o1, _ := serde.NewAvro[PayV1](reg, payV1)
+	o1, _ := avro.NewAvro[PayV1](reg, payV1)
 	if _, err := o1.Serialize(other, PayV1{ID: "a", Kind: "CARD"}); err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +172,11 @@ func TestRegistryUseLatestAndKeySubjects(t *testing.T) {
 	base := testutil.RegistryURL(t)
 	reg := newTestRegistry(t, base)
 	topic := testutil.TopicName(t, "keys")
-	key, err := serde.NewAvro[string](reg, `"string"`, serde.AsKey())
+	key, err := avro.NewAvro[string](reg, `"string"`, avro.AsKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	val, _ := serde.NewAvro[PayV2](reg, payV2)
+	val, _ := avro.NewAvro[PayV2](reg, payV2)
 	kb, err := key.Serialize(topic, "customer-1")
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestRegistryUseLatestAndKeySubjects(t *testing.T) {
 		t.Fatalf("key: %q, %v", k, err)
 	}
 	// A v1 app that uses the latest version writes v2 data.
-	latest, _ := serde.NewAvro[PayV1](newTestRegistry(t, base), payV1, serde.UseLatest())
+	latest, _ := avro.NewAvro[PayV1](newTestRegistry(t, base), payV1, avro.UseLatest())
 	if err := latest.Preflight(context.Background(), topic); err != nil {
 		t.Fatalf("use-latest preflight: %v", err)
 	}
@@ -223,13 +223,13 @@ func TestRegistrySteadyStreamMakesNoCalls(t *testing.T) {
 	ct := &countingTransport{base: http.DefaultTransport.(*http.Transport).Clone()}
 	client := &http.Client{Transport: ct, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
-	reg, err := serde.NewRegistry(base, serde.WithHTTPClient(client), serde.WithLogger(slog.New(slog.DiscardHandler)))
+	reg, err := avro.NewRegistry(base, avro.WithHTTPClient(client), avro.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	topic := testutil.TopicName(t, "steady")
-	w, _ := serde.NewAvro[PayV1](reg, payV1)
-	r, _ := serde.NewAvro[PayV2](reg, payV2)
+	w, _ := avro.NewAvro[PayV1](reg, payV1)
+	r, _ := avro.NewAvro[PayV2](reg, payV2)
 	b, err := w.Serialize(topic, PayV1{ID: "warm", Kind: "CARD"})
 	if err != nil {
 		t.Fatal(err)

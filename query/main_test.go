@@ -1,0 +1,9 @@
+package query_test
+
+import (
+	"testing"
+
+	"github.com/brookstream/brook/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }

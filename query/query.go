@@ -1,0 +1,853 @@
+package query
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/runtime"
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/partition"
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/store"
+)
+
+// ErrIteratorInvalidated is the Err of a query iterator whose task closed
+// (a rebalance or shutdown) before the iteration ended. Retry the query.
+var ErrIteratorInvalidated = runtime.ErrIteratorInvalidated
+
+// App is an application instance whose stores can be queried:
+// *topology.App is one. Its one method hands this package the running
+// side of the App; the Handle is opaque.
+type App interface {
+	QueryHandle() Handle
+}
+
+// Handle carries an App's runtime to this package without exposing it: it
+// has no exported field or method. The zero Handle belongs to no App.
+type Handle struct{ rt *runtime.Runtime }
+
+// NewHandle wraps the runtime of an App; package topology calls it in
+// App.QueryHandle. Code outside brook cannot name the runtime's type and
+// has no use for it.
+func NewHandle(rt *runtime.Runtime) Handle { return Handle{rt: rt} }
+
+// handleOf returns app's Handle, or an error naming what (the calling
+// function) when app is nil or has no runtime.
+func handleOf(app App, what string) (Handle, error) {
+	if app == nil {
+		return Handle{}, fmt.Errorf("query: %s needs an App", what)
+	}
+	h := app.QueryHandle()
+	if h.rt == nil {
+		return Handle{}, fmt.Errorf("query: %s needs an App made by topology.NewApp", what)
+	}
+	return h, nil
+}
+
+// endpoint returns the App's query endpoint, "" for the zero Handle.
+func (a Handle) endpoint() string {
+	if a.rt == nil {
+		return ""
+	}
+	return a.rt.Endpoint()
+}
+
+// state returns the App's state.
+func (a Handle) state() State { return a.rt.State() }
+
+// State is an App's lifecycle state (the same type as topology.State).
+type State = runtime.State
+
+// NotLocalError says that the key asked for belongs to a task another
+// instance runs. Endpoint is that instance's query endpoint ("" if it has
+// none); the HTTP handler forwards such queries there.
+type NotLocalError struct {
+	Store     string
+	Partition int32
+	// Task is the task holding the key ("<sub-topology>_<partition>").
+	Task     string
+	Endpoint string
+}
+
+// Error implements error.
+func (e *NotLocalError) Error() string {
+	return fmt.Sprintf("query: store %q partition %d (task %s) is hosted by %q, not this instance", e.Store, e.Partition, e.Task, e.Endpoint)
+}
+
+// NotReadyError says that a store cannot be read yet: its task is
+// restoring, or the group is rebalancing, or no assignment is known. Ask
+// again later.
+type NotReadyError struct {
+	Store string
+	// Task is the task that is not ready, "" when no assignment is known.
+	Task string
+	// State is the App's state.
+	State State
+	// Restoring lists the restore progress of stores still restoring
+	// here.
+	Restoring []RestoreStatus
+}
+
+// Error implements error.
+func (e *NotReadyError) Error() string {
+	if e.Task == "" {
+		return fmt.Sprintf("query: store %q is not ready: no assignment yet (state %s)", e.Store, e.State)
+	}
+	return fmt.Sprintf("query: store %q is not ready: task %s is restoring or rebalancing (state %s)", e.Store, e.Task, e.State)
+}
+
+// StoreCodec is the type-erased query side of a store, which package
+// topology's builder attaches to each store it declares (KeyValueCodec).
+// It has no exported method.
+type StoreCodec interface {
+	keyFormat() string
+	parseKey(text string) (any, error)
+	keyBytes(topic string, k any) ([]byte, error)
+	keyJSON(k any) (json.RawMessage, error)
+	localGet(rt *runtime.Runtime, id assign.TaskID, name string, k any) (json.RawMessage, bool, error)
+	localScan(rt *runtime.Runtime, tasks []assign.TaskID, name string, lo, hi []byte, limit int) ([]scanEntry, bool, error)
+}
+
+// scanEntry is one key of a range answer.
+type scanEntry struct {
+	KeyBytes []byte          `json:"kb"` // serialized key: merge order and token
+	Key      json.RawMessage `json:"key"`
+	Value    json.RawMessage `json:"value"`
+}
+
+type kvQuery[K, V any] struct {
+	keys   serde.Serde[K]
+	values serde.Serde[V]
+}
+
+// KeyValueCodec returns the StoreCodec of a key-value store of K to V with
+// the given serdes: how the HTTP handler parses, serializes and renders
+// its keys and values. Package topology calls it for every key-value
+// store it declares.
+func KeyValueCodec[K, V any](keys serde.Serde[K], values serde.Serde[V]) StoreCodec {
+	return &kvQuery[K, V]{keys: keys, values: values}
+}
+
+// keyFormat says how the HTTP handler parses a key of this store.
+func (q *kvQuery[K, V]) keyFormat() string {
+	var k K
+	switch any(&k).(type) {
+	case *string:
+		return "string"
+	case *int32:
+		return "int32 (decimal)"
+	case *int64:
+		return "int64 (decimal)"
+	case *int:
+		return "int (decimal)"
+	case *[]byte:
+		return "bytes (base64)"
+	}
+	return "JSON"
+}
+
+const maxKeyText = 4096
+
+func (q *kvQuery[K, V]) parseKey(text string) (any, error) {
+	if len(text) > maxKeyText {
+		return nil, fmt.Errorf("key is longer than %d bytes", maxKeyText)
+	}
+	var k K
+	switch p := any(&k).(type) {
+	case *string:
+		*p = text
+	case *int32:
+		n, err := strconv.ParseInt(text, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("key %q is not an int32", text)
+		}
+		*p = int32(n)
+	case *int64:
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("key %q is not an int64", text)
+		}
+		*p = n
+	case *int:
+		n, err := strconv.Atoi(text)
+		if err != nil {
+			return nil, fmt.Errorf("key %q is not an int", text)
+		}
+		*p = n
+	case *[]byte:
+		b, err := base64.StdEncoding.DecodeString(text)
+		if err != nil {
+			if b, err = base64.RawURLEncoding.DecodeString(text); err != nil {
+				return nil, fmt.Errorf("key is not base64")
+			}
+		}
+		*p = b
+	default:
+		if err := json.Unmarshal([]byte(text), &k); err != nil {
+			return nil, fmt.Errorf("key is not a JSON %T: %v", k, err)
+		}
+	}
+	return k, nil
+}
+
+func (q *kvQuery[K, V]) keyBytes(topic string, k any) ([]byte, error) {
+	kk, ok := k.(K)
+	if !ok {
+		return nil, fmt.Errorf("key %T is not a %T", k, kk)
+	}
+	b, err := q.keys.Serialize(topic, kk)
+	if err != nil {
+		return nil, fmt.Errorf("serialize key: %w", err)
+	}
+	return b, nil
+}
+
+func (q *kvQuery[K, V]) keyJSON(k any) (json.RawMessage, error) {
+	kk, _ := k.(K)
+	if j, ok := any(q.keys).(serde.JSONValuer[K]); ok {
+		return j.ValueJSON(kk)
+	}
+	return json.Marshal(kk)
+}
+
+func (q *kvQuery[K, V]) valueJSON(v V) (json.RawMessage, error) {
+	if j, ok := any(q.values).(serde.JSONValuer[V]); ok {
+		return j.ValueJSON(v)
+	}
+	return json.Marshal(v)
+}
+
+func typedStore[K, V any](st any, name string) (store.KeyValueStore[K, V], error) {
+	s, ok := st.(store.KeyValueStore[K, V])
+	if !ok {
+		return nil, &processor.StoreTypeError{Store: name,
+			Want: reflect.TypeFor[store.KeyValueStore[K, V]]().String(), Got: fmt.Sprintf("%T", st)}
+	}
+	return s, nil
+}
+
+func (q *kvQuery[K, V]) localGet(rt *runtime.Runtime, id assign.TaskID, name string, k any) (json.RawMessage, bool, error) {
+	kk, _ := k.(K)
+	var out json.RawMessage
+	var found bool
+	err := rt.ReadStore(id, name, func(st any) error {
+		s, err := typedStore[K, V](st, name)
+		if err != nil {
+			return err
+		}
+		v, ok, err := s.Get(kk)
+		if err != nil || !ok {
+			return err
+		}
+		found = true
+		out, err = q.valueJSON(v)
+		return err
+	})
+	return out, found, err
+}
+
+func (q *kvQuery[K, V]) localScan(rt *runtime.Runtime, tasks []assign.TaskID, name string, lo, hi []byte, limit int) ([]scanEntry, bool, error) {
+	it, err := openMerged[K, V](rt, tasks, name, lo, hi, false)
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	var out []scanEntry
+	for it.Next() {
+		if len(out) == limit {
+			return out, true, nil
+		}
+		kj, err := q.keyJSON(it.Key())
+		if err != nil {
+			return nil, false, err
+		}
+		vj, err := q.valueJSON(it.Value())
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, scanEntry{KeyBytes: bytes.Clone(it.KeyBytes()), Key: kj, Value: vj})
+	}
+	return out, false, it.Err()
+}
+
+// guardedIter is one task's iterator in a query: the runtime closes it
+// (kill) if the task closes first.
+type guardedIter[K, V any] struct {
+	mu     sync.Mutex
+	it     store.KeyBytesIterator[K, V]
+	killed bool
+	closed bool
+	done   func()
+
+	// head: the current pair, when has.
+	has bool
+	kb  []byte
+	k   K
+	v   V
+	err error
+}
+
+func (g *guardedIter[K, V]) kill() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed && !g.killed {
+		g.killed = true
+		g.it.Close()
+	}
+}
+
+// advance moves to the next pair.
+func (g *guardedIter[K, V]) advance() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.has = false
+	if g.closed || g.err != nil {
+		return
+	}
+	if g.killed {
+		g.err = ErrIteratorInvalidated
+		return
+	}
+	if !g.it.Next() {
+		g.err = g.it.Err()
+		return
+	}
+	g.has, g.kb, g.k, g.v = true, append(g.kb[:0], g.it.KeyBytes()...), g.it.Key(), g.it.Value()
+}
+
+func (g *guardedIter[K, V]) close() {
+	g.mu.Lock()
+	if !g.closed && !g.killed {
+		g.it.Close()
+	}
+	g.closed = true
+	g.mu.Unlock()
+	if g.done != nil {
+		g.done()
+		g.done = nil
+	}
+}
+
+// mergedIter merges the iterators of several tasks' stores by serialized
+// key. It implements store.KeyBytesIterator.
+type mergedIter[K, V any] struct {
+	srcs    []*guardedIter[K, V]
+	reverse bool
+	started bool
+	cur     *guardedIter[K, V]
+	err     error
+	kb      []byte
+	k       K
+	v       V
+}
+
+func openMerged[K, V any](rt *runtime.Runtime, tasks []assign.TaskID, name string, lo, hi []byte, reverse bool) (*mergedIter[K, V], error) {
+	m := &mergedIter[K, V]{reverse: reverse}
+	for _, id := range tasks {
+		g := &guardedIter[K, V]{}
+		done, err := rt.OpenIterator(id, name, func(st any) (func(), error) {
+			s, err := typedStore[K, V](st, name)
+			if err != nil {
+				return nil, err
+			}
+			it, err := store.IterateBytes(s, lo, hi, reverse)
+			if err != nil {
+				return nil, err
+			}
+			g.it = it
+			return g.kill, nil
+		})
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		g.done = done
+		m.srcs = append(m.srcs, g)
+	}
+	return m, nil
+}
+
+func (m *mergedIter[K, V]) Next() bool {
+	if m.err != nil {
+		return false
+	}
+	if !m.started {
+		m.started = true
+		for _, s := range m.srcs {
+			s.advance()
+		}
+	} else if m.cur != nil {
+		m.cur.advance()
+	}
+	m.cur = nil
+	for _, s := range m.srcs {
+		if s.err != nil {
+			m.err = s.err
+			return false
+		}
+		if !s.has {
+			continue
+		}
+		if m.cur == nil {
+			m.cur = s
+			continue
+		}
+		c := bytes.Compare(s.kb, m.cur.kb)
+		if (!m.reverse && c < 0) || (m.reverse && c > 0) {
+			m.cur = s
+		}
+	}
+	if m.cur == nil {
+		return false
+	}
+	m.kb, m.k, m.v = m.cur.kb, m.cur.k, m.cur.v
+	return true
+}
+
+func (m *mergedIter[K, V]) Key() K           { return m.k }
+func (m *mergedIter[K, V]) Value() V         { return m.v }
+func (m *mergedIter[K, V]) KeyBytes() []byte { return m.kb }
+func (m *mergedIter[K, V]) Err() error       { return m.err }
+
+func (m *mergedIter[K, V]) Close() error {
+	for _, s := range m.srcs {
+		s.close()
+	}
+	m.srcs, m.cur = nil, nil
+	return nil
+}
+
+// KeyValueView is read-only access to one key-value store across the
+// tasks of this App instance. Get routes the key to the partition the
+// default partitioner picks (murmur2 of the key serialized with the
+// store's key serde) and reads it if this instance runs that task; Range,
+// Prefix and All merge this instance's tasks in key order (for the whole
+// application's keys, use the HTTP handler, which gathers from every
+// instance). A KeyValueView is safe for concurrent use.
+//
+// Iterators must be closed; if the task of a store closes (rebalance or
+// shutdown) while an iterator is open, the iterator stops and its Err is
+// ErrIteratorInvalidated.
+type KeyValueView[K, V any] struct {
+	app  Handle
+	name string
+	spec *task.StoreSpec
+	q    *kvQuery[K, V]
+}
+
+var _ store.ReadOnlyKeyValueStore[string, int64] = (*KeyValueView[string, int64])(nil)
+
+// KeyValue returns a read-only view of the key-value store named
+// storeName of app, whose keys are K and values V. It fails with a
+// *processor.UnknownStoreError when the topology has no such store and
+// with a *processor.StoreTypeError when the store is not a key-value store
+// of K to V.
+func KeyValue[K, V any](app App, storeName string) (*KeyValueView[K, V], error) {
+	a, err := handleOf(app, "KeyValue")
+	if err != nil {
+		return nil, err
+	}
+	spec := a.rt.Graph().Stores[storeName]
+	if spec == nil {
+		return nil, &processor.UnknownStoreError{Store: storeName, Connected: a.storeNames()}
+	}
+	q, ok := spec.Query.(*kvQuery[K, V])
+	if !ok {
+		return nil, &processor.StoreTypeError{Store: storeName,
+			Want: reflect.TypeFor[store.KeyValueStore[K, V]]().String(),
+			Got:  fmt.Sprintf("%s store of %s to %s", spec.Kind, spec.KeyType, spec.ValueType)}
+	}
+	return &KeyValueView[K, V]{app: a, name: storeName, spec: spec, q: q}, nil
+}
+
+// Name returns the store's name.
+func (v *KeyValueView[K, V]) Name() string { return v.name }
+
+// Get returns the value of key. It returns a *NotLocalError when another
+// instance runs the key's task and a *NotReadyError while the task is
+// restoring or the group rebalancing.
+func (v *KeyValueView[K, V]) Get(key K) (V, bool, error) {
+	var zero V
+	kb, err := v.q.keyBytes(v.app.serdeTopic(v.spec), key)
+	if err != nil {
+		return zero, false, fmt.Errorf("query: store %q: %w", v.name, err)
+	}
+	loc, err := v.app.locate(v.spec, kb)
+	if err != nil {
+		return zero, false, err
+	}
+	if !loc.local {
+		return zero, false, &NotLocalError{Store: v.name, Partition: loc.task.Partition, Task: loc.task.String(), Endpoint: loc.host.Endpoint}
+	}
+	var out V
+	var found bool
+	err = v.app.rt.ReadStore(loc.task, v.name, func(st any) error {
+		s, err := typedStore[K, V](st, v.name)
+		if err != nil {
+			return err
+		}
+		out, found, err = s.Get(key)
+		return err
+	})
+	if err != nil {
+		return zero, false, v.app.queryErr(v.name, err)
+	}
+	return out, found, nil
+}
+
+func (v *KeyValueView[K, V]) scan(lo, hi []byte, reverse bool) (store.Iterator[K, V], error) {
+	tasks, err := v.app.localTasksOf(v.spec)
+	if err != nil {
+		return nil, err
+	}
+	it, err := openMerged[K, V](v.app.rt, tasks, v.name, lo, hi, reverse)
+	if err != nil {
+		return nil, v.app.queryErr(v.name, err)
+	}
+	return it, nil
+}
+
+func (v *KeyValueView[K, V]) bounds(from, to K) (lo, hi []byte, err error) {
+	topic := v.app.serdeTopic(v.spec)
+	if lo, err = v.q.keyBytes(topic, from); err != nil {
+		return nil, nil, err
+	}
+	if hi, err = v.q.keyBytes(topic, to); err != nil {
+		return nil, nil, err
+	}
+	if lo == nil {
+		lo = []byte{}
+	}
+	if hi == nil {
+		hi = []byte{}
+	}
+	return lo, hi, nil
+}
+
+// Range iterates this instance's keys in [from, to), ascending by
+// serialized key.
+func (v *KeyValueView[K, V]) Range(from, to K) (store.Iterator[K, V], error) {
+	lo, hi, err := v.bounds(from, to)
+	if err != nil {
+		return nil, fmt.Errorf("query: store %q: %w", v.name, err)
+	}
+	return v.scan(lo, hi, false)
+}
+
+// ReverseRange iterates this instance's keys in [from, to), descending.
+func (v *KeyValueView[K, V]) ReverseRange(from, to K) (store.Iterator[K, V], error) {
+	lo, hi, err := v.bounds(from, to)
+	if err != nil {
+		return nil, fmt.Errorf("query: store %q: %w", v.name, err)
+	}
+	return v.scan(lo, hi, true)
+}
+
+// Prefix iterates this instance's keys whose serialized bytes start with
+// the serialized prefix, ascending.
+func (v *KeyValueView[K, V]) Prefix(prefix K) (store.Iterator[K, V], error) {
+	p, err := v.q.keyBytes(v.app.serdeTopic(v.spec), prefix)
+	if err != nil {
+		return nil, fmt.Errorf("query: store %q: %w", v.name, err)
+	}
+	if len(p) == 0 {
+		return v.scan(nil, nil, false)
+	}
+	return v.scan(p, store.PrefixEnd(p), false)
+}
+
+// All iterates every key of this instance, ascending.
+func (v *KeyValueView[K, V]) All() (store.Iterator[K, V], error) { return v.scan(nil, nil, false) }
+
+// ApproximateCount sums the estimates of this instance's tasks.
+func (v *KeyValueView[K, V]) ApproximateCount() (int64, error) {
+	tasks, err := v.app.localTasksOf(v.spec)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, id := range tasks {
+		err := v.app.rt.ReadStore(id, v.name, func(st any) error {
+			s, err := typedStore[K, V](st, v.name)
+			if err != nil {
+				return err
+			}
+			n, err := s.ApproximateCount()
+			total += n
+			return err
+		})
+		if err != nil {
+			return 0, v.app.queryErr(v.name, err)
+		}
+	}
+	return total, nil
+}
+
+// Metadata returns where key lives: its partition and task, and the
+// instance that runs the task. It fails with a *NotReadyError before the
+// first assignment.
+func (v *KeyValueView[K, V]) Metadata(key K) (KeyMetadata, error) {
+	kb, err := v.q.keyBytes(v.app.serdeTopic(v.spec), key)
+	if err != nil {
+		return KeyMetadata{}, fmt.Errorf("query: store %q: %w", v.name, err)
+	}
+	loc, err := v.app.locate(v.spec, kb)
+	if err != nil {
+		return KeyMetadata{}, err
+	}
+	return loc.metadata(v.name), nil
+}
+
+// KeyMetadata says where a key of a store lives.
+type KeyMetadata struct {
+	Store     string `json:"store"`
+	Partition int32  `json:"partition"`
+	// Task is "<sub-topology>_<partition>".
+	Task string `json:"task"`
+	// Endpoint is the query endpoint of the instance running the task,
+	// "" if it has none.
+	Endpoint string `json:"endpoint"`
+	MemberID string `json:"member_id"`
+	// Local reports that this instance runs the task.
+	Local bool `json:"local"`
+	// Generation is the consumer-group generation of the assignment.
+	Generation int32 `json:"generation"`
+}
+
+func (l location) metadata(store string) KeyMetadata {
+	return KeyMetadata{Store: store, Partition: l.task.Partition, Task: l.task.String(),
+		Endpoint: l.host.Endpoint, MemberID: l.host.MemberID, Local: l.local, Generation: l.gen}
+}
+
+// Instance is one instance of the application in the current assignment.
+type Instance struct {
+	Endpoint string `json:"endpoint"`
+	MemberID string `json:"member_id"`
+	// Self marks this instance.
+	Self bool `json:"self"`
+	// Tasks are the tasks it runs ("<sub-topology>_<partition>").
+	Tasks []string `json:"tasks"`
+}
+
+// Instances returns every instance of app with its tasks, from the
+// current assignment, and its generation; false before the first
+// assignment (or for a nil App).
+func Instances(app App) ([]Instance, int32, bool) {
+	a, err := handleOf(app, "Instances")
+	if err != nil {
+		return nil, 0, false
+	}
+	return a.instances()
+}
+
+func (a Handle) instances() ([]Instance, int32, bool) {
+	asg, ok := a.rt.Strategy().Assignment()
+	if !ok {
+		return nil, 0, false
+	}
+	out := []Instance{}
+	for i, host := range asg.Hosts {
+		in := Instance{Endpoint: host.Endpoint, MemberID: host.MemberID, Self: i == asg.Self, Tasks: []string{}}
+		for _, t := range host.Tasks {
+			in.Tasks = append(in.Tasks, t.String())
+		}
+		out = append(out, in)
+	}
+	return out, asg.Generation, true
+}
+
+// Status returns the state of the store's tasks on this instance.
+func (v *KeyValueView[K, V]) Status() StoreStatus { return v.app.storeStatus(v.name, v.spec) }
+
+// StoreStatus describes a store on one instance.
+type StoreStatus struct {
+	Store     string `json:"store"`
+	Kind      string `json:"kind"`
+	KeyType   string `json:"key_type"`
+	ValueType string `json:"value_type"`
+	// KeyFormat says how the HTTP handler parses keys of this store.
+	KeyFormat string `json:"key_format"`
+	// SubTopology is the sub-topology whose tasks hold the store.
+	SubTopology int32 `json:"sub_topology"`
+	// Tasks are the store's tasks assigned to this instance.
+	Tasks []TaskStatus `json:"tasks"`
+	// Restoring is the restore progress of this store's partitions in
+	// tasks being opened here (restoring, or restored and waiting for the
+	// task's other stores).
+	Restoring []RestoreStatus `json:"restoring,omitempty"`
+}
+
+// RestoreStatus is the restore progress of one store partition: Restored
+// of Total changelog offsets.
+type RestoreStatus struct {
+	Store     string `json:"store"`
+	Partition int32  `json:"partition"`
+	Restored  int64  `json:"restored"`
+	Total     int64  `json:"total"`
+}
+
+func restoreStatuses(ps []store.RestoreProgress) []RestoreStatus {
+	out := make([]RestoreStatus, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, RestoreStatus(p))
+	}
+	return out
+}
+
+// TaskStatus is the state of one task of a store on this instance.
+type TaskStatus struct {
+	Task string `json:"task"`
+	// State is "ready" (open and queryable) or "restoring" (assigned
+	// here, not open yet: restoring, or the group is rebalancing).
+	State string `json:"state"`
+	// Lag is how far the task is behind the end of each source
+	// partition (the table topic for a table): its freshness.
+	Lag []PartitionLag `json:"lag,omitempty"`
+}
+
+// PartitionLag is one source partition's lag.
+type PartitionLag struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	// Position is the offset of the next record to process.
+	Position int64 `json:"position"`
+	// End is the high-water mark from the consumer's last fetch.
+	End int64 `json:"end"`
+	// Lag is End - Position.
+	Lag int64 `json:"lag"`
+}
+
+// location is where a key lives.
+type location struct {
+	task  assign.TaskID
+	host  assign.Host
+	local bool
+	gen   int32
+}
+
+func (a Handle) storeNames() []string {
+	var out []string
+	for n := range a.rt.Graph().Stores {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// serdeTopic is the topic argument the store passes to its serdes.
+func (a Handle) serdeTopic(spec *task.StoreSpec) string {
+	return spec.SerdeTopic(a.rt.ApplicationID())
+}
+
+func (a Handle) groupOf(spec *task.StoreSpec) int32 {
+	for _, st := range a.rt.Graph().SubTopologies {
+		if slices.Contains(st.Stores, spec.Name) {
+			return int32(st.ID)
+		}
+	}
+	return -1
+}
+
+func (a Handle) notReady(name string, id assign.TaskID, known bool) *NotReadyError {
+	e := &NotReadyError{Store: name, State: a.state()}
+	if known {
+		e.Task = id.String()
+	}
+	for _, p := range a.rt.RestoreProgress() {
+		if p.Store == name {
+			e.Restoring = append(e.Restoring, RestoreStatus(p))
+		}
+	}
+	return e
+}
+
+// locate finds the task and host of a serialized key.
+func (a Handle) locate(spec *task.StoreSpec, kb []byte) (location, error) {
+	g := a.groupOf(spec)
+	asg, ok := a.rt.Strategy().Assignment()
+	if !ok || asg.Partitions[g] <= 0 {
+		return location{}, a.notReady(spec.Name, assign.TaskID{}, false)
+	}
+	p, err := partition.ForKey(kb, asg.Partitions[g])
+	if err != nil {
+		return location{}, fmt.Errorf("query: store %q: %w", spec.Name, err)
+	}
+	id := assign.TaskID{Group: g, Partition: p}
+	h, ok := asg.Owner(id)
+	if !ok {
+		return location{}, a.notReady(spec.Name, id, true)
+	}
+	self := asg.Self >= 0 && asg.Self < len(asg.Hosts) && asg.Hosts[asg.Self].MemberID == h.MemberID
+	return location{task: id, host: h, local: self, gen: asg.Generation}, nil
+}
+
+// localTasksOf returns this instance's open tasks of the store; a
+// *NotReadyError if any task assigned here is not open.
+func (a Handle) localTasksOf(spec *task.StoreSpec) ([]assign.TaskID, error) {
+	g := a.groupOf(spec)
+	asg, ok := a.rt.Strategy().Assignment()
+	if !ok {
+		return nil, a.notReady(spec.Name, assign.TaskID{}, false)
+	}
+	open := a.rt.OpenTasks()
+	var out []assign.TaskID
+	for _, id := range asg.Local() {
+		if id.Group != g {
+			continue
+		}
+		if _, ok := slices.BinarySearchFunc(open, id, assign.TaskID.Compare); !ok {
+			return nil, a.notReady(spec.Name, id, true)
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// queryErr turns a runtime error into the query errors.
+func (a Handle) queryErr(name string, err error) error {
+	var tn *runtime.TaskNotOpenError
+	if errors.As(err, &tn) {
+		return a.notReady(name, tn.Task, true)
+	}
+	return err
+}
+
+func (a Handle) storeStatus(name string, spec *task.StoreSpec) StoreStatus {
+	st := StoreStatus{Store: name, Kind: spec.Kind, KeyType: spec.KeyType, ValueType: spec.ValueType, SubTopology: a.groupOf(spec), Tasks: []TaskStatus{}}
+	if q, ok := spec.Query.(StoreCodec); ok {
+		st.KeyFormat = q.keyFormat()
+	}
+	asg, ok := a.rt.Strategy().Assignment()
+	if ok {
+		open := a.rt.OpenTasks()
+		for _, id := range asg.Local() {
+			if id.Group != st.SubTopology {
+				continue
+			}
+			ts := TaskStatus{Task: id.String(), State: "restoring"}
+			if _, ok := slices.BinarySearchFunc(open, id, assign.TaskID.Compare); ok {
+				ts.State = "ready"
+				lags, _ := a.rt.Lag(id)
+				for _, l := range lags {
+					ts.Lag = append(ts.Lag, PartitionLag(l))
+				}
+			}
+			st.Tasks = append(st.Tasks, ts)
+		}
+	}
+	for _, p := range a.rt.RestoreProgress() {
+		if p.Store == name {
+			st.Restoring = append(st.Restoring, RestoreStatus(p))
+		}
+	}
+	return st
+}
