@@ -16,21 +16,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// fakeSession is a group session of a given member and generation; only
+// memberSession is a group session of a given member and generation; only
 // MemberID and GenerationID matter to the coordinator requests.
-type fakeSession struct {
+type memberSession struct {
 	member string
 	gen    int32
 }
 
-func (s fakeSession) Claims() map[string][]int32                { return nil }
-func (s fakeSession) MemberID() string                          { return s.member }
-func (s fakeSession) GenerationID() int32                       { return s.gen }
-func (fakeSession) MarkOffset(string, int32, int64, string)     {}
-func (fakeSession) Commit()                                     {}
-func (fakeSession) ResetOffset(string, int32, int64, string)    {}
-func (fakeSession) MarkMessage(*sarama.ConsumerMessage, string) {}
-func (fakeSession) Context() context.Context                    { return context.Background() }
+func (s memberSession) Claims() map[string][]int32                { return nil }
+func (s memberSession) MemberID() string                          { return s.member }
+func (s memberSession) GenerationID() int32                       { return s.gen }
+func (memberSession) MarkOffset(string, int32, int64, string)     {}
+func (memberSession) Commit()                                     {}
+func (memberSession) ResetOffset(string, int32, int64, string)    {}
+func (memberSession) MarkMessage(*sarama.ConsumerMessage, string) {}
+func (memberSession) Context() context.Context                    { return context.Background() }
 
 // groupRuntime returns a runtime of application "app" connected to an
 // embedded broker with a 3-partition topic "in" and no group member.
@@ -65,7 +65,7 @@ func TestGroupRequestsReadTheCoordinatorsAnswer(t *testing.T) {
 	ctx := context.Background()
 	offs := []task.Offset{{Topic: "in", Partition: 0, Offset: 7}, {Topic: "in", Partition: 1, Offset: 3}}
 
-	stale := fakeSession{member: "gone", gen: 4}
+	stale := memberSession{member: "gone", gen: 4}
 	err := r.commitOffsets(ctx, stale, offs)
 	if !errors.Is(err, ErrMembershipLost) || !errors.Is(err, sarama.ErrIllegalGeneration) {
 		t.Fatalf("commit of a stale generation: %v, want ErrMembershipLost and ILLEGAL_GENERATION", err)
@@ -77,7 +77,7 @@ func TestGroupRequestsReadTheCoordinatorsAnswer(t *testing.T) {
 		t.Log(err)
 	}
 
-	if err := r.commitOffsets(ctx, fakeSession{member: "", gen: -1}, offs); err != nil {
+	if err := r.commitOffsets(ctx, memberSession{member: "", gen: -1}, offs); err != nil {
 		t.Fatalf("commit outside any generation: %v", err)
 	}
 	got, err := r.committedOffsets(ctx, []store.TopicPartition{{Topic: "in", Partition: 0}, {Topic: "in", Partition: 1}, {Topic: "in", Partition: 2}})
@@ -91,7 +91,7 @@ func TestGroupRequestsReadTheCoordinatorsAnswer(t *testing.T) {
 		}
 	}
 
-	err = r.commitOffsets(ctx, fakeSession{member: "", gen: -1}, []task.Offset{{Topic: "in", Partition: 0, Offset: 8}, {Topic: "no-such-topic", Partition: 0, Offset: 1}})
+	err = r.commitOffsets(ctx, memberSession{member: "", gen: -1}, []task.Offset{{Topic: "in", Partition: 0, Offset: 8}, {Topic: "no-such-topic", Partition: 0, Offset: 1}})
 	if err == nil || errors.Is(err, ErrMembershipLost) || !strings.Contains(err.Error(), "no-such-topic[0]") {
 		t.Fatalf("commit to a topic that does not exist: %v, want an error naming no-such-topic[0] that is not a lost membership", err)
 	}
