@@ -123,10 +123,8 @@ func (b *bindBuilder) make(t reflect.Type, s *avroSchema, path string) (encFn, d
 	if s.kind == kUnion {
 		return b.union(t, s, path)
 	}
-	if s.lt != nil && len(s.lt.goTypes) > 0 {
-		return logicalBinder(t, s, path)
-	}
-	if t.Kind() == reflect.Pointer {
+	logical := s.lt != nil && len(s.lt.goTypes) > 0
+	if t.Kind() == reflect.Pointer && !(logical && bindsLogical(s.lt, t)) {
 		// A pointer to a non-union: must not be nil.
 		elem, err := b.build(t.Elem(), s, path)
 		if err != nil {
@@ -145,6 +143,9 @@ func (b *bindBuilder) make(t reflect.Type, s *avroSchema, path string) (encFn, d
 				v.Set(p)
 				return nil
 			}, nil
+	}
+	if logical {
+		return logicalBinder(t, s, path)
 	}
 	switch s.kind {
 	case kNull:

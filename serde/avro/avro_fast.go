@@ -38,7 +38,8 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 	if s.kind == kUnion {
 		return b.compileUnion(t, s, bd, path)
 	}
-	if s.lt != nil && len(s.lt.goTypes) > 0 {
+	logical := s.lt != nil && len(s.lt.goTypes) > 0
+	if logical && bindsLogical(s.lt, t) {
 		return compileLogical(t, s, bd, path)
 	}
 	if t.Kind() == reflect.Pointer {

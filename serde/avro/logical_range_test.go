@@ -40,3 +40,33 @@ func TestTimeMillisOutOfRange(t *testing.T) {
 		t.Fatalf("read %v, %v; want %v", back.D, err, ok)
 	}
 }
+
+// A pointer to a logical type's Go type binds a non-nullable field of it,
+// as a pointer to any other bindable type does (nil is an error).
+func TestPointerToLogicalGoType(t *testing.T) {
+	const schema = `{"type":"record","name":"P","fields":[{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"d","type":{"type":"int","logicalType":"date"}}]}`
+	type P struct {
+		At *time.Time `avro:"at"`
+		D  *time.Time `avro:"d"`
+	}
+	c, err := avro.NewAvroCodec[P](schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 3, 1, 12, 0, 0, 5e6, time.UTC)
+	d := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	b, err := c.Marshal(nil, P{At: &at, D: &d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := c.Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.At == nil || !back.At.Equal(at) || back.D == nil || !back.D.Equal(d) {
+		t.Fatalf("read %v, %v; want %v, %v", back.At, back.D, at, d)
+	}
+	if _, err := c.Marshal(nil, P{D: &d}); err == nil {
+		t.Fatal("nil *time.Time for a non-nullable timestamp written; want an error")
+	}
+}
