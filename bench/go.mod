@@ -7,6 +7,7 @@ replace github.com/brookstream/brook => ../
 require (
 	github.com/IBM/sarama v1.61.1
 	github.com/brookstream/brook v0.0.0-00010101000000-000000000000
+	github.com/linkedin/goavro/v2 v2.15.0
 	github.com/lovoo/goka v1.1.16
 	github.com/syndtr/goleveldb v1.0.0
 	github.com/twmb/franz-go v1.22.3
@@ -27,7 +28,6 @@ require (
 	github.com/jcmturner/gokrb5/v8 v8.4.4 // indirect
 	github.com/jcmturner/rpc/v2 v2.0.3 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
-	github.com/linkedin/goavro/v2 v2.15.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/rcrowley/go-metrics v0.0.0-20250401214520-65e299d6c5c9 // indirect
 	github.com/riferrei/srclient v0.7.4 // indirect

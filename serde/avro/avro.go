@@ -54,12 +54,15 @@ var ErrSchemaMismatch = errors.New("writer schema does not resolve to reader sch
 // Data whose unscaled value has more digits than the precision is refused
 // when read, with kind [serde.ErrCorrupt], so whatever decodes re-encodes.
 //
-// goavro parses every schema and encodes and decodes generic values (after
-// a validation pass that bounds what a payload may make it allocate). Go
-// types compile to direct encoders and validating decoders instead, which
-// are faster than goavro's native maps; a fuzz test checks that both paths
-// agree. goavro writes a zero fixed decimal wrongly, so generic values of
-// schemas with fixed decimals are encoded by brook's own writer.
+// goavro checks every schema (what goavro refuses, brook refuses) and
+// gives its parsing canonical form; the Avro binary is brook's own. Go
+// types compile to direct encoders and validating decoders; generic values
+// are written by brook's native writer and read by its validating reader,
+// which bounds what a payload may make it allocate. Both paths share one
+// definition of each logical type and write the same bytes as goavro (a
+// fuzz test holds the struct and generic paths to it). Generic values may
+// hold the Go numbers goavro accepts (an int for a double, a float64 for a
+// long), when the conversion is exact; anything inexact is an error.
 //
 // An AvroCodec is safe for concurrent use.
 type AvroCodec[T any] struct {
@@ -69,9 +72,6 @@ type AvroCodec[T any] struct {
 	bind    *binder
 	generic bool
 	pcf     string // parsing canonical form: equal forms mean equal binary layouts
-	// ownEncoder: encode native values with appendNative, not goavro (see
-	// hasFixedDecimal).
-	ownEncoder bool
 }
 
 // NewAvroCodec parses schema and binds it to T. Errors name what does not
@@ -89,8 +89,7 @@ func NewAvroCodec[T any](schema string) (*AvroCodec[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("serde: goavro rejects the schema: %w", err)
 	}
-	c := &AvroCodec[T]{text: schema, schema: s, codec: codec, pcf: codec.CanonicalSchema(),
-		ownEncoder: hasFixedDecimal(s, map[*avroSchema]bool{})}
+	c := &AvroCodec[T]{text: schema, schema: s, codec: codec, pcf: codec.CanonicalSchema()}
 	t := reflect.TypeFor[T]()
 	if t == typeAny || (t == typeNative && s.kind == kRecord) {
 		c.generic = true
@@ -139,13 +138,10 @@ func (c *AvroCodec[T]) Marshal(buf []byte, v T) ([]byte, error) {
 	if err != nil {
 		return buf, err
 	}
-	if err := checkDecimals(c.schema, n, shortName(c.schema), 0); err != nil {
+	if err := checkLogical(c.schema, n, shortName(c.schema), 0); err != nil {
 		return buf, err
 	}
-	if c.ownEncoder {
-		return appendNative(c.schema, buf, n)
-	}
-	return c.codec.BinaryFromNative(buf, n)
+	return appendNative(c.schema, buf, n)
 }
 
 // Unmarshal decodes data, which must hold exactly one value written with
@@ -154,7 +150,7 @@ func (c *AvroCodec[T]) Unmarshal(data []byte) (T, error) {
 	if !c.generic {
 		return c.unmarshalFast("", -1, data)
 	}
-	return decodeWith(c, "", -1, c.schema, c.codec, nil, data)
+	return decodeWith(c, "", -1, c.schema, nil, data)
 }
 
 // unmarshalFast decodes data written with a schema whose canonical form is
@@ -178,11 +174,17 @@ func (c *AvroCodec[T]) unmarshalFast(topic string, id int, data []byte) (T, erro
 	return out, nil
 }
 
-// decodeWith validates data against the writer schema, decodes it with the
-// writer's codec, resolves it to the reader's schema and binds it to T.
-func decodeWith[T any](c *AvroCodec[T], topic string, id int, ws *avroSchema, wc *goavro.Codec, resolve resolveFn, data []byte) (T, error) {
+// decodeWith reads data as a native value of the writer schema with
+// brook's validating reader, checks its logical-type values, resolves it
+// to the reader's schema and binds it to T.
+func decodeWith[T any](c *AvroCodec[T], topic string, id int, ws *avroSchema, resolve resolveFn, data []byte) (T, error) {
 	var zero T
-	if err := checkAvro(ws, data); err != nil {
+	ck := avroChecker{buf: data, zeroBudget: maxZeroWidthItems}
+	n, err := ck.readNative(ws)
+	if err == nil && ck.pos != len(data) {
+		err = ck.fail(serde.ErrCorrupt, "%d trailing bytes after the value", len(data)-ck.pos)
+	}
+	if err != nil {
 		kind := serde.ErrCorrupt
 		var ce *checkError
 		if errors.As(err, &ce) {
@@ -190,16 +192,9 @@ func decodeWith[T any](c *AvroCodec[T], topic string, id int, ws *avroSchema, wc
 		}
 		return zero, decodeErr("avro", topic, id, kind, err)
 	}
-	n, rest, err := wc.NativeFromBinary(data)
-	if err != nil {
-		return zero, decodeErr("avro", topic, id, serde.ErrCorrupt, err)
-	}
-	if len(rest) != 0 {
-		return zero, decodeErr("avro", topic, id, serde.ErrCorrupt, fmt.Errorf("%d trailing bytes", len(rest)))
-	}
 	// Decimals beyond the writer's precision are refused, as the compiled
 	// decoder refuses them.
-	if err := checkDecimals(ws, n, shortName(ws), 0); err != nil {
+	if err := checkLogical(ws, n, shortName(ws), 0); err != nil {
 		return zero, decodeErr("avro", topic, id, serde.ErrCorrupt, err)
 	}
 	if resolve != nil {
@@ -323,11 +318,8 @@ type writePlan struct {
 	id      int
 	schema  *avroSchema
 	header  [headerLen]byte
-	codec   *goavro.Codec
 	convert resolveFn // own schema -> target schema; nil when identical
 	fast    bool      // encode straight from T (see sameLayout)
-	// ownEncoder: encode with appendNative (see hasFixedDecimal).
-	ownEncoder bool
 	// checkTarget: check decimals against the target schema too, whose
 	// decimals differ from the serde's own.
 	checkTarget bool
@@ -420,11 +412,10 @@ func (a *Avro[T]) writePlan(ctx context.Context, topic string) (*writePlan, erro
 	if err != nil {
 		return nil, err
 	}
-	p := &writePlan{id: target.id, codec: target.codec, schema: target.schema,
-		ownEncoder: hasFixedDecimal(target.schema, map[*avroSchema]bool{})}
+	p := &writePlan{id: target.id, schema: target.schema}
 	binary.BigEndian.PutUint32(p.header[1:], uint32(target.id))
 	p.fast = a.sameLayout(target)
-	p.checkTarget = target.schema.hasDecimal && !sameSchema(a.codec.schema, target.schema, map[resolvePair]bool{})
+	p.checkTarget = target.schema.hasCheck && !sameSchema(a.codec.schema, target.schema, map[resolvePair]bool{})
 	if a.cfg.mode != regAuto && !p.fast {
 		conv, err := buildResolver(a.codec.schema, target.schema)
 		if err != nil {
@@ -476,7 +467,7 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 	}
 	// The serde's own schema bounds the decimals it accepts, whatever it
 	// writes with; conversions check them against the target schema.
-	if err := checkDecimals(a.codec.schema, n, shortName(a.codec.schema), 0); err != nil {
+	if err := checkLogical(a.codec.schema, n, shortName(a.codec.schema), 0); err != nil {
 		return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
 	}
 	if p.convert != nil {
@@ -485,18 +476,13 @@ func (a *Avro[T]) Serialize(topic string, v T) ([]byte, error) {
 		}
 	}
 	if p.checkTarget {
-		if err := checkDecimals(p.schema, n, shortName(p.schema), 0); err != nil {
+		if err := checkLogical(p.schema, n, shortName(p.schema), 0); err != nil {
 			return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
 		}
 	}
 	buf := make([]byte, 0, p.sizeHint())
 	buf = append(buf, p.header[:]...)
-	var out []byte
-	if p.ownEncoder {
-		out, err = appendNative(p.schema, buf, n)
-	} else {
-		out, err = p.codec.BinaryFromNative(buf, n)
-	}
+	out, err := appendNative(p.schema, buf, n)
 	p.noteSize(len(out))
 	if err != nil {
 		return nil, &serde.EncodeError{Format: "avro", Topic: topic, Err: err}
@@ -543,7 +529,7 @@ func (a *Avro[T]) DeserializeContext(ctx context.Context, topic string, data []b
 	if p.fast {
 		return a.codec.unmarshalFast(topic, id, data[headerLen:])
 	}
-	return decodeWith(a.codec, topic, id, p.writer.schema, p.writer.codec, p.resolve, data[headerLen:])
+	return decodeWith(a.codec, topic, id, p.writer.schema, p.resolve, data[headerLen:])
 }
 
 // sameLayout reports whether struct values can be written with, or read

@@ -123,7 +123,8 @@ func (b *bindBuilder) make(t reflect.Type, s *avroSchema, path string) (encFn, d
 	if s.kind == kUnion {
 		return b.union(t, s, path)
 	}
-	if t.Kind() == reflect.Pointer && t != typeRatPtr {
+	logical := s.lt != nil && len(s.lt.goTypes) > 0
+	if t.Kind() == reflect.Pointer && !(logical && bindsLogical(s.lt, t)) {
 		// A pointer to a non-union: must not be nil.
 		elem, err := b.build(t.Elem(), s, path)
 		if err != nil {
@@ -142,6 +143,9 @@ func (b *bindBuilder) make(t reflect.Type, s *avroSchema, path string) (encFn, d
 				v.Set(p)
 				return nil
 			}, nil
+	}
+	if logical {
+		return logicalBinder(t, s, path)
 	}
 	switch s.kind {
 	case kNull:
@@ -226,30 +230,6 @@ func stringBinder(t reflect.Type) (encFn, decFn, error) {
 }
 
 func (b *bindBuilder) integer(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {
-	switch {
-	case t == typeTime && (s.logical == ltDate || s.logical == ltTimestampMillis || s.logical == ltTimestampMicros):
-		return func(v reflect.Value) (any, error) { return v.Interface(), nil },
-			func(n any, v reflect.Value) error {
-				x, ok := n.(time.Time)
-				if !ok {
-					return typeErr(n, "time.Time")
-				}
-				v.Set(reflect.ValueOf(x))
-				return nil
-			}, nil
-	case t == typeDur && (s.logical == ltTimeMillis || s.logical == ltTimeMicros):
-		return func(v reflect.Value) (any, error) { return time.Duration(v.Int()), nil },
-			func(n any, v reflect.Value) error {
-				x, ok := n.(time.Duration)
-				if !ok {
-					return typeErr(n, "time.Duration")
-				}
-				v.SetInt(int64(x))
-				return nil
-			}, nil
-	case s.logical != ltNone && s.logical != ltUUID:
-		return nil, nil, bindErr(t, path, "Avro %s needs %s", describe(s), logicalGoType(s.logical))
-	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 	default:
@@ -288,18 +268,6 @@ func (b *bindBuilder) integer(t reflect.Type, s *avroSchema, path string) (encFn
 		}, nil
 }
 
-func logicalGoType(lt string) string {
-	switch lt {
-	case ltDate, ltTimestampMillis, ltTimestampMicros:
-		return "time.Time"
-	case ltTimeMillis, ltTimeMicros:
-		return "time.Duration"
-	case ltDecimal:
-		return "*big.Rat"
-	}
-	return "string"
-}
-
 func (b *bindBuilder) float(t reflect.Type, s *avroSchema) (encFn, decFn, error) {
 	if s.kind == kFloat {
 		return func(v reflect.Value) (any, error) { return float32(v.Float()), nil },
@@ -327,25 +295,6 @@ func (b *bindBuilder) float(t reflect.Type, s *avroSchema) (encFn, decFn, error)
 }
 
 func (b *bindBuilder) bytes(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {
-	if s.logical == ltDecimal {
-		if t == typeRatPtr || t == typeRat {
-			return func(v reflect.Value) (any, error) {
-					r := ratOf(v)
-					if _, err := decimalBytes(s, r, path); err != nil {
-						return nil, err
-					}
-					return r, nil
-				}, func(n any, v reflect.Value) error {
-					x, ok := n.(*big.Rat)
-					if !ok || x == nil {
-						return typeErr(n, "*big.Rat")
-					}
-					setRat(v, x)
-					return nil
-				}, nil
-		}
-		return nil, nil, bindErr(t, path, "Avro decimal needs *big.Rat or big.Rat")
-	}
 	if t == typeBytes || (t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8) {
 		size := -1
 		if s.kind == kFixed {
@@ -392,25 +341,6 @@ func (b *bindBuilder) bytes(t reflect.Type, s *avroSchema, path string) (encFn, 
 			}, nil
 	}
 	return nil, nil, bindErr(t, path, "Avro %s needs []byte%s", describe(s), map[bool]string{true: fmt.Sprintf(" or [%d]byte", s.size)}[s.kind == kFixed])
-}
-
-// ratOf returns the decimal held by v, a *big.Rat or a big.Rat (copied).
-func ratOf(v reflect.Value) *big.Rat {
-	if v.Type() == typeRatPtr {
-		r, _ := reflect.TypeAssert[*big.Rat](v)
-		return r
-	}
-	r, _ := reflect.TypeAssert[big.Rat](v)
-	return &r
-}
-
-// setRat stores x in v, a *big.Rat or a big.Rat.
-func setRat(v reflect.Value, x *big.Rat) {
-	if v.Type() == typeRatPtr {
-		v.Set(reflect.ValueOf(x))
-		return
-	}
-	v.Set(reflect.ValueOf(x).Elem())
 }
 
 func (b *bindBuilder) array(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {
@@ -591,7 +521,8 @@ func shapeOf(t reflect.Type, s *avroSchema) (unionShape, bool) {
 	}
 	u.nullable = u.nullIdx >= 0 && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map)
 	u.target = t
-	u.deref = u.nullable && t.Kind() == reflect.Pointer && t != typeRatPtr
+	br := s.branches[u.other]
+	u.deref = u.nullable && t.Kind() == reflect.Pointer && !(br.lt != nil && bindsLogical(br.lt, t))
 	if u.deref {
 		u.target = t.Elem()
 	}
@@ -677,13 +608,16 @@ func unionInferEnc(s *avroSchema) encFn {
 
 // nativeFits reports whether native value x can only belong to branch b.
 func nativeFits(b *avroSchema, x any) bool {
+	if b.lt != nil && len(b.lt.goTypes) > 0 {
+		return reflect.TypeOf(x) == b.lt.goTypes[0]
+	}
 	switch x.(type) {
 	case bool:
 		return b.kind == kBoolean
 	case int32:
-		return b.kind == kInt && b.logical == ltNone
+		return b.kind == kInt
 	case int64:
-		return b.kind == kLong && b.logical == ltNone
+		return b.kind == kLong
 	case float32:
 		return b.kind == kFloat
 	case float64:
@@ -691,13 +625,29 @@ func nativeFits(b *avroSchema, x any) bool {
 	case string:
 		return b.kind == kString
 	case []byte:
-		return b.kind == kBytes && b.logical == ltNone
-	case time.Time:
-		return b.logical == ltTimestampMillis || b.logical == ltTimestampMicros || b.logical == ltDate
-	case *big.Rat:
-		return b.logical == ltDecimal
+		return b.kind == kBytes
 	case []any:
 		return b.kind == kArray
 	}
 	return false
+}
+
+// logicalBinder binds a logical type to one of its Go types.
+func logicalBinder(t reflect.Type, s *avroSchema, path string) (encFn, decFn, error) {
+	lt := s.lt
+	if !bindsLogical(lt, t) {
+		return nil, nil, bindErr(t, path, "Avro %s needs %s", describe(s), logicalGoTypes(lt))
+	}
+	return func(v reflect.Value) (any, error) {
+			n, _ := logicalGo(lt, v)
+			if _, _, err := lt.toPhysical(s, n, path); err != nil {
+				return nil, err
+			}
+			return n, nil
+		}, func(n any, v reflect.Value) error {
+			if !setLogicalGo(lt, n, v) {
+				return typeErr(n, lt.goTypes[0].String())
+			}
+			return nil
+		}, nil
 }

@@ -6,9 +6,9 @@ import (
 )
 
 // Avro decimals are never rounded. Every path that writes a decimal (the
-// compiled struct encoder, goavro-backed native values, brook's own native
-// writer, schema resolution, defaults, JSON rendering) checks the value
-// with decimalBytes or checkDecimals first, and every path that reads one
+// compiled struct encoder, brook's native writer for generic values,
+// schema resolution, defaults, JSON rendering) checks the value
+// with decimalBytes or checkLogical first, and every path that reads one
 // checks the precision, so the struct and generic paths accept the same
 // values, write the same bytes and report the same *DecimalError.
 
@@ -164,84 +164,9 @@ func unscaledFromBytes(b []byte) *big.Int {
 }
 
 // decimalFromBytes decodes a two's-complement unscaled value without
-// checking it; checkDecimals or decodeDecimal does that.
+// checking it; checkLogical does that.
 func decimalFromBytes(b []byte, scale int) *big.Rat {
 	return new(big.Rat).SetFrac(unscaledFromBytes(b), pow10(scale))
-}
-
-// decodeDecimal decodes the stored bytes of a decimal of s, refusing an
-// unscaled value with more digits than the precision.
-func decodeDecimal(s *avroSchema, b []byte, path string) (*big.Rat, error) {
-	u := unscaledFromBytes(b)
-	r := new(big.Rat).SetFrac(u, pow10(s.scale))
-	if moreDigits(u, s.precision) {
-		return nil, decimalErr(s, path, r, fmt.Sprintf("more than %d digits in all", s.precision))
-	}
-	return r, nil
-}
-
-// checkDecimals checks every decimal in native value n of schema s, as
-// decimalBytes would when writing it; path is the location of n, in the
-// form the struct binder uses, so both paths report the same error. Values
-// of the wrong Go type are left for the encoder to report.
-func checkDecimals(s *avroSchema, n any, path string, depth int) error {
-	if !s.hasDecimal {
-		return nil
-	}
-	if depth > maxAvroDepth {
-		return fmt.Errorf("serde: avro: %s: value nested deeper than %d", path, maxAvroDepth)
-	}
-	switch s.kind {
-	case kBytes, kFixed:
-		switch r := n.(type) {
-		case *big.Rat:
-			_, err := decimalBytes(s, r, path)
-			return err
-		case big.Rat:
-			_, err := decimalBytes(s, &r, path)
-			return err
-		}
-	case kArray:
-		if items, ok := n.([]any); ok {
-			p := path + "[]"
-			for _, it := range items {
-				if err := checkDecimals(s.items, it, p, depth+1); err != nil {
-					return err
-				}
-			}
-		}
-	case kMap:
-		if m, ok := n.(map[string]any); ok {
-			p := path + "{}"
-			for _, it := range m {
-				if err := checkDecimals(s.items, it, p, depth+1); err != nil {
-					return err
-				}
-			}
-		}
-	case kRecord:
-		if m, ok := n.(map[string]any); ok {
-			for _, f := range s.fields {
-				if !f.schema.hasDecimal {
-					continue
-				}
-				if x, ok := m[f.name]; ok {
-					if err := checkDecimals(f.schema, x, path+"."+f.name, depth+1); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	case kUnion:
-		if m, ok := n.(map[string]any); ok && len(m) == 1 {
-			for _, b := range s.branches {
-				if x, ok := m[b.unionName]; ok {
-					return checkDecimals(b, x, path, depth+1)
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // Longest rendering of a value in a DecimalError, and the largest

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/big"
 	"time"
 )
 
@@ -42,9 +41,9 @@ func defaultToNative(s *avroSchema, v any) (any, error) {
 			if i < math.MinInt32 || i > math.MaxInt32 {
 				return nil, fmt.Errorf("int default %d out of range", i)
 			}
-			return intLogical(s, int32(i)), nil
+			return nativeOf(s, int32(i)), nil
 		}
-		return longLogical(s, i), nil
+		return nativeOf(s, i), nil
 	case kFloat, kDouble:
 		n, ok := v.(json.Number)
 		if !ok {
@@ -67,8 +66,9 @@ func defaultToNative(s *avroSchema, v any) (any, error) {
 			if _, ok := s.symbolIndex[str]; !ok {
 				return nil, fmt.Errorf("enum default %q is not a symbol of %s", str, s.name)
 			}
+			return str, nil
 		}
-		return str, nil
+		return checkedNative(s, str)
 	case kBytes, kFixed:
 		str, ok := v.(string)
 		if !ok {
@@ -84,10 +84,7 @@ func defaultToNative(s *avroSchema, v any) (any, error) {
 		if s.kind == kFixed && len(b) != s.size {
 			return nil, fmt.Errorf("fixed %s default has %d bytes, want %d", s.name, len(b), s.size)
 		}
-		if s.logical == ltDecimal {
-			return decodeDecimal(s, b, "")
-		}
-		return b, nil
+		return checkedNative(s, b)
 	case kArray:
 		arr, ok := v.([]any)
 		if !ok {
@@ -163,97 +160,46 @@ func wrapUnion(b *avroSchema, v any) any {
 	return map[string]any{b.unionName: v}
 }
 
-// intLogical converts a physical int to the native form of s's logical type.
-func intLogical(s *avroSchema, i int32) any {
-	switch s.logical {
-	case ltDate:
-		return unixEpoch.AddDate(0, 0, int(i))
-	case ltTimeMillis:
-		return time.Duration(i) * time.Millisecond
-	}
-	return i
+// checkedNative converts physical default p of s to its native form and
+// checks it.
+func checkedNative(s *avroSchema, p any) (any, error) {
+	return checkedNativeAt(s, p, "")
 }
 
-// longLogical converts a physical long to the native form of s's logical type.
-func longLogical(s *avroSchema, i int64) any {
-	switch s.logical {
-	case ltTimestampMillis:
-		sec := i / 1e3
-		return time.Unix(sec, (i-sec*1e3)*1e6).UTC()
-	case ltTimestampMicros:
-		sec := i / 1e6
-		return time.Unix(sec, (i-sec*1e6)*1e3).UTC()
-	case ltTimeMicros:
-		return time.Duration(i) * time.Microsecond
+// checkedNativeAt converts boxed physical value x of s to its native
+// form and checks it; path locates it for the error.
+func checkedNativeAt(s *avroSchema, x any, path string) (any, error) {
+	if s.lt == nil || s.lt.toNative == nil {
+		return x, nil
 	}
-	return i
+	p, ok := physicalOf(s, x)
+	if !ok {
+		return x, nil
+	}
+	return readLogical(s, p, path)
 }
 
-// toPhysical turns a native value of writer schema w into its underlying
-// Avro representation (int32, int64, []byte, ...), undoing logical types.
-func toPhysical(w *avroSchema, v any) (any, error) {
-	switch x := v.(type) {
-	case time.Time:
-		switch w.logical {
-		case ltDate:
-			d := daysSinceEpoch(x)
-			if d < math.MinInt32 || d > math.MaxInt32 {
-				return nil, fmt.Errorf("date %v out of range", x)
-			}
-			return int32(d), nil
-		case ltTimestampMillis:
-			return x.Unix()*1e3 + int64(x.Nanosecond()/1e6), nil
-		case ltTimestampMicros:
-			return x.Unix()*1e6 + int64(x.Nanosecond()/1e3), nil
-		}
-	case time.Duration:
-		switch w.logical {
-		case ltTimeMillis:
-			return int32(x / time.Millisecond), nil
-		case ltTimeMicros:
-			return int64(x / time.Microsecond), nil
-		}
-	case *big.Rat:
-		if w.logical == ltDecimal {
-			return decimalBytes(w, x, "")
-		}
-	}
-	return v, nil
-}
-
-// fromPhysical turns an underlying int or long into the native form of
-// reader schema r's logical type (bytesResolver does bytes and decimals).
-func fromPhysical(r *avroSchema, v any) any {
-	switch x := v.(type) {
-	case int32:
-		return intLogical(r, x)
-	case int64:
-		return longLogical(r, x)
-	}
-	return v
-}
-
-// markDecimals sets hasDecimal on every node from which a decimal is
-// reachable.
-func markDecimals(s *avroSchema, visiting map[*avroSchema]bool) bool {
+// markChecks sets hasCheck on every node from which a value of a logical
+// type with a check is reachable.
+func markChecks(s *avroSchema, visiting map[*avroSchema]bool) bool {
 	if visiting[s] {
-		return s.hasDecimal
+		return s.hasCheck
 	}
 	visiting[s] = true
-	has := s.logical == ltDecimal
+	has := s.lt != nil && s.lt.check != nil
 	switch s.kind {
 	case kArray, kMap:
-		has = markDecimals(s.items, visiting) || has
+		has = markChecks(s.items, visiting) || has
 	case kRecord:
 		for _, f := range s.fields {
-			has = markDecimals(f.schema, visiting) || has
+			has = markChecks(f.schema, visiting) || has
 		}
 	case kUnion:
 		for _, b := range s.branches {
-			has = markDecimals(b, visiting) || has
+			has = markChecks(b, visiting) || has
 		}
 	}
-	s.hasDecimal = has
+	s.hasCheck = has
 	return has
 }
 
@@ -266,35 +212,4 @@ func daysSinceEpoch(t time.Time) int64 {
 		d--
 	}
 	return d
-}
-
-// hasFixedDecimal reports whether a fixed decimal is reachable from s.
-// goavro cannot encode those when the value's minimal two's complement is
-// shorter than the fixed size (zero among them), so values of such schemas
-// are encoded by appendNative instead.
-func hasFixedDecimal(s *avroSchema, seen map[*avroSchema]bool) bool {
-	if seen[s] {
-		return false
-	}
-	seen[s] = true
-	if s.kind == kFixed && s.logical == ltDecimal {
-		return true
-	}
-	switch s.kind {
-	case kArray, kMap:
-		return hasFixedDecimal(s.items, seen)
-	case kRecord:
-		for _, f := range s.fields {
-			if hasFixedDecimal(f.schema, seen) {
-				return true
-			}
-		}
-	case kUnion:
-		for _, b := range s.branches {
-			if hasFixedDecimal(b, seen) {
-				return true
-			}
-		}
-	}
-	return false
 }

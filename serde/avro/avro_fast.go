@@ -5,7 +5,6 @@ import (
 	"github.com/brookstream/brook/serde"
 	"math"
 	"reflect"
-	"time"
 )
 
 // compile sets bd.bin and bd.unbin: straight between Go values and Avro
@@ -18,7 +17,7 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 			return nil, err
 		}
 		// Decimals in `any` values are checked here, as on the generic path.
-		if err := checkDecimals(s, n, path, 0); err != nil {
+		if err := checkLogical(s, n, path, 0); err != nil {
 			return nil, err
 		}
 		return appendNative(s, buf, n)
@@ -28,7 +27,7 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 		if err != nil {
 			return err
 		}
-		if err := checkDecimals(s, n, path, 0); err != nil {
+		if err := checkLogical(s, n, path, 0); err != nil {
 			return err
 		}
 		return bd.dec(n, v)
@@ -39,7 +38,11 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 	if s.kind == kUnion {
 		return b.compileUnion(t, s, bd, path)
 	}
-	if t.Kind() == reflect.Pointer && t != typeRatPtr {
+	logical := s.lt != nil && len(s.lt.goTypes) > 0
+	if logical && bindsLogical(s.lt, t) {
+		return compileLogical(t, s, bd, path)
+	}
+	if t.Kind() == reflect.Pointer {
 		elem, err := b.build(t.Elem(), s, path)
 		if err != nil {
 			return err
@@ -74,7 +77,7 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 			v.SetBool(x)
 			return err
 		}
-	case (s.kind == kInt || s.kind == kLong) && s.logical == ltNone && isSignedInt(t):
+	case (s.kind == kInt || s.kind == kLong) && isSignedInt(t):
 		if s.kind == kLong {
 			bd.bin = func(buf []byte, v reflect.Value) ([]byte, error) { return appendLong(buf, v.Int()), nil }
 			bd.unbin = func(c *avroChecker, v reflect.Value) error {
@@ -100,39 +103,6 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 				return fmt.Errorf("%s: %d overflows %v", path, x, v.Type())
 			}
 			v.SetInt(int64(x))
-			return nil
-		}
-	case t == typeTime && (s.logical == ltTimestampMillis || s.logical == ltTimestampMicros || s.logical == ltDate):
-		bd.bin = func(buf []byte, v reflect.Value) ([]byte, error) {
-			tm, _ := reflect.TypeAssert[time.Time](v)
-			switch s.logical {
-			case ltTimestampMillis:
-				return appendLong(buf, tm.Unix()*1e3+int64(tm.Nanosecond()/1e6)), nil
-			case ltTimestampMicros:
-				return appendLong(buf, tm.Unix()*1e6+int64(tm.Nanosecond()/1e3)), nil
-			}
-			d := daysSinceEpoch(tm)
-			if d < math.MinInt32 || d > math.MaxInt32 {
-				return nil, fmt.Errorf("%s: date %v out of range", path, tm)
-			}
-			return appendLong(buf, d), nil
-		}
-		bd.unbin = func(c *avroChecker, v reflect.Value) error {
-			var x any
-			if s.kind == kInt {
-				i, err := c.readInt()
-				if err != nil {
-					return err
-				}
-				x = intLogical(s, i)
-			} else {
-				i, err := c.varint()
-				if err != nil {
-					return err
-				}
-				x = longLogical(s, i)
-			}
-			*(v.Addr().Interface().(*time.Time)) = x.(time.Time)
 			return nil
 		}
 	case (s.kind == kFloat || s.kind == kDouble) && (t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32 && s.kind == kFloat):
@@ -180,7 +150,7 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 			v.SetString(s.symbols[i])
 			return nil
 		}
-	case (s.kind == kBytes || s.kind == kFixed) && s.logical == ltNone && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8:
+	case (s.kind == kBytes || s.kind == kFixed) && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8:
 		bd.bin = func(buf []byte, v reflect.Value) ([]byte, error) {
 			if s.kind == kBytes {
 				return appendBytes(buf, v.Bytes()), nil
@@ -204,39 +174,42 @@ func (b *bindBuilder) compile(t reflect.Type, s *avroSchema, bd *binder, path st
 			v.SetBytes(append([]byte(nil), x...))
 			return nil
 		}
-	case (s.kind == kBytes || s.kind == kFixed) && s.logical == ltDecimal && (t == typeRatPtr || t == typeRat):
-		bd.bin = func(buf []byte, v reflect.Value) ([]byte, error) {
-			b, err := decimalBytes(s, ratOf(v), path)
-			if err != nil {
-				return nil, err
-			}
-			if s.kind == kBytes {
-				return appendBytes(buf, b), nil
-			}
-			return append(buf, b...), nil
-		}
-		bd.unbin = func(c *avroChecker, v reflect.Value) error {
-			var b []byte
-			var err error
-			if s.kind == kBytes {
-				b, err = c.readBytes()
-			} else {
-				b, err = c.readFixed(s.size)
-			}
-			if err != nil {
-				return err
-			}
-			r, err := decodeDecimal(s, b, path)
-			if err != nil {
-				return err
-			}
-			setRat(v, r)
-			return nil
-		}
 	case s.kind == kArray && t.Kind() == reflect.Slice && t != typeBytes:
 		return b.compileArray(t, s, bd, path)
 	case s.kind == kRecord && t.Kind() == reflect.Struct && t != typeTime && t != typeRat:
 		return b.compileRecord(t, s, bd, path)
+	}
+	return nil
+}
+
+// compileLogical compiles a logical type bound to one of its Go types:
+// the value's physical form, written and read directly.
+func compileLogical(t reflect.Type, s *avroSchema, bd *binder, path string) error {
+	lt := s.lt
+	if !bindsLogical(lt, t) {
+		return nil // make has refused t already
+	}
+	bd.bin = func(buf []byte, v reflect.Value) ([]byte, error) {
+		n, _ := logicalGo(lt, v)
+		p, _, err := lt.toPhysical(s, n, path)
+		if err != nil {
+			return nil, err
+		}
+		return appendPhysical(s, buf, p, path)
+	}
+	bd.unbin = func(c *avroChecker, v reflect.Value) error {
+		p, err := c.readPhysical(s)
+		if err != nil {
+			return err
+		}
+		n, err := readLogical(s, p, path)
+		if err != nil {
+			return err
+		}
+		if !setLogicalGo(lt, n, v) {
+			return fmt.Errorf("%s: native value %T is not %v", path, n, v.Type())
+		}
+		return nil
 	}
 	return nil
 }
@@ -403,7 +376,8 @@ func (b *bindBuilder) compileRecord(t reflect.Type, s *avroSchema, bd *binder, p
 		for i := range steps {
 			st := &steps[i]
 			if st.field == nil {
-				if err := c.value(st.schema, c.depth); err != nil {
+				// A field the Go type leaves out: read and drop it.
+				if _, err := c.readNative(st.schema); err != nil {
 					return err
 				}
 				continue

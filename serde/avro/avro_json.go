@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/big"
 	"slices"
 	"strconv"
-	"time"
 )
 
 // ValueJSON implements [serde.JSONValuer]: v as plain JSON shaped by the schema.
@@ -26,7 +24,7 @@ func (c *AvroCodec[T]) ValueJSON(v T) ([]byte, error) {
 		return nil, fmt.Errorf("serde: avro to JSON: %w", err)
 	}
 	// Decimals print at the schema's scale, which must hold them exactly.
-	if err := checkDecimals(c.schema, n, shortName(c.schema), 0); err != nil {
+	if err := checkLogical(c.schema, n, shortName(c.schema), 0); err != nil {
 		return nil, fmt.Errorf("serde: avro to JSON: %w", err)
 	}
 	var b bytes.Buffer
@@ -116,19 +114,13 @@ func writeAvroJSON(b *bytes.Buffer, s *avroSchema, n any, depth int) error {
 		b.WriteByte('}')
 		return nil
 	}
-	switch v := n.(type) {
-	case *big.Rat:
-		if v == nil {
-			b.WriteString("null")
+	if s.lt != nil && s.lt.json != nil {
+		if lit, ok := s.lt.json(s, n); ok {
+			b.WriteString(lit)
 			return nil
 		}
-		b.WriteString(v.FloatString(max(s.scale, 0)))
-		return nil
-	case big.Rat:
-		b.WriteString(v.FloatString(max(s.scale, 0)))
-		return nil
-	case time.Duration:
-		return plainJSON(b, v.String())
+	}
+	switch v := n.(type) {
 	case float64:
 		return writeFloat(b, v, 64)
 	case float32:

@@ -61,32 +61,33 @@ func appendNative(s *avroSchema, buf []byte, n any) ([]byte, error) {
 			return append(buf, 1), nil
 		}
 		return append(buf, 0), nil
-	case kInt, kLong:
-		p, err := toPhysical(s, n)
-		if err != nil {
-			return nil, err
+	case kInt, kLong, kString, kBytes, kFixed:
+		if s.lt != nil && s.lt.toPhysical != nil {
+			p, ok, err := s.lt.toPhysical(s, n, "")
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				return appendPhysical(s, buf, p, "")
+			}
 		}
-		var i int64
-		switch x := p.(type) {
-		case int32:
-			i = int64(x)
-		case int64:
-			i = x
-		case int:
-			i = int64(x)
-		default:
+		p, ok := physicalOf(s, n)
+		if !ok {
 			return nil, wrongNative(s, n)
 		}
-		if s.kind == kInt && (i < math.MinInt32 || i > math.MaxInt32) {
-			return nil, fmt.Errorf("%d overflows Avro int", i)
-		}
-		return appendLong(buf, i), nil
+		return appendPhysical(s, buf, p, "")
 	case kFloat:
 		switch x := n.(type) {
 		case float32:
 			return appendFloat(buf, x), nil
 		case float64:
 			return appendFloat(buf, float32(x)), nil
+		}
+		if i, ok := asInt(n); ok { // as goavro accepts: only when exact
+			if f := float32(i); int64(f) == i {
+				return appendFloat(buf, f), nil
+			}
+			return nil, fmt.Errorf("%T %d is not exact as Avro float", n, i)
 		}
 		return nil, wrongNative(s, n)
 	case kDouble:
@@ -96,36 +97,13 @@ func appendNative(s *avroSchema, buf []byte, n any) ([]byte, error) {
 		case float32:
 			return appendDouble(buf, float64(x)), nil
 		}
-		return nil, wrongNative(s, n)
-	case kString:
-		switch x := n.(type) {
-		case string:
-			return appendString(buf, x), nil
-		case []byte:
-			return appendBytes(buf, x), nil
+		if i, ok := asInt(n); ok {
+			if f := float64(i); int64(f) == i {
+				return appendDouble(buf, f), nil
+			}
+			return nil, fmt.Errorf("%T %d is not exact as Avro double", n, i)
 		}
 		return nil, wrongNative(s, n)
-	case kBytes, kFixed:
-		p, err := toPhysical(s, n)
-		if err != nil {
-			return nil, err
-		}
-		var b []byte
-		switch x := p.(type) {
-		case []byte:
-			b = x
-		case string:
-			b = []byte(x)
-		default:
-			return nil, wrongNative(s, n)
-		}
-		if s.kind == kBytes {
-			return appendBytes(buf, b), nil
-		}
-		if len(b) != s.size {
-			return nil, fmt.Errorf("%d bytes for fixed %s of size %d", len(b), s.name, s.size)
-		}
-		return append(buf, b...), nil
 	case kEnum:
 		sym, ok := n.(string)
 		if !ok {
@@ -314,6 +292,56 @@ func (c *avroChecker) blockCount(itemMin int, what string) (int, error) {
 	return int(n), nil
 }
 
+// readPhysical reads one int, long, string, bytes or fixed value of s (b
+// aliases the input).
+func (c *avroChecker) readPhysical(s *avroSchema) (phys, error) {
+	var p phys
+	var err error
+	switch s.kind {
+	case kInt:
+		var i int32
+		i, err = c.readInt()
+		p.i = int64(i)
+	case kLong:
+		p.i, err = c.varint()
+	case kString:
+		var b []byte
+		b, err = c.readBytes()
+		p.s = string(b)
+	case kBytes:
+		p.b, err = c.readBytes()
+	case kFixed:
+		p.b, err = c.readFixed(s.size)
+	default:
+		err = c.fail(serde.ErrCorrupt, "%s has no physical form", s.kind)
+	}
+	return p, err
+}
+
+// appendPhysical appends physical value p of schema s (an int, long,
+// string, bytes or fixed).
+func appendPhysical(s *avroSchema, buf []byte, p phys, path string) ([]byte, error) {
+	switch s.kind {
+	case kInt:
+		if p.i < math.MinInt32 || p.i > math.MaxInt32 {
+			return nil, pathErr(path, "%d overflows Avro int", p.i)
+		}
+		return appendLong(buf, p.i), nil
+	case kLong:
+		return appendLong(buf, p.i), nil
+	case kString:
+		return appendString(buf, p.s), nil
+	case kBytes:
+		return appendBytes(buf, p.b), nil
+	case kFixed:
+		if len(p.b) != s.size {
+			return nil, pathErr(path, "%d bytes for fixed %s of size %d", len(p.b), s.name, s.size)
+		}
+		return append(buf, p.b...), nil
+	}
+	return nil, pathErr(path, "Avro %s has no physical form", s.kind)
+}
+
 // readNative reads one value of s in goavro's native form.
 func (c *avroChecker) readNative(s *avroSchema) (any, error) {
 	switch s.kind {
@@ -321,43 +349,22 @@ func (c *avroChecker) readNative(s *avroSchema) (any, error) {
 		return nil, nil
 	case kBoolean:
 		return c.readBool()
-	case kInt:
-		i, err := c.readInt()
+	case kInt, kLong, kString, kBytes, kFixed:
+		p, err := c.readPhysical(s)
 		if err != nil {
 			return nil, err
 		}
-		return intLogical(s, i), nil
-	case kLong:
-		i, err := c.varint()
-		if err != nil {
-			return nil, err
+		if s.lt != nil && s.lt.toNative != nil {
+			return s.lt.toNative(s, p), nil
 		}
-		return longLogical(s, i), nil
+		if s.kind == kBytes || s.kind == kFixed {
+			p.b = append([]byte(nil), p.b...)
+		}
+		return p.boxed(s), nil
 	case kFloat:
 		return c.readFloat()
 	case kDouble:
 		return c.readDouble()
-	case kString:
-		b, err := c.readBytes()
-		if err != nil {
-			return nil, err
-		}
-		return string(b), nil
-	case kBytes, kFixed:
-		var b []byte
-		var err error
-		if s.kind == kBytes {
-			b, err = c.readBytes()
-		} else {
-			b, err = c.readFixed(s.size)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if s.logical == ltDecimal {
-			return decimalFromBytes(b, s.scale), nil
-		}
-		return append([]byte(nil), b...), nil
 	case kEnum:
 		i, err := c.varint()
 		if err != nil {

@@ -231,8 +231,8 @@ func bytesResolver(w, r *avroSchema, path string) resolveFn {
 		default:
 			return nil, notType(path, w, v)
 		}
-		if r.logical == ltDecimal {
-			return decodeDecimal(r, b, path)
+		if r.lt != nil && r.lt.toNative != nil {
+			return readLogical(r, phys{b: b}, path)
 		}
 		if w.kind == kString {
 			return b, nil
@@ -247,10 +247,10 @@ func notType(path string, w *avroSchema, v any) error {
 
 func (b *resolverBuilder) same(w, r *avroSchema, path string) (resolveFn, bool, error) {
 	switch w.kind {
-	case kNull, kBoolean, kFloat, kDouble, kString:
+	case kNull, kBoolean, kFloat, kDouble:
 		return nil, true, nil
-	case kInt, kLong:
-		if w.logical == r.logical {
+	case kInt, kLong, kString:
+		if w.logical == r.logical || (!w.lt.converts() && !r.lt.converts()) {
 			return nil, true, nil
 		}
 		return func(v any) (any, error) {

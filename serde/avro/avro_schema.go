@@ -36,24 +36,12 @@ var primitiveKinds = map[string]avroKind{
 	"double": kDouble, "bytes": kBytes, "string": kString,
 }
 
-// Logical types this package understands; any other logicalType attribute is
-// ignored, as the Avro specification requires.
-const (
-	ltNone            = ""
-	ltDecimal         = "decimal"
-	ltUUID            = "uuid"
-	ltDate            = "date"
-	ltTimeMillis      = "time-millis"
-	ltTimeMicros      = "time-micros"
-	ltTimestampMillis = "timestamp-millis"
-	ltTimestampMicros = "timestamp-micros"
-)
-
 // avroSchema is a parsed Avro schema. Named types are shared nodes, so a
 // recursive schema is a cyclic graph.
 type avroSchema struct {
 	kind    avroKind
-	logical string
+	logical string       // logical type name, "" for none
+	lt      *logicalType // its definition, nil for none
 	// decimal
 	precision, scale int
 	// named types (record, enum, fixed)
@@ -78,8 +66,9 @@ type avroSchema struct {
 	// minBytes is the smallest encoding of a value (see computeMinSizes).
 	minBytes int
 	minDone  bool
-	// hasDecimal: a decimal is reachable from this node.
-	hasDecimal bool
+	// hasCheck: a value of a logical type with a check (a decimal) is
+	// reachable from this node.
+	hasCheck bool
 }
 
 type avroField struct {
@@ -107,7 +96,7 @@ func parseAvroSchema(text string) (*avroSchema, error) {
 		return nil, err
 	}
 	computeMinSizes(s, map[*avroSchema]bool{})
-	markDecimals(s, map[*avroSchema]bool{})
+	markChecks(s, map[*avroSchema]bool{})
 	return s, nil
 }
 
@@ -292,7 +281,7 @@ func (p *schemaParser) parseObject(m map[string]any, ns string) (*avroSchema, er
 	}
 	if k, ok := primitiveKinds[typeName]; ok {
 		s := &avroSchema{kind: k, unionName: typeName}
-		p.applyLogical(s, logical, m)
+		applyLogical(s, logical, m)
 		return s, nil
 	}
 	switch typeName {
@@ -378,7 +367,7 @@ func (p *schemaParser) parseObject(m map[string]any, ns string) (*avroSchema, er
 			return nil, fmt.Errorf("avro schema: fixed %q needs a size", s.name)
 		}
 		s.size = size
-		p.applyLogical(s, logical, m)
+		applyLogical(s, logical, m)
 		return s, nil
 	case "array", "map":
 		key := "items"
@@ -401,33 +390,6 @@ func (p *schemaParser) parseObject(m map[string]any, ns string) (*avroSchema, er
 			return s, nil
 		}
 		return nil, fmt.Errorf("avro schema: unknown type %q", typeName)
-	}
-}
-
-// applyLogical records a logical type on a primitive or fixed node when the
-// annotation is valid for it; invalid annotations are ignored, as the Avro
-// specification requires, and the node keeps its underlying type.
-func (p *schemaParser) applyLogical(s *avroSchema, logical string, m map[string]any) {
-	switch {
-	case logical == ltDecimal && (s.kind == kBytes || s.kind == kFixed):
-		prec, okP, errP := intAttr(m, "precision")
-		scale, _, errS := intAttr(m, "scale")
-		if errP != nil || errS != nil || !okP || prec < 1 || scale > prec {
-			return
-		}
-		s.logical, s.precision, s.scale = ltDecimal, prec, scale
-		if s.kind == kBytes {
-			s.unionName = "bytes.decimal"
-		}
-	case logical == ltUUID && s.kind == kString:
-		s.logical = ltUUID
-	case logical == ltDate && s.kind == kInt,
-		logical == ltTimeMillis && s.kind == kInt,
-		logical == ltTimeMicros && s.kind == kLong,
-		logical == ltTimestampMillis && s.kind == kLong,
-		logical == ltTimestampMicros && s.kind == kLong:
-		s.logical = logical
-		s.unionName = s.kind.String() + "." + logical
 	}
 }
 
