@@ -1,3 +1,8 @@
+// collector.go: the output collector of a task. It sends sink records
+// and buffers changelog records through the runtime's producer (or the
+// task's transactional one), holding a record's output until the record
+// succeeds and undoing it when it fails.
+
 package runtime
 
 import (
@@ -199,4 +204,18 @@ func (c *collector) dropChangelog() {
 	c.records = c.records[:0]
 	clear(c.undo)
 	c.undo = c.undo[:0]
+}
+
+func producedFromMessage(m *sarama.ProducerMessage) processor.ProducedRecord {
+	out := processor.ProducedRecord{Topic: m.Topic, Partition: m.Partition, Timestamp: m.Timestamp}
+	if m.Key != nil {
+		out.Key, _ = m.Key.Encode()
+	}
+	if m.Value != nil {
+		out.Value, _ = m.Value.Encode()
+	}
+	for _, hd := range m.Headers {
+		out.Headers = append(out.Headers, processor.Header{Key: string(hd.Key), Value: hd.Value})
+	}
+	return out
 }

@@ -42,7 +42,7 @@
 // stop the whole runtime without committing anything more, so a restart
 // resumes at or before the record that failed.
 //
-// Exactly-once (Config.ExactlyOnce; txn.go, docs/EXACTLY_ONCE.md):
+// Exactly-once (Config.ExactlyOnce; txn.go, commit.go, docs/EXACTLY_ONCE.md):
 //
 //   - Fencing: every task has its own transactional producer with the id
 //     "<application id>-<task id>" (TransactionalID). Opening a task
@@ -97,4 +97,28 @@
 // reader and the shutdown watch; each group session owns its worker
 // goroutines and waits for them in Cleanup. Run returns only after all of
 // them have exited.
+//
+// Files, one concern each:
+//
+//   - runtime.go: Config, New, Run, start-up (preflight) and the
+//     consumer-group loop;
+//   - handler.go: the group handler (Setup, ConsumeClaim, Cleanup);
+//   - tasks.go: the task lifecycle (open: store factory, restore, first
+//     checkpoint; record scopes; close);
+//   - worker.go: the worker loop (process, punctuate, commit when due);
+//   - commit.go: the commit paths, at-least-once and exactly-once;
+//   - txn.go: the transactional producer of a task, fencing, statistics;
+//   - collector.go: the output collector (sink and changelog records);
+//   - failure.go: records the producer could not write, attributed to
+//     their tasks; dropping a task; fatal commit failures;
+//   - group.go: the runtime's own group-coordinator requests (heartbeat,
+//     offset commit and fetch) and a lost membership;
+//   - producer.go: the partitioner of every producer;
+//   - queue.go: a task's record queue, merged in timestamp order;
+//   - shutdown.go: the bounded shutdown (netCutter);
+//   - connect.go: security (TLS, SASL) checks and connection errors;
+//   - guard.go: the start-up dial guard;
+//   - lock.go: the state folder's lock;
+//   - query.go: what interactive queries read of the running tasks
+//     (stores, restore progress, lag).
 package runtime

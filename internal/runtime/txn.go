@@ -1,3 +1,8 @@
+// txn.go: the exactly-once transactional producer of a task: its
+// transactional id, creating it (which fences older owners), aborting and
+// closing it, recognising a fence, losing a fenced task, and the
+// exactly-once statistics. The exactly-once commit is in commit.go.
+
 package runtime
 
 import (
@@ -10,9 +15,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
-	"github.com/brookstream/brook/internal/task"
-	"github.com/brookstream/brook/processor"
-	"github.com/brookstream/brook/store"
 )
 
 // TransactionalID returns the Kafka transactional id of a task's producer
@@ -213,172 +215,6 @@ func (h *handler) confirmFence(tr *taskRun, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (the coordinator then refused to abort the task's transaction: %w, so another producer owns its transactional id)", err, aerr)
-}
-
-// commitTasksEOS commits every task of tasks in its own transaction. A
-// task found fenced is lost (dropped until the next rebalance). A task
-// whose commit fails otherwise is dropped (its transaction aborted) and
-// the other tasks still commit: their transactions are independent. The
-// first such failure is returned as a *droppedTaskError.
-func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*taskRun) error {
-	var first error
-	for _, tr := range tasks {
-		if tr.isLost() {
-			continue
-		}
-		err := h.commitTaskEOS(sess, tr)
-		if err == nil {
-			tr.commits++
-			continue
-		}
-		if !fencedError(err) {
-			err = h.confirmFence(tr, err)
-		}
-		if fencedError(err) {
-			h.loseTask(tr, err)
-			continue
-		}
-		h.dropTask(tr, err)
-		if first == nil {
-			first = err
-		}
-	}
-	if first != nil {
-		return &droppedTaskError{err: first}
-	}
-	return nil
-}
-
-// commitTaskEOS is the exactly-once commit of one task:
-//
-//  1. wait for every record sent in the transaction (a failed one fails
-//     the commit: Kafka cannot commit a transaction with a failed write);
-//  2. take the consumed positions (task.Commit; the overlay stores keep
-//     their writes in memory);
-//  3. add the positions to the transaction, with the group generation and
-//     member id, and commit it;
-//  4. apply the overlays to the local engines and flush them;
-//  5. write the checkpoint (the changelog offsets the local data now
-//     reflects), and begin the next transaction.
-func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) error {
-	r := h.r
-	tp := tr.txn
-	if err := tr.coll.flushChangelog(); err != nil {
-		return fmt.Errorf("brook: task %s: %w", tr.id, err)
-	}
-	if failed := tp.Flush(); len(failed) > 0 {
-		return transactionWriteError(tr, failed)
-	}
-	offs, err := tr.core.Commit()
-	if err != nil {
-		return fmt.Errorf("brook: task %s: commit: %w", tr.id, err)
-	}
-	if len(offs) == 0 && !tp.sent {
-		return nil
-	}
-	if len(offs) > 0 {
-		pom := map[string][]*sarama.PartitionOffsetMetadata{}
-		for _, o := range offs {
-			pom[o.Topic] = append(pom[o.Topic], &sarama.PartitionOffsetMetadata{Partition: o.Partition, Offset: o.Offset})
-		}
-		var instance *string
-		if id := r.cfg.Sarama.Consumer.Group.InstanceId; id != "" {
-			instance = &id
-		}
-		meta := sarama.NewConsumerGroupMetadataFromSession(sess, r.cfg.ApplicationID, instance)
-		if err := tp.ap.AddOffsetsToTxnWithGroupMetadata(pom, meta); err != nil {
-			return fmt.Errorf("brook: task %s: add offsets to transaction: %w", tr.id, err)
-		}
-	}
-	if err := tp.ap.CommitTxn(); err != nil {
-		return fmt.Errorf("brook: task %s: commit transaction %q: %w", tr.id, tp.tid, err)
-	}
-	tp.sent = false
-	r.countTxn()
-	// The transaction is committed: its writes may reach the local stores.
-	for _, o := range tr.overlays {
-		if err := o.Commit(); err != nil {
-			// Not retryable here, but safe: the checkpoint still names the
-			// previous commit, so a restart restores the tail again.
-			return fmt.Errorf("brook: task %s: apply committed writes to the local store: %w", tr.id, err)
-		}
-	}
-	tr.advanceCheckpoint(offs, tp.Producer)
-	if len(tr.logged) > 0 {
-		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
-			return fmt.Errorf("brook: task %s: %w", tr.id, err)
-		}
-		r.mu.Lock()
-		r.restored[tr.id] = tr.offsetsByTopic()
-		r.mu.Unlock()
-	}
-	if err := tp.ap.BeginTxn(); err != nil {
-		return fmt.Errorf("brook: task %s: begin transaction: %w", tr.id, err)
-	}
-	return nil
-}
-
-// transactionWriteError describes records the broker refused inside a
-// task's transaction. Kafka cannot commit a transaction with a failed
-// write, so the production handler cannot skip them. Once one write fails,
-// the producer refuses the transaction's later records (ErrTransactionNotReady):
-// those are consequences, so the error names the first cause: a fenced
-// producer (the task moved), else a refused sink record as a
-// *processor.ProductionError naming the sink, the output topic and the
-// source record (the earliest, when several failed), else a refused
-// changelog record.
-func transactionWriteError(tr *taskRun, failed []changelog.Failed) error {
-	causes := make([]changelog.Failed, 0, len(failed))
-	for _, f := range failed {
-		if fencedError(f.Err) {
-			return fmt.Errorf("brook: task %s: produce to %s[%d] in a transaction: %w", tr.id, f.Msg.Topic, f.Msg.Partition, f.Err)
-		}
-		if !errors.Is(f.Err, sarama.ErrTransactionNotReady) {
-			causes = append(causes, f)
-		}
-	}
-	if len(causes) == 0 {
-		causes = failed
-	}
-	var first *processor.ProductionError
-	var changelogFailure *changelog.Failed
-	for i, f := range causes {
-		if meta, ok := f.Msg.Metadata.(*changelog.Meta); ok && meta.Changelog {
-			if changelogFailure == nil {
-				changelogFailure = &causes[i]
-			}
-			continue
-		}
-		if pe := productionError(f); first == nil || pe.Offset < first.Offset {
-			first = pe
-		}
-	}
-	if first == nil {
-		f := changelogFailure
-		return fmt.Errorf("brook: task %s: changelog record to %s[%d] in a transaction: %w (the task's transaction is aborted)",
-			tr.id, f.Msg.Topic, f.Msg.Partition, f.Err)
-	}
-	return fmt.Errorf("brook: task %s: %w (%d record(s) of the task's transaction failed; under exactly-once the transaction is aborted and the production handler cannot skip them)",
-		tr.id, first, len(failed))
-}
-
-// advanceCheckpoint moves the task's checkpoint offsets past what a commit
-// made durable: a table's offset is its committed consumed position, a
-// changelog's the offset after its last acknowledged record.
-func (tr *taskRun) advanceCheckpoint(offs []task.Offset, p *changelog.Producer) {
-	for tp := range tr.logged {
-		if tr.tables[tp] {
-			for _, o := range offs {
-				if o.Topic == tp.Topic && o.Partition == tp.Partition {
-					tr.logged[tp] = o.Offset
-				}
-			}
-			continue
-		}
-		if off, ok := p.Acked(tp); ok && off > tr.logged[tp] {
-			tr.logged[tp] = off
-		}
-	}
 }
 
 // loseTask drops a fenced task: its transaction is aborted (if the

@@ -1,0 +1,167 @@
+// handler.go: the runtime's sarama.ConsumerGroupHandler, one session per
+// group generation. Setup opens the session's tasks (tasks.go) and starts
+// the workers (worker.go), ConsumeClaim feeds each claimed partition into
+// its task's queue, Cleanup stops the workers, makes the final commit
+// (commit.go) and closes the tasks.
+
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/assign"
+)
+
+// handler is the sarama.ConsumerGroupHandler of a runtime. One session
+// lives per group generation.
+type handler struct {
+	r *Runtime
+
+	mu      sync.Mutex
+	tasks   map[assign.TaskID]*taskRun
+	byTP    map[tpKey]*taskRun
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	signals []chan struct{}
+}
+
+// Setup creates and restores the session's tasks and starts the workers.
+func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
+	r := h.r
+	ids, err := r.strategy.Tasks(sess.Claims())
+	if err != nil {
+		r.fail(fmt.Errorf("brook: assignment: %w", err))
+		return err
+	}
+	if a, ok := r.strategy.Assignment(); ok && r.cfg.OnAssignment != nil {
+		r.cfg.OnAssignment(a)
+	}
+	h.tasks = map[assign.TaskID]*taskRun{}
+	h.byTP = map[tpKey]*taskRun{}
+	h.stop = make(chan struct{})
+	h.signals = make([]chan struct{}, r.cfg.Workers)
+	for i := range h.signals {
+		h.signals[i] = make(chan struct{}, 1)
+	}
+	r.setState(Restoring)
+	for i, id := range ids {
+		tr, err := h.openTask(sess.Context(), id, i%r.cfg.Workers)
+		if err != nil {
+			h.closeTasks(false)
+			if sess.Context().Err() != nil {
+				// A rebalance or shutdown interrupted the restore: not an
+				// error, the next generation starts over.
+				r.log.Info("brook: restore interrupted by rebalance or shutdown", "task", id.String())
+				h.tasks = map[assign.TaskID]*taskRun{}
+				h.byTP = map[tpKey]*taskRun{}
+				return nil
+			}
+			r.fail(err)
+			return err
+		}
+		h.tasks[id] = tr
+		r.publishTask(tr)
+	}
+	for topic, parts := range sess.Claims() {
+		for _, p := range parts {
+			id, _ := r.strategy.TaskOf(topic, p)
+			if tr := h.tasks[id]; tr != nil {
+				h.byTP[tpKey{topic, p}] = tr
+				tr.queue.addPartition(topic, p)
+			}
+		}
+	}
+	r.setState(Running)
+	for w := 0; w < r.cfg.Workers; w++ {
+		var mine []*taskRun
+		for _, id := range ids {
+			if tr := h.tasks[id]; tr.worker == w {
+				mine = append(mine, tr)
+			}
+		}
+		h.wg.Add(1)
+		go h.work(sess, w, mine)
+	}
+	return nil
+}
+
+// ConsumeClaim feeds one partition's records into its task's queue.
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	h.mu.Lock()
+	tr := h.byTP[tpKey{claim.Topic(), claim.Partition()}]
+	h.mu.Unlock()
+	if tr == nil {
+		if sess.Context().Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("brook: claimed %s/%d belongs to no running task", claim.Topic(), claim.Partition())
+	}
+	h.r.trackClaim(tr.id, claim)
+	ctx := sess.Context()
+	stop := context.AfterFunc(ctx, tr.queue.wake)
+	defer stop()
+	for {
+		select {
+		case m, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			if !tr.queue.push(ctx, m) {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		case <-tr.gone:
+			// Another instance owns the task (exactly-once fencing, or
+			// a lost group membership), or its commit failed: returning
+			// ends the session, so the instance joins the group again.
+			return nil
+		}
+	}
+}
+
+// Cleanup stops the workers, commits what they processed (unless the
+// runtime failed with an error that forbids it: a record's failure does
+// not, as the failed record was rolled back), and closes the tasks.
+// sarama also calls it after a Setup that failed, possibly before Setup
+// created anything of its session: it then finds no stop channel and no
+// tasks, as the previous session's Cleanup left none.
+func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	if h.stop != nil {
+		close(h.stop)
+	}
+	for _, tr := range h.tasks {
+		tr.queue.close()
+	}
+	h.wg.Wait()
+	h.stop = nil // closed: the next session's Setup makes its own
+	ok := h.r.mayCommit()
+	all := make([]*taskRun, 0, len(h.tasks))
+	before := make([]int, 0, len(h.tasks))
+	for _, tr := range h.tasks {
+		all = append(all, tr)
+		before = append(before, tr.commits)
+	}
+	if ok {
+		if err := h.commit(sess, all); err != nil {
+			h.r.commitFailed(err)
+		}
+	}
+	if h.r.stopping() {
+		// The final commit: remember whose did not complete, for the
+		// error of a shutdown that outlasts its bound.
+		var left []string
+		for i, tr := range all {
+			if !ok || tr.commits == before[i] {
+				left = append(left, tr.id.String())
+			}
+		}
+		h.r.noteUncommitted(left)
+	}
+	h.closeTasks(ok)
+	h.r.setState(Rebalancing)
+	return nil
+}

@@ -1,0 +1,311 @@
+// tasks.go: the task lifecycle. A taskRun is one running task of a
+// session: opening it creates its stores (the store factory), restores
+// them from their changelogs and writes the first checkpoint; a record's
+// scope (begin/end/rollback) holds or undoes its output; closing it closes
+// the core and the transactional producer and logs what went wrong.
+
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/changelog"
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/store"
+	"github.com/brookstream/brook/store/leveldb"
+)
+
+// taskRun is one running task of a session.
+type taskRun struct {
+	id      assign.TaskID
+	dir     string
+	core    *task.Task
+	queue   *recordQueue
+	worker  int
+	engines []store.Engine
+	// logged maps each store's changelog partition to the offset the
+	// local data reflects (the next offset to restore); it is what the
+	// checkpoint holds. tables are changelogs that are source topics:
+	// their checkpoint offset is the committed consumed offset.
+	logged map[store.TopicPartition]int64
+	tables map[store.TopicPartition]bool
+	// coll is the task's collector (sink records, buffered changelog).
+	coll *collector
+	// Exactly-once (txn.go): the task's transactional producer, the
+	// overlays that hold its store writes until their transaction
+	// commits, and gone, closed when another instance turned out to own
+	// the task.
+	txn      *txnProducer
+	overlays []*store.Overlay
+	gone     chan struct{}
+	// commits counts the task's completed commits (Cleanup compares it
+	// across the final commit).
+	commits int
+}
+
+// maxPendingWrites bounds the store writes a task holds in memory
+// (overlays) before it commits early.
+const maxPendingWrites = 100_000
+
+// begin opens the scope of one record (or punctuation): its sink records
+// are held, and its changelog and store writes can be undone, until end or
+// rollback.
+func (tr *taskRun) begin() {
+	tr.coll.begin()
+	for _, o := range tr.overlays {
+		o.Mark()
+	}
+}
+
+// end closes a record's scope after it succeeded: its sink records go to
+// the producer.
+func (tr *taskRun) end() error {
+	if err := tr.coll.release(); err != nil {
+		return fmt.Errorf("brook: task %s: %w", tr.id, err)
+	}
+	return nil
+}
+
+// rollback closes a record's scope after it failed: its sink records are
+// dropped and its changelog and store writes undone, so the task holds
+// exactly the work of the records before it, which can be committed. (An
+// in-memory store that is not wrapped in an overlay keeps the failed
+// record's writes, but the task is closed before it processes anything
+// else.)
+func (tr *taskRun) rollback() {
+	tr.coll.rollback()
+	for _, o := range tr.overlays {
+		o.RollbackToMark()
+	}
+}
+
+// pendingWrites is the number of keys written since the last commit.
+func (tr *taskRun) pendingWrites() int {
+	n := 0
+	for _, o := range tr.overlays {
+		n += o.Pending()
+	}
+	return n
+}
+
+// openTask restores the stores of task id and creates its core.
+func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*taskRun, error) {
+	r := h.r
+	tr := &taskRun{
+		id: id, dir: r.taskDir(id), worker: worker,
+		logged: map[store.TopicPartition]int64{}, tables: map[store.TopicPartition]bool{},
+		gone: make(chan struct{}),
+	}
+	if err := r.ensureDir(tr.dir); err != nil {
+		return nil, err
+	}
+	coll := &collector{r: r, task: id.String()}
+	if r.cfg.ExactlyOnce {
+		// Before the restore: registering the task's transactional id
+		// fences older owners and aborts what they left open.
+		txn, err := r.newTxnProducer(id)
+		if err != nil {
+			return nil, err
+		}
+		tr.txn = txn
+		coll.txn = txn
+		defer func() {
+			if tr.core == nil {
+				txn.close(r.log)
+			}
+		}()
+	}
+	tr.coll = coll
+	signal := h.signals[worker]
+	tr.queue = newRecordQueue(r.cfg.MaxBuffered, func() {
+		select {
+		case signal <- struct{}{}:
+		default:
+		}
+	})
+	checkpoint, err := store.ReadCheckpoint(tr.dir)
+	if err != nil {
+		var ce *store.CheckpointError
+		if !errors.As(err, &ce) {
+			return nil, fmt.Errorf("brook: task %s: %w", id, err)
+		}
+		r.log.Warn("brook: checkpoint cannot be trusted; stores restore from the beginning", "task", id.String(), "err", err)
+		checkpoint = map[store.TopicPartition]int64{}
+	}
+	// The checkpoint describes data that restore is about to change: remove
+	// it so a crash mid-restore cannot leave it describing lost data.
+	if err := store.RemoveCheckpoint(tr.dir); err != nil {
+		return nil, fmt.Errorf("brook: task %s: %w", id, err)
+	}
+	var restoredTotal int64
+	factory := func(pid processor.TaskID, spec *task.StoreSpec) (store.Engine, []store.Option, error) {
+		var opener store.Opener
+		if spec.InMemory {
+			opener = store.MemoryOpener()
+		} else {
+			opener = leveldb.Opener(filepath.Join(tr.dir, spec.Name), r.cfg.LevelDB)
+		}
+		if !spec.Logged && spec.SourceTopic == "" {
+			e, err := opener.Open()
+			if err == nil && opener.Persistent() {
+				o := store.NewOverlay(e)
+				tr.overlays = append(tr.overlays, o)
+				e = o
+			}
+			return e, nil, err
+		}
+		tp := store.TopicPartition{Topic: store.ChangelogTopic(r.cfg.ApplicationID, spec.Name), Partition: id.Partition}
+		if spec.SourceTopic != "" {
+			tp.Topic = spec.SourceTopic
+			tr.tables[tp] = true
+		}
+		var reader store.ChangelogReader = changelog.NewReader(r.client, tp.Topic, tp.Partition, r.cfg.Sarama.Consumer.IsolationLevel)
+		if spec.SourceTopic != "" {
+			// A table restores only up to the group's committed offset of
+			// its source partition, as Kafka Streams does: the records
+			// after it are processed again, in timestamp order with the
+			// task's other sources, so a re-processed record sees the
+			// table as it was the first time, never a later value.
+			committed, err := r.committedOffsets(ctx, []store.TopicPartition{tp})
+			if err != nil {
+				return nil, nil, fmt.Errorf("brook: task %s: restore table %q: committed offset of %s: %w", id, spec.Name, tp, err)
+			}
+			reader = restoreUpTo{ChangelogReader: reader, end: max(committed[tp], 0)}
+		}
+		cp, has := checkpoint[tp]
+		res, err := store.Restore(ctx, store.RestoreConfig{
+			Store: spec.Name, Changelog: tp, Opener: opener,
+			Reader:     reader,
+			Checkpoint: cp, HasCheckpoint: has,
+			Progress: r.cfg.OnRestore, Logger: r.log,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("brook: task %s: restore store %q from %s: %w", id, spec.Name, tp, err)
+		}
+		restoredTotal += res.Records
+		tr.logged[tp] = res.Offset
+		tr.engines = append(tr.engines, res.Engine)
+		opts := []store.Option{store.WithSerdeTopic(spec.SerdeTopic(r.cfg.ApplicationID))}
+		if spec.Logged && spec.SourceTopic == "" {
+			opts = append(opts, store.WithChangelog(tp.Topic, tp.Partition, coll))
+		}
+		if opener.Persistent() {
+			// Writes reach the engine at commit, in one batch: under
+			// exactly-once only once their transaction commits
+			// (commitTaskEOS); under at-least-once after the producer
+			// flush, as the commit protocol's "flush stores" step.
+			o := store.NewOverlay(res.Engine)
+			tr.overlays = append(tr.overlays, o)
+			return o, opts, nil
+		}
+		return res.Engine, opts, nil
+	}
+	core, err := task.New(task.Config{
+		ID: toProcessorTaskID(id), Graph: r.cfg.Graph, Stores: factory,
+		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(),
+		Context: ctx, // ends source waits for the registry at rebalance or shutdown
+	})
+	if err != nil {
+		return nil, fmt.Errorf("brook: open task %s: %w", id, err)
+	}
+	if len(tr.logged) > 0 {
+		// The restored stores are flushed and hold exactly the changelog
+		// below tr.logged (store writes reach them only at a commit, after
+		// their changelog records are acknowledged, under both
+		// guarantees): checkpoint that at once, so that a crash or an
+		// interrupted set-up before the first commit restores only the
+		// tail, not everything from offset 0.
+		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
+			return nil, errors.Join(fmt.Errorf("brook: task %s: %w", id, err), core.Close())
+		}
+	}
+	tr.core = core
+	r.mu.Lock()
+	r.restoredRecords[id] = restoredTotal
+	r.restored[id] = tr.offsetsByTopic()
+	r.mu.Unlock()
+	return tr, nil
+}
+
+// restoreUpTo is a ChangelogReader whose end offset is at most end: a
+// table's restore stops at the committed offset of its source partition.
+type restoreUpTo struct {
+	store.ChangelogReader
+	end int64
+}
+
+// EndOffset implements store.ChangelogReader.
+func (r restoreUpTo) EndOffset(ctx context.Context) (int64, error) {
+	end, err := r.ChangelogReader.EndOffset(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return min(end, r.end), nil
+}
+
+func (tr *taskRun) offsetsByTopic() map[string]int64 {
+	out := map[string]int64{}
+	for tp, o := range tr.logged {
+		out[tp.Topic] = o
+	}
+	return out
+}
+
+func (h *handler) closeTasks(checkpointed bool) {
+	h.r.unpublishTasks() // before closing: queries must let go of the stores
+	h.r.forgetFailures(h.tasks)
+	for id, tr := range h.tasks {
+		if tr.core != nil {
+			h.r.logCloseError(id, tr.core.Close())
+		}
+		if tr.txn != nil {
+			// Aborts what was not committed (the overlays died with
+			// the core).
+			tr.txn.close(h.r.log)
+		}
+	}
+	h.tasks = nil
+	h.byTP = nil
+}
+
+// logCloseError logs what went wrong closing a task. A store closed under
+// leaked iterators (a processor did not close them) is logged at error
+// level with the task and the store: the store is closed anyway, so the
+// task can reopen, but the processor has a bug.
+func (r *Runtime) logCloseError(id assign.TaskID, err error) {
+	for _, e := range flattenJoined(err) {
+		var sce *task.StoreCloseError
+		var oie *store.OpenIteratorsError
+		switch {
+		case errors.As(e, &sce) && errors.As(e, &oie):
+			r.log.Error("brook: store closed with iterators still open: a processor leaked them (every iterator must be closed); the store was closed anyway",
+				"task", id.String(), "store", sce.Store, "open", oie.Open, "err", e)
+		case errors.As(e, &sce):
+			r.log.Warn("brook: close store", "task", id.String(), "store", sce.Store, "err", e)
+		default:
+			r.log.Warn("brook: close task", "task", id.String(), "err", e)
+		}
+	}
+}
+
+// flattenJoined returns the errors that errors.Join put together in err
+// (recursively), or err itself; nil gives nothing.
+func flattenJoined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flattenJoined(e)...)
+	}
+	return out
+}

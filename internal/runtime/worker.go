@@ -1,0 +1,133 @@
+// worker.go: the worker loop. Each worker goroutine of a session drives
+// its tasks: it processes their queued records in batches, fires the
+// punctuators and commits (commit.go) every commit interval or when a task
+// asks for it.
+
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/processor"
+)
+
+// work is one processing goroutine: it drives its tasks until the session
+// stops.
+func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun) {
+	defer h.wg.Done()
+	r := h.r
+	signal := h.signals[w]
+	now := r.cfg.Clock()
+	nextCommit := now.Add(r.cfg.CommitInterval)
+	nextPunct := now.Add(r.cfg.PunctuateInterval)
+	timer := time.NewTimer(r.cfg.PunctuateInterval)
+	defer timer.Stop()
+	const batch = 100
+	for {
+		select {
+		case <-h.stop:
+			return
+		default:
+		}
+		processed := 0
+		commitNow := false
+		for _, tr := range tasks {
+			if tr.isLost() {
+				continue
+			}
+			for i := 0; i < batch; i++ {
+				m, ok := tr.queue.pop()
+				if !ok {
+					break
+				}
+				tr.begin()
+				if err := tr.core.Process(rawRecord(m)); err != nil {
+					// Undo the record's partial output and writes; the
+					// records before it are committed (Cleanup), under
+					// both guarantees, and a restart resumes at it.
+					tr.rollback()
+					if errors.Is(err, task.ErrInterrupted) {
+						// The session ended while the record waited for the
+						// schema registry; nothing of it happened, and it is
+						// not committed: its next owner processes it.
+						r.log.Info("brook: record left for the next owner", "task", tr.id.String(), "err", err)
+						return
+					}
+					r.failRecord(fmt.Errorf("brook: task %s: %w", tr.id, err))
+					return
+				}
+				if err := tr.end(); err != nil {
+					r.fail(err)
+					return
+				}
+				processed++
+			}
+			commitNow = commitNow || tr.core.CommitRequested() || tr.pendingWrites() >= maxPendingWrites
+		}
+		now = r.cfg.Clock()
+		if !now.Before(nextPunct) {
+			for _, tr := range tasks {
+				if tr.isLost() {
+					continue
+				}
+				tr.begin()
+				if _, err := tr.core.Punctuate(now); err != nil {
+					tr.rollback()
+					r.failRecord(fmt.Errorf("brook: task %s: punctuate: %w", tr.id, err))
+					return
+				}
+				if err := tr.end(); err != nil {
+					r.fail(err)
+					return
+				}
+			}
+			nextPunct = now.Add(r.cfg.PunctuateInterval)
+		}
+		if commitNow || !now.Before(nextCommit) {
+			if err := h.commit(sess, tasks); err != nil {
+				r.commitFailed(err)
+				return
+			}
+			nextCommit = r.cfg.Clock().Add(r.cfg.CommitInterval)
+		}
+		if processed == 0 {
+			wait := min(time.Until(nextPunct), time.Until(nextCommit))
+			if wait < time.Millisecond {
+				wait = time.Millisecond
+			}
+			timer.Reset(wait)
+			select {
+			case <-h.stop:
+				return
+			case <-signal:
+			case <-timer.C:
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+	}
+}
+
+func rawRecord(m *sarama.ConsumerMessage) task.RawRecord {
+	rec := task.RawRecord{
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+		Key: m.Key, Value: m.Value, Timestamp: m.Timestamp,
+	}
+	if len(m.Headers) > 0 {
+		rec.Headers = make(processor.Headers, 0, len(m.Headers))
+		for _, hd := range m.Headers {
+			if hd != nil {
+				rec.Headers = append(rec.Headers, processor.Header{Key: string(hd.Key), Value: hd.Value})
+			}
+		}
+	}
+	return rec
+}
