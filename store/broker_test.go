@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"github.com/brookstream/brook/store/leveldb"
@@ -21,6 +22,28 @@ type bytesSerde struct{}
 
 func (bytesSerde) Serialize(_ string, v []byte) ([]byte, error)   { return v, nil }
 func (bytesSerde) Deserialize(_ string, b []byte) ([]byte, error) { return b, nil }
+
+// changelogWriter is the store.ChangelogWriter of the test's logged store:
+// it sends each record through a changelog.Producer to the partition it
+// names, as the runtime's collector does.
+type changelogWriter struct{ p *changelog.Producer }
+
+func (w *changelogWriter) SendChangelog(topic string, partition int32, key, value []byte) error {
+	m := &sarama.ProducerMessage{Topic: topic, Partition: partition, Key: sarama.ByteEncoder(bytes.Clone(key)),
+		Metadata: &changelog.Meta{Partition: partition, Changelog: true}}
+	if value != nil {
+		m.Value = sarama.ByteEncoder(bytes.Clone(value))
+	}
+	return w.p.Send(m)
+}
+
+// Flush waits for every record sent so far and returns the first failure.
+func (w *changelogWriter) Flush() error {
+	if failed := w.p.Flush(); len(failed) > 0 {
+		return fmt.Errorf("%d changelog records failed, first to %s[%d]: %w", len(failed), failed[0].Msg.Topic, failed[0].Msg.Partition, failed[0].Err)
+	}
+	return nil
+}
 
 // TestRestore100kFromBroker logs 100,000 keys (plus updates and
 // tombstones) through a logged store to a changelog on the test broker
@@ -48,7 +71,7 @@ func TestRestore100kFromBroker(t *testing.T) {
 		b.CreateTopic(t, topic, 2, nil)
 	}
 
-	pcfg := changelog.ProducerConfig(b.SaramaConfig())
+	pcfg := changelog.ProducerConfig(b.SaramaConfig(), sarama.NewManualPartitioner, "")
 	// Large batches: an idempotent producer has one request in flight.
 	pcfg.Producer.Flush.Bytes = 800 << 10
 	pcfg.Producer.Flush.Frequency = 20 * time.Millisecond
@@ -57,8 +80,8 @@ func TestRestore100kFromBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := changelog.NewAsyncWriter(p)
-	defer w.Close()
+	w := &changelogWriter{p: changelog.NewProducer(p)}
+	defer w.p.Close()
 
 	// The source of truth: a logged store over a memory engine.
 	truth := store.NewMemoryEngine()
@@ -90,7 +113,7 @@ func TestRestore100kFromBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp := store.TopicPartition{Topic: topic, Partition: partition}
-	logged := w.Offsets()[tp]
+	logged, _ := w.p.Acked(tp)
 	if logged != keys+20_001 {
 		t.Fatalf("acknowledged offset %d, want %d", logged, keys+20_001)
 	}

@@ -67,97 +67,67 @@ type sent struct {
 	value []byte
 }
 
-func TestWriterAndReader(t *testing.T) {
+// TestProducerAndReader writes changelog records through a Producer
+// (values, tombstones, empty values) and reads them back with a Reader.
+func TestProducerAndReader(t *testing.T) {
 	b := testutil.NewBroker(t)
-	for _, mode := range []string{"sync", "async"} {
-		t.Run(mode, func(t *testing.T) {
-			// Not compacted: the embedded broker compacts within
-			// milliseconds, and this test compares every record.
-			topic := store.ChangelogTopic(testutil.TopicName(t, "app"), "counts")
-			b.CreateTopic(t, topic, 3, nil)
-			cfg := changelog.ProducerConfig(b.SaramaConfig())
-			var w *changelog.Writer
-			if mode == "sync" {
-				p, err := sarama.NewSyncProducer(b.Addrs(), cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				w = changelog.NewSyncWriter(p)
-			} else {
-				p, err := sarama.NewAsyncProducer(b.Addrs(), cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				w = changelog.NewAsyncWriter(p)
-			}
-			defer func() {
-				if err := w.Close(); err != nil {
-					t.Error(err)
-				}
-			}()
-			var want []sent
-			for i := 0; i < 500; i++ {
-				k := fmt.Sprintf("k%03d", i%70)
-				var v []byte
-				switch i % 7 {
-				case 3: // tombstone
-				case 5:
-					v = []byte{} // an empty value is not a tombstone
-				default:
-					v = []byte(fmt.Sprintf("v%d", i))
-				}
-				if err := w.SendChangelog(topic, 1, []byte(k), v); err != nil {
-					t.Fatal(err)
-				}
-				want = append(want, sent{k, v})
-			}
-			if err := w.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			if got := w.Offsets()[store.TopicPartition{Topic: topic, Partition: 1}]; got != 500 {
-				t.Fatalf("Offsets()[%s 1] = %d, want 500", topic, got)
-			}
-			r := changelog.NewReader(newClient(t, b), topic, 1, sarama.ReadUncommitted)
-			got, end := readAll(t, r, 0)
-			if end != 500 || len(got) != 500 {
-				t.Fatalf("read %d records to end %d, want 500", len(got), end)
-			}
-			for i, rec := range got {
-				if rec.Offset != int64(i) || string(rec.Key) != want[i].key || !bytes.Equal(rec.Value, want[i].value) || (rec.Value == nil) != (want[i].value == nil) {
-					t.Fatalf("record %d = %d %q %q (nil %v), want %q %q (nil %v)", i, rec.Offset, rec.Key, rec.Value, rec.Value == nil, want[i].key, want[i].value, want[i].value == nil)
-				}
-			}
-			tail, _ := readAll(t, r, 450)
-			if len(tail) != 50 || tail[0].Offset != 450 {
-				t.Fatalf("read from 450: %d records starting at %d", len(tail), tail[0].Offset)
-			}
-			// Other partitions are untouched.
-			if other, end := readAll(t, changelog.NewReader(newClient(t, b), topic, 0, sarama.ReadUncommitted), 0); len(other) != 0 || end != 0 {
-				t.Fatalf("partition 0 has %d records (end %d)", len(other), end)
-			}
-		})
-	}
-}
-
-func TestWriterDetectsNonManualPartitioner(t *testing.T) {
-	b := testutil.NewBroker(t)
-	topic := testutil.TopicName(t, "cl")
-	b.CreateTopic(t, topic, 4, map[string]string{"cleanup.policy": "compact"})
-	cfg := b.SaramaConfig()
-	cfg.Producer.Partitioner = sarama.NewHashPartitioner
-	p, err := sarama.NewSyncProducer(b.Addrs(), cfg)
+	// Not compacted: the embedded broker compacts within milliseconds, and
+	// this test compares every record.
+	topic := store.ChangelogTopic(testutil.TopicName(t, "app"), "counts")
+	b.CreateTopic(t, topic, 3, nil)
+	ap, err := sarama.NewAsyncProducer(b.Addrs(), changelog.ProducerConfig(b.SaramaConfig(), sarama.NewManualPartitioner, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := changelog.NewSyncWriter(p)
-	defer w.Close()
-	var firstErr error
-	for i := 0; i < 20 && firstErr == nil; i++ {
-		firstErr = w.SendChangelog(topic, 3, []byte(fmt.Sprint("key", i)), []byte("v"))
+	p := changelog.NewProducer(ap)
+	defer func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	var want []sent
+	for i := 0; i < 500; i++ {
+		k := fmt.Sprintf("k%03d", i%70)
+		var v []byte
+		switch i % 7 {
+		case 3: // tombstone
+		case 5:
+			v = []byte{} // an empty value is not a tombstone
+		default:
+			v = []byte(fmt.Sprintf("v%d", i))
+		}
+		m := &sarama.ProducerMessage{Topic: topic, Partition: 1, Key: sarama.ByteEncoder(k), Metadata: &changelog.Meta{Partition: 1, Changelog: true}}
+		if v != nil {
+			m.Value = sarama.ByteEncoder(v)
+		}
+		if err := p.Send(m); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, sent{k, v})
 	}
-	var se *changelog.SendError
-	if !errors.As(firstErr, &se) || se.Partition != 3 {
-		t.Fatalf("hash-partitioned writes gave %v, want a *SendError about the partition", firstErr)
+	if failed := p.Flush(); len(failed) > 0 {
+		t.Fatalf("%d records failed, first: %v", len(failed), failed[0].Err)
+	}
+	if got, _ := p.Acked(store.TopicPartition{Topic: topic, Partition: 1}); got != 500 {
+		t.Fatalf("Acked(%s 1) = %d, want 500", topic, got)
+	}
+	r := changelog.NewReader(newClient(t, b), topic, 1, sarama.ReadUncommitted)
+	got, end := readAll(t, r, 0)
+	if end != 500 || len(got) != 500 {
+		t.Fatalf("read %d records to end %d, want 500", len(got), end)
+	}
+	for i, rec := range got {
+		if rec.Offset != int64(i) || string(rec.Key) != want[i].key || !bytes.Equal(rec.Value, want[i].value) || (rec.Value == nil) != (want[i].value == nil) {
+			t.Fatalf("record %d = %d %q %q (nil %v), want %q %q (nil %v)", i, rec.Offset, rec.Key, rec.Value, rec.Value == nil, want[i].key, want[i].value, want[i].value == nil)
+		}
+	}
+	tail, _ := readAll(t, r, 450)
+	if len(tail) != 50 || tail[0].Offset != 450 {
+		t.Fatalf("read from 450: %d records starting at %d", len(tail), tail[0].Offset)
+	}
+	// Other partitions are untouched.
+	if other, end := readAll(t, changelog.NewReader(newClient(t, b), topic, 0, sarama.ReadUncommitted), 0); len(other) != 0 || end != 0 {
+		t.Fatalf("partition 0 has %d records (end %d)", len(other), end)
 	}
 }
 
@@ -239,8 +209,7 @@ func TestReaderReadCommitted(t *testing.T) {
 	b := testutil.NewBroker(t)
 	topic := testutil.TopicName(t, "txn")
 	b.CreateTopic(t, topic, 1, map[string]string{"cleanup.policy": "compact"})
-	cfg := changelog.ProducerConfig(b.SaramaConfig())
-	cfg.Producer.Transaction.ID = topic + "-tx"
+	cfg := changelog.ProducerConfig(b.SaramaConfig(), sarama.NewManualPartitioner, topic+"-tx")
 	p, err := sarama.NewSyncProducer(b.Addrs(), cfg)
 	if err != nil {
 		t.Fatal(err)

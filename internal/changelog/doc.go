@@ -6,11 +6,9 @@
 //     the next offset per partition (what checkpoints record). The runtime
 //     sends sink and changelog records through it, shared under
 //     at-least-once and one transactional producer per task under
-//     exactly-once; [ProducerConfig] builds its sarama configuration.
-//   - [Writer] implements store.ChangelogWriter over a sarama SyncProducer
-//     or AsyncProducer it owns, with Flush and Offsets, for a logged store
-//     used outside the runtime (the runtime itself buffers changelog
-//     records per task and sends them through a Producer at commit).
+//     exactly-once. [ProducerConfig] builds the sarama configuration of
+//     every such producer (partitioner and transactional id are
+//     parameters).
 //   - [EnsureTopic] creates a changelog topic compacted with the task's
 //     partition count, or checks an existing one; a wrong partition count
 //     or cleanup policy is a [*TopicMismatchError].

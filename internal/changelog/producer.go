@@ -173,3 +173,28 @@ func (pr *Producer) Close() error {
 	<-pr.done
 	return nil
 }
+
+// ProducerConfig returns the sarama configuration of every producer that
+// writes sink and changelog records: a copy of base with the given
+// partitioner, acknowledgements from all in-sync replicas, an idempotent
+// producer with one request in flight (records of a partition stay in
+// order across retries), at least 10 retries, and both success and error
+// results returned (a Producer reads them). A non-empty transactionalID
+// makes it a transactional producer with that id (exactly-once: one per
+// task).
+func ProducerConfig(base *sarama.Config, partitioner sarama.PartitionerConstructor, transactionalID string) *sarama.Config {
+	c := *base
+	c.Producer.Partitioner = partitioner
+	c.Producer.Return.Successes = true
+	c.Producer.Return.Errors = true
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	c.Producer.Idempotent = true
+	c.Net.MaxOpenRequests = 1
+	if c.Producer.Retry.Max < 10 {
+		c.Producer.Retry.Max = 10
+	}
+	if transactionalID != "" {
+		c.Producer.Transaction.ID = transactionalID
+	}
+	return &c
+}

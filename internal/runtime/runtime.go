@@ -377,20 +377,11 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		// Every task has its own transactional producer (txn.go).
 		return r.consume(ctx, base, st, guard)
 	}
-	pcfg := *base
-	pcfg.Producer.Partitioner = newBrookPartitioner
-	pcfg.Producer.Return.Successes = true
-	pcfg.Producer.Return.Errors = true
-	pcfg.Producer.RequiredAcks = sarama.WaitForAll
-	pcfg.Producer.Idempotent = true
-	pcfg.Net.MaxOpenRequests = 1
-	if pcfg.Producer.Retry.Max < 10 {
-		pcfg.Producer.Retry.Max = 10
-	}
+	pcfg := changelog.ProducerConfig(base, newBrookPartitioner, "")
 	st.step = "starting the producer"
-	ap, err := sarama.NewAsyncProducer(r.cfg.Brokers, &pcfg)
+	ap, err := sarama.NewAsyncProducer(r.cfg.Brokers, pcfg)
 	if err != nil {
-		return st.fail(connectError("producer for", r.cfg.Brokers, &pcfg, err))
+		return st.fail(connectError("producer for", r.cfg.Brokers, pcfg, err))
 	}
 	r.prod = changelog.NewProducer(ap)
 	defer r.prod.Close()

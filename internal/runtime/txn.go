@@ -47,18 +47,8 @@ type txnProducer struct {
 // producer left open, so the changelog's last stable offset moves past it
 // before the task restores.
 func (r *Runtime) newTxnProducer(id assign.TaskID) (*txnProducer, error) {
-	pcfg := *r.cfg.Sarama
-	pcfg.Producer.Partitioner = newBrookPartitioner
-	pcfg.Producer.Return.Successes = true
-	pcfg.Producer.Return.Errors = true
-	pcfg.Producer.RequiredAcks = sarama.WaitForAll
-	pcfg.Producer.Idempotent = true
-	pcfg.Net.MaxOpenRequests = 1
-	if pcfg.Producer.Retry.Max < 10 {
-		pcfg.Producer.Retry.Max = 10
-	}
-	pcfg.Producer.Transaction.ID = TransactionalID(r.cfg.ApplicationID, id)
-	ap, err := sarama.NewAsyncProducer(r.cfg.Brokers, &pcfg)
+	pcfg := changelog.ProducerConfig(r.cfg.Sarama, newBrookPartitioner, TransactionalID(r.cfg.ApplicationID, id))
+	ap, err := sarama.NewAsyncProducer(r.cfg.Brokers, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("brook: task %s: transactional producer %q: %w", id, pcfg.Producer.Transaction.ID, err)
 	}
