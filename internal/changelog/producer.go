@@ -96,7 +96,7 @@ func (pr *Producer) settle(m *sarama.ProducerMessage, err error) {
 	defer pr.mu.Unlock()
 	meta, _ := m.Metadata.(*Meta)
 	if err == nil && meta != nil && meta.Partition >= 0 && m.Partition != meta.Partition {
-		err = fmt.Errorf("the producer wrote the record to partition %d instead of %d: its partitioner must honour Meta.Partition", m.Partition, meta.Partition)
+		err = fmt.Errorf("changelog: the producer wrote the record to partition %d instead of %d: its partitioner must honour Meta.Partition", m.Partition, meta.Partition)
 	}
 	switch {
 	case err != nil:

@@ -86,7 +86,7 @@ func (r *Reader) listOffset(ctx context.Context, which int64) (int64, error) {
 		case !errors.Is(b.Err, sarama.ErrNoError):
 			last = b.Err
 			if !retriable(b.Err) {
-				return -1, fmt.Errorf("changelog %s: list offsets: %w", r.where(), b.Err)
+				return -1, fmt.Errorf("changelog: %s: list offsets: %w", r.where(), b.Err)
 			}
 		case len(b.Offsets) == 0:
 			last = sarama.ErrIncompleteResponse
@@ -94,7 +94,7 @@ func (r *Reader) listOffset(ctx context.Context, which int64) (int64, error) {
 			return b.Offsets[0], nil
 		}
 	}
-	return -1, fmt.Errorf("changelog %s: list offsets: %w", r.where(), last)
+	return -1, fmt.Errorf("changelog: %s: list offsets: %w", r.where(), last)
 }
 
 func (r *Reader) retries() int {
@@ -147,7 +147,7 @@ func (r *Reader) fetchVersion() (int16, error) {
 	case v.IsAtLeast(sarama.V0_11_0_0):
 		return 5, nil
 	}
-	return 0, fmt.Errorf("changelog %s: sarama Version %s is too old: restore needs Kafka 0.11 or later", r.where(), v)
+	return 0, fmt.Errorf("changelog: %s: sarama Version %s is too old: restore needs Kafka 0.11 or later", r.where(), v)
 }
 
 // Read implements store.ChangelogReader.
@@ -180,17 +180,17 @@ func (r *Reader) Read(ctx context.Context, from, to int64, fn func([]store.Chang
 		if errors.Is(err, sarama.ErrOffsetOutOfRange) {
 			begin, berr := r.BeginOffset(ctx)
 			if berr == nil && offset < begin {
-				return fmt.Errorf("changelog %s: offset %d is below the log start %d: %w", r.where(), offset, begin, store.ErrChangelogTruncated)
+				return fmt.Errorf("changelog: %s: offset %d is below the log start %d: %w", r.where(), offset, begin, store.ErrChangelogTruncated)
 			}
-			return fmt.Errorf("changelog %s: fetch offset %d (to %d): %w", r.where(), offset, to, err)
+			return fmt.Errorf("changelog: %s: fetch offset %d (to %d): %w", r.where(), offset, to, err)
 		}
 		if err != nil {
 			var kerr sarama.KError
 			if errors.As(err, &kerr) && !retriable(kerr) {
-				return fmt.Errorf("changelog %s: fetch offset %d: %w", r.where(), offset, err)
+				return fmt.Errorf("changelog: %s: fetch offset %d: %w", r.where(), offset, err)
 			}
 			if failures++; failures > r.retries() {
-				return fmt.Errorf("changelog %s: fetch offset %d: giving up after %d attempts: %w", r.where(), offset, failures, err)
+				return fmt.Errorf("changelog: %s: fetch offset %d: giving up after %d attempts: %w", r.where(), offset, failures, err)
 			}
 			if err := r.backoff(ctx, failures); err != nil {
 				return err
@@ -216,12 +216,12 @@ func (r *Reader) Read(ctx context.Context, from, to int64, fn func([]store.Chang
 			continue
 		}
 		if stalls++; stalls > 100 {
-			return fmt.Errorf("changelog %s: no progress at offset %d after %d fetches (reading to %d)", r.where(), offset, stalls, to)
+			return fmt.Errorf("changelog: %s: no progress at offset %d after %d fetches (reading to %d)", r.where(), offset, stalls, to)
 		}
 		// No progress.
 		if partial { // one batch is larger than we asked for
 			if partBytes >= 1<<30 {
-				return fmt.Errorf("changelog %s: record batch at offset %d is larger than 1 GiB", r.where(), offset)
+				return fmt.Errorf("changelog: %s: record batch at offset %d is larger than 1 GiB", r.where(), offset)
 			}
 			partBytes *= 2
 			if partBytes > maxBytes {
@@ -236,7 +236,7 @@ func (r *Reader) Read(ctx context.Context, from, to int64, fn func([]store.Chang
 		if available <= offset {
 			// The end we were asked to reach is no longer there (the log
 			// was truncated after a leader change): restore what exists.
-			return fmt.Errorf("changelog %s: end offset fell to %d while reading to %d", r.where(), available, to)
+			return fmt.Errorf("changelog: %s: end offset fell to %d while reading to %d", r.where(), available, to)
 		}
 	}
 	return nil
@@ -270,7 +270,7 @@ func (r *Reader) decode(block *sarama.FetchResponseBlock, offset, to int64, out 
 		b := recs.RecordBatch
 		if b == nil {
 			if recs.MsgSet != nil && len(recs.MsgSet.Messages) > 0 {
-				return next, false, fmt.Errorf("changelog %s: legacy (pre-0.11) message format at offset %d is not supported", r.where(), next)
+				return next, false, fmt.Errorf("changelog: %s: legacy (pre-0.11) message format at offset %d is not supported", r.where(), next)
 			}
 			continue
 		}

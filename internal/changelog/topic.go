@@ -30,7 +30,7 @@ type TopicMismatchError struct {
 
 // Error implements error.
 func (e *TopicMismatchError) Error() string {
-	return fmt.Sprintf("changelog topic %q has %s=%s, expected %s", e.Topic, e.Setting, e.Actual, e.Expected)
+	return fmt.Sprintf("changelog: topic %q has %s=%s, expected %s", e.Topic, e.Setting, e.Actual, e.Expected)
 }
 
 // TopicMissingError reports a topic that should exist but does not (for
@@ -41,7 +41,7 @@ type TopicMissingError struct {
 
 // Error implements error.
 func (e *TopicMissingError) Error() string {
-	return fmt.Sprintf("changelog topic %q does not exist", e.Topic)
+	return fmt.Sprintf("changelog: topic %q does not exist", e.Topic)
 }
 
 // TopicSpec describes a changelog topic.
@@ -71,7 +71,7 @@ type TopicSpec struct {
 // retrying when ctx ends.
 func EnsureTopic(ctx context.Context, admin sarama.ClusterAdmin, spec TopicSpec) error {
 	if spec.Partitions <= 0 {
-		return fmt.Errorf("changelog topic %q: partition count %d must be positive", spec.Name, spec.Partitions)
+		return fmt.Errorf("changelog: topic %q: partition count %d must be positive", spec.Name, spec.Partitions)
 	}
 	entries := map[string]*string{}
 	for k, v := range spec.Configs {
@@ -100,7 +100,7 @@ func EnsureTopic(ctx context.Context, admin sarama.ClusterAdmin, spec TopicSpec)
 		}
 		// A busy or just-started broker may answer with a retriable error.
 		if !retriableCreate(err) || time.Since(start) > topicWait {
-			return fmt.Errorf("changelog topic %q: create: %w", spec.Name, err)
+			return fmt.Errorf("changelog: topic %q: create: %w", spec.Name, err)
 		}
 		if err := sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
@@ -162,13 +162,13 @@ func validateTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
 	topic := spec.Name
 	md, err := admin.DescribeTopics([]string{topic})
 	if err != nil {
-		return fmt.Errorf("changelog topic %q: describe: %w", topic, err)
+		return fmt.Errorf("changelog: topic %q: describe: %w", topic, err)
 	}
 	if len(md) != 1 || errors.Is(md[0].Err, sarama.ErrUnknownTopicOrPartition) {
 		return &TopicMissingError{Topic: topic}
 	}
 	if !errors.Is(md[0].Err, sarama.ErrNoError) {
-		return fmt.Errorf("changelog topic %q: describe: %w", topic, md[0].Err)
+		return fmt.Errorf("changelog: topic %q: describe: %w", topic, md[0].Err)
 	}
 	if got := int32(len(md[0].Partitions)); got != spec.Partitions {
 		return &TopicMismatchError{Topic: topic, Setting: "partitions", Expected: fmt.Sprint(spec.Partitions), Actual: fmt.Sprint(got)}
@@ -190,7 +190,7 @@ func validateTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
 	}
 	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: names})
 	if err != nil {
-		return fmt.Errorf("changelog topic %q: describe configs: %w", topic, err)
+		return fmt.Errorf("changelog: topic %q: describe configs: %w", topic, err)
 	}
 	policy := "delete" // Kafka's default when the broker does not say
 	isr := ""

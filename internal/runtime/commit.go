@@ -89,7 +89,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 		}
 		offs, err := tr.core.Commit()
 		if err != nil {
-			return fmt.Errorf("brook: task %s: commit: %w", tr.id, err)
+			return taskError(tr.id, "commit", err)
 		}
 		for _, o := range tr.overlays {
 			if err := o.Commit(); err != nil {
@@ -208,7 +208,7 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 	}
 	offs, err := tr.core.Commit()
 	if err != nil {
-		return fmt.Errorf("brook: task %s: commit: %w", tr.id, err)
+		return taskError(tr.id, "commit", err)
 	}
 	if len(offs) == 0 && !tp.sent {
 		return nil

@@ -146,10 +146,12 @@ type Runtime struct {
 	failures failureBook
 }
 
-// New validates cfg and returns a runtime in state Created.
+// New validates cfg and returns a runtime in state Created. Only
+// topology.NewApp calls it, so its errors read "topology: ...", as NewApp's
+// own do (docs/DESIGN.md, "Errors and bad input").
 func New(cfg Config) (*Runtime, error) {
 	if cfg.Graph == nil {
-		return nil, errors.New("runtime: no topology")
+		return nil, errors.New("topology: no topology")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -176,7 +178,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.StartupTimeout = defaultStartupTimeout
 	}
 	if err := cfg.LevelDB.Validate(); err != nil {
-		return nil, fmt.Errorf("runtime: %w", err)
+		return nil, fmt.Errorf("topology: %w", err)
 	}
 	if cfg.ExactlyOnce {
 		// Consumers, offset fetches and restores see committed
@@ -193,7 +195,7 @@ func New(cfg Config) (*Runtime, error) {
 	r.cfg.OnRestore = r.watchRestore(cfg.OnRestore)
 	for _, st := range cfg.Graph.SubTopologies {
 		if len(st.SourcePatterns) > 0 {
-			return nil, fmt.Errorf("runtime: sub-topology %d reads a topic pattern; the Kafka runtime supports fixed topics only so far", st.ID)
+			return nil, fmt.Errorf("topology: sub-topology %d reads a topic pattern; the Kafka runtime supports fixed topics only so far", st.ID)
 		}
 		r.groups = append(r.groups, assign.TaskGroup{ID: int32(st.ID), Topics: slices.Clone(st.SourceTopics)})
 	}
@@ -201,7 +203,7 @@ func New(cfg Config) (*Runtime, error) {
 		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Logger: cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("runtime: %w", err)
+		return nil, fmt.Errorf("topology: %w", err)
 	}
 	r.strategy = s
 	return r, nil

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
@@ -173,7 +174,8 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 			// table as it was the first time, never a later value.
 			committed, err := r.committedOffsets(ctx, []store.TopicPartition{tp})
 			if err != nil {
-				return nil, nil, fmt.Errorf("brook: task %s: restore table %q: committed offset of %s: %w", id, spec.Name, tp, err)
+				// Wrapped by task.New: "task: <id>: open store <name>: ...".
+				return nil, nil, fmt.Errorf("restore table: committed offset of %s: %w", tp, err)
 			}
 			reader = restoreUpTo{ChangelogReader: reader, end: max(committed[tp], 0)}
 		}
@@ -185,7 +187,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 			Progress: r.cfg.OnRestore, Logger: r.log,
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("brook: task %s: restore store %q from %s: %w", id, spec.Name, tp, err)
+			return nil, nil, fmt.Errorf("restore from %s: %w", tp, err)
 		}
 		restoredTotal += res.Records
 		tr.logged[tp] = res.Offset
@@ -211,7 +213,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		Context: ctx, // ends source waits for the registry at rebalance or shutdown
 	})
 	if err != nil {
-		return nil, fmt.Errorf("brook: open task %s: %w", id, err)
+		return nil, taskError(id, "", err)
 	}
 	if len(tr.logged) > 0 {
 		// The restored stores are flushed and hold exactly the changelog
@@ -230,6 +232,20 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 	r.restored[id] = tr.offsetsByTopic()
 	r.mu.Unlock()
 	return tr, nil
+}
+
+// taskError wraps err, an error of task id, for Run: "brook: task 0_1:
+// <what>: ...". An error the task package made already starts with
+// "task: 0_1: " (docs/DESIGN.md, "Errors and bad input"), so it gets only
+// "brook: <what>: " in front, never the task a second time.
+func taskError(id assign.TaskID, what string, err error) error {
+	if what != "" {
+		what += ": "
+	}
+	if strings.HasPrefix(err.Error(), "task: "+id.String()+": ") {
+		return fmt.Errorf("brook: %s%w", what, err)
+	}
+	return fmt.Errorf("brook: task %s: %s%w", id, what, err)
 }
 
 // restoreUpTo is a ChangelogReader whose end offset is at most end: a

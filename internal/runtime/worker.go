@@ -7,7 +7,6 @@ package runtime
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -57,7 +56,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 						r.log.Info("brook: record left for the next owner", "task", tr.id.String(), "err", err)
 						return
 					}
-					r.failRecord(fmt.Errorf("brook: task %s: %w", tr.id, err))
+					r.failRecord(taskError(tr.id, "", err))
 					return
 				}
 				if err := tr.end(); err != nil {
@@ -77,7 +76,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 				tr.begin()
 				if _, err := tr.core.Punctuate(now); err != nil {
 					tr.rollback()
-					r.failRecord(fmt.Errorf("brook: task %s: punctuate: %w", tr.id, err))
+					r.failRecord(taskError(tr.id, "punctuate", err))
 					return
 				}
 				if err := tr.end(); err != nil {
