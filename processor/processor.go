@@ -66,7 +66,8 @@ type Context[K, V any] interface {
 	// the TestDriver's fake clock.
 	WallClockTime() time.Time
 	// RequestCommit asks the runtime to commit the task as soon as
-	// possible after the current record or punctuation.
+	// possible after the current record or punctuation: the task
+	// processes no further record before that commit.
 	RequestCommit()
 	// Logger returns a logger that tags entries with the task and node.
 	Logger() *slog.Logger

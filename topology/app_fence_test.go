@@ -33,10 +33,11 @@ import (
 //
 // The app commits only when its processor asks (the commit interval is an
 // hour): after every payment but, unless first is set, the one just before
-// the gated one, preGate. As a record's output goes to the producer only
-// when its processing ends, the gated payment then holds its transaction
-// open with preGate's output in it (first unset), or holds an empty
-// transaction (first set).
+// the gated one, preGate. A requested commit happens before the task's next
+// record, even one already buffered with it, and a record's output goes to
+// the producer only when its processing ends: the gated payment then holds
+// its transaction open with preGate's output in it (first unset), or holds
+// an empty transaction (first set).
 type gate struct {
 	amount   int64
 	first    bool

@@ -97,6 +97,17 @@ func kvOpen[K, V any](name string, keys serde.Serde[K], values serde.Serde[V]) f
 // puts them in the table's sub-topology, so their source topics must be
 // co-partitioned with topic.
 func Table[K, V any](b *Builder, name, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...StoreOption) KeyValueStoreRef[K, V] {
+	ref, _ := declareTable(b, name, topic, keys, values, opts, func(ref KeyValueStoreRef[K, V]) processor.Processor[K, tableEntry[V], K, V] {
+		return &materializer[K, V]{ref: ref}
+	})
+	return ref
+}
+
+// declareTable declares a table's store, source and materialize node
+// (see Table); mat supplies the materialize processor, which for TableOf
+// also forwards each change.
+func declareTable[K, V, VOut any](b *Builder, name, topic string, keys serde.Serde[K], values serde.Serde[V], opts []StoreOption,
+	mat func(KeyValueStoreRef[K, V]) processor.Processor[K, tableEntry[V], K, VOut]) (KeyValueStoreRef[K, V], Node[K, VOut]) {
 	var cfg storeConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -117,10 +128,10 @@ func Table[K, V any](b *Builder, name, topic string, keys serde.Serde[K], values
 	// them from Source's preflight: check the table's own value serde
 	// against the topic, as for any source.
 	b.addPreflights(name+"-source", []string{topic}, nil, values)
-	Process(b, name+"-materialize", src, func() processor.Processor[K, tableEntry[V], K, V] {
-		return &materializer[K, V]{ref: ref}
+	n := Process(b, name+"-materialize", src, func() processor.Processor[K, tableEntry[V], K, VOut] {
+		return mat(ref)
 	}, WithStores(name))
-	return ref
+	return ref, n
 }
 
 // tableEntry is a table topic's value: a value, or a tombstone.

@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"github.com/brookstream/brook/store/leveldb"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -442,6 +446,16 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 	gcfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	gcfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{r.strategy}
 	gcfg.Consumer.Return.Errors = true
+	// The coordinator may hold a JoinGroup (and a follower's SyncGroup)
+	// until every member has rejoined, up to the rebalance time-out, but
+	// sarama reads every answer within Net.ReadTimeout (30s by default,
+	// less than the 60s default rebalance time-out): a join that is slow
+	// for good reason would fail as a network time-out. The group's own
+	// client waits as long as the coordinator may hold, plus a margin, as
+	// Kafka's Java consumer does for the join.
+	if least := gcfg.Consumer.Group.Rebalance.Timeout + joinReadMargin; gcfg.Net.ReadTimeout < least {
+		gcfg.Net.ReadTimeout = least
+	}
 	st.step = fmt.Sprintf("creating the consumer group %q", r.cfg.ApplicationID)
 	group, err := sarama.NewConsumerGroup(r.cfg.Brokers, r.cfg.ApplicationID, &gcfg)
 	if err != nil {
@@ -463,9 +477,15 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 
 	topics := r.strategy.Topics()
 	h := &joinedHook{ConsumerGroupHandler: &handler{r: r}, joined: guard.disarm}
+	var outage rejoinOutage
 	for ctx.Err() == nil {
 		r.setState(Rebalancing)
-		if err := group.Consume(ctx, topics, h); err != nil {
+		sessions := h.sessions.Load()
+		err := group.Consume(ctx, topics, h)
+		if h.sessions.Load() != sessions {
+			outage.reset() // a session started: the group was reachable
+		}
+		if err != nil {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) || ctx.Err() != nil {
 				break
 			}
@@ -478,8 +498,22 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 			if ferr := r.failed(); ferr != nil {
 				return ferr
 			}
+			if transientGroupError(err) {
+				lasted, ok := outage.retry(time.Now())
+				if !ok {
+					return fmt.Errorf("brook: consumer group %q: could not rejoin for %v (transient failures only, the last): %w",
+						r.cfg.ApplicationID, lasted.Round(time.Second), err)
+				}
+				r.log.Warn("brook: consumer group: transient failure while rebalancing; joining again",
+					"err", err, "failing_for", lasted.Round(time.Millisecond).String())
+				if !sleepCtx(ctx, gcfg.Consumer.Group.Rebalance.Retry.Backoff) {
+					break
+				}
+				continue
+			}
 			return fmt.Errorf("brook: consumer group %q: %w", r.cfg.ApplicationID, err)
 		}
+		outage.reset()
 		if ferr := r.failed(); ferr != nil {
 			return ferr
 		}
@@ -487,17 +521,87 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 	return r.failed()
 }
 
+// joinReadMargin is how much longer than the rebalance time-out the
+// group's client waits for an answer (Kafka's Java consumer: 5s).
+const joinReadMargin = 5 * time.Second
+
+// rejoinBound is how long an instance keeps joining its group again after
+// transient failures (transientGroupError) with no session starting in
+// between, before Run returns the last one: long enough to ride out a
+// coordinator moving or a broker restarting, bounded so that a cluster
+// that stays unreachable stops the application with an error.
+const rejoinBound = 2 * time.Minute
+
+// rejoinOutage times a run of transient group failures.
+type rejoinOutage struct {
+	since time.Time // zero: no failure since the last session
+}
+
+func (o *rejoinOutage) reset() { o.since = time.Time{} }
+
+// retry records a transient failure at now and reports how long the
+// failures have lasted and whether joining again is still within
+// rejoinBound.
+func (o *rejoinOutage) retry(now time.Time) (time.Duration, bool) {
+	if o.since.IsZero() {
+		o.since = now
+	}
+	lasted := now.Sub(o.since)
+	return lasted, lasted < rejoinBound
+}
+
+// transientGroupError reports whether an error of a consumer-group round
+// (join, sync, offset fetch, metadata) is a network failure or a
+// coordinator that is moving or busy: joining again may well succeed, so
+// it is not a reason to stop. Anything else (authorization, an invalid
+// configuration, a fenced static member, ...) is returned by Run.
+func transientGroupError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, sarama.ErrOutOfBrokers) || errors.Is(err, sarama.ErrNotConnected) {
+		return true
+	}
+	for _, k := range []sarama.KError{
+		sarama.ErrConsumerCoordinatorNotAvailable, sarama.ErrNotCoordinatorForConsumer,
+		sarama.ErrRebalanceInProgress, sarama.ErrOffsetsLoadInProgress,
+		sarama.ErrRequestTimedOut, sarama.ErrNetworkException, sarama.ErrBrokerNotAvailable,
+		sarama.ErrLeaderNotAvailable, sarama.ErrNotLeaderForPartition,
+	} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether the
+// whole wait passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // joinedHook calls joined once, when the first session starts: from then
 // on the connections serve the commits that end a session, which must not
 // be cut when ctx ends.
+// It also counts the sessions that started.
 type joinedHook struct {
 	sarama.ConsumerGroupHandler
-	joined func()
-	once   sync.Once
+	joined   func()
+	once     sync.Once
+	sessions atomic.Int64
 }
 
 // Setup implements sarama.ConsumerGroupHandler.
 func (h *joinedHook) Setup(s sarama.ConsumerGroupSession) error {
+	h.sessions.Add(1)
 	h.once.Do(h.joined)
 	return h.ConsumerGroupHandler.Setup(s)
 }
