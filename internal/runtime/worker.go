@@ -64,6 +64,15 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 					return
 				}
 				processed++
+				if tr.core.CommitRequested() {
+					// A processor asked for a commit: the task processes
+					// nothing more before it (RequestCommit commits "as
+					// soon as possible after the current record"), so
+					// under exactly-once its next record begins a new
+					// transaction. The worker's other tasks still get
+					// their batch first.
+					break
+				}
 			}
 			commitNow = commitNow || tr.core.CommitRequested() || tr.pendingWrites() >= maxPendingWrites
 		}
@@ -83,6 +92,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 					r.fail(err)
 					return
 				}
+				commitNow = commitNow || tr.core.CommitRequested()
 			}
 			nextPunct = now.Add(r.cfg.PunctuateInterval)
 		}
