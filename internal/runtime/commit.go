@@ -60,7 +60,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	if err := r.checkMembership(cctx, sess); err != nil {
+	if err := r.group.checkMembership(cctx, sess); err != nil {
 		if errors.Is(err, ErrMembershipLost) {
 			h.loseMembership(live, err, false)
 			return nil
@@ -102,7 +102,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	for _, d := range committed {
 		offs = append(offs, d.offs...)
 	}
-	if err := r.commitOffsets(cctx, sess, offs); err != nil {
+	if err := r.group.commitOffsets(cctx, sess, offs); err != nil {
 		if !errors.Is(err, ErrMembershipLost) {
 			return fmt.Errorf("brook: commit consumed offsets: %w", err)
 		}

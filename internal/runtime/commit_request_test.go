@@ -95,6 +95,7 @@ func TestRequestCommitCommitsBeforeTheNextRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.prod = changelog.NewProducer(mocks.NewAsyncProducer(t, nil))
+	r.group = sessionGroup{} // no broker: commit through the recording session
 	defer r.prod.Close()
 	sess = &recordingSession{
 		fakeSession: fakeSession{ctx: context.Background(), claims: map[string][]int32{topic: {0}}},
@@ -139,4 +140,18 @@ func TestRequestCommitCommitsBeforeTheNextRecord(t *testing.T) {
 				log[i].offset, log[i].committed, want[i].committed, log)
 		}
 	}
+}
+
+// sessionGroup commits through the session's own MarkOffset and Commit and
+// never loses the membership: the worker runs without a broker.
+type sessionGroup struct{}
+
+func (sessionGroup) checkMembership(context.Context, sarama.ConsumerGroupSession) error { return nil }
+
+func (sessionGroup) commitOffsets(_ context.Context, sess sarama.ConsumerGroupSession, offs []task.Offset) error {
+	for _, o := range offs {
+		sess.MarkOffset(o.Topic, o.Partition, o.Offset, "")
+	}
+	sess.Commit()
+	return nil
 }

@@ -100,6 +100,27 @@ func (r *Runtime) withCoordinator(ctx context.Context, what string, fn func(*sar
 	return nil
 }
 
+// groupCommitter is what an at-least-once commit asks of the group: is
+// this instance still a member of the session's generation, and commit
+// these offsets for it. Both return ErrMembershipLost when the
+// generation is gone.
+type groupCommitter interface {
+	checkMembership(ctx context.Context, sess sarama.ConsumerGroupSession) error
+	commitOffsets(ctx context.Context, sess sarama.ConsumerGroupSession, offs []task.Offset) error
+}
+
+// coordinatorGroup asks the group coordinator itself (sarama's session
+// commit hides the coordinator's answers).
+type coordinatorGroup struct{ r *Runtime }
+
+func (g coordinatorGroup) checkMembership(ctx context.Context, sess sarama.ConsumerGroupSession) error {
+	return g.r.checkMembership(ctx, sess)
+}
+
+func (g coordinatorGroup) commitOffsets(ctx context.Context, sess sarama.ConsumerGroupSession, offs []task.Offset) error {
+	return g.r.commitOffsets(ctx, sess, offs)
+}
+
 // checkMembership asks the group coordinator whether this instance is
 // still a member of the generation of sess, with a heartbeat of the
 // session's member id and generation. It returns nil when it is (a

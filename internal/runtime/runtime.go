@@ -112,7 +112,11 @@ const defaultStartupTimeout = 60 * time.Second
 
 // Runtime runs one application instance.
 type Runtime struct {
-	cfg      Config
+	cfg Config
+	// group checks membership and commits offsets at an at-least-once
+	// commit: the group coordinator (coordinatorGroup); unit tests that
+	// run the worker without a broker put a fake here.
+	group    groupCommitter
 	log      *slog.Logger
 	strategy *assign.Strategy
 	groups   []assign.TaskGroup
@@ -196,6 +200,7 @@ func New(cfg Config) (*Runtime, error) {
 		restored:        map[assign.TaskID]map[string]int64{},
 		restoredRecords: map[assign.TaskID]int64{},
 	}
+	r.group = coordinatorGroup{r}
 	r.cfg.OnRestore = r.watchRestore(cfg.OnRestore)
 	for _, st := range cfg.Graph.SubTopologies {
 		if len(st.SourcePatterns) > 0 {
