@@ -201,6 +201,7 @@ func countUpdates(m map[string][]balanceUpdate) int {
 // effect exactly once, while the log holds output that A wrote and that
 // read_committed consumers never see.
 func TestAppExactlyOnceFencesZombie(t *testing.T) {
+	skipUnderRaceForSarama(t)
 	b := eosBroker(t)
 	in, out := testutil.TopicName(t, "payments"), testutil.TopicName(t, "balances")
 	b.CreateTopic(t, in, 3, nil)

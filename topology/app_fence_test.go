@@ -345,6 +345,7 @@ func waitCompleteWhileRunning(t *testing.T, w *outputWatcher, in payments, done 
 // be refused with PRODUCER_FENCED before the refused write's answer
 // arrives), so each case takes the path it names on every run.
 func TestAppExactlyOnceFencedByNewOwner(t *testing.T) {
+	skipUnderRaceForSarama(t)
 	t.Run("write to a partition in the transaction", func(t *testing.T) {
 		runFenceCase(t, fenceCase{after: 30, unlogged: true, fence: func(b *testutil.Broker, client sarama.Client, tid string) {
 			waitTxnState(t, client, tid, "Ongoing")
@@ -386,6 +387,7 @@ func waitTxnState(t *testing.T, client sarama.Client, tid, state string) {
 // noticed and re-created; before, the push never woke and the task stayed
 // dead while the app reported running.
 func TestAppExactlyOnceTransactionTimeoutFence(t *testing.T) {
+	skipUnderRaceForSarama(t)
 	configure := func(c *topology.Config) {
 		c.MaxBufferedRecords = 1
 		c.ConfigureSarama = func(sc *sarama.Config) { sc.Producer.Transaction.Timeout = 2 * time.Second }
