@@ -238,3 +238,103 @@ func TestAppTTLStoreRestoresFromChangelog(t *testing.T) {
 		t.Fatalf("outputs %v, want %v", got, want)
 	}
 }
+
+// windowCountTopology counts records per key and minute in the window
+// store "per-minute" and writes each new count to out.
+func windowCountTopology(t testing.TB, in, out string) *topology.Topology {
+	t.Helper()
+	b := topology.New()
+	win := topology.WindowStore(b, "per-minute", serde.String(), serde.Int64(), store.WindowOptions{Retention: time.Hour})
+	src := topology.Source(b, "in", in, serde.String(), serde.String())
+	p := topology.ProcessFunc(b, "count", src, func(ctx processor.Context[string, int64], r processor.Record[string, string]) error {
+		w, err := win.From(ctx)
+		if err != nil {
+			return err
+		}
+		start := r.Timestamp.Truncate(time.Minute)
+		n, _, err := w.Fetch(r.Key, start)
+		if err != nil {
+			return err
+		}
+		if err := w.Put(r.Key, start, n+1); err != nil {
+			return err
+		}
+		return ctx.Forward(processor.Record[string, int64]{Key: r.Key, Value: n + 1, Timestamp: r.Timestamp})
+	}, topology.WithStores(win.Name()))
+	topology.Sink(b, "out", out, p, serde.String(), serde.Int64())
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+// TestAppWindowStoreRestoresFromChangelog: a declared window store's
+// changelog is created "compact,delete" with retention.ms = retention + 1
+// day, and a restart on an empty state directory restores the windows
+// (through WindowStoreApply), so counting continues.
+func TestAppWindowStoreRestoresFromChangelog(t *testing.T) {
+	b := testutil.NewBroker(t)
+	in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
+	b.CreateTopic(t, in, 1, nil)
+	b.CreateTopic(t, out, 1, nil)
+	appID := testutil.TopicName(t, "app")
+	t0 := time.Now().Truncate(time.Minute)
+	run := func(at time.Time, wantOutputs int) []int64 {
+		t.Helper()
+		b.Produce(t, in, &sarama.ProducerMessage{Key: sarama.StringEncoder("k"), Value: sarama.StringEncoder("x"), Timestamp: at})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, done := startApp(t, ctx, windowCountTopology(t, in, out), topology.Config{
+			ApplicationID: appID, Brokers: b.Addrs(), StateDir: t.TempDir(),
+			CommitInterval: 100 * time.Millisecond, Logger: testLogger(t),
+		})
+		deadline := time.Now().Add(60 * time.Second)
+		var got []int64
+		for {
+			got = got[:0]
+			for _, m := range b.ConsumeAll(t, out) {
+				v, err := serde.Int64().Deserialize(out, m.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, v)
+			}
+			if len(got) >= wantOutputs {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("outputs %v, want %d", got, wantOutputs)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		return got
+	}
+	run(t0, 1)
+	if got := fmt.Sprint(run(t0.Add(time.Second), 2)); got != "[1 2]" {
+		t.Fatalf("counts %s, want [1 2]", got)
+	}
+	admin, err := sarama.NewClusterAdmin(b.Addrs(), b.SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	changelog := store.ChangelogTopic(appID, "per-minute")
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: changelog,
+		ConfigNames: []string{"cleanup.policy", "retention.ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]string{}
+	for _, e := range entries {
+		cfg[e.Name] = e.Value
+	}
+	wantRet := fmt.Sprint((time.Hour + topology.WindowChangelogExtraRetention).Milliseconds())
+	if cfg["cleanup.policy"] != "compact,delete" || cfg["retention.ms"] != wantRet {
+		t.Fatalf("changelog %s config %v, want cleanup.policy=compact,delete retention.ms=%s", changelog, cfg, wantRet)
+	}
+}
