@@ -27,7 +27,7 @@ type Processor[KIn, VIn, KOut, VOut any] interface {
 
 // StoreProvider gives untyped access to the state stores connected to a
 // processor node. Use the typed helpers ([KeyValueStore], and the window
-// and TTL helpers as they are added) rather than calling it directly.
+// and TTL helpers) rather than calling it directly.
 type StoreProvider interface {
 	// StateStore returns the store named name, which must be connected
 	// to the calling node, or an *UnknownStoreError.

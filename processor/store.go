@@ -13,22 +13,44 @@ import (
 // *StoreTypeError if the store was declared with other key/value types or
 // is not a key-value store.
 //
-// Other kinds of store (windowed, TTL) get helpers of their own built the
-// same way on [StoreProvider].
+// Window and TTL stores have helpers of their own: [WindowStore],
+// [TTLStore]. A TTL store is also a key-value store, so KeyValueStore
+// returns it too (as a plain key-value view).
 func KeyValueStore[K, V any](ctx StoreProvider, name string) (store.KeyValueStore[K, V], error) {
+	return typedStore[store.KeyValueStore[K, V]](ctx, name)
+}
+
+// WindowStore returns the window store named name connected to the
+// processor behind ctx, typed as store.WindowStore[K,V]. It fails as
+// [KeyValueStore] does: *UnknownStoreError for a store not connected to
+// the node, *StoreTypeError for other types or another kind of store.
+func WindowStore[K, V any](ctx StoreProvider, name string) (store.WindowStore[K, V], error) {
+	return typedStore[store.WindowStore[K, V]](ctx, name)
+}
+
+// TTLStore returns the TTL store named name connected to the processor
+// behind ctx, typed as store.TTLStore[K,V]. It fails as [KeyValueStore]
+// does: *UnknownStoreError for a store not connected to the node,
+// *StoreTypeError for other types or another kind of store.
+func TTLStore[K, V any](ctx StoreProvider, name string) (store.TTLStore[K, V], error) {
+	return typedStore[store.TTLStore[K, V]](ctx, name)
+}
+
+func typedStore[S any](ctx StoreProvider, name string) (S, error) {
+	var zero S
 	s, err := ctx.StateStore(name)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	kv, ok := s.(store.KeyValueStore[K, V])
+	typed, ok := s.(S)
 	if !ok {
-		return nil, &StoreTypeError{
+		return zero, &StoreTypeError{
 			Store: name,
-			Want:  reflect.TypeFor[store.KeyValueStore[K, V]]().String(),
+			Want:  reflect.TypeFor[S]().String(),
 			Got:   fmt.Sprintf("%T", s),
 		}
 	}
-	return kv, nil
+	return typed, nil
 }
 
 // UnknownStoreError reports a store that is not connected to the node

@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"time"
+
 	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/query"
@@ -58,9 +60,15 @@ func KeyValueStore[K, V any](b *Builder, name string, keys serde.Serde[K], value
 
 func addKVStore[K, V any](b *Builder, spec task.StoreSpec, keys serde.Serde[K], values serde.Serde[V]) {
 	spec.Kind = "key-value"
-	spec.KeyType, spec.ValueType = typeName[K](), typeName[V]()
 	spec.Open = kvOpen(spec.Name, keys, values)
 	spec.Query = query.KeyValueCodec(keys, values)
+	addStore(b, spec, keys, values)
+}
+
+// addStore checks and records a store declaration of any kind; spec has
+// its Kind, Open and (optionally) Apply, Query and ChangelogRetention.
+func addStore[K, V any](b *Builder, spec task.StoreSpec, keys serde.Serde[K], values serde.Serde[V]) {
+	spec.KeyType, spec.ValueType = typeName[K](), typeName[V]()
 	if spec.Name == "" {
 		b.problem(InvalidStore, "", "", "", "a store has an empty name")
 		return
@@ -81,10 +89,93 @@ func addKVStore[K, V any](b *Builder, spec task.StoreSpec, keys serde.Serde[K], 
 	b.storeByName[spec.Name] = d
 }
 
-func kvOpen[K, V any](name string, keys serde.Serde[K], values serde.Serde[V]) func(store.Engine, ...store.Option) any {
-	return func(e store.Engine, opts ...store.Option) any {
-		return store.NewKeyValueStore(name, e, keys, values, opts...)
+func kvOpen[K, V any](name string, keys serde.Serde[K], values serde.Serde[V]) func(store.Engine, ...store.Option) (any, error) {
+	return func(e store.Engine, opts ...store.Option) (any, error) {
+		return store.NewKeyValueStore(name, e, keys, values, opts...), nil
 	}
+}
+
+// WindowChangelogExtraRetention is added to a window store's retention to
+// give the retention.ms of its changelog topic (cleanup policy
+// "compact,delete"): Kafka drops old windows from the changelog as the
+// store drops expired segments, with a day's margin for clock skew
+// between record times and the broker, as Kafka Streams does.
+const WindowChangelogExtraRetention = 24 * time.Hour
+
+// WindowStoreRef is a typed handle to a declared window store.
+type WindowStoreRef[K, V any] struct{ name string }
+
+// Name returns the store's name, for WithStores.
+func (r WindowStoreRef[K, V]) Name() string { return r.name }
+
+// From returns the store from a processor's context; the store must be
+// connected to the processor.
+func (r WindowStoreRef[K, V]) From(ctx processor.StoreProvider) (store.WindowStore[K, V], error) {
+	return processor.WindowStore[K, V](ctx, r.name)
+}
+
+// WindowStore declares a window store named name (see store.WindowStore):
+// values per key and window start, kept for wo.Retention of stream time
+// and dropped a segment at a time. For a windowed aggregation give a
+// retention of at least the window size plus its grace period. Connect it
+// to the processors that use it with WithStores. Its changelog topic is
+// "<application-id>-<name>-changelog" (cleanup policy "compact,delete",
+// retention.ms = wo.Retention + WindowChangelogExtraRetention) unless
+// WithoutLogging is given; a restore files each record under its segment.
+// Window stores are not queryable over HTTP or through package query yet.
+func WindowStore[K, V any](b *Builder, name string, keys serde.Serde[K], values serde.Serde[V], wo store.WindowOptions, opts ...StoreOption) WindowStoreRef[K, V] {
+	var cfg storeConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := wo.Validate(); err != nil {
+		b.problem(InvalidStore, "", "", name, "%v", err)
+	}
+	spec := task.StoreSpec{Name: name, Kind: "window", Logged: !cfg.unlogged, InMemory: cfg.inMemory,
+		Apply: store.WindowStoreApply(wo), ChangelogRetention: wo.Retention + WindowChangelogExtraRetention}
+	spec.Open = func(e store.Engine, o ...store.Option) (any, error) {
+		return store.NewWindowStore(name, e, keys, values, wo, o...)
+	}
+	addStore(b, spec, keys, values)
+	return WindowStoreRef[K, V]{name: name}
+}
+
+// TTLStoreRef is a typed handle to a declared TTL store.
+type TTLStoreRef[K, V any] struct{ name string }
+
+// Name returns the store's name, for WithStores.
+func (r TTLStoreRef[K, V]) Name() string { return r.name }
+
+// From returns the store from a processor's context; the store must be
+// connected to the processor.
+func (r TTLStoreRef[K, V]) From(ctx processor.StoreProvider) (store.TTLStore[K, V], error) {
+	return processor.TTLStore[K, V](ctx, r.name)
+}
+
+// TTLStore declares a TTL store named name (see store.TTLStore): a
+// key-value store whose entries expire ttl of stream time after the event
+// time they were put at. Expired entries are deleted through the store's
+// expiry index (no full scan) and, for a logged store, tombstoned in the
+// changelog, so the changelog topic is an ordinary compacted one:
+// "<application-id>-<name>-changelog" unless WithoutLogging is given. A
+// restore rebuilds the expiry index. TTL stores are not queryable over
+// HTTP or through package query yet.
+func TTLStore[K, V any](b *Builder, name string, keys serde.Serde[K], values serde.Serde[V], ttl time.Duration, opts ...StoreOption) TTLStoreRef[K, V] {
+	var cfg storeConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	to := store.TTLOptions{TTL: ttl}
+	if err := to.Validate(); err != nil {
+		b.problem(InvalidStore, "", "", name, "%v", err)
+	}
+	spec := task.StoreSpec{Name: name, Kind: "ttl", Logged: !cfg.unlogged, InMemory: cfg.inMemory,
+		Apply: store.TTLStoreApply()}
+	spec.Open = func(e store.Engine, o ...store.Option) (any, error) {
+		return store.NewTTLStore(name, e, keys, values, to, o...)
+	}
+	addStore(b, spec, keys, values)
+	return TTLStoreRef[K, V]{name: name}
 }
 
 // Table declares a key-value store named name that holds the latest value

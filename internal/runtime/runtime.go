@@ -688,6 +688,7 @@ func (r *Runtime) preflight(ctx context.Context, st *startup) error {
 			if err := changelog.EnsureTopic(ctx, admin, changelog.TopicSpec{
 				Name: topic, Partitions: counts[sub.ID],
 				ReplicationFactor: r.cfg.ReplicationFactor, Configs: configs,
+				Retention: spec.ChangelogRetention,
 			}); err != nil {
 				return fmt.Errorf("brook: changelog of store %q: %w", name, err)
 			}

@@ -181,7 +181,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		}
 		cp, has := checkpoint[tp]
 		res, err := store.Restore(ctx, store.RestoreConfig{
-			Store: spec.Name, Changelog: tp, Opener: opener,
+			Store: spec.Name, Changelog: tp, Opener: opener, Apply: spec.Apply,
 			Reader:     reader,
 			Checkpoint: cp, HasCheckpoint: has,
 			Progress: r.cfg.OnRestore, Logger: r.log,

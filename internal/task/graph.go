@@ -16,6 +16,7 @@ package task
 import (
 	"errors"
 	"regexp"
+	"time"
 
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/store"
@@ -70,7 +71,7 @@ type NodeSpec struct {
 // StoreSpec describes one state store of a compiled graph.
 type StoreSpec struct {
 	Name string
-	// Kind is "key-value" (window and TTL stores later).
+	// Kind is "key-value", "window" or "ttl".
 	Kind string
 	// Logged stores send their writes to a changelog topic.
 	Logged bool
@@ -83,8 +84,17 @@ type StoreSpec struct {
 	Nodes []string
 	// KeyType and ValueType name the store's types, for descriptions.
 	KeyType, ValueType string
-	// Open builds the typed store over an engine opened by the caller.
-	Open func(e store.Engine, opts ...store.Option) any
+	// Open builds the typed store over an engine opened by the caller. An
+	// error (a window store that cannot read its segments) fails the task.
+	Open func(e store.Engine, opts ...store.Option) (any, error)
+	// Apply, if set, is the store's store.RestoreConfig.Apply: how a
+	// changelog record is filed into the engine (window and TTL stores
+	// keep their own layout). Nil files key and value as they are.
+	Apply func(b store.Batch, key, value []byte) error
+	// ChangelogRetention, if positive, makes a new changelog topic
+	// "compact,delete" with this retention.ms: a window store drops
+	// expired segments locally without writing tombstones.
+	ChangelogRetention time.Duration
 	// Query is the store's interactive-query codec, set and used by
 	// package topology (typed key parsing and JSON rendering).
 	Query any

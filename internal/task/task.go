@@ -193,9 +193,13 @@ func (t *Task) open(cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("task: %s: open store %q: %w", t.id, name, err)
 		}
-		s := &openStore{spec: spec, engine: e, typed: spec.Open(e, opts...)}
+		typed, err := spec.Open(e, opts...)
+		s := &openStore{spec: spec, engine: e, typed: typed}
 		t.stores[name] = s
-		t.storeList = append(t.storeList, s)
+		t.storeList = append(t.storeList, s) // closed by Close, even on error
+		if err != nil {
+			return fmt.Errorf("task: %s: open store %q: %w", t.id, name, err)
+		}
 	}
 	for _, name := range t.order {
 		spec := t.graph.Nodes[name]
