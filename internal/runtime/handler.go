@@ -101,6 +101,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	}
 	h.r.trackClaim(tr.id, claim)
 	ctx := sess.Context()
+	tr.queue.track(claim.Topic(), claim.Partition(), claim.InitialOffset(), claim.HighWaterMarkOffset())
 	stop := context.AfterFunc(ctx, tr.queue.wake)
 	defer stop()
 	for {
@@ -109,7 +110,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			if !ok {
 				return nil
 			}
-			if !tr.queue.push(ctx, m) {
+			if !tr.queue.pushAt(ctx, m, claim.HighWaterMarkOffset()) {
 				return nil
 			}
 		case <-ctx.Done():

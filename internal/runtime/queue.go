@@ -3,9 +3,15 @@ package runtime
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 )
+
+// maxTaskIdle bounds how long a task holds back records of its other
+// partitions while one partition is empty but known to have records that
+// are not fetched yet (see recordQueue.pop).
+const maxTaskIdle = 500 * time.Millisecond
 
 // recordQueue buffers the consumed records of one task, one FIFO per
 // partition, and hands them out merged in timestamp order: the next record
@@ -13,6 +19,16 @@ import (
 // (ties go to the partition listed first). A partition whose FIFO is full
 // blocks its ConsumeClaim goroutine, which stops sarama from handing it
 // more records: backpressure per partition.
+//
+// Like Kafka Streams (KIP-695), the merge does not run ahead of a
+// partition that is empty but has records on the broker that are not
+// fetched yet (its fetch position is below the high watermark its claim
+// reported), nor of a partition whose claim has not started: otherwise a
+// stream record could be joined with a table before the table's earlier
+// records were applied. Such a partition holds the others back for at most
+// maxTaskIdle per episode (a transaction marker at the end of a log keeps
+// the position below the high watermark for good), then the merge goes on
+// without it.
 type recordQueue struct {
 	mu     sync.Mutex
 	space  *sync.Cond // signalled when a FIFO shrinks or the queue closes
@@ -34,6 +50,13 @@ type fifo struct {
 	// next is the offset after the last popped record, 0 before the
 	// first (read by the interactive-query lag report, query.go).
 	next int64
+	// tracked is set once the partition's claim reported its position;
+	// fetched is the offset after the last pushed record and hwm the
+	// claim's latest high watermark. idleSince is when the partition was
+	// first seen empty with records left to fetch (zero: not waiting).
+	tracked      bool
+	fetched, hwm int64
+	idleSince    time.Time
 }
 
 func (f *fifo) len() int { return len(f.msgs) - f.head }
@@ -55,18 +78,44 @@ func (q *recordQueue) addPartition(topic string, p int32) {
 	}
 }
 
-// push appends m, waiting while its partition's FIFO is full. It returns
-// false when ctx ends or the queue is closed first.
-func (q *recordQueue) push(ctx context.Context, m *sarama.ConsumerMessage) bool {
+// track records where a partition's claim starts reading (initial; a
+// negative sentinel means the log start) and the high watermark it knows.
+func (q *recordQueue) track(topic string, p int32, initial, hwm int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	k := tpKey{m.Topic, m.Partition}
+	f := q.fifo(tpKey{topic, p})
+	f.tracked = true
+	if initial < 0 {
+		initial = 0
+	}
+	f.fetched, f.hwm = initial, hwm
+	if q.notify != nil {
+		q.notify()
+	}
+}
+
+func (q *recordQueue) fifo(k tpKey) *fifo {
 	f := q.parts[k]
 	if f == nil {
 		f = &fifo{}
 		q.parts[k] = f
 		q.order = append(q.order, k)
 	}
+	return f
+}
+
+// push appends m, waiting while its partition's FIFO is full. It returns
+// false when ctx ends or the queue is closed first.
+func (q *recordQueue) push(ctx context.Context, m *sarama.ConsumerMessage) bool {
+	return q.pushAt(ctx, m, -1)
+}
+
+// pushAt is push that also records the claim's high watermark (hwm < 0:
+// unknown, keep the last one).
+func (q *recordQueue) pushAt(ctx context.Context, m *sarama.ConsumerMessage, hwm int64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f := q.fifo(tpKey{m.Topic, m.Partition})
 	for f.len() >= q.max && !q.closed && ctx.Err() == nil {
 		q.space.Wait()
 	}
@@ -74,6 +123,12 @@ func (q *recordQueue) push(ctx context.Context, m *sarama.ConsumerMessage) bool 
 		return false
 	}
 	f.msgs = append(f.msgs, m)
+	f.tracked = true
+	f.fetched = m.Offset + 1
+	if hwm >= 0 {
+		f.hwm = hwm
+	}
+	f.idleSince = time.Time{}
 	if q.notify != nil {
 		q.notify()
 	}
@@ -81,21 +136,35 @@ func (q *recordQueue) push(ctx context.Context, m *sarama.ConsumerMessage) bool 
 }
 
 // pop returns the next record in timestamp order, or false when every
-// FIFO is empty. It never blocks.
+// FIFO is empty or an empty partition with records left to fetch holds
+// the others back (at most maxTaskIdle). It never blocks.
 func (q *recordQueue) pop() (*sarama.ConsumerMessage, bool) {
+	return q.popAt(time.Now())
+}
+
+func (q *recordQueue) popAt(now time.Time) (*sarama.ConsumerMessage, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var best *fifo
+	held := false
 	for _, k := range q.order {
 		f := q.parts[k]
 		if f.len() == 0 {
+			if !f.tracked || f.fetched < f.hwm {
+				if f.idleSince.IsZero() {
+					f.idleSince = now
+				}
+				if now.Sub(f.idleSince) < maxTaskIdle {
+					held = true
+				}
+			}
 			continue
 		}
 		if best == nil || f.msgs[f.head].Timestamp.Before(best.msgs[best.head].Timestamp) {
 			best = f
 		}
 	}
-	if best == nil {
+	if best == nil || held {
 		return nil, false
 	}
 	m := best.msgs[best.head]

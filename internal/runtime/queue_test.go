@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -155,5 +156,51 @@ func TestPartitionerHonoursChosenPartition(t *testing.T) {
 	// Kafka: toPositive(murmur2("foobar")) % 50 == 16 (UtilsTest vectors).
 	if got, err := p.Partition(m, 50); err != nil || got != 16 {
 		t.Fatalf("hashed partition: got %d, %v; want 16", got, err)
+	}
+}
+
+// TestQueueWaitsForAPartitionWithUnfetchedRecords: a table partition whose
+// claim knows of records not fetched yet holds back the stream's records
+// (which would otherwise be joined against a table missing its earlier
+// updates), also before its claim starts, for at most maxTaskIdle.
+func TestQueueWaitsForAPartitionWithUnfetchedRecords(t *testing.T) {
+	q := newRecordQueue(10, nil)
+	ctx := context.Background()
+	q.addPartition("rates", 0)
+	q.addPartition("txns", 0)
+	q.track("txns", 0, 0, 1)
+	if !q.pushAt(ctx, msg("txns", 0, 0, 50), 1) {
+		t.Fatal("push refused")
+	}
+	t0 := time.Unix(1000, 0)
+	if m, ok := q.popAt(t0); ok {
+		t.Fatalf("popped %s@%d before the table's claim started", m.Topic, m.Offset)
+	}
+	q.track("rates", 0, -2, 2) // from the log start; 2 records on the broker
+	if m, ok := q.popAt(t0.Add(time.Millisecond)); ok {
+		t.Fatalf("popped %s@%d while the table has unfetched records", m.Topic, m.Offset)
+	}
+	q.pushAt(ctx, msg("rates", 0, 0, 10), 2)
+	q.pushAt(ctx, msg("rates", 0, 1, 20), 2)
+	var got []string
+	for {
+		m, ok := q.popAt(t0.Add(2 * time.Millisecond))
+		if !ok {
+			break
+		}
+		got = append(got, m.Topic)
+	}
+	if want := "[rates rates txns]"; fmt.Sprint(got) != want {
+		t.Fatalf("got %v, want %s", got, want)
+	}
+	// A partition that stays behind its high watermark (a transaction
+	// marker at the end of its log) holds the others for maxTaskIdle only.
+	q.track("rates", 0, 2, 3)
+	q.pushAt(ctx, msg("txns", 0, 1, 60), 2)
+	if _, ok := q.popAt(t0.Add(time.Second)); ok {
+		t.Fatal("popped at once while the table is behind")
+	}
+	if _, ok := q.popAt(t0.Add(time.Second + maxTaskIdle)); !ok {
+		t.Fatal("still held after maxTaskIdle")
 	}
 }
