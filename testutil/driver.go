@@ -79,6 +79,7 @@ func NewTestDriver(topo *topology.Topology, opts ...DriverOption) (*TestDriver, 
 	if err != nil {
 		return nil, fmt.Errorf("testutil: %w", err)
 	}
+	g = g.ForApplication(DriverApplicationID)
 	d := &TestDriver{
 		graph: g, wall: cfg.start, offsets: map[string]int64{},
 		outputs: map[string][]processor.ProducedRecord{}, partitions: cfg.partitions,

@@ -5,16 +5,21 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/brookstream/brook/store/leveldb"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/brookstream/brook/store/leveldb"
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/changelog"
 	"github.com/brookstream/brook/internal/runtime"
 	"github.com/brookstream/brook/internal/scram"
+	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/store"
 )
 
@@ -104,6 +109,12 @@ type Config struct {
 	// commit was not committed (it is processed again after a restart).
 	// Default 30s.
 	ShutdownTimeout time.Duration
+	// RepartitionPurgeInterval is how often, at most, the App deletes the
+	// records of its repartition topics that it has consumed and
+	// committed (DeleteRecords up to the committed offset), so those
+	// topics stay small. Default 30s, as Kafka Streams'
+	// repartition.purge.interval.ms.
+	RepartitionPurgeInterval time.Duration
 	// Guarantee is the processing guarantee. Default AtLeastOnce.
 	Guarantee Guarantee
 	// Workers is the number of processing goroutines; tasks are spread
@@ -207,6 +218,9 @@ func (c Config) Validate() error {
 	if c.StartupTimeout < 0 {
 		return fmt.Errorf("topology: Config.StartupTimeout %v is negative", c.StartupTimeout)
 	}
+	if c.RepartitionPurgeInterval < 0 {
+		return fmt.Errorf("topology: Config.RepartitionPurgeInterval %v is negative", c.RepartitionPurgeInterval)
+	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("brook: Config.ShutdownTimeout %v is negative", c.ShutdownTimeout)
 	}
@@ -221,6 +235,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
+	}
+	if c.RepartitionPurgeInterval == 0 {
+		c.RepartitionPurgeInterval = runtime.DefaultRepartitionPurgeInterval
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
@@ -281,6 +298,16 @@ func checkTopicNames(topo *Topology, appID string) error {
 		}
 		if len(topic) > maxTopicLen {
 			return fmt.Errorf("topology: store %q: its changelog topic %q has %d characters, more than Kafka's %d; shorten the application id or the store name", name, topic, len(topic), maxTopicLen)
+		}
+	}
+	for _, placeholder := range slices.Sorted(maps.Keys(topo.graph.Repartitions)) {
+		name := strings.TrimSuffix(strings.TrimPrefix(placeholder, task.ApplicationIDPlaceholder+"-"), "-repartition")
+		topic := appID + strings.TrimPrefix(placeholder, task.ApplicationIDPlaceholder)
+		if err := validTopicPart(name); err != nil {
+			return fmt.Errorf("topology: repartition step %q cannot name its topic %q: the name %w", name, topic, err)
+		}
+		if len(topic) > maxTopicLen {
+			return fmt.Errorf("topology: repartition step %q: its topic %q has %d characters, more than Kafka's %d; shorten the application id or the step's name", name, topic, len(topic), maxTopicLen)
 		}
 	}
 	return nil
@@ -358,7 +385,7 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 	c := cfg.withDefaults()
 	appID := c.ApplicationID
 	rt, err := runtime.New(runtime.Config{
-		Graph: topo.graph, ApplicationID: appID, Brokers: c.Brokers,
+		Graph: topo.graph.ForApplication(appID), ApplicationID: appID, Brokers: c.Brokers,
 		Sarama: c.sarama(), StateDir: c.StateDir, CommitInterval: c.CommitInterval,
 		Workers: c.Workers, Endpoint: c.QueryEndpoint, MaxBuffered: c.MaxBufferedRecords,
 		Logger: c.Logger, OnState: c.StateListener, OnRestore: c.RestoreListener,
@@ -366,6 +393,7 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		LevelDB:        c.LevelDB, ExactlyOnce: c.Guarantee == ExactlyOnce,
 		ReplicationFactor: int16(c.ReplicationFactor), MinInsyncReplicas: c.MinInsyncReplicas,
 		StartupTimeout: c.StartupTimeout, ShutdownTimeout: c.ShutdownTimeout,
+		RepartitionPurgeInterval: c.RepartitionPurgeInterval,
 	})
 	if err != nil {
 		return nil, err

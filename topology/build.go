@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -128,8 +129,16 @@ func (t *Topology) preflight(ctx context.Context, appID string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := p.check.Preflight(ctx, p.topic); err != nil {
-			errs = append(errs, fmt.Errorf("topology: node %q, topic %q, %s serde: %w", p.node, p.topic, p.part, err))
+		topic := p.topic
+		if rest, internal := strings.CutPrefix(topic, task.ApplicationIDPlaceholder); internal {
+			// A repartition topic's subjects depend on the application id.
+			if appID == "" {
+				continue
+			}
+			topic = appID + rest
+		}
+		if err := p.check.Preflight(ctx, topic); err != nil {
+			errs = append(errs, fmt.Errorf("topology: node %q, topic %q, %s serde: %w", p.node, topic, p.part, err))
 		}
 	}
 	for _, p := range t.storePreflights {
@@ -272,7 +281,7 @@ func (b *Builder) Build() (*Topology, error) {
 			handlers.Topics = append(handlers.Topics, tp)
 		}
 	}
-	g := &task.Graph{Nodes: specs, Stores: stores, SubTopologies: subs, Handlers: handlers}
+	g := &task.Graph{Nodes: specs, Stores: stores, SubTopologies: subs, Handlers: handlers, Repartitions: maps.Clone(b.repartitions)}
 	t := &Topology{graph: g, preflights: slices.Clone(b.preflights), storePreflights: slices.Clone(b.storePreflights)}
 	for _, d := range b.nodes {
 		t.nodeOrder = append(t.nodeOrder, d.spec.Name)

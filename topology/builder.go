@@ -30,6 +30,12 @@ type Builder struct {
 	// deserTopics and procTopics are the topics the error handlers write
 	// to (processor.TopicWriter).
 	deserTopics, procTopics []string
+	// repartitions are the declared repartition topics (placeholder
+	// names, task.RepartitionTopic) and their partition counts (0 =
+	// worked out at start-up); grouped remembers the repartitioned
+	// grouping of key-changed nodes, so grouping one twice reuses it.
+	repartitions map[string]int32
+	grouped      map[string]groupedDecl
 }
 
 // preflight is a serde that must be checked against an external system

@@ -84,7 +84,7 @@ func dedup[K, V any](s KStream[K, V], name string, idFn func(K, V) string, ttl t
 	n := process(s.b, name, []Node[K, V]{s.Node()}, func() processor.Processor[K, V, K, V] {
 		return &deduper[K, V]{ref: ref, id: idFn, split: split, unique: uniqueName, dups: dupName}
 	}, []ProcessOption{WithStores(ref.Name())})
-	node := KStream[K, V]{b: s.b, name: n.name, keyChanged: s.keyChanged}
+	node := KStream[K, V]{b: s.b, name: n.name, keyChanged: s.keyChanged, keys: s.keys, values: s.values}
 	if !split {
 		return node, KStream[K, V]{}
 	}

@@ -28,6 +28,12 @@ type KStream[K, V any] struct {
 	b          *Builder
 	name       string
 	keyChanged bool
+	// keys and values are the serdes the stream carries: a source's, kept
+	// by every operation whose output type is the same (a serde depends
+	// only on the type), nil after one that changed it. Repartitioning and
+	// aggregations use them unless given others.
+	keys   serde.Serde[K]
+	values serde.Serde[V]
 }
 
 // KeyValue is one output pair of FlatMap.
@@ -43,7 +49,9 @@ func KV[K, V any](k K, v V) KeyValue[K, V] { return KeyValue[K, V]{Key: k, Value
 // topics added with WithTopics; a WithTimestampExtractor option applies
 // as for Source) and returns the stream of its records.
 func Stream[K, V any](b *Builder, name, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...SourceOption) KStream[K, V] {
-	return FromNode(Source(b, name, topic, keys, values, opts...))
+	s := FromNode(Source(b, name, topic, keys, values, opts...))
+	s.keys, s.values = keys, values
+	return s
 }
 
 // FromNode turns a node of the Processor API (a Source, Process or Merge
@@ -70,8 +78,8 @@ func (s KStream[K, V]) Name() string { return s.name }
 // KeyChanged reports whether an operation upstream (Map, SelectKey,
 // FlatMap, or a Processor API node) may have changed the record keys, so
 // records may no longer sit in the partition of their key. Grouping and
-// joining such a stream will need a repartition topic; they are not
-// available yet (docs/DSL.md).
+// joining such a stream goes through a repartition topic (GroupByKey,
+// Repartition; docs/DSL.md).
 func (s KStream[K, V]) KeyChanged() bool { return s.keyChanged }
 
 // stage declares a DSL processor node child of parent and returns its
@@ -84,7 +92,12 @@ func stage[KIn, VIn, KOut, VOut any](parent KStream[KIn, VIn], name string, keyC
 		return KStream[KOut, VOut]{}
 	}
 	n := process(parent.b, name, []Node[KIn, VIn]{parent.Node()}, func() processor.Processor[KIn, VIn, KOut, VOut] { return fn }, nil)
-	return KStream[KOut, VOut]{b: parent.b, name: n.name, keyChanged: parent.keyChanged || keyChanged}
+	out := KStream[KOut, VOut]{b: parent.b, name: n.name, keyChanged: parent.keyChanged || keyChanged}
+	// A serde depends only on its type: where the operation kept a type,
+	// the parent's serde still fits.
+	out.keys, _ = any(parent.keys).(serde.Serde[KOut])
+	out.values, _ = any(parent.values).(serde.Serde[VOut])
+	return out
 }
 
 // nilFunc records a problem when a user function is nil and reports
@@ -153,7 +166,7 @@ func (s KStream[K, V]) Merge(name string, others ...KStream[K, V]) KStream[K, V]
 		changed = changed || o.keyChanged
 	}
 	n := Merge(s.b, name, parents...)
-	return KStream[K, V]{b: s.b, name: n.name, keyChanged: changed}
+	return KStream[K, V]{b: s.b, name: n.name, keyChanged: changed, keys: s.keys, values: s.values}
 }
 
 // To declares a sink node named name that serializes the stream's records

@@ -39,6 +39,9 @@ type KTable[K, V any] struct {
 	b     *Builder
 	name  string
 	store string
+	// keys and values are the serdes the table carries (as KStream's).
+	keys   serde.Serde[K]
+	values serde.Serde[V]
 }
 
 // TableOf declares a table named name over topic, a compacted topic: the
@@ -54,7 +57,7 @@ func TableOf[K, V any](b *Builder, name, topic string, keys serde.Serde[K], valu
 	_, n := declareTable(b, name, topic, keys, values, opts, func(ref KeyValueStoreRef[K, V]) processor.Processor[K, tableEntry[V], K, Change[V]] {
 		return &changeMaterializer[K, V]{ref: ref}
 	})
-	return KTable[K, V]{b: b, name: n.name, store: name}
+	return KTable[K, V]{b: b, name: n.name, store: name, keys: keys, values: values}
 }
 
 // Name returns the name of the node that emits the table's changes.
@@ -83,7 +86,11 @@ func (t KTable[K, V]) ToStream(name string) KStream[K, Change[V]] {
 			return ctx.Forward(r)
 		})
 	}, nil)
-	return KStream[K, Change[V]]{b: t.b, name: n.name}
+	out := KStream[K, Change[V]]{b: t.b, name: n.name, keys: t.keys}
+	if t.values != nil {
+		out.values = ChangeSerde(t.values)
+	}
+	return out
 }
 
 // tableStage declares a processor node over a table's changes.
@@ -92,7 +99,9 @@ func tableStage[K, V, VOut any](t KTable[K, V], name string, fn processor.Func[K
 		return KTable[K, VOut]{}
 	}
 	n := process(t.b, name, []Node[K, Change[V]]{t.Node()}, func() processor.Processor[K, Change[V], K, Change[VOut]] { return fn }, nil)
-	return KTable[K, VOut]{b: t.b, name: n.name}
+	out := KTable[K, VOut]{b: t.b, name: n.name, keys: t.keys}
+	out.values, _ = any(t.values).(serde.Serde[VOut])
+	return out
 }
 
 // Filter declares a processor node named name: the table of the keys

@@ -63,6 +63,12 @@ type TopicSpec struct {
 	// min.insync.replicas). cleanup.policy is set by EnsureTopic. An
 	// existing topic must have the min.insync.replicas given here.
 	Configs map[string]string
+	// Repartition makes the topic a repartition topic instead of a
+	// changelog: cleanup.policy=delete with unlimited retention
+	// (retention.ms=-1; the application deletes what it has consumed).
+	// An existing one must not be compacted (compaction would drop
+	// records of the same key before they are read).
+	Repartition bool
 }
 
 // EnsureTopic creates the changelog topic compacted with spec.Partitions
@@ -78,7 +84,11 @@ func EnsureTopic(ctx context.Context, admin sarama.ClusterAdmin, spec TopicSpec)
 		entries[k] = &v
 	}
 	policy := "compact"
-	if spec.Retention > 0 {
+	if spec.Repartition {
+		policy = "delete"
+		unlimited := "-1"
+		entries["retention.ms"] = &unlimited
+	} else if spec.Retention > 0 {
 		policy = "compact,delete"
 		ms := strconv.FormatInt(spec.Retention.Milliseconds(), 10)
 		entries["retention.ms"] = &ms
@@ -202,7 +212,10 @@ func validateTopic(admin sarama.ClusterAdmin, spec TopicSpec) error {
 			isr = e.Value
 		}
 	}
-	if !HasCompact(policy) {
+	switch {
+	case spec.Repartition && HasCompact(policy):
+		return &TopicMismatchError{Topic: topic, Setting: "cleanup.policy", Expected: "delete", Actual: policy}
+	case !spec.Repartition && !HasCompact(policy):
 		return &TopicMismatchError{Topic: topic, Setting: "cleanup.policy", Expected: "compact", Actual: policy}
 	}
 	if checkISR && isr != wantISR {

@@ -123,6 +123,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	for _, d := range committed {
 		tr := d.tr
 		tr.commits++
+		r.purge.note(d.offs)
 		for tp := range tr.logged {
 			if tr.tables[tp] {
 				for _, o := range d.offs {
@@ -232,6 +233,7 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 	}
 	tp.sent = false
 	r.countTxn()
+	r.purge.note(offs)
 	// The transaction is committed: its writes may reach the local stores.
 	for _, o := range tr.overlays {
 		if err := o.Commit(); err != nil {

@@ -67,8 +67,12 @@ type Config struct {
 	Sarama         *sarama.Config // base client config: version, TLS, SASL, client id
 	StateDir       string
 	CommitInterval time.Duration
-	Workers        int
-	Endpoint       string
+	// RepartitionPurgeInterval is how often, at most, consumed records of
+	// repartition topics are deleted (default
+	// DefaultRepartitionPurgeInterval).
+	RepartitionPurgeInterval time.Duration
+	Workers                  int
+	Endpoint                 string
 	// MaxBuffered is the number of records buffered per partition before
 	// its consumer is held back.
 	MaxBuffered int
@@ -152,6 +156,9 @@ type Runtime struct {
 	// failures attributes the shared producer's failures to tasks
 	// (failure.go).
 	failures failureBook
+	// purge deletes consumed records of repartition topics
+	// (repartition.go).
+	purge *purger
 }
 
 // New validates cfg and returns a runtime in state Created. Only
@@ -182,6 +189,9 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if cfg.RepartitionPurgeInterval <= 0 {
+		cfg.RepartitionPurgeInterval = DefaultRepartitionPurgeInterval
+	}
 	if cfg.StartupTimeout <= 0 {
 		cfg.StartupTimeout = defaultStartupTimeout
 	}
@@ -201,6 +211,7 @@ func New(cfg Config) (*Runtime, error) {
 		restoredRecords: map[assign.TaskID]int64{},
 	}
 	r.group = coordinatorGroup{r}
+	r.purge = &purger{r: r}
 	r.cfg.OnRestore = r.watchRestore(cfg.OnRestore)
 	for _, st := range cfg.Graph.SubTopologies {
 		if len(st.SourcePatterns) > 0 {
@@ -646,6 +657,9 @@ func (r *Runtime) preflight(ctx context.Context, st *startup) error {
 		n := int32(-1)
 		var first string
 		for _, t := range sub.SourceTopics {
+			if r.cfg.Graph.IsInternalTopic(t) {
+				continue // created below, with a count worked out from these
+			}
 			ps, err := r.client.Partitions(t)
 			if err != nil {
 				return fmt.Errorf("brook: partitions of %s: %w", t, err)
@@ -673,11 +687,15 @@ func (r *Runtime) preflight(ctx context.Context, st *startup) error {
 			}
 		}
 	}
-	st.step = "creating or checking the changelog topics"
 	var configs map[string]string
 	if r.cfg.MinInsyncReplicas > 0 {
 		configs = map[string]string{"min.insync.replicas": strconv.Itoa(r.cfg.MinInsyncReplicas)}
 	}
+	st.step = "creating or checking the repartition topics"
+	if err := r.ensureRepartitionTopics(ctx, admin, counts, configs); err != nil {
+		return err
+	}
+	st.step = "creating or checking the changelog topics"
 	for _, sub := range r.cfg.Graph.SubTopologies {
 		for _, name := range sub.Stores {
 			spec := r.cfg.Graph.Stores[name]
@@ -716,12 +734,14 @@ func (r *Runtime) missingTopics(existing []string) *MissingTopicsError {
 	}
 	for _, st := range r.cfg.Graph.SubTopologies {
 		for _, t := range st.SourceTopics {
-			check(t, &e.Sources)
+			if !r.cfg.Graph.IsInternalTopic(t) {
+				check(t, &e.Sources)
+			}
 		}
 	}
 	var sinks []string
 	for _, n := range r.cfg.Graph.Nodes {
-		if n.Kind == task.Sink && n.SinkTopic != "" {
+		if n.Kind == task.Sink && n.SinkTopic != "" && !r.cfg.Graph.IsInternalTopic(n.SinkTopic) {
 			sinks = append(sinks, n.SinkTopic)
 		}
 	}

@@ -101,6 +101,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 				r.commitFailed(err)
 				return
 			}
+			r.purge.maybePurge(r.cfg.Clock())
 			nextCommit = r.cfg.Clock().Add(r.cfg.CommitInterval)
 		}
 		if processed == 0 {

@@ -16,6 +16,8 @@ package task
 import (
 	"errors"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/brookstream/brook/processor"
@@ -150,6 +152,11 @@ type Graph struct {
 	SubTopologies []*SubTopology
 	// Handlers are the topology's error handlers.
 	Handlers Handlers
+	// Repartitions are the graph's repartition topics, each with the
+	// partition count it was declared with (0: worked out at start-up from
+	// the sub-topologies that write and read it). Before ForApplication
+	// the names hold ApplicationIDPlaceholder.
+	Repartitions map[string]int32
 }
 
 // SubTopologyFor returns the sub-topology that reads topic, or nil.
@@ -189,4 +196,69 @@ func GraphOf(h Handle) (*Graph, error) {
 		return nil, errors.New("task: not a built *topology.Topology (use topology.Builder.Build)")
 	}
 	return h.g, nil
+}
+
+// ApplicationIDPlaceholder stands for the application id in the names of
+// internal topics (repartition topics) until the graph runs for an
+// application (ForApplication). It contains characters Kafka refuses in
+// topic names, so it cannot clash with a user's topic.
+const ApplicationIDPlaceholder = "<application-id>"
+
+// RepartitionTopic returns the name, before ForApplication, of the
+// internal topic of the repartition step named name:
+// "<application-id>-<name>-repartition".
+func RepartitionTopic(name string) string {
+	return ApplicationIDPlaceholder + "-" + name + "-repartition"
+}
+
+// IsInternalTopic reports whether topic is an internal topic of the graph
+// (a repartition topic), in placeholder or resolved form.
+func (g *Graph) IsInternalTopic(topic string) bool {
+	_, ok := g.Repartitions[topic]
+	return ok
+}
+
+// ForApplication returns a copy of g with the application id filled into
+// the names of its internal topics (node subscriptions, sink topics,
+// sub-topology source topics and Repartitions). The runtime and the
+// TestDriver run the copy; g is not changed.
+func (g *Graph) ForApplication(appID string) *Graph {
+	if len(g.Repartitions) == 0 {
+		return g
+	}
+	resolve := func(t string) string {
+		if rest, ok := strings.CutPrefix(t, ApplicationIDPlaceholder); ok {
+			return appID + rest
+		}
+		return t
+	}
+	out := *g
+	out.Nodes = make(map[string]*NodeSpec, len(g.Nodes))
+	for name, n := range g.Nodes {
+		c := *n
+		c.Topics = make([]string, len(n.Topics))
+		for i, t := range n.Topics {
+			c.Topics[i] = resolve(t)
+		}
+		if n.Topics == nil {
+			c.Topics = nil
+		}
+		c.SinkTopic = resolve(n.SinkTopic)
+		out.Nodes[name] = &c
+	}
+	out.SubTopologies = make([]*SubTopology, len(g.SubTopologies))
+	for i, st := range g.SubTopologies {
+		c := *st
+		c.SourceTopics = make([]string, len(st.SourceTopics))
+		for j, t := range st.SourceTopics {
+			c.SourceTopics[j] = resolve(t)
+		}
+		slices.Sort(c.SourceTopics)
+		out.SubTopologies[i] = &c
+	}
+	out.Repartitions = make(map[string]int32, len(g.Repartitions))
+	for t, n := range g.Repartitions {
+		out.Repartitions[resolve(t)] = n
+	}
+	return &out
 }

@@ -248,6 +248,12 @@ type sinkNode[K, V any] struct {
 
 func (s *sinkNode[K, V]) bind(t *Task, spec *NodeSpec, children []Node) error {
 	s.t, s.spec = t, spec
+	if s.topicFn == nil {
+		// The spec's topic, not the one the factory was made with: an
+		// internal topic's name is only known once the graph runs for an
+		// application (Graph.ForApplication).
+		s.topic = spec.SinkTopic
+	}
 	if len(children) > 0 {
 		return fmt.Errorf("sink %q: a sink cannot have children", spec.Name)
 	}
