@@ -70,26 +70,37 @@ func repartitionCounts(g *task.Graph, counts map[int]int32) (map[string]int32, e
 		}
 		return nil
 	}
-	for range len(topics) + len(g.SubTopologies) + 1 {
+	// Derive, reader by reader: a sub-topology that reads only
+	// repartition topics without a count takes the largest count of the
+	// sub-topologies writing to any of them, once all those are known.
+	for range len(g.SubTopologies) + 1 {
 		if err := settle(); err != nil {
 			return nil, err
 		}
 		progress := false
-		for _, t := range topics {
-			if _, ok := out[t]; ok {
+		for _, st := range g.SubTopologies {
+			if counts[st.ID] > 0 {
 				continue
 			}
-			n := int32(-1)
-			for _, w := range writers[t] {
-				c := counts[w]
-				if c <= 0 {
-					n = -1
-					break
+			n, known := int32(-1), true
+			for _, t := range st.SourceTopics {
+				if !g.IsInternalTopic(t) {
+					continue
 				}
-				n = max(n, c)
+				for _, w := range writers[t] {
+					if counts[w] <= 0 {
+						known = false
+					}
+					n = max(n, counts[w])
+				}
 			}
-			if n > 0 {
-				out[t], progress = n, true
+			if known && n > 0 {
+				counts[st.ID], progress = n, true
+				for _, t := range st.SourceTopics {
+					if g.IsInternalTopic(t) {
+						out[t] = n
+					}
+				}
 			}
 		}
 		if !progress {
