@@ -109,6 +109,15 @@ type Config struct {
 	// commit was not committed (it is processed again after a restart).
 	// Default 30s.
 	ShutdownTimeout time.Duration
+	// MaxTaskIdle bounds how long a task whose input partitions (a
+	// stream and a table, or several co-partitioned topics) are not all
+	// buffered waits for a partition known to have records on the broker
+	// that are not fetched yet, before it processes the others' records
+	// past it: waiting keeps the merge in timestamp order (a stream record
+	// joins the table as of its time). Default 500ms; negative: never
+	// wait. Kafka Streams' max.task.idle.ms (KIP-695), except that brook
+	// always waits, at most this long, while the lag is known.
+	MaxTaskIdle time.Duration
 	// RepartitionPurgeInterval is how often, at most, the App deletes the
 	// records of its repartition topics that it has consumed and
 	// committed (DeleteRecords up to the committed offset), so those
@@ -393,7 +402,7 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		LevelDB:        c.LevelDB, ExactlyOnce: c.Guarantee == ExactlyOnce,
 		ReplicationFactor: int16(c.ReplicationFactor), MinInsyncReplicas: c.MinInsyncReplicas,
 		StartupTimeout: c.StartupTimeout, ShutdownTimeout: c.ShutdownTimeout,
-		RepartitionPurgeInterval: c.RepartitionPurgeInterval,
+		RepartitionPurgeInterval: c.RepartitionPurgeInterval, MaxTaskIdle: c.MaxTaskIdle,
 	})
 	if err != nil {
 		return nil, err

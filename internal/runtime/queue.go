@@ -8,9 +8,10 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// maxTaskIdle bounds how long a task holds back records of its other
-// partitions while one partition is empty but known to have records that
-// are not fetched yet (see recordQueue.pop).
+// maxTaskIdle is the default bound (Config.MaxTaskIdle) on how long a task
+// holds back records of its other partitions while one partition is empty
+// but known to have records that are not fetched yet (see
+// recordQueue.pop).
 const maxTaskIdle = 500 * time.Millisecond
 
 // recordQueue buffers the consumed records of one task, one FIFO per
@@ -37,6 +38,8 @@ type recordQueue struct {
 	order  []tpKey
 	closed bool
 	notify func() // tells the worker there is work
+	// maxIdle bounds the hold per episode; negative: never hold.
+	maxIdle time.Duration
 }
 
 type tpKey struct {
@@ -62,7 +65,7 @@ type fifo struct {
 func (f *fifo) len() int { return len(f.msgs) - f.head }
 
 func newRecordQueue(max int, notify func()) *recordQueue {
-	q := &recordQueue{max: max, parts: map[tpKey]*fifo{}, notify: notify}
+	q := &recordQueue{max: max, parts: map[tpKey]*fifo{}, notify: notify, maxIdle: maxTaskIdle}
 	q.space = sync.NewCond(&q.mu)
 	return q
 }
@@ -137,7 +140,7 @@ func (q *recordQueue) pushAt(ctx context.Context, m *sarama.ConsumerMessage, hwm
 
 // pop returns the next record in timestamp order, or false when every
 // FIFO is empty or an empty partition with records left to fetch holds
-// the others back (at most maxTaskIdle). It never blocks.
+// the others back (at most maxIdle). It never blocks.
 func (q *recordQueue) pop() (*sarama.ConsumerMessage, bool) {
 	return q.popAt(time.Now())
 }
@@ -154,7 +157,7 @@ func (q *recordQueue) popAt(now time.Time) (*sarama.ConsumerMessage, bool) {
 				if f.idleSince.IsZero() {
 					f.idleSince = now
 				}
-				if now.Sub(f.idleSince) < maxTaskIdle {
+				if now.Sub(f.idleSince) < q.maxIdle {
 					held = true
 				}
 			}

@@ -204,3 +204,34 @@ func TestQueueWaitsForAPartitionWithUnfetchedRecords(t *testing.T) {
 		t.Fatal("still held after maxTaskIdle")
 	}
 }
+
+// TestQueueMaxIdleSetting: a negative bound never holds a partition back;
+// a longer one holds it that long.
+func TestQueueMaxIdleSetting(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		idle     time.Duration
+		at       time.Duration
+		released bool
+	}{
+		{-1, 0, true},
+		{2 * time.Second, time.Second, false},
+		{2 * time.Second, 2 * time.Second, true},
+	} {
+		q := newRecordQueue(10, nil)
+		q.maxIdle = tc.idle
+		q.addPartition("rates", 0)
+		q.addPartition("txns", 0)
+		q.track("txns", 0, 0, 1)
+		q.track("rates", 0, 0, 2) // two records on the broker, none fetched
+		q.pushAt(ctx, msg("txns", 0, 0, 50), 1)
+		_, ok := q.popAt(t0) // starts the table's idle episode, unless never held
+		if !ok {
+			_, ok = q.popAt(t0.Add(tc.at))
+		}
+		if ok != tc.released {
+			t.Errorf("maxIdle %v at +%v: released %v, want %v", tc.idle, tc.at, ok, tc.released)
+		}
+	}
+}

@@ -67,6 +67,10 @@ type Config struct {
 	Sarama         *sarama.Config // base client config: version, TLS, SASL, client id
 	StateDir       string
 	CommitInterval time.Duration
+	// MaxTaskIdle bounds how long a task waits for a partition with
+	// unfetched records before merging past it (0: maxTaskIdle;
+	// negative: never wait).
+	MaxTaskIdle time.Duration
 	// RepartitionPurgeInterval is how often, at most, consumed records of
 	// repartition topics are deleted (default
 	// DefaultRepartitionPurgeInterval).

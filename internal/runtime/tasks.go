@@ -129,6 +129,10 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		default:
 		}
 	})
+	if r.cfg.MaxTaskIdle != 0 {
+		tr.queue.maxIdle = r.cfg.MaxTaskIdle
+	}
+
 	checkpoint, err := store.ReadCheckpoint(tr.dir)
 	if err != nil {
 		var ce *store.CheckpointError
