@@ -266,32 +266,40 @@ func (e *brookEnricher) Process(ctx processor.Context[string, []byte], r process
 
 func (e *brookEnricher) Close() error { return nil }
 
-// brookWindowCounter counts per key and tumbling window in a key-value
-// store keyed "<key>@<window start ms>" (topology has no window-store
-// declaration yet).
+// brookWindowCounter counts per key and tumbling window in the window
+// store "window-counts", by hand (the Processor API; the DSL's windowed
+// count is the brook-dsl system). Windows are aligned to the epoch; a
+// window store drops windows once its stream time passes their start plus
+// retention (the window size: no grace, as the Kafka Streams peer's
+// TimeWindows.ofSizeWithNoGrace).
 type brookWindowCounter struct {
-	size   int64
-	counts store.KeyValueStore[string, int64]
+	size   time.Duration
+	counts store.WindowStore[string, int64]
 }
 
 func (c *brookWindowCounter) Init(ctx processor.Context[string, int64]) (err error) {
-	c.counts, err = processor.KeyValueStore[string, int64](ctx, "window-counts")
+	c.counts, err = processor.WindowStore[string, int64](ctx, "window-counts")
 	return err
 }
 
 func (c *brookWindowCounter) Process(ctx processor.Context[string, int64], r processor.Record[string, []byte]) error {
 	ms := r.Timestamp.UnixMilli()
-	start := ms - ms%c.size
-	wk := fmt.Sprintf("%s@%d", r.Key, start)
-	n, _, err := c.counts.Get(wk)
+	start := time.UnixMilli(ms - ms%c.size.Milliseconds())
+	if !start.Add(c.size).After(ctx.StreamTime()) {
+		return nil // window closed (no grace)
+	}
+	n, _, err := c.counts.Fetch(r.Key, start)
 	if err != nil {
 		return err
 	}
 	n++
-	if err := c.counts.Put(wk, n); err != nil {
+	if err := c.counts.Put(r.Key, start, n); err != nil {
 		return err
 	}
-	return ctx.Forward(processor.Record[string, int64]{Key: wk, Value: n, Timestamp: r.Timestamp, Headers: r.Headers})
+	if err := c.counts.AdvanceTime(ctx.StreamTime()); err != nil {
+		return err
+	}
+	return ctx.Forward(processor.Record[string, int64]{Key: fmt.Sprintf("%s@%d", r.Key, start.UnixMilli()), Value: n, Timestamp: r.Timestamp, Headers: r.Headers})
 }
 
 func (c *brookWindowCounter) Close() error { return nil }
@@ -321,8 +329,8 @@ func brookTopology(a workerArgs) (*topology.Topology, error) {
 		topology.Sink(b, "out", a.out, j, serde.String(), serde.Bytes())
 	case "B4":
 		src := topology.Source(b, "in", a.in, serde.String(), serde.Bytes())
-		topology.KeyValueStore(b, "window-counts", serde.String(), serde.Int64())
-		size := int64(a.windowMinutes) * 60_000
+		size := time.Duration(a.windowMinutes) * time.Minute
+		topology.WindowStore(b, "window-counts", serde.String(), serde.Int64(), store.WindowOptions{Retention: size})
 		c := topology.Process(b, "window-count", src, func() processor.Processor[string, []byte, string, int64] {
 			return &brookWindowCounter{size: size}
 		}, topology.WithStores("window-counts"))
