@@ -72,6 +72,13 @@ type WindowOptions struct {
 	// expired windows are dropped. Default max(Retention/2, 1 minute).
 	// Changing it needs no wipe: the changelog does not depend on it.
 	SegmentInterval time.Duration
+	// Size is the width of the store's windows when they all have one
+	// (tumbling and hopping windows): interactive queries (package query)
+	// report a window's end as its start plus Size. 0, the default, says
+	// that the windows have no one width; queries then report no end. At
+	// most Retention (a window must be kept at least until it ends).
+	// The store itself does not use it.
+	Size time.Duration
 }
 
 // Validate reports options that cannot work.
@@ -81,6 +88,12 @@ func (o WindowOptions) Validate() error {
 	}
 	if o.SegmentInterval != 0 && o.SegmentInterval < time.Millisecond {
 		return fmt.Errorf("store: WindowOptions.SegmentInterval %v must be at least 1ms", o.SegmentInterval)
+	}
+	if o.Size != 0 && o.Size < time.Millisecond {
+		return fmt.Errorf("store: WindowOptions.Size %v must be 0 (no one width) or at least 1ms", o.Size)
+	}
+	if o.Size > o.Retention {
+		return fmt.Errorf("store: WindowOptions.Size %v is longer than Retention %v: windows would expire before they end", o.Size, o.Retention)
 	}
 	return nil
 }

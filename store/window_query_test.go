@@ -70,3 +70,23 @@ func drain[K, V any](t *testing.T, it Iterator[K, V], err error) {
 		t.Error(err)
 	}
 }
+
+// TestWindowOptionsSize checks the window size's validation: optional,
+// whole milliseconds at least, and no longer than the retention.
+func TestWindowOptionsSize(t *testing.T) {
+	for _, tc := range []struct {
+		o  WindowOptions
+		ok bool
+	}{
+		{WindowOptions{Retention: time.Hour}, true},
+		{WindowOptions{Retention: time.Hour, Size: 5 * time.Minute}, true},
+		{WindowOptions{Retention: time.Hour, Size: time.Hour}, true},
+		{WindowOptions{Retention: time.Hour, Size: time.Hour + time.Millisecond}, false},
+		{WindowOptions{Retention: time.Hour, Size: -time.Minute}, false},
+		{WindowOptions{Retention: time.Hour, Size: time.Microsecond}, false},
+	} {
+		if err := tc.o.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%+v: %v, want ok=%v", tc.o, err, tc.ok)
+		}
+	}
+}
