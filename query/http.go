@@ -88,6 +88,12 @@ const servedByHeader = "X-Brook-Served-By"
 //	GET /stores/{store}/keys/{key}       one key (forwarded to its owner)
 //	GET /stores/{store}/range?from=&to=&prefix=&limit=&token=
 //	                                     keys of every instance, in key order
+//	GET /stores/{store}/windows/{key}?from=&to=&limit=&token=
+//	                                     a key's windows (window stores;
+//	                                     forwarded to the key's owner)
+//	GET /stores/{store}/windows?from=&to=&limit=&token=
+//	                                     windows of every instance, by key
+//	                                     then start (window stores)
 //	GET /stores/{store}/metadata?key=    which instance hosts the key
 //	GET /instances                       the instances and their tasks
 //	GET /health, GET /ready              liveness and readiness
@@ -95,11 +101,11 @@ const servedByHeader = "X-Brook-Served-By"
 // Paths are taken literally (never cleaned or redirected) and every
 // route answers GET and HEAD. Every error answer is JSON,
 // {"error": "..."}: 400 bad input, 401 missing or wrong token, 404
-// unknown path, store or key, 405 (with Allow) another method, 503 with
-// Retry-After while restoring or rebalancing, 502 when the owning
-// instance cannot be reached. Range answers page with a continuation
-// token and say "more": false on the last page. Serve it on the address
-// given as Config.QueryEndpoint.
+// unknown path, store or key or a route of the other store kind, 405
+// (with Allow) another method, 503 with Retry-After while restoring or
+// rebalancing, 502 when the owning instance cannot be reached. Range and
+// window answers page with a continuation token and say "more": false on
+// the last page. Serve it on the address given as Config.QueryEndpoint.
 func NewHandler(app App, opts ...Option) http.Handler {
 	a, err := handleOf(app, "NewHandler")
 	cfg := queryConfig{timeout: 5 * time.Second, maxHops: 2, defaultLimit: 100, maxLimit: 1000, retryAfter: time.Second, maxURL: 16 << 10, maxResponse: 64 << 20}
