@@ -675,3 +675,144 @@ func TestWindowQueryDuringRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWindowQueryWhileProcessing reads a window store through the
+// handler and the typed view while its task keeps writing it, at least
+// once and exactly once (whose reads go through the overlay of
+// uncommitted writes); run it with -race. Every read succeeds and no
+// window's count goes down.
+func TestWindowQueryWhileProcessing(t *testing.T) {
+	for name, g := range map[string]topology.Guarantee{"at-least-once": topology.AtLeastOnce, "exactly-once": topology.ExactlyOnce} {
+		t.Run(name, func(t *testing.T) {
+			cleanupClient(t)
+			b := testutil.NewBroker(t)
+			in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
+			b.CreateTopic(t, in, 2, nil)
+			b.CreateTopic(t, out, 2, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			qi := startQueryInstance(t, ctx, windowCountTopology(t, in, out), topology.Config{
+				ApplicationID: testutil.TopicName(t, "app"), Brokers: b.Addrs(), StateDir: t.TempDir(),
+				CommitInterval: 100 * time.Millisecond, Logger: testLogger(t), Guarantee: g,
+			})
+			d := newWinData(8, 3)
+			const rounds = 30
+			produce := func(r int) {
+				var msgs []*sarama.ProducerMessage
+				for i := 0; i < d.keys; i++ {
+					msgs = append(msgs, &sarama.ProducerMessage{Key: sarama.StringEncoder(d.key(i)), Value: sarama.StringEncoder("x"),
+						Partition: partitionOf(d.key(i), 2), Timestamp: d.start(r % d.windows).Add(time.Duration(r) * time.Millisecond)})
+				}
+				b.Produce(t, in, msgs...)
+			}
+			for r := 0; r < d.windows; r++ {
+				produce(r)
+			}
+			view, err := topology.QueryWindow[string, int64](qi.app, "win")
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 60*time.Second, func() error {
+				got, err := pageWindowsErr(qi.endpoint, "/stores/win/windows?limit=1000")
+				if err != nil || len(got) != d.keys*d.windows {
+					return fmt.Errorf("%d windows, %v", len(got), err)
+				}
+				return nil
+			})
+
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			errs := make(chan error, 2)
+			nondecreasing := func(last map[winResult]int64, w winResult) error {
+				k := winResult{Key: w.Key, Start: w.Start}
+				if w.Value < last[k] {
+					return fmt.Errorf("%s@%d went from %d to %d", w.Key, w.Start, last[k], w.Value)
+				}
+				last[k] = w.Value
+				return nil
+			}
+			wg.Add(2)
+			go func() { // HTTP reader
+				defer wg.Done()
+				last := map[winResult]int64{}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					got, err := pageWindowsErr(qi.endpoint, "/stores/win/windows?limit=7")
+					if err == nil && len(got) != d.keys*d.windows {
+						err = fmt.Errorf("%d windows while processing", len(got))
+					}
+					for _, w := range got {
+						if err == nil {
+							err = nondecreasing(last, w)
+						}
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+			go func() { // typed reader: FetchRange and FetchAll
+				defer wg.Done()
+				last := map[winResult]int64{}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					got, err := viewWindows(d.key(3))(view.FetchRange(d.key(3), d.t0, d.last()))
+					if err == nil && len(got) != d.windows {
+						err = fmt.Errorf("FetchRange while processing: %v", got)
+					}
+					it, ferr := view.FetchAll(d.t0, d.last())
+					if err == nil {
+						err = ferr
+					}
+					if ferr == nil {
+						n := 0
+						for it.Next() {
+							n++
+							if err == nil {
+								err = nondecreasing(last, winResult{it.Key().Key, it.Key().Start.UnixMilli(), it.Value()})
+							}
+						}
+						it.Close()
+						if err == nil && (it.Err() != nil || n != d.keys*d.windows) {
+							err = fmt.Errorf("FetchAll while processing: %d windows, %v", n, it.Err())
+						}
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+			for r := d.windows; r < rounds; r++ {
+				produce(r)
+			}
+			b.WaitForRecords(t, out, rounds*d.keys, g == topology.ExactlyOnce, 60*time.Second)
+			close(stop)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			for i := 0; i < d.keys; i++ {
+				for j := 0; j < d.windows; j++ {
+					if n, found, err := view.Fetch(d.key(i), d.start(j)); err != nil || !found || n != int64(rounds/d.windows) {
+						t.Fatalf("%s window %d = %d, %v, %v; want %d", d.key(i), j, n, found, err, rounds/d.windows)
+					}
+				}
+			}
+			cancel()
+			if err := <-qi.done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
