@@ -143,3 +143,26 @@ func TestFirstN(t *testing.T) {
 		}
 	}
 }
+
+// FuzzWindowParams feeds the parsers of window query parameters (time
+// bounds and continuation tokens) arbitrary text: they never panic, an
+// accepted time is whole milliseconds of the text's instant, and an
+// accepted token is one windowSortKey writes.
+func FuzzWindowParams(f *testing.F) {
+	for _, s := range []string{"0", "-1", "1714564800000", "2024-05-01T12:00:00Z", "2024-05-01T14:00:00 02:00",
+		"2024-05-01T12:00:00.0005Z", "1." + "YQABAAAAAAAAAAU", "1.", "x.y", "99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if ms, err := parseWindowTime("from", text); err == nil {
+			if tm, perr := time.Parse(time.RFC3339Nano, strings.Replace(text, " ", "+", 1)); perr == nil && tm.UnixMilli() != ms {
+				t.Fatalf("%q read as %d, is %d", text, ms, tm.UnixMilli())
+			}
+		}
+		if b, err := decodeToken(text); err == nil {
+			if kb, start, err := parseWindowSortKey(b); err == nil && !bytes.Equal(windowSortKey(kb, start), b) {
+				t.Fatalf("token %q read as %x@%d, which writes %x", text, kb, start, windowSortKey(kb, start))
+			}
+		}
+	})
+}
