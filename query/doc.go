@@ -4,18 +4,23 @@
 // From Go, KeyValue returns a typed, read-only view of one key-value store
 // across the tasks of this instance; Get routes a key to its partition and
 // says (*NotLocalError) which instance holds it when that is another one,
-// or (*NotReadyError) that its task is still restoring. Over HTTP,
+// or (*NotReadyError) that its task is still restoring. Window does the
+// same for a window store: Fetch and FetchRange route a key's windows like
+// Get, FetchAll reads this instance's windows in a time range. Over HTTP,
 // NewHandler serves every store as JSON for the whole application: it
-// answers keys held here, forwards the others to their owner, and gathers
-// ranges from every instance, paged in key order. docs/QUERIES.md is the
-// full reference of the HTTP API.
+// answers keys (and a key's windows) held here, forwards the others to
+// their owner, and gathers key ranges (and all windows in a time range)
+// from every instance, paged in key order. docs/QUERIES.md is the full
+// reference of the HTTP API.
 //
 // Package topology's App satisfies App, and keeps the same calls on
-// itself: app.QueryHandler(opts...) is NewHandler(app, opts...) and
-// topology.QueryKeyValue is KeyValue. This package never imports
-// topology: it reaches the App's runtime through the opaque Handle.
+// itself: app.QueryHandler(opts...) is NewHandler(app, opts...),
+// topology.QueryKeyValue is KeyValue and topology.QueryWindow is Window.
+// This package never imports topology: it reaches the App's runtime
+// through the opaque Handle.
 //
 // An unknown store name is brook's one *processor.UnknownStoreError (with
-// an empty Node), and a view asked for with other key or value types a
-// *processor.StoreTypeError.
+// an empty Node), and a view asked for with other key or value types, or
+// of the other kind (a key-value view of a window store or the reverse),
+// a *processor.StoreTypeError.
 package query

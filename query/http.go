@@ -88,6 +88,12 @@ const servedByHeader = "X-Brook-Served-By"
 //	GET /stores/{store}/keys/{key}       one key (forwarded to its owner)
 //	GET /stores/{store}/range?from=&to=&prefix=&limit=&token=
 //	                                     keys of every instance, in key order
+//	GET /stores/{store}/windows/{key}?from=&to=&limit=&token=
+//	                                     a key's windows (window stores;
+//	                                     forwarded to the key's owner)
+//	GET /stores/{store}/windows?from=&to=&limit=&token=
+//	                                     windows of every instance, by key
+//	                                     then start (window stores)
 //	GET /stores/{store}/metadata?key=    which instance hosts the key
 //	GET /instances                       the instances and their tasks
 //	GET /health, GET /ready              liveness and readiness
@@ -95,11 +101,11 @@ const servedByHeader = "X-Brook-Served-By"
 // Paths are taken literally (never cleaned or redirected) and every
 // route answers GET and HEAD. Every error answer is JSON,
 // {"error": "..."}: 400 bad input, 401 missing or wrong token, 404
-// unknown path, store or key, 405 (with Allow) another method, 503 with
-// Retry-After while restoring or rebalancing, 502 when the owning
-// instance cannot be reached. Range answers page with a continuation
-// token and say "more": false on the last page. Serve it on the address
-// given as Config.QueryEndpoint.
+// unknown path, store or key or a route of the other store kind, 405
+// (with Allow) another method, 503 with Retry-After while restoring or
+// rebalancing, 502 when the owning instance cannot be reached. Range and
+// window answers page with a continuation token and say "more": false on
+// the last page. Serve it on the address given as Config.QueryEndpoint.
 func NewHandler(app App, opts ...Option) http.Handler {
 	a, err := handleOf(app, "NewHandler")
 	cfg := queryConfig{timeout: 5 * time.Second, maxHops: 2, defaultLimit: 100, maxLimit: 1000, retryAfter: time.Second, maxURL: 16 << 10, maxResponse: 64 << 20}
@@ -127,7 +133,8 @@ func NewHandler(app App, opts ...Option) http.Handler {
 		fail := func(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, &apiError{Status: http.StatusInternalServerError, Error: err.Error()})
 		}
-		h.routes = queryRoutes{fail, fail, fail, fail, fail, fail, fail, fail}
+		h.routes = queryRoutes{health: fail, ready: fail, instances: fail, stores: fail, storeInfo: fail,
+			get: fail, rangeQ: fail, metadata: fail, windowsKey: fail, windowsAll: fail}
 		return h
 	}
 	h.routes = queryRoutes{
@@ -139,6 +146,9 @@ func NewHandler(app App, opts ...Option) http.Handler {
 		get:       h.auth(h.get),
 		rangeQ:    h.auth(h.rangeQuery),
 		metadata:  h.auth(h.metadata),
+		// window stores
+		windowsKey: h.auth(h.windowsOfKey),
+		windowsAll: h.auth(h.allWindows),
 	}
 	return h
 }
@@ -152,6 +162,7 @@ type queryHandler struct {
 // queryRoutes are the handlers of the API's paths.
 type queryRoutes struct {
 	health, ready, instances, stores, storeInfo, get, rangeQ, metadata http.HandlerFunc
+	windowsKey, windowsAll                                             http.HandlerFunc
 }
 
 // allowedMethods is the Allow header of every route: the API only reads.
@@ -211,6 +222,15 @@ func (h *queryHandler) route(r *http.Request) (http.HandlerFunc, *apiError) {
 		next = h.routes.rangeQ
 	case len(segs) == 3 && segs[2] == "metadata":
 		next = h.routes.metadata
+	case len(segs) >= 4 && segs[2] == "windows":
+		key, e := unescape("key", strings.Join(segs[3:], "/"))
+		if e != nil {
+			return nil, e
+		}
+		r.SetPathValue("key", key)
+		next = h.routes.windowsKey
+	case len(segs) == 3 && segs[2] == "windows":
+		next = h.routes.windowsAll
 	default:
 		return nil, notFound
 	}
@@ -378,6 +398,34 @@ func (h *queryHandler) lookup(name string) (*task.StoreSpec, StoreCodec, *apiErr
 	return spec, q, nil
 }
 
+// lookupKeyValue returns the named key-value store's spec and querier; a
+// store of another kind is a 404 that says where its data is.
+func (h *queryHandler) lookupKeyValue(name string) (*task.StoreSpec, kvCodec, *apiError) {
+	spec, q, e := h.lookup(name)
+	if e != nil {
+		return nil, nil, e
+	}
+	kq, ok := q.(kvCodec)
+	if !ok {
+		return nil, nil, wrongKind(spec, "key-value")
+	}
+	return spec, kq, nil
+}
+
+// wrongKind is the answer for a route of want stores asked of spec, a
+// store of another kind: a 404 that names the routes of its kind.
+func wrongKind(spec *task.StoreSpec, want string) *apiError {
+	where := ""
+	switch spec.Query.(type) {
+	case kvCodec:
+		where = "; read it at /stores/{store}/keys/{key} and /stores/{store}/range"
+	case windowCodec:
+		where = "; read it at /stores/{store}/windows/{key} and /stores/{store}/windows"
+	}
+	where = strings.ReplaceAll(where, "{store}", url.PathEscape(spec.Name))
+	return &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("store %q is a %s store, not a %s store%s", spec.Name, spec.Kind, want, where)}
+}
+
 func (h *queryHandler) storeInfo(w http.ResponseWriter, r *http.Request) {
 	spec, _, e := h.lookup(r.PathValue("store"))
 	if e != nil {
@@ -409,7 +457,7 @@ type keyAnswer struct {
 }
 
 func (h *queryHandler) get(w http.ResponseWriter, r *http.Request) {
-	spec, q, e := h.lookup(r.PathValue("store"))
+	spec, q, e := h.lookupKeyValue(r.PathValue("store"))
 	if e != nil {
 		h.fail(w, e)
 		return
@@ -644,7 +692,7 @@ func (h *queryHandler) rangeBounds(spec *task.StoreSpec, q StoreCodec, vals url.
 }
 
 func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
-	spec, q, e := h.lookup(r.PathValue("store"))
+	spec, q, e := h.lookupKeyValue(r.PathValue("store"))
 	if e != nil {
 		h.fail(w, e)
 		return
@@ -679,34 +727,46 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 		}
 		return entries, more, nil
 	}
+	all, more, e := gatherPages(h, r, spec, vals, limit, hops, local, func(body []byte) ([]scanEntry, bool, error) {
+		var ra rangeAnswer
+		if err := json.Unmarshal(body, &ra); err != nil {
+			return nil, false, err
+		}
+		return ra.Entries, ra.More, nil
+	})
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	h.reply(w, http.StatusOK, page(spec.Name, all, more))
+}
+
+// gatherPages answers a page of a range over a store's tasks: with
+// scope=local, local()'s page (this instance's tasks only); else the
+// merged pages of every instance holding tasks of the store (local() for
+// this one, the same request with scope=local and limit for the others,
+// whose answers decode reads), with whether the range has more.
+func gatherPages[E pageEntry](h *queryHandler, r *http.Request, spec *task.StoreSpec, vals url.Values, limit, hops int,
+	local func() ([]E, bool, *apiError), decode func(body []byte) ([]E, bool, error)) ([]E, bool, *apiError) {
 	switch vals.Get("scope") {
 	case "local":
-		entries, more, e := local()
-		if e != nil {
-			h.fail(w, e)
-			return
-		}
-		h.reply(w, http.StatusOK, page(spec.Name, entries, more))
-		return
+		return local()
 	case "":
 	default:
-		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: "scope must be empty or local"})
-		return
+		return nil, false, &apiError{Status: http.StatusBadRequest, Error: "scope must be empty or local"}
 	}
 	if hops > 0 {
-		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: "a forwarded range must have scope=local"})
-		return
+		return nil, false, &apiError{Status: http.StatusBadRequest, Error: "a forwarded range must have scope=local"}
 	}
-	// Gather: this instance's keys and every other instance's that runs
-	// tasks of the store.
+	// Gather: this instance's entries and every other instance's that
+	// runs tasks of the store.
 	asg, ok := h.a.rt.Strategy().Assignment()
 	if !ok {
-		h.fail(w, h.errorFor(h.a.notReady(spec.Name, assign.TaskID{}, false)))
-		return
+		return nil, false, h.errorFor(h.a.notReady(spec.Name, assign.TaskID{}, false))
 	}
 	g := h.a.groupOf(spec)
 	assigned := 0
-	var parts []rangePart
+	var parts []pagePart[E]
 	fwd := url.Values{}
 	for k, v := range vals {
 		fwd[k] = v
@@ -724,27 +784,23 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		assigned += n
-		var entries []scanEntry
+		var entries []E
 		var m bool
 		if i == asg.Self {
 			var e *apiError
 			if entries, m, e = local(); e != nil {
-				h.fail(w, e)
-				return
+				return nil, false, e
 			}
 		} else {
 			if host.Endpoint == "" {
-				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("member %s hosts tasks of store %q but has no query endpoint", host.MemberID, spec.Name)})
-				return
+				return nil, false, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("member %s hosts tasks of store %q but has no query endpoint", host.MemberID, spec.Name)}
 			}
 			status, hdr, body, err := h.call(r.Context(), host.Endpoint, r.URL.EscapedPath(), fwd.Encode(), r.Header.Get("Authorization"), hops+1)
 			if err != nil {
-				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s unreachable: %v", host.Endpoint, err)})
-				return
+				return nil, false, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s unreachable: %v", host.Endpoint, err)}
 			}
 			if status != http.StatusOK && !isJSON(hdr, body) {
-				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s answered %d with a body that is not JSON (Content-Type %q)", host.Endpoint, status, hdr.Get("Content-Type"))})
-				return
+				return nil, false, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s answered %d with a body that is not JSON (Content-Type %q)", host.Endpoint, status, hdr.Get("Content-Type"))}
 			}
 			if status != http.StatusOK {
 				var ae apiError
@@ -754,41 +810,47 @@ func (h *queryHandler) rangeQuery(w http.ResponseWriter, r *http.Request) {
 					ae.Status = http.StatusBadGateway
 				}
 				ae.Error = fmt.Sprintf("instance %s: %s", host.Endpoint, ae.Error)
-				h.fail(w, &ae)
-				return
+				return nil, false, &ae
 			}
-			var ra rangeAnswer
-			if err := json.Unmarshal(body, &ra); err != nil {
-				h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s: bad answer: %v", host.Endpoint, err)})
-				return
+			if entries, m, err = decode(body); err != nil {
+				return nil, false, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("instance %s: bad answer: %v", host.Endpoint, err)}
 			}
-			entries, m = ra.Entries, ra.More
 		}
 		who := host.Endpoint
 		if who == "" {
 			who = "member " + host.MemberID
 		}
-		parts = append(parts, rangePart{from: who, entries: entries, more: m})
+		parts = append(parts, pagePart[E]{from: who, entries: entries, more: m})
 	}
 	if int32(assigned) < asg.Partitions[g] {
-		h.fail(w, h.errorFor(h.a.notReady(spec.Name, assign.TaskID{}, false)))
-		return
+		return nil, false, h.errorFor(h.a.notReady(spec.Name, assign.TaskID{}, false))
 	}
-	all, more, err := mergePages(parts, limit)
+	all, more, err := mergeParts(parts, limit)
 	if err != nil {
-		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: err.Error()})
-		return
+		return nil, false, &apiError{Status: http.StatusBadGateway, Error: err.Error()}
 	}
-	h.reply(w, http.StatusOK, page(spec.Name, all, more))
+	return all, more, nil
 }
 
-// rangePart is one instance's page of a gathered range: the first keys
-// of its own in the range, ascending, and whether it has more.
-type rangePart struct {
+// pageEntry is an entry of a paged answer.
+type pageEntry interface {
+	// sortKey is the entry's place in the answer's order (ascending
+	// bytes) and what a continuation token holds.
+	sortKey() []byte
+}
+
+func (e scanEntry) sortKey() []byte { return e.KeyBytes }
+
+// pagePart is one instance's page of a gathered range: its first entries
+// in the range, ascending by sort key, and whether it has more.
+type pagePart[E pageEntry] struct {
 	from    string // the instance, for errors
-	entries []scanEntry
+	entries []E
 	more    bool
 }
+
+// rangePart is one instance's page of a gathered key range.
+type rangePart = pagePart[scanEntry]
 
 // mergePages merges the pages of the instances holding a store's tasks
 // into one page of at most limit entries, and says whether the range has
@@ -801,13 +863,19 @@ type rangePart struct {
 // would be skipped by the next page's token. Up to it, every instance's
 // keys are all present, so the page is exactly the range's first keys.
 func mergePages(parts []rangePart, limit int) ([]scanEntry, bool, error) {
+	return mergeParts(parts, limit)
+}
+
+// mergeParts is mergePages for the entries of any paged answer, ordered
+// by their sort keys.
+func mergeParts[E pageEntry](parts []pagePart[E], limit int) ([]E, bool, error) {
 	var cut []byte // the smallest last key of an instance with more
 	haveCut := false
 	n := 0
 	for _, p := range parts {
 		for i := 1; i < len(p.entries); i++ {
-			if bytes.Compare(p.entries[i-1].KeyBytes, p.entries[i].KeyBytes) > 0 {
-				return nil, false, fmt.Errorf("instance %s: range answer out of key order", p.from)
+			if bytes.Compare(p.entries[i-1].sortKey(), p.entries[i].sortKey()) > 0 {
+				return nil, false, fmt.Errorf("instance %s: range answer out of order", p.from)
 			}
 		}
 		n += len(p.entries)
@@ -815,18 +883,18 @@ func mergePages(parts []rangePart, limit int) ([]scanEntry, bool, error) {
 			continue
 		}
 		if len(p.entries) == 0 {
-			return nil, false, fmt.Errorf("instance %s: range answer says there is more but has no keys", p.from)
+			return nil, false, fmt.Errorf("instance %s: range answer says there is more but has no entries", p.from)
 		}
-		last := p.entries[len(p.entries)-1].KeyBytes
+		last := p.entries[len(p.entries)-1].sortKey()
 		if !haveCut || bytes.Compare(last, cut) < 0 {
 			cut, haveCut = last, true
 		}
 	}
-	all := make([]scanEntry, 0, n)
+	all := make([]E, 0, n)
 	more := false
 	for _, p := range parts {
 		for _, e := range p.entries {
-			if haveCut && bytes.Compare(e.KeyBytes, cut) > 0 {
+			if haveCut && bytes.Compare(e.sortKey(), cut) > 0 {
 				more = true
 				break
 			}
@@ -834,7 +902,7 @@ func mergePages(parts []rangePart, limit int) ([]scanEntry, bool, error) {
 		}
 		more = more || p.more
 	}
-	slices.SortStableFunc(all, func(a, b scanEntry) int { return bytes.Compare(a.KeyBytes, b.KeyBytes) })
+	slices.SortStableFunc(all, func(a, b E) int { return bytes.Compare(a.sortKey(), b.sortKey()) })
 	if len(all) > limit {
 		all, more = all[:limit], true
 	}

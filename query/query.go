@@ -106,13 +106,18 @@ func (e *NotReadyError) Error() string {
 }
 
 // StoreCodec is the type-erased query side of a store, which package
-// topology's builder attaches to each store it declares (KeyValueCodec).
-// It has no exported method.
+// topology's builder attaches to each store it declares (KeyValueCodec,
+// WindowCodec). It has no exported method.
 type StoreCodec interface {
 	keyFormat() string
 	parseKey(text string) (any, error)
 	keyBytes(topic string, k any) ([]byte, error)
 	keyJSON(k any) (json.RawMessage, error)
+}
+
+// kvCodec is the StoreCodec of a key-value store.
+type kvCodec interface {
+	StoreCodec
 	localGet(rt *runtime.Runtime, id assign.TaskID, name string, k any) (json.RawMessage, bool, error)
 	localScan(rt *runtime.Runtime, tasks []assign.TaskID, name string, lo, hi []byte, limit int) ([]scanEntry, bool, error)
 }
@@ -124,8 +129,13 @@ type scanEntry struct {
 	Value    json.RawMessage `json:"value"`
 }
 
+// keyCodec parses, serializes and renders the keys of a store of K.
+type keyCodec[K any] struct {
+	keys serde.Serde[K]
+}
+
 type kvQuery[K, V any] struct {
-	keys   serde.Serde[K]
+	keyCodec[K]
 	values serde.Serde[V]
 }
 
@@ -134,11 +144,11 @@ type kvQuery[K, V any] struct {
 // its keys and values. Package topology calls it for every key-value
 // store it declares.
 func KeyValueCodec[K, V any](keys serde.Serde[K], values serde.Serde[V]) StoreCodec {
-	return &kvQuery[K, V]{keys: keys, values: values}
+	return &kvQuery[K, V]{keyCodec: keyCodec[K]{keys: keys}, values: values}
 }
 
 // keyFormat says how the HTTP handler parses a key of this store.
-func (q *kvQuery[K, V]) keyFormat() string {
+func (q *keyCodec[K]) keyFormat() string {
 	var k K
 	switch any(&k).(type) {
 	case *string:
@@ -157,7 +167,7 @@ func (q *kvQuery[K, V]) keyFormat() string {
 
 const maxKeyText = 4096
 
-func (q *kvQuery[K, V]) parseKey(text string) (any, error) {
+func (q *keyCodec[K]) parseKey(text string) (any, error) {
 	if len(text) > maxKeyText {
 		return nil, fmt.Errorf("key is longer than %d bytes", maxKeyText)
 	}
@@ -199,7 +209,7 @@ func (q *kvQuery[K, V]) parseKey(text string) (any, error) {
 	return k, nil
 }
 
-func (q *kvQuery[K, V]) keyBytes(topic string, k any) ([]byte, error) {
+func (q *keyCodec[K]) keyBytes(topic string, k any) ([]byte, error) {
 	kk, ok := k.(K)
 	if !ok {
 		return nil, fmt.Errorf("key %T is not a %T", k, kk)
@@ -211,7 +221,7 @@ func (q *kvQuery[K, V]) keyBytes(topic string, k any) ([]byte, error) {
 	return b, nil
 }
 
-func (q *kvQuery[K, V]) keyJSON(k any) (json.RawMessage, error) {
+func (q *keyCodec[K]) keyJSON(k any) (json.RawMessage, error) {
 	kk, _ := k.(K)
 	if j, ok := any(q.keys).(serde.JSONValuer[K]); ok {
 		return j.ValueJSON(kk)
@@ -219,8 +229,12 @@ func (q *kvQuery[K, V]) keyJSON(k any) (json.RawMessage, error) {
 	return json.Marshal(kk)
 }
 
-func (q *kvQuery[K, V]) valueJSON(v V) (json.RawMessage, error) {
-	if j, ok := any(q.values).(serde.JSONValuer[V]); ok {
+func (q *kvQuery[K, V]) valueJSON(v V) (json.RawMessage, error) { return valueJSON(q.values, v) }
+
+// valueJSON renders v as JSON: through values when it is a
+// serde.JSONValuer, else through encoding/json.
+func valueJSON[V any](values serde.Serde[V], v V) (json.RawMessage, error) {
+	if j, ok := any(values).(serde.JSONValuer[V]); ok {
 		return j.ValueJSON(v)
 	}
 	return json.Marshal(v)
@@ -462,11 +476,19 @@ func KeyValue[K, V any](app App, storeName string) (*KeyValueView[K, V], error) 
 	}
 	q, ok := spec.Query.(*kvQuery[K, V])
 	if !ok {
-		return nil, &processor.StoreTypeError{Store: storeName,
-			Want: reflect.TypeFor[store.KeyValueStore[K, V]]().String(),
-			Got:  fmt.Sprintf("%s store of %s to %s", spec.Kind, spec.KeyType, spec.ValueType)}
+		return nil, viewTypeError[store.KeyValueStore[K, V]](spec)
 	}
 	return &KeyValueView[K, V]{app: a, name: storeName, spec: spec, q: q}, nil
+}
+
+// viewTypeError is the error of a view of spec asked for as a Want: a
+// store of another kind or other types, or one that cannot be queried.
+func viewTypeError[Want any](spec *task.StoreSpec) error {
+	got := fmt.Sprintf("%s store of %s to %s", spec.Kind, spec.KeyType, spec.ValueType)
+	if spec.Query == nil {
+		got += " that cannot be queried"
+	}
+	return &processor.StoreTypeError{Store: spec.Name, Want: reflect.TypeFor[Want]().String(), Got: got}
 }
 
 // Name returns the store's name.
@@ -676,6 +698,10 @@ type StoreStatus struct {
 	ValueType string `json:"value_type"`
 	// KeyFormat says how the HTTP handler parses keys of this store.
 	KeyFormat string `json:"key_format"`
+	// WindowSizeMs is the width of a window store's windows in
+	// milliseconds (store.WindowOptions.Size); absent (0) for other kinds
+	// and for window stores whose windows have no one width.
+	WindowSizeMs int64 `json:"window_size_ms,omitempty"`
 	// SubTopology is the sub-topology whose tasks hold the store.
 	SubTopology int32 `json:"sub_topology"`
 	// Tasks are the store's tasks assigned to this instance.
@@ -825,6 +851,9 @@ func (a Handle) storeStatus(name string, spec *task.StoreSpec) StoreStatus {
 	st := StoreStatus{Store: name, Kind: spec.Kind, KeyType: spec.KeyType, ValueType: spec.ValueType, SubTopology: a.groupOf(spec), Tasks: []TaskStatus{}}
 	if q, ok := spec.Query.(StoreCodec); ok {
 		st.KeyFormat = q.keyFormat()
+	}
+	if q, ok := spec.Query.(windowCodec); ok {
+		st.WindowSizeMs = q.windowSize().Milliseconds()
 	}
 	asg, ok := a.rt.Strategy().Assignment()
 	if ok {

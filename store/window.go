@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/brookstream/brook/serde"
@@ -71,6 +72,13 @@ type WindowOptions struct {
 	// expired windows are dropped. Default max(Retention/2, 1 minute).
 	// Changing it needs no wipe: the changelog does not depend on it.
 	SegmentInterval time.Duration
+	// Size is the width of the store's windows when they all have one
+	// (tumbling and hopping windows): interactive queries (package query)
+	// report a window's end as its start plus Size. 0, the default, says
+	// that the windows have no one width; queries then report no end. At
+	// most Retention (a window must be kept at least until it ends).
+	// The store itself does not use it.
+	Size time.Duration
 }
 
 // Validate reports options that cannot work.
@@ -80,6 +88,12 @@ func (o WindowOptions) Validate() error {
 	}
 	if o.SegmentInterval != 0 && o.SegmentInterval < time.Millisecond {
 		return fmt.Errorf("store: WindowOptions.SegmentInterval %v must be at least 1ms", o.SegmentInterval)
+	}
+	if o.Size != 0 && o.Size < time.Millisecond {
+		return fmt.Errorf("store: WindowOptions.Size %v must be 0 (no one width) or at least 1ms", o.Size)
+	}
+	if o.Size > o.Retention {
+		return fmt.Errorf("store: WindowOptions.Size %v is longer than Retention %v: windows would expire before they end", o.Size, o.Retention)
 	}
 	return nil
 }
@@ -173,7 +187,8 @@ func NewWindowStore[K, V any](name string, e Engine, keys serde.Serde[K], values
 		return nil, fmt.Errorf("store: %s: %w", name, err)
 	}
 	s := &windowStore[K, V]{name: name, e: e, keys: keys, values: values,
-		retention: wo.Retention.Milliseconds(), interval: wo.intervalMs(), observed: math.MinInt64}
+		retention: wo.Retention.Milliseconds(), interval: wo.intervalMs()}
+	s.observed.Store(math.MinInt64)
 	for _, o := range opts {
 		o(&s.cfg)
 	}
@@ -199,27 +214,34 @@ type windowStore[K, V any] struct {
 	topic     string
 	retention int64 // ms
 	interval  int64 // ms
-	observed  int64 // ms; MinInt64 when nothing was seen
+	// observed is the observed stream time in ms, MinInt64 when nothing
+	// was seen. Only the writer changes it, but interactive queries read
+	// it from other goroutines.
+	observed atomic.Int64
 }
 
 func (s *windowStore[K, V]) Name() string { return s.name }
 
 func (s *windowStore[K, V]) ObservedTime() time.Time {
-	if s.observed == math.MinInt64 {
+	obs := s.observed.Load()
+	if obs == math.MinInt64 {
 		return time.Time{}
 	}
-	return time.UnixMilli(s.observed)
+	return time.UnixMilli(obs)
 }
 
 // expiredBefore returns the smallest unexpired start.
-func (s *windowStore[K, V]) expiredBefore() int64 {
-	if s.observed == math.MinInt64 {
+func (s *windowStore[K, V]) expiredBefore() int64 { return s.expiredAt(s.observed.Load()) }
+
+// expiredAt returns the smallest unexpired start at observed time obs.
+func (s *windowStore[K, V]) expiredAt(obs int64) int64 {
+	if obs == math.MinInt64 {
 		return math.MinInt64
 	}
-	if s.observed < math.MinInt64+s.retention {
+	if obs < math.MinInt64+s.retention {
 		return math.MinInt64
 	}
-	return s.observed - s.retention + 1
+	return obs - s.retention + 1
 }
 
 // loadObserved finds the latest window start in the newest segment.
@@ -245,8 +267,8 @@ func (s *windowStore[K, V]) loadObserved() error {
 		if len(it.Key()) < 8 {
 			continue
 		}
-		if _, start, derr := DecodeWindowKey(it.Key()[8:]); derr == nil && start > s.observed {
-			s.observed = start
+		if _, start, derr := DecodeWindowKey(it.Key()[8:]); derr == nil && start > s.observed.Load() {
+			s.observed.Store(start)
 		}
 	}
 	return it.Err()
@@ -254,10 +276,10 @@ func (s *windowStore[K, V]) loadObserved() error {
 
 func (s *windowStore[K, V]) AdvanceTime(t time.Time) error {
 	ms := t.UnixMilli()
-	if ms <= s.observed {
+	if ms <= s.observed.Load() {
 		return nil
 	}
-	s.observed = ms
+	s.observed.Store(ms)
 	return s.dropExpired()
 }
 
@@ -313,8 +335,8 @@ func (s *windowStore[K, V]) Put(key K, start time.Time, value V) error {
 		return fmt.Errorf("store: %s: serialize value: %w", s.name, err)
 	}
 	ms := start.UnixMilli()
-	if ms > s.observed {
-		s.observed = ms
+	if ms > s.observed.Load() {
+		s.observed.Store(ms)
 		if err := s.dropExpired(); err != nil {
 			return err
 		}
@@ -372,8 +394,9 @@ func (s *windowStore[K, V]) Fetch(key K, start time.Time) (V, bool, error) {
 
 // clamp narrows [from, to] to the unexpired, observed part of time.
 func (s *windowStore[K, V]) clamp(from, to time.Time) (lo, hi int64, empty bool) {
-	lo, hi = max(from.UnixMilli(), s.expiredBefore()), min(to.UnixMilli(), s.observed)
-	return lo, hi, lo > hi || s.observed == math.MinInt64
+	obs := s.observed.Load()
+	lo, hi = max(from.UnixMilli(), s.expiredAt(obs)), min(to.UnixMilli(), obs)
+	return lo, hi, lo > hi || obs == math.MinInt64
 }
 
 func (s *windowStore[K, V]) FetchRange(key K, from, to time.Time) (Iterator[time.Time, V], error) {

@@ -33,6 +33,13 @@ func QueryKeyValue[K, V any](app *App, storeName string) (*query.KeyValueView[K,
 	return query.KeyValue[K, V](app, storeName)
 }
 
+// QueryWindow returns a read-only view of the window store named
+// storeName of app, whose keys are K and values V; it is
+// query.Window[K, V](app, storeName).
+func QueryWindow[K, V any](app *App, storeName string) (*query.WindowView[K, V], error) {
+	return query.Window[K, V](app, storeName)
+}
+
 // Instances returns every instance of the application with its tasks,
 // from the current assignment, and its generation; false before the
 // first assignment. It is query.Instances(a).

@@ -122,7 +122,8 @@ func (r WindowStoreRef[K, V]) From(ctx processor.StoreProvider) (store.WindowSto
 // "<application-id>-<name>-changelog" (cleanup policy "compact,delete",
 // retention.ms = wo.Retention + WindowChangelogExtraRetention) unless
 // WithoutLogging is given; a restore files each record under its segment.
-// Window stores are not queryable over HTTP or through package query yet.
+// It is queryable through query.Window (QueryWindow) and over HTTP; set
+// wo.Size for queries to report each window's end.
 func WindowStore[K, V any](b *Builder, name string, keys serde.Serde[K], values serde.Serde[V], wo store.WindowOptions, opts ...StoreOption) WindowStoreRef[K, V] {
 	var cfg storeConfig
 	for _, o := range opts {
@@ -132,7 +133,8 @@ func WindowStore[K, V any](b *Builder, name string, keys serde.Serde[K], values 
 		b.problem(InvalidStore, "", "", name, "%v", err)
 	}
 	spec := task.StoreSpec{Name: name, Kind: "window", Logged: !cfg.unlogged, InMemory: cfg.inMemory,
-		Apply: store.WindowStoreApply(wo), ChangelogRetention: wo.Retention + WindowChangelogExtraRetention}
+		Apply: store.WindowStoreApply(wo), ChangelogRetention: wo.Retention + WindowChangelogExtraRetention,
+		Query: query.WindowCodec(keys, values, wo)}
 	spec.Open = func(e store.Engine, o ...store.Option) (any, error) {
 		return store.NewWindowStore(name, e, keys, values, wo, o...)
 	}
