@@ -174,7 +174,8 @@ func streamTimeRestart(t *testing.T, g topology.Guarantee) {
 // TestAppStreamTimeMovesWithPartition: when a second instance joins and a
 // task moves to it, the task resumes there from the stream time its first
 // owner committed (and so does the task that stays, reopened by the
-// rebalance).
+// rebalance); neither fires its stream-time punctuator at its first
+// record.
 func TestAppStreamTimeMovesWithPartition(t *testing.T) {
 	t.Run("AtLeastOnce", func(t *testing.T) { streamTimeMove(t, topology.AtLeastOnce) })
 	t.Run("ExactlyOnce", func(t *testing.T) { streamTimeMove(t, topology.ExactlyOnce) })
@@ -238,6 +239,9 @@ func streamTimeMove(t *testing.T, g topology.Guarantee) {
 	want := []string{"y0 p0 st=+30s init=+30s", "y1 p1 st=+50s init=+50s"}
 	if !slices.Equal(after, want) {
 		t.Fatalf("after the rebalance: outputs %q (all: %q), want %q", after, got, want)
+	}
+	if slices.Contains(got, "punct +0s") {
+		t.Fatalf("a stream-time punctuator fired at the first record after the rebalance: %q", got)
 	}
 	if len(insts) != 2 {
 		t.Fatalf("after the rebalance one instance processed both partitions (%v): no task moved; outputs %q", insts, got)
