@@ -339,7 +339,7 @@ func (r *Runtime) restoredStreamTimes(ctx context.Context, claims map[string][]i
 	}
 	committed, err := r.fetchCommitted(ctx, tps)
 	if err != nil {
-		return nil, fmt.Errorf("brook: restore stream time: %w", err)
+		return nil, fmt.Errorf("%w (needed to restore the tasks' stream time)", err)
 	}
 	out := map[assign.TaskID]time.Time{}
 	for tp, c := range committed {
