@@ -59,8 +59,10 @@ type Context[K, V any] interface {
 	TaskID() TaskID
 	// NodeName is the name of this processor's node.
 	NodeName() string
-	// StreamTime is the largest record timestamp the task has seen; zero
-	// before the first record.
+	// StreamTime is the largest record timestamp the task has seen,
+	// including before a restart or rebalance (it is committed with the
+	// task's offsets and restored when the task opens, before Init); zero
+	// while unknown (a task that has never seen a timestamp).
 	StreamTime() time.Time
 	// WallClockTime is the task's wall-clock time: the runtime's clock, or
 	// the TestDriver's fake clock.
@@ -81,7 +83,8 @@ const (
 	// record timestamp seen) passes each interval. The first one fires
 	// with the first record after scheduling if stream time is still
 	// unknown then, otherwise one interval after the stream time at
-	// scheduling. When stream time jumps over several intervals the
+	// scheduling (for a punctuator scheduled in Init after a restart: one
+	// interval after the restored stream time). When stream time jumps over several intervals the
 	// punctuator fires once and its next due time moves past the new
 	// stream time. Punctuation runs after the record that advanced stream
 	// time has been processed.

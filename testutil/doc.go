@@ -1,7 +1,9 @@
 // Package testutil helps test brook topologies and the code around them.
 //
 // It owns the TestDriver (runs a topology with no broker, deterministic
-// clocks), the test broker (an in-process kfake cluster by default, a real
+// clocks; Restart starts it again from what it committed: logged stores
+// restored from their changelogs, stream time from the committed offsets),
+// the test broker (an in-process kfake cluster by default, a real
 // cluster when KAFKA_BROKERS is set), a broker with TLS and SASL
 // (NewSecureKafka: an in-process kfake cluster, or the SASL_SSL listener of
 // scripts/kafka named by KAFKA_SASL_BROKERS), unique topic names,

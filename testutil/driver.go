@@ -1,9 +1,11 @@
 package testutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"time"
@@ -22,7 +24,10 @@ import (
 //
 // It runs one task per sub-topology, all for partition 0, with in-memory
 // stores. Each piped record gets the next offset of its topic, is
-// processed, and then every task commits. Records that sinks send to a
+// processed, and then every task commits: the changelog records of its
+// logged stores and its stream time (carried by the committed offsets, as
+// in the runtime) are kept, so that Restart can start a new driver from
+// them. Records that sinks send to a
 // topic some source reads are processed in turn (as an internal
 // repartition topic would be); every sink record is also kept for the
 // output topics. Stream-time punctuators fire as input timestamps advance;
@@ -36,6 +41,7 @@ import (
 // A TestDriver starts no goroutines and is not safe for concurrent use.
 type TestDriver struct {
 	graph      *task.Graph
+	cfg        driverConfig
 	tasks      []*task.Task
 	wall       time.Time
 	offsets    map[string]int64
@@ -43,6 +49,23 @@ type TestDriver struct {
 	partitions map[string]int32
 	loopback   []task.RawRecord
 	closed     bool
+
+	// What Restart restores from. logs are the committed records of every
+	// changelog topic and table source topic (offset = index); pending
+	// are the ones written since the last commit. tables are the source
+	// topics of tables. committed holds, per sub-topology, the offset
+	// metadata (stream time) its task committed, by topic.
+	logs      map[string][]store.ChangelogRecord
+	pending   []pendingRecord
+	tables    map[string]bool
+	committed []map[string]string
+}
+
+// pendingRecord is a changelog record (or a table source record) written
+// since the last commit.
+type pendingRecord struct {
+	topic      string
+	key, value []byte
 }
 
 type driverConfig struct {
@@ -81,24 +104,95 @@ func NewTestDriver(topo *topology.Topology, opts ...DriverOption) (*TestDriver, 
 	}
 	g = g.ForApplication(DriverApplicationID)
 	d := &TestDriver{
-		graph: g, wall: cfg.start, offsets: map[string]int64{},
+		graph: g, cfg: cfg, wall: cfg.start, offsets: map[string]int64{},
 		outputs: map[string][]processor.ProducedRecord{}, partitions: cfg.partitions,
+		logs: map[string][]store.ChangelogRecord{}, tables: map[string]bool{},
+		committed: make([]map[string]string, len(g.SubTopologies)),
 	}
-	for _, st := range g.SubTopologies {
+	for _, spec := range g.Stores {
+		if spec.SourceTopic != "" {
+			d.tables[spec.SourceTopic] = true
+		}
+	}
+	if err := d.openTasks(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// openTasks creates one task per sub-topology, whose stores restore from
+// the driver's logs and whose stream time is the one its task committed
+// last.
+func (d *TestDriver) openTasks() error {
+	for _, st := range d.graph.SubTopologies {
+		var resume time.Time
+		for topic, meta := range d.committed[st.ID] {
+			t, err := task.ParseStreamTime(meta)
+			if err != nil {
+				return errors.Join(fmt.Errorf("testutil: stream time committed for topic %q: %w", topic, err), d.Close())
+			}
+			if t.After(resume) {
+				resume = t
+			}
+		}
 		tk, err := task.New(task.Config{
-			ID:        processor.TaskID{SubTopology: st.ID, Partition: 0},
-			Graph:     g,
-			Stores:    memoryStores,
-			Collector: (*driverCollector)(d),
-			Logger:    cfg.logger,
-			WallClock: d.wall,
+			ID:         processor.TaskID{SubTopology: st.ID, Partition: 0},
+			Graph:      d.graph,
+			Stores:     d.openStore,
+			Collector:  (*driverCollector)(d),
+			Logger:     d.cfg.logger,
+			WallClock:  d.wall,
+			StreamTime: resume,
 		})
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("testutil: %w", err), d.Close())
+			return errors.Join(fmt.Errorf("testutil: %w", err), d.Close())
 		}
 		d.tasks = append(d.tasks, tk)
 	}
-	return d, nil
+	return nil
+}
+
+// Restart stops the driver as an application instance stops and starts a
+// new one on a machine without local state, and returns the new driver;
+// the old one is closed. It models what survives in Kafka:
+//
+//   - Every task commits (as at a clean shutdown) and closes.
+//   - Logged stores (key-value, window and TTL) are restored from the
+//     changelog records their tasks committed, through the store's restore
+//     path (StoreSpec.Apply), as the runtime restores them; tables from
+//     the records of their source topics.
+//   - Unlogged stores start empty, as on a new machine (or after losing
+//     the local disk). A persistent unlogged store of an App that restarts
+//     on the same disk keeps its data, which Restart does not model.
+//   - Each task resumes from the stream time committed with its offsets,
+//     so windows and suppression it had closed stay closed, and its
+//     stream-time punctuators are next due one interval after it.
+//   - Input offsets continue, the wall clock keeps its time (wall-clock
+//     punctuators count from it again), and unread output records move to
+//     the new driver (read them through output topics made for it).
+//
+// Processor instances are new: whatever they kept outside stores is gone.
+// A driver that is already closed cannot restart.
+func (d *TestDriver) Restart() (*TestDriver, error) {
+	if d.closed {
+		return nil, errors.New("testutil: TestDriver is closed")
+	}
+	if err := d.commit(); err != nil {
+		return nil, fmt.Errorf("testutil: restart: final commit: %w", err)
+	}
+	if err := d.Close(); err != nil {
+		return nil, fmt.Errorf("testutil: restart: close the old tasks: %w", err)
+	}
+	nd := &TestDriver{
+		graph: d.graph, cfg: d.cfg, wall: d.wall, offsets: maps.Clone(d.offsets),
+		outputs: d.outputs, partitions: d.partitions,
+		logs: d.logs, tables: d.tables, committed: d.committed,
+	}
+	d.outputs = map[string][]processor.ProducedRecord{}
+	if err := nd.openTasks(); err != nil {
+		return nil, err
+	}
+	return nd, nil
 }
 
 // DriverApplicationID is the application id the TestDriver stands in for:
@@ -106,8 +200,67 @@ func NewTestDriver(topo *topology.Topology, opts ...DriverOption) (*TestDriver, 
 // serdes, as they would in an App with that id.
 const DriverApplicationID = "brook-test-driver"
 
-func memoryStores(_ processor.TaskID, spec *task.StoreSpec) (store.Engine, []store.Option, error) {
-	return store.NewMemoryEngine(), []store.Option{store.WithSerdeTopic(spec.SerdeTopic(DriverApplicationID))}, nil
+// openStore is the tasks' store factory: a logged store or a table
+// restores its in-memory engine from the driver's log of its changelog
+// (or source topic); an unlogged store starts empty.
+func (d *TestDriver) openStore(_ processor.TaskID, spec *task.StoreSpec) (store.Engine, []store.Option, error) {
+	opts := []store.Option{store.WithSerdeTopic(spec.SerdeTopic(DriverApplicationID))}
+	var topic string
+	switch {
+	case spec.SourceTopic != "":
+		topic = spec.SourceTopic
+	case spec.Logged:
+		topic = store.ChangelogTopic(DriverApplicationID, spec.Name)
+		opts = append(opts, store.WithChangelog(topic, 0, (*driverChangelog)(d)))
+	default:
+		return store.NewMemoryEngine(), opts, nil
+	}
+	log := d.cfg.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	res, err := store.Restore(context.Background(), store.RestoreConfig{
+		Store: spec.Name, Changelog: store.TopicPartition{Topic: topic, Partition: 0},
+		Opener: store.MemoryOpener(), Reader: memoryLog(d.logs[topic]), Apply: spec.Apply, Logger: log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return res.Engine, opts, nil
+}
+
+// driverChangelog is the TestDriver seen as the stores' ChangelogWriter.
+type driverChangelog TestDriver
+
+func (c *driverChangelog) SendChangelog(topic string, _ int32, key, value []byte) error {
+	d := (*TestDriver)(c)
+	d.pending = append(d.pending, pendingRecord{topic: topic, key: clone(key), value: clone(value)})
+	return nil
+}
+
+// clone copies b, keeping nil (a tombstone) apart from empty.
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// memoryLog is a committed changelog partition as a store.ChangelogReader;
+// a record's offset is its index.
+type memoryLog []store.ChangelogRecord
+
+func (l memoryLog) BeginOffset(context.Context) (int64, error) { return 0, nil }
+func (l memoryLog) EndOffset(context.Context) (int64, error)   { return int64(len(l)), nil }
+
+func (l memoryLog) Read(_ context.Context, from, to int64, fn func([]store.ChangelogRecord) error) error {
+	if from < 0 || to > int64(len(l)) || from > to {
+		return fmt.Errorf("testutil: read [%d, %d) of a changelog of %d records", from, to, len(l))
+	}
+	if from == to {
+		return nil
+	}
+	return fn(l[from:to])
 }
 
 // driverCollector is the TestDriver seen as the tasks' Collector.
@@ -181,6 +334,10 @@ func (d *TestDriver) process(rec task.RawRecord) error {
 	rec.Offset = d.offsets[rec.Topic]
 	rec.Timestamp = rec.Timestamp.Truncate(time.Millisecond)
 	d.offsets[rec.Topic]++
+	if d.tables[rec.Topic] {
+		// A table's source topic is its changelog.
+		d.pending = append(d.pending, pendingRecord{topic: rec.Topic, key: clone(rec.Key), value: clone(rec.Value)})
+	}
 	return d.tasks[st.ID].Process(rec)
 }
 
@@ -200,12 +357,27 @@ func (d *TestDriver) drain() error {
 	return nil
 }
 
+// commit commits every task: the changelog records written so far join
+// the driver's logs, and each task's stream time is kept as the metadata
+// of its committed offsets (what Restart restores).
 func (d *TestDriver) commit() error {
-	for _, t := range d.tasks {
-		if _, err := t.Commit(); err != nil {
+	for i, t := range d.tasks {
+		offs, err := t.Commit()
+		if err != nil {
 			return err
 		}
+		for _, o := range offs {
+			if d.committed[i] == nil {
+				d.committed[i] = map[string]string{}
+			}
+			d.committed[i][o.Topic] = task.EncodeStreamTime(o.StreamTime)
+		}
 	}
+	for _, p := range d.pending {
+		log := d.logs[p.topic]
+		d.logs[p.topic] = append(log, store.ChangelogRecord{Offset: int64(len(log)), Key: p.key, Value: p.value})
+	}
+	d.pending = nil
 	return nil
 }
 

@@ -217,7 +217,9 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 	if len(offs) > 0 {
 		pom := map[string][]*sarama.PartitionOffsetMetadata{}
 		for _, o := range offs {
-			pom[o.Topic] = append(pom[o.Topic], &sarama.PartitionOffsetMetadata{Partition: o.Partition, Offset: o.Offset})
+			// The metadata carries the task's stream time (restoredStreamTimes).
+			meta := task.EncodeStreamTime(o.StreamTime)
+			pom[o.Topic] = append(pom[o.Topic], &sarama.PartitionOffsetMetadata{Partition: o.Partition, Offset: o.Offset, Metadata: &meta})
 		}
 		var instance *string
 		if id := r.cfg.Sarama.Consumer.Group.InstanceId; id != "" {

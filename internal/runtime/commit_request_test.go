@@ -102,7 +102,7 @@ func TestRequestCommitCommitsBeforeTheNextRecord(t *testing.T) {
 		marked:      map[tpKey]int64{}, committed: map[tpKey]int64{},
 	}
 	h := &handler{r: r, stop: make(chan struct{}), signals: []chan struct{}{make(chan struct{}, 1)}}
-	tr, err := h.openTask(context.Background(), assign.TaskID{Group: 0, Partition: 0}, 0)
+	tr, err := h.openTask(context.Background(), assign.TaskID{Group: 0, Partition: 0}, 0, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

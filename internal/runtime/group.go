@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/store"
 )
@@ -253,7 +254,9 @@ func (r *Runtime) offsetCommitRequest(sess sarama.ConsumerGroupSession, offs []t
 		ts = sarama.ReceiveTime
 	}
 	for _, o := range offs {
-		req.AddBlockWithLeaderEpoch(o.Topic, o.Partition, o.Offset, -1, ts, "")
+		// The metadata carries the task's stream time, so that its next
+		// owner resumes from it (restoredStreamTimes).
+		req.AddBlockWithLeaderEpoch(o.Topic, o.Partition, o.Offset, -1, ts, task.EncodeStreamTime(o.StreamTime))
 	}
 	return req
 }
@@ -262,7 +265,28 @@ func (r *Runtime) offsetCommitRequest(sess sarama.ConsumerGroupSession, offs []t
 // stable under exactly-once: a pending transactional commit is waited
 // for). A partition without a committed offset gets -1.
 func (r *Runtime) committedOffsets(ctx context.Context, tps []store.TopicPartition) (map[store.TopicPartition]int64, error) {
-	out := make(map[store.TopicPartition]int64, len(tps))
+	committed, err := r.fetchCommitted(ctx, tps)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[store.TopicPartition]int64, len(committed))
+	for tp, c := range committed {
+		out[tp] = c.offset
+	}
+	return out, nil
+}
+
+// committedOffset is a partition's committed offset (-1 when none) and
+// the metadata committed with it.
+type committedOffset struct {
+	offset   int64
+	metadata string
+}
+
+// fetchCommitted fetches the group's committed offsets of tps and their
+// metadata, as committedOffsets describes.
+func (r *Runtime) fetchCommitted(ctx context.Context, tps []store.TopicPartition) (map[store.TopicPartition]committedOffset, error) {
+	out := make(map[store.TopicPartition]committedOffset, len(tps))
 	if len(tps) == 0 {
 		return out, nil
 	}
@@ -290,12 +314,55 @@ func (r *Runtime) committedOffsets(ctx context.Context, tps []store.TopicPartiti
 			if blk.Err != sarama.ErrNoError {
 				return fmt.Errorf("%s: %w", tp, blk.Err)
 			}
-			out[tp] = blk.Offset
+			out[tp] = committedOffset{offset: blk.Offset, metadata: blk.Metadata}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// restoredStreamTimes returns the stream time each task of the session
+// resumes from: the largest one committed (task.EncodeStreamTime) with the
+// offsets of the task's claimed partitions. A task without one is absent
+// (its stream time is unknown until its first record). Metadata another
+// client wrote, or that this version cannot read, counts as unknown and
+// is logged (at debug level when it is not brook's).
+func (r *Runtime) restoredStreamTimes(ctx context.Context, claims map[string][]int32) (map[assign.TaskID]time.Time, error) {
+	var tps []store.TopicPartition
+	for topic, parts := range claims {
+		for _, p := range parts {
+			tps = append(tps, store.TopicPartition{Topic: topic, Partition: p})
+		}
+	}
+	committed, err := r.fetchCommitted(ctx, tps)
+	if err != nil {
+		return nil, fmt.Errorf("%w (needed to restore the tasks' stream time)", err)
+	}
+	out := map[assign.TaskID]time.Time{}
+	for tp, c := range committed {
+		id, ok := r.strategy.TaskOf(tp.Topic, tp.Partition)
+		if !ok {
+			continue
+		}
+		st, err := task.ParseStreamTime(c.metadata)
+		switch {
+		case errors.Is(err, task.ErrForeignMetadata):
+			r.log.Debug("brook: committed offset metadata is not brook's: stream time unknown for this partition",
+				"task", id.String(), "topic", tp.Topic, "partition", tp.Partition, "metadata", c.metadata)
+			continue
+		case err != nil:
+			r.log.Warn("brook: committed offset metadata unreadable: stream time unknown for this partition",
+				"task", id.String(), "topic", tp.Topic, "partition", tp.Partition, "err", err)
+			continue
+		case st.IsZero():
+			continue
+		}
+		if prev, ok := out[id]; !ok || st.After(prev) {
+			out[id] = st
+		}
 	}
 	return out, nil
 }

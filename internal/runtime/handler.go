@@ -47,8 +47,19 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		h.signals[i] = make(chan struct{}, 1)
 	}
 	r.setState(Restoring)
+	// Each task resumes from the stream time committed with its offsets,
+	// before any of its processors' Init.
+	streamTimes, err := r.restoredStreamTimes(sess.Context(), sess.Claims())
+	if err != nil {
+		if sess.Context().Err() != nil {
+			r.log.Info("brook: task set-up interrupted by rebalance or shutdown")
+			return nil
+		}
+		r.fail(err)
+		return err
+	}
 	for i, id := range ids {
-		tr, err := h.openTask(sess.Context(), id, i%r.cfg.Workers)
+		tr, err := h.openTask(sess.Context(), id, i%r.cfg.Workers, streamTimes[id])
 		if err != nil {
 			h.closeTasks(false)
 			if sess.Context().Err() != nil {

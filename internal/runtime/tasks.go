@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
@@ -94,8 +95,9 @@ func (tr *taskRun) pendingWrites() int {
 	return n
 }
 
-// openTask restores the stores of task id and creates its core.
-func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*taskRun, error) {
+// openTask restores the stores of task id and creates its core, which
+// resumes from streamTime (zero: unknown).
+func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, streamTime time.Time) (*taskRun, error) {
 	r := h.r
 	tr := &taskRun{
 		id: id, dir: r.taskDir(id), worker: worker,
@@ -213,7 +215,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 	}
 	core, err := task.New(task.Config{
 		ID: toProcessorTaskID(id), Graph: r.cfg.Graph, Stores: factory,
-		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(),
+		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(), StreamTime: streamTime,
 		Context: ctx, // ends source waits for the registry at rebalance or shutdown
 	})
 	if err != nil {
@@ -231,6 +233,9 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int) (*
 		}
 	}
 	tr.core = core
+	if !streamTime.IsZero() {
+		r.log.Debug("brook: task resumes from its committed stream time", "task", id.String(), "stream_time", streamTime)
+	}
 	r.mu.Lock()
 	r.restoredRecords[id] = restoredTotal
 	r.restored[id] = tr.offsetsByTopic()

@@ -54,11 +54,15 @@ type Origin struct {
 type StoreFactory func(id processor.TaskID, spec *StoreSpec) (store.Engine, []store.Option, error)
 
 // Offset is a consumed position to commit: the offset of the next record
-// to read from Topic/Partition.
+// to read from Topic/Partition, and the task's stream time at the commit
+// (zero while unknown), which the caller commits with it
+// (EncodeStreamTime) so that the task's next owner resumes from it
+// (Config.StreamTime).
 type Offset struct {
-	Topic     string
-	Partition int32
-	Offset    int64
+	Topic      string
+	Partition  int32
+	Offset     int64
+	StreamTime time.Time
 }
 
 // Config configures a Task.
@@ -77,6 +81,14 @@ type Config struct {
 	// WallClock is the wall-clock time at creation: wall-clock punctuators
 	// scheduled in Init count from it.
 	WallClock time.Time
+	// StreamTime is the stream time the task resumes from: the largest one
+	// committed with its partitions' offsets (ParseStreamTime) before a
+	// restart or rebalance; zero means unknown (a task that never
+	// committed one). It is in place before any processor's Init, so
+	// ctx.StreamTime() returns it at once and stream-time punctuators
+	// scheduled in Init are first due one interval after it, not at the
+	// first record. Records older than it do not move it back.
+	StreamTime time.Time
 	// Context ends waits of source deserializers (serde.ContextDeserializer:
 	// an Avro serde waiting out an unavailable schema registry) when the
 	// task is being stopped; Process then returns an error matching
@@ -174,6 +186,9 @@ func New(cfg Config) (*Task, error) {
 		wallTime: cfg.WallClock,
 		consumed: make(map[topicPartition]int64),
 	}
+	if !cfg.StreamTime.IsZero() {
+		t.streamTime, t.streamTimeKnown = cfg.StreamTime, true
+	}
 	if err := t.open(cfg); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
@@ -243,8 +258,8 @@ func (t *Task) open(cfg Config) error {
 // ID returns the task's id.
 func (t *Task) ID() processor.TaskID { return t.id }
 
-// StreamTime returns the largest record timestamp seen (zero before the
-// first record).
+// StreamTime returns the largest record timestamp seen, or the stream time
+// the task resumed from (Config.StreamTime) if larger; zero while unknown.
 func (t *Task) StreamTime() time.Time { return t.streamTime }
 
 // CommitRequested reports whether a processor called RequestCommit since
@@ -289,7 +304,8 @@ func (t *Task) enter() error {
 // for its topic deserializes it, processors forward it, sinks send the
 // results to the Collector; then any stream-time punctuators that became
 // due fire. A record the error handlers drop still counts as consumed.
-// On error nothing about this record is marked consumed.
+// On error nothing about this record is marked consumed, and stream time
+// stays where it was before it.
 func (t *Task) Process(rec RawRecord) error {
 	if err := t.enter(); err != nil {
 		return err
@@ -300,7 +316,12 @@ func (t *Task) Process(rec RawRecord) error {
 		return fmt.Errorf("task: %s: no source reads topic %q (record at partition %d offset %d)", t.id, rec.Topic, rec.Partition, rec.Offset)
 	}
 	t.current, t.hasCurrent = rec, true
+	// A record that fails leaves stream time as it was: the runtime
+	// commits the records before it with the stream time they made, and
+	// the failed record is processed again after a restart.
+	prevTime, prevKnown := t.streamTime, t.streamTimeKnown
 	if err := src.processRaw(&t.current); err != nil {
+		t.streamTime, t.streamTimeKnown = prevTime, prevKnown
 		return err
 	}
 	tp := topicPartition{rec.Topic, rec.Partition}
@@ -316,6 +337,7 @@ func (t *Task) Process(rec RawRecord) error {
 		} else {
 			delete(t.consumed, tp)
 		}
+		t.streamTime, t.streamTimeKnown = prevTime, prevKnown
 		return err
 	}
 	return nil
@@ -335,8 +357,9 @@ func (t *Task) Punctuate(now time.Time) (int, error) {
 }
 
 // Commit flushes the stores and returns the positions consumed since the
-// last Commit, sorted by topic and partition. The caller commits them
-// (after flushing its producer) and writes the checkpoint.
+// last Commit, sorted by topic and partition, each with the task's stream
+// time. The caller commits them (after flushing its producer) with the
+// stream time in their metadata, and writes the checkpoint.
 func (t *Task) Commit() ([]Offset, error) {
 	if t.closed {
 		return nil, fmt.Errorf("task: %s: closed", t.id)
@@ -348,7 +371,7 @@ func (t *Task) Commit() ([]Offset, error) {
 	}
 	out := make([]Offset, 0, len(t.consumed))
 	for tp, off := range t.consumed {
-		out = append(out, Offset{Topic: tp.topic, Partition: tp.partition, Offset: off})
+		out = append(out, Offset{Topic: tp.topic, Partition: tp.partition, Offset: off, StreamTime: t.StreamTime()})
 	}
 	slices.SortFunc(out, func(a, b Offset) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))

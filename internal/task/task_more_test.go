@@ -206,7 +206,12 @@ func TestFailedStreamTimePunctuationLeavesRecordUnconsumed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []task.Offset{{Topic: "a", Partition: 3, Offset: 8}}; len(offs) != 1 || offs[0] != want[0] {
+	// Nor does its timestamp reach the stream time committed with the
+	// offsets: a restart processes it again from the same stream time.
+	if want := []task.Offset{{Topic: "a", Partition: 3, Offset: 8, StreamTime: t0}}; len(offs) != 1 || offs[0] != want[0] {
 		t.Fatalf("Commit = %v, want %v (the record whose punctuation failed is not consumed)", offs, want)
+	}
+	if !h.task.StreamTime().Equal(t0) {
+		t.Fatalf("stream time %v after the failed record, want %v", h.task.StreamTime(), t0)
 	}
 }

@@ -149,7 +149,9 @@ func TestProcessSendsAndCommitsOffsets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantOffs := []task.Offset{{Topic: "a", Partition: 3, Offset: 12}, {Topic: "b", Partition: 3, Offset: 6}}
+	// Each offset carries the task's stream time, to commit with it.
+	st := t0.Add(2 * time.Second)
+	wantOffs := []task.Offset{{Topic: "a", Partition: 3, Offset: 12, StreamTime: st}, {Topic: "b", Partition: 3, Offset: 6, StreamTime: st}}
 	if !slices.Equal(offs, wantOffs) {
 		t.Fatalf("Commit offsets = %v, want %v", offs, wantOffs)
 	}
