@@ -113,11 +113,11 @@ func TestAppWindowFinalsAfterRestartEOS(t *testing.T) {
 		t.Fatalf("finals %v before any window closed", got)
 	}
 
-	produce("a", at(3*time.Minute))                // within grace of [0,5m): a=4
-	produce("c", at(6*time.Minute))                // stream time end+grace: [0,5m) closes
-	produce("a", at(time.Minute))                  // late: dropped
-	produce("z", at(20*time.Minute))               // closes [5m,10m)
-	produce("y", at(20*time.Minute+time.Second))   // marker after the finals
+	produce("a", at(3*time.Minute))                 // within grace of [0,5m): a=4
+	produce("c", at(6*time.Minute))                 // stream time end+grace: [0,5m) closes
+	produce("a", at(time.Minute))                   // late: dropped
+	produce("z", at(20*time.Minute))                // closes [5m,10m)
+	produce("y", at(20*time.Minute+time.Second))    // marker after the finals
 	run(func() bool { return len(readOut()) >= 4 }) // a@0, b@0, a@5m, c@5m
 	got := readOut()
 	slices.Sort(got)
@@ -135,7 +135,7 @@ func TestAppWindowFinalsAfterRestartEOS(t *testing.T) {
 	}
 	defer admin.Close()
 	for name, want := range map[string]map[string]string{
-		"counts": {"cleanup.policy": "compact,delete", "retention.ms": strconv.FormatInt((6*time.Minute+topology.WindowChangelogExtraRetention).Milliseconds(), 10)},
+		"counts": {"cleanup.policy": "compact,delete", "retention.ms": strconv.FormatInt((6*time.Minute + topology.WindowChangelogExtraRetention).Milliseconds(), 10)},
 		"finals": {"cleanup.policy": "compact"},
 	} {
 		topic := store.ChangelogTopic(appID, name)
