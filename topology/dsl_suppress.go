@@ -64,7 +64,11 @@ func (e *SuppressBufferFullError) Error() string {
 // Suppress declares a processor node named name that holds back the
 // table's updates and forwards, once per window, the window's final value
 // when the window closes: when the task's stream time reaches the window's
-// end + grace (for sliding windows: the window's inclusive end + grace).
+// end + grace, the moment the aggregation stops accepting records for it
+// (for a sliding window [s, e]: e + 1ms + grace, its exclusive end plus
+// grace; Kafka Streams' suppression emits it at e + grace, while its
+// aggregation still accepts a record for it, which could then be emitted
+// a second time).
 // The final value carries the timestamp and headers of the window's last
 // update (its largest record timestamp). Windows are emitted in the order
 // of their ends, then of their serialized keys.

@@ -244,6 +244,10 @@ func (ws TimeWindowedKStream[K, V]) Reduce(name string, fn func(agg, value V) (V
 //
 // Semantics, as Kafka Streams' windowed aggregations (docs/DSL.md):
 //
+//   - Time windows: a record falls into every window that contains its
+//     timestamp. Sliding windows: windows are created and updated by the
+//     rules of Kafka Streams' KStreamSlidingWindowAggregate (see
+//     SlidingWindows and docs/DSL.md).
 //   - Stream time is the task's (the largest record timestamp it has
 //     seen, the current record's included). A window closes when stream
 //     time reaches its end + grace: a record for a closed window is late
@@ -259,7 +263,8 @@ func (ws TimeWindowedKStream[K, V]) Reduce(name string, fn func(agg, value V) (V
 //     error handler.
 //
 // The store is a window store (LevelDB unless opts has InMemory) with a
-// retention of size + grace (sliding windows: time difference + grace),
+// retention of size + grace (sliding windows: 2 × time difference +
+// grace, as Kafka Streams),
 // whose expired segments are dropped as stream time advances; it is logged
 // to "<application-id>-<name>-changelog" unless WithoutLogging is given,
 // and its names derive from name only. The table's keys are serialized by
@@ -309,6 +314,13 @@ func windowedAggregate[K, V, A any](ws TimeWindowedKStream[K, V], name string, i
 	case TimeWindows:
 		retention = w.size + w.grace
 		closeAt = func(end int64) int64 { return end + grace }
+	case SlidingWindows:
+		// Kafka Streams keeps sliding windows for 2·diff + grace: a new
+		// record reads windows back to t − 2·diff.
+		retention = 2*w.diff + w.grace
+		// [s, s+diff] is open while s+diff >= stream time − grace, so it
+		// closes at its exclusive end s+diff+1 plus grace.
+		closeAt = func(end int64) int64 { return end + grace }
 	}
 	vts := ValueAndTimestampSerde(aggs)
 	ref := WindowStore(b, name, ws.g.keys, vts, store.WindowOptions{Retention: retention}, opts...)
@@ -317,6 +329,10 @@ func windowedAggregate[K, V, A any](ws TimeWindowedKStream[K, V], name string, i
 	case TimeWindows:
 		n = process(b, name, []Node[K, V]{ws.g.stream().Node()}, func() processor.Processor[K, V, Windowed[K], Change[A]] {
 			return &timeWindowAgg[K, V, A]{ref: ref, w: w, init: init, add: add, dropNullValues: dropNullValues}
+		}, []ProcessOption{WithStores(name)})
+	case SlidingWindows:
+		n = process(b, name, []Node[K, V]{ws.g.stream().Node()}, func() processor.Processor[K, V, Windowed[K], Change[A]] {
+			return &slidingWindowAgg[K, V, A]{ref: ref, w: w, init: init, add: add, dropNullValues: dropNullValues}
 		}, []ProcessOption{WithStores(name)})
 	}
 	t := WindowedKTable[K, A]{
@@ -470,9 +486,11 @@ func (p *timeWindowAgg[K, V, A]) Close() error { return nil }
 // past the window's end + grace) to the records that reach the grouped
 // stream, so it sees the same records as late.
 //
-// For sliding windows a record is late when its own window [t, t+diff]
-// has closed (Kafka Streams drops such a record whole); the headers give
-// that window with an exclusive end t+diff+1.
+// For sliding windows, whose windows depend on the records stored, a
+// record goes to the late stream once, when its left window [t−diff, t]
+// (for t < diff the shared window [0, diff]) has closed; the headers give
+// that window with an exclusive end. Like a hopping-window record, it may
+// still count in its later windows if they are open.
 func (ws TimeWindowedKStream[K, V]) LateRecords(name string) KStream[K, V] {
 	b := ws.g.b
 	if b == nil {
@@ -513,6 +531,10 @@ func (ws TimeWindowedKStream[K, V]) LateRecords(name string) KStream[K, V] {
 						return err
 					}
 				}
+			}
+		case SlidingWindows:
+			if start, end, late := slidingLateWindow(ts, st, w.diff.Milliseconds(), grace); late {
+				return send(start, end)
 			}
 		}
 		return nil
