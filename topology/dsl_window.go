@@ -311,6 +311,9 @@ func windowedAggregate[K, V, A any](ws TimeWindowedKStream[K, V], name string, i
 	var closeAt func(int64) int64
 	grace := ws.w.GracePeriod().Milliseconds()
 	switch w := ws.w.(type) {
+	default:
+		b.dslProblem(name, "unsupported window definition %T: give WindowedBy the value Tumbling, Hopping or Sliding returns", ws.w)
+		return WindowedKTable[K, A]{}
 	case TimeWindows:
 		retention = w.size + w.grace
 		closeAt = func(end int64) int64 { return end + grace }
@@ -502,6 +505,12 @@ func (ws TimeWindowedKStream[K, V]) LateRecords(name string) KStream[K, V] {
 	}
 	if err := ws.w.check(); err != nil {
 		b.dslProblem(name, "%v", err)
+		return KStream[K, V]{}
+	}
+	switch ws.w.(type) {
+	case TimeWindows, SlidingWindows:
+	default:
+		b.dslProblem(name, "unsupported window definition %T: give WindowedBy the value Tumbling, Hopping or Sliding returns", ws.w)
 		return KStream[K, V]{}
 	}
 	w := ws.w

@@ -443,6 +443,7 @@ func TestWindowedDeclarationProblems(t *testing.T) {
 		{topology.Tumbling(time.Second).Grace(-time.Second), nil, "counts", "grace period -1s"},
 		{topology.Tumbling(time.Second + time.Microsecond), nil, "counts", "whole number of milliseconds"},
 		{nil, nil, "counts", "no windows"},
+		{ptr(topology.Tumbling(time.Second)), nil, "counts", "unsupported window definition *topology.TimeWindows"},
 		{topology.Tumbling(time.Second), nil, "", "empty name"},
 		{topology.Tumbling(time.Second), []topology.StoreOption{topology.WithoutLogging()}, "counts", "cannot be WithoutLogging"},
 	}
@@ -457,6 +458,8 @@ func TestWindowedDeclarationProblems(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // TestWindowedDescribe: the nodes and stores are named from the user's
 // names only.
