@@ -140,3 +140,94 @@ func keysOf[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestAppSessionCountRestoresFromChangelog: a session count's store gets
+// a "compact,delete" changelog with retention.ms = gap + grace + 1 day,
+// and a restart on an empty state directory restores the sessions
+// (through SessionStoreApply): a record within the gap of the restored
+// session merges into it.
+func TestAppSessionCountRestoresFromChangelog(t *testing.T) {
+	b := testutil.NewBroker(t)
+	in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
+	b.CreateTopic(t, in, 1, nil)
+	b.CreateTopic(t, out, 1, nil)
+	appID := testutil.TopicName(t, "app")
+	gap, grace := time.Minute, 10*time.Second
+	topo := func() *topology.Topology {
+		bl := topology.New()
+		sw := topology.Stream(bl, "in", in, serde.String(), serde.String()).GroupByKey().
+			SessionWindowedBy(topology.SessionWindows(gap).Grace(grace))
+		topology.CountSessions(sw, "visits").ToStream("changes").
+			To("out", out, topology.WindowedSerde(serde.String()), topology.ChangeSerde(serde.Int64()))
+		tp, err := bl.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tp
+	}
+	t0 := time.Now().Truncate(time.Millisecond)
+	outputs := func() []string {
+		var got []string
+		for _, m := range b.ConsumeAll(t, out) {
+			w, err := topology.WindowedSerde(serde.String()).Deserialize(out, m.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := topology.ChangeSerde(serde.Int64()).Deserialize(out, m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := fmt.Sprint(c.Value)
+			if c.Deleted {
+				v = "<deleted>"
+			}
+			got = append(got, fmt.Sprintf("%s@%d-%d=%s", w.Key, w.Start.Sub(t0).Milliseconds(), w.End.Sub(t0).Milliseconds(), v))
+		}
+		return got
+	}
+	run := func(at time.Time, wantOutputs int) {
+		t.Helper()
+		b.Produce(t, in, &sarama.ProducerMessage{Key: sarama.StringEncoder("k"), Value: sarama.StringEncoder("x"), Timestamp: at})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, done := startApp(t, ctx, topo(), topology.Config{
+			ApplicationID: appID, Brokers: b.Addrs(), StateDir: t.TempDir(),
+			CommitInterval: 100 * time.Millisecond, Logger: testLogger(t),
+		})
+		deadline := time.Now().Add(60 * time.Second)
+		for len(outputs()) < wantOutputs {
+			if time.Now().After(deadline) {
+				t.Fatalf("outputs %v, want %d", outputs(), wantOutputs)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	}
+	run(t0, 1)
+	run(t0.Add(30*time.Second), 3)
+	if got := strings.Join(outputs(), " "); got != "k@0-1=1 k@0-1=<deleted> k@0-30001=2" {
+		t.Fatalf("outputs %s", got)
+	}
+	admin, err := sarama.NewClusterAdmin(b.Addrs(), b.SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	changelog := appID + "-visits-changelog"
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: changelog,
+		ConfigNames: []string{"cleanup.policy", "retention.ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]string{}
+	for _, e := range entries {
+		cfg[e.Name] = e.Value
+	}
+	wantRet := fmt.Sprint((gap + grace + topology.WindowChangelogExtraRetention).Milliseconds())
+	if cfg["cleanup.policy"] != "compact,delete" || cfg["retention.ms"] != wantRet {
+		t.Fatalf("changelog %s config %v, want cleanup.policy=compact,delete retention.ms=%s", changelog, cfg, wantRet)
+	}
+}
