@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/query"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
@@ -80,13 +81,31 @@ func TestAppCountThroughRepartitionEOS(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		_, errc := startApp(t, ctx, repartitionCountTopology(t, in, out), eosConfig(t, b, appID, t.TempDir()))
+		app, errc := startApp(t, ctx, repartitionCountTopology(t, in, out), eosConfig(t, b, appID, t.TempDir()))
 		deadline := time.Now().Add(90 * time.Second)
 		for !done(counts()) {
 			if time.Now().After(deadline) {
 				t.Fatalf("counts %v, want the last of each to be %v", counts(), want)
 			}
 			time.Sleep(200 * time.Millisecond)
+		}
+		// The aggregation's store answers interactive queries with the
+		// counts (one instance holds every task).
+		view, err := query.KeyValue[string, int64](app, "merchant-counts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, n := range want {
+			for {
+				got, found, err := view.Get(k)
+				if err == nil && found && got == n {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("query %s = %d, %v, %v; want %d", k, got, found, err, n)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 		}
 		cancel()
 		if err := <-errc; err != nil {
