@@ -110,4 +110,9 @@ type RecordMetadata struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	// NullKey reports that the source record's key was null on the wire
+	// (Kafka's null, which a key serde may have turned into its zero
+	// value, such as "" for serde.String). Aggregations drop such records
+	// as Kafka Streams does, where the key is still the source's.
+	NullKey bool
 }

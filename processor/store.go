@@ -13,8 +13,8 @@ import (
 // *StoreTypeError if the store was declared with other key/value types or
 // is not a key-value store.
 //
-// Window and TTL stores have helpers of their own: [WindowStore],
-// [TTLStore]. A TTL store is also a key-value store, so KeyValueStore
+// Window, session and TTL stores have helpers of their own:
+// [WindowStore], [SessionStore], [TTLStore]. A TTL store is also a key-value store, so KeyValueStore
 // returns it too (as a plain key-value view).
 func KeyValueStore[K, V any](ctx StoreProvider, name string) (store.KeyValueStore[K, V], error) {
 	return typedStore[store.KeyValueStore[K, V]](ctx, name)
@@ -34,6 +34,23 @@ func WindowStore[K, V any](ctx StoreProvider, name string) (store.WindowStore[K,
 // *StoreTypeError for other types or another kind of store.
 func TTLStore[K, V any](ctx StoreProvider, name string) (store.TTLStore[K, V], error) {
 	return typedStore[store.TTLStore[K, V]](ctx, name)
+}
+
+// SessionStore returns the session store named name connected to the
+// processor behind ctx, typed as store.SessionStore[K,V]. It fails as
+// [KeyValueStore] does: *UnknownStoreError for a store not connected to
+// the node, *StoreTypeError for other types or another kind of store.
+func SessionStore[K, V any](ctx StoreProvider, name string) (store.SessionStore[K, V], error) {
+	return typedStore[store.SessionStore[K, V]](ctx, name)
+}
+
+// TimestampedKeyValueStore returns the timestamped key-value store named
+// name connected to the processor behind ctx (the store of a DSL
+// aggregation), typed as store.TimestampedKeyValueStore[K,V]. It fails as
+// [KeyValueStore] does. KeyValueStore returns the same store as a plain
+// key-value store.
+func TimestampedKeyValueStore[K, V any](ctx StoreProvider, name string) (store.TimestampedKeyValueStore[K, V], error) {
+	return typedStore[store.TimestampedKeyValueStore[K, V]](ctx, name)
 }
 
 func typedStore[S any](ctx StoreProvider, name string) (S, error) {

@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/brookstream/brook/serde"
 )
@@ -74,6 +76,88 @@ type kvStore[K, V any] struct {
 	values serde.Serde[V]
 	cfg    storeConfig
 	topic  string // passed to serdes
+	// timestamped: engine and changelog values are an 8-byte timestamp
+	// (see NewTimestampedKeyValueStore) before the value's bytes.
+	timestamped bool
+}
+
+// TimestampedKeyValueStore is a key-value store that keeps, with each
+// value, the timestamp of the record it came from (as Kafka Streams'
+// timestamped stores do), so that an aggregation can give its output the
+// latest timestamp of its inputs. As a KeyValueStore it reads and writes
+// plain values (Put stamps them with no timestamp, the zero time), so
+// interactive queries and processors see an ordinary key-value store.
+type TimestampedKeyValueStore[K, V any] interface {
+	KeyValueStore[K, V]
+	// GetWithTimestamp returns key's value and its timestamp (the zero
+	// time when it was put without one).
+	GetWithTimestamp(key K) (value V, ts time.Time, found bool, err error)
+	// PutWithTimestamp stores value under key with timestamp ts
+	// (millisecond precision).
+	PutWithTimestamp(key K, value V, ts time.Time) error
+}
+
+// NewTimestampedKeyValueStore returns a timestamped key-value store over
+// engine e (see NewKeyValueStore for ownership and options). Engine and
+// changelog values are the timestamp as 8 bytes (Unix milliseconds,
+// big-endian, sign bit flipped; 0 bytes of a zero time are still 8
+// bytes) followed by the value's bytes, so the default restore applies
+// its changelog unchanged.
+func NewTimestampedKeyValueStore[K, V any](name string, e Engine, keys serde.Serde[K], values serde.Serde[V], opts ...Option) TimestampedKeyValueStore[K, V] {
+	s := NewKeyValueStore(name, e, keys, values, opts...).(*kvStore[K, V])
+	s.timestamped = true
+	return s
+}
+
+// noTimestamp is the stored timestamp of a value put without one.
+const noTimestamp = math.MinInt64
+
+func (s *kvStore[K, V]) GetWithTimestamp(key K) (V, time.Time, bool, error) {
+	var zero V
+	kb, err := s.keyBytes(key)
+	if err != nil {
+		return zero, time.Time{}, false, err
+	}
+	vb, found, err := s.e.Get(kb)
+	if err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("store: %s: get: %w", s.name, err)
+		}
+		return zero, time.Time{}, false, err
+	}
+	ts, vb, err := s.split(vb)
+	if err != nil {
+		return zero, time.Time{}, false, err
+	}
+	v, err := s.values.Deserialize(s.topic, vb)
+	if err != nil {
+		return zero, time.Time{}, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
+	}
+	return v, ts, true, nil
+}
+
+func (s *kvStore[K, V]) PutWithTimestamp(key K, value V, ts time.Time) error {
+	ms := int64(noTimestamp)
+	if !ts.IsZero() {
+		ms = ts.UnixMilli()
+	}
+	return s.put(key, value, ms)
+}
+
+// split separates a stored value into its timestamp and value bytes; a
+// store that is not timestamped has no timestamp.
+func (s *kvStore[K, V]) split(vb []byte) (time.Time, []byte, error) {
+	if !s.timestamped {
+		return time.Time{}, vb, nil
+	}
+	if len(vb) < 8 {
+		return time.Time{}, nil, fmt.Errorf("store: %s: timestamped value of %d bytes has no timestamp", s.name, len(vb))
+	}
+	ms := readTime(vb)
+	if ms == noTimestamp {
+		return time.Time{}, vb[8:], nil
+	}
+	return time.UnixMilli(ms), vb[8:], nil
 }
 
 func (s *kvStore[K, V]) Name() string { return s.name }
@@ -99,6 +183,10 @@ func (s *kvStore[K, V]) Get(key K) (V, bool, error) {
 		}
 		return zero, false, err
 	}
+	_, vb, err = s.split(vb)
+	if err != nil {
+		return zero, false, err
+	}
 	v, err := s.values.Deserialize(s.topic, vb)
 	if err != nil {
 		return zero, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
@@ -106,7 +194,9 @@ func (s *kvStore[K, V]) Get(key K) (V, bool, error) {
 	return v, true, nil
 }
 
-func (s *kvStore[K, V]) Put(key K, value V) error {
+func (s *kvStore[K, V]) Put(key K, value V) error { return s.put(key, value, noTimestamp) }
+
+func (s *kvStore[K, V]) put(key K, value V, tsMs int64) error {
 	kb, err := s.keyBytes(key)
 	if err != nil {
 		return err
@@ -114,6 +204,9 @@ func (s *kvStore[K, V]) Put(key K, value V) error {
 	vb, err := s.values.Serialize(s.topic, value)
 	if err != nil {
 		return fmt.Errorf("store: %s: serialize value: %w", s.name, err)
+	}
+	if s.timestamped && vb != nil {
+		vb = append(appendTime(make([]byte, 0, 8+len(vb)), tsMs), vb...)
 	}
 	return s.putBytes(kb, vb)
 }
@@ -244,7 +337,12 @@ func (t *typedIter[K, V]) Next() bool {
 		t.err = fmt.Errorf("store: %s: deserialize key %x: %w", t.s.name, t.it.Key(), err)
 		return false
 	}
-	v, err := t.s.values.Deserialize(t.s.topic, t.it.Value())
+	_, vb, err := t.s.split(t.it.Value())
+	if err != nil {
+		t.err = err
+		return false
+	}
+	v, err := t.s.values.Deserialize(t.s.topic, vb)
 	if err != nil {
 		t.err = fmt.Errorf("store: %s: deserialize value of key %x: %w", t.s.name, t.it.Key(), err)
 		return false

@@ -466,6 +466,25 @@ func KeyValueStore[K, V any](d *TestDriver, name string) (store.KeyValueStore[K,
 	return kv, nil
 }
 
+// SessionStore returns the session store named name of the driver's
+// task (the store of a session aggregation, for example), for reading
+// state in tests.
+func SessionStore[K, V any](d *TestDriver, name string) (store.SessionStore[K, V], error) {
+	t, err := d.storeTask(name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := t.Store(name)
+	if err != nil {
+		return nil, err
+	}
+	ss, ok := s.(store.SessionStore[K, V])
+	if !ok {
+		return nil, &processor.StoreTypeError{Store: name, Want: reflect.TypeFor[store.SessionStore[K, V]]().String(), Got: fmt.Sprintf("%T", s)}
+	}
+	return ss, nil
+}
+
 // InputTopic pipes typed records into a TestDriver through real serdes.
 type InputTopic[K, V any] struct {
 	d      *TestDriver

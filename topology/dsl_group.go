@@ -55,7 +55,7 @@ func WithRepartitionName(name string) RepartitionOption {
 }
 
 // KGroupedStream is a stream grouped by key: the input of Count, Reduce,
-// Aggregate and WindowedBy. Each key's records are in one partition of
+// Aggregate, SessionWindowedBy and the time-window aggregations. Each key's records are in one partition of
 // the grouping node's sub-topology.
 type KGroupedStream[K, V any] struct {
 	b      *Builder

@@ -368,8 +368,9 @@ type dropCounts struct{ nullKeys, nullValues, late int64 }
 // null value); it reports whether r was dropped.
 func dropNull[K, V, KO, VO any](ctx processor.Context[KO, VO], r processor.Record[K, V], values bool, c *dropCounts) bool {
 	what := ""
+	md, _ := ctx.RecordMetadata()
 	switch {
-	case isNil(r.Key):
+	case isNil(r.Key) || md.NullKey: // a null key on the wire, whatever the serde made of it
 		c.nullKeys++
 		what = "key"
 	case values && isNil(r.Value):
@@ -378,7 +379,6 @@ func dropNull[K, V, KO, VO any](ctx processor.Context[KO, VO], r processor.Recor
 	default:
 		return false
 	}
-	md, _ := ctx.RecordMetadata()
 	ctx.Logger().Warn("brook: dropped a record with a null "+what+" (aggregations skip them, as Kafka Streams)",
 		"topic", md.Topic, "partition", md.Partition, "offset", md.Offset,
 		"dropped_null_keys_total", c.nullKeys, "dropped_null_values_total", c.nullValues)
@@ -515,7 +515,7 @@ func (ws TimeWindowedKStream[K, V]) LateRecords(name string) KStream[K, V] {
 	}
 	w := ws.w
 	return stage(ws.g.stream(), name, false, func(ctx processor.Context[K, V], r processor.Record[K, V]) error {
-		if isNil(r.Key) || r.Timestamp.IsZero() || r.Timestamp.UnixMilli() < 0 {
+		if md, _ := ctx.RecordMetadata(); md.NullKey || isNil(r.Key) || r.Timestamp.IsZero() || r.Timestamp.UnixMilli() < 0 {
 			return nil // not late: the aggregation drops or refuses it
 		}
 		ts := r.Timestamp.UnixMilli()

@@ -142,6 +142,64 @@ func WindowStore[K, V any](b *Builder, name string, keys serde.Serde[K], values 
 	return WindowStoreRef[K, V]{name: name}
 }
 
+// SessionStoreRef is a typed handle to a declared session store.
+type SessionStoreRef[K, V any] struct{ name string }
+
+// Name returns the store's name, for WithStores.
+func (r SessionStoreRef[K, V]) Name() string { return r.name }
+
+// From returns the store from a processor's context; the store must be
+// connected to the processor.
+func (r SessionStoreRef[K, V]) From(ctx processor.StoreProvider) (store.SessionStore[K, V], error) {
+	return processor.SessionStore[K, V](ctx, r.name)
+}
+
+// SessionStore declares a session store named name (see
+// store.SessionStore): one value per key and session, kept for
+// so.Retention of stream time after the session's end and dropped a
+// segment at a time. For a session aggregation give a retention of at
+// least the inactivity gap plus the grace period (the DSL's session
+// aggregations do). Connect it to the processors that use it with
+// WithStores. Its changelog topic is "<application-id>-<name>-changelog"
+// (cleanup policy "compact,delete", retention.ms = so.Retention +
+// WindowChangelogExtraRetention) unless WithoutLogging is given; a
+// restore files each record under its segment. Session stores are not
+// queryable over HTTP or through package query yet.
+func SessionStore[K, V any](b *Builder, name string, keys serde.Serde[K], values serde.Serde[V], so store.SessionOptions, opts ...StoreOption) SessionStoreRef[K, V] {
+	var cfg storeConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := so.Validate(); err != nil {
+		b.problem(InvalidStore, "", "", name, "%v", err)
+	}
+	spec := task.StoreSpec{Name: name, Kind: "session", Logged: !cfg.unlogged, InMemory: cfg.inMemory,
+		Apply: store.SessionStoreApply(so), ChangelogRetention: so.Retention + WindowChangelogExtraRetention}
+	spec.Open = func(e store.Engine, o ...store.Option) (any, error) {
+		return store.NewSessionStore(name, e, keys, values, so, o...)
+	}
+	addStore(b, spec, keys, values)
+	return SessionStoreRef[K, V]{name: name}
+}
+
+// timestampedKeyValueStore declares the store of a DSL aggregation: a
+// key-value store of K to V (queryable as one, through package query and
+// the HTTP handler) whose values carry the timestamp of their latest input
+// (store.TimestampedKeyValueStore).
+func timestampedKeyValueStore[K, V any](b *Builder, name string, keys serde.Serde[K], values serde.Serde[V], opts []StoreOption) KeyValueStoreRef[K, V] {
+	var cfg storeConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	spec := task.StoreSpec{Name: name, Kind: "key-value", Logged: !cfg.unlogged, InMemory: cfg.inMemory,
+		Query: query.KeyValueCodec(keys, values)}
+	spec.Open = func(e store.Engine, o ...store.Option) (any, error) {
+		return store.NewTimestampedKeyValueStore(name, e, keys, values, o...), nil
+	}
+	addStore(b, spec, keys, values)
+	return KeyValueStoreRef[K, V]{name: name}
+}
+
 // TTLStoreRef is a typed handle to a declared TTL store.
 type TTLStoreRef[K, V any] struct{ name string }
 

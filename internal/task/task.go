@@ -433,7 +433,7 @@ func (t *Task) recordMetadata() (processor.RecordMetadata, bool) {
 	if !t.hasCurrent || t.punctuating {
 		return processor.RecordMetadata{}, false
 	}
-	return processor.RecordMetadata{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset}, true
+	return processor.RecordMetadata{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset, NullKey: t.current.Key == nil}, true
 }
 
 // origin describes the record node is sending now.

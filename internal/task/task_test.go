@@ -134,9 +134,9 @@ func TestProcessSendsAndCommitsOffsets(t *testing.T) {
 		}
 	}
 	want := []string{
-		"process k0=v md={a 3 10}/true task=0_3 node=probe stream=12:00:00",
-		"process k1=v md={b 3 5}/true task=0_3 node=probe stream=12:00:01",
-		"process k2=v md={a 3 11}/true task=0_3 node=probe stream=12:00:02",
+		"process k0=v md={a 3 10 false}/true task=0_3 node=probe stream=12:00:00",
+		"process k1=v md={b 3 5 false}/true task=0_3 node=probe stream=12:00:01",
+		"process k2=v md={a 3 11 false}/true task=0_3 node=probe stream=12:00:02",
 	}
 	if !slices.Equal(events, want) {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(events, "\n"), strings.Join(want, "\n"))

@@ -1,0 +1,218 @@
+package topology
+
+import (
+	"time"
+
+	"github.com/brookstream/brook/processor"
+	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/store"
+)
+
+// This file holds the session-window aggregations of the DSL
+// (docs/DSL.md): SessionWindows, KGroupedStream.SessionWindowedBy, and
+// CountSessions, ReduceSessions and AggregateSessions, backed by a session
+// store (store.SessionStore).
+
+// SessionWindowSpec describes session windows: a key's records whose
+// times are at most the inactivity gap apart belong to one session. Make
+// one with SessionWindows.
+type SessionWindowSpec struct {
+	gap, grace time.Duration
+}
+
+// SessionWindows returns session windows with the inactivity gap gap (at
+// least 1ms) and no grace period: two records of a key at most gap apart
+// (inclusive, as Kafka Streams) are in one session. Set a grace period
+// with Grace.
+func SessionWindows(gap time.Duration) SessionWindowSpec { return SessionWindowSpec{gap: gap} }
+
+// Grace returns w with grace period d: a record still joins (or opens) a
+// session while the stream time is less than the session's end plus d,
+// where the end is the session's last record time plus 1ms (see Windowed).
+// At or after that the record is late and dropped with a warning.
+func (w SessionWindowSpec) Grace(d time.Duration) SessionWindowSpec {
+	w.grace = d
+	return w
+}
+
+// Gap returns the inactivity gap.
+func (w SessionWindowSpec) Gap() time.Duration { return w.gap }
+
+// GracePeriod returns the grace period.
+func (w SessionWindowSpec) GracePeriod() time.Duration { return w.grace }
+
+// SessionWindowedKStream is a grouped stream cut into session windows:
+// the input of CountSessions, ReduceSessions and AggregateSessions.
+type SessionWindowedKStream[K, V any] struct {
+	g KGroupedStream[K, V]
+	w SessionWindowSpec
+}
+
+// SessionWindowedBy cuts the grouped stream into session windows w.
+func (g KGroupedStream[K, V]) SessionWindowedBy(w SessionWindowSpec) SessionWindowedKStream[K, V] {
+	return SessionWindowedKStream[K, V]{g: g, w: w}
+}
+
+// CountSessions declares a processor node named name that counts the
+// records of each session of each key, and the session store name that
+// holds the counts (opts apply to it). It returns the table of sessions
+// (see AggregateSessions for the updates it emits).
+func CountSessions[K, V any](sw SessionWindowedKStream[K, V], name string, opts ...StoreOption) KTable[Windowed[K], int64] {
+	merge := func(_ K, a, b int64, _ bool) (int64, error) { return a + b, nil }
+	return aggregateSessions(sw, name, countFuncs[K, V](), merge, serde.Int64(), opts)
+}
+
+// ReduceSessions declares a processor node named name that combines the
+// values of each session with fn (fn(aggregate, value); a session's first
+// value is its first aggregate), and the session store name (g's value
+// serde; opts apply to it). Sessions that a record bridges are combined
+// with fn too, in time order, and the record's value last: fn should be
+// associative (and, for out-of-order records, commutative), as in Kafka
+// Streams, which uses the reducer as the merger.
+func ReduceSessions[K, V any](sw SessionWindowedKStream[K, V], name string, fn func(agg, value V) (V, error), opts ...StoreOption) KTable[Windowed[K], V] {
+	if nilFunc(sw.g.b, name, "reduce", fn == nil) {
+		return KTable[Windowed[K], V]{}
+	}
+	merge := func(_ K, a, b V, have bool) (V, error) {
+		if !have {
+			return b, nil
+		}
+		return fn(a, b)
+	}
+	return aggregateSessions(sw, name, reduceFuncs[K](fn), merge, sw.g.values, opts)
+}
+
+// AggregateSessions declares a processor node named name that folds the
+// values of each session of each key into an aggregate of type A, and the
+// session store name that holds them, serialized by aggSerde (opts apply
+// to it; its retention is the gap plus the grace period). It returns the
+// table of sessions, keyed by Windowed[K] (Start: the first record's
+// time; End: the last record's time plus 1ms).
+//
+// For each record, as Kafka Streams' KStreamSessionWindowAggregate: the
+// sessions of its key whose records are within gap of its time are
+// found; the aggregate starts from init(), each found session's
+// aggregate is merged into it with merge(key, aggregate, session
+// aggregate) in time order, and the record is added with add(key, value,
+// aggregate). The merged session spans them all. The found sessions that
+// the merged one replaces are removed and forwarded as deletions (a
+// record that bridges two sessions deletes both and emits their union),
+// then the merged session is forwarded as an update. Each output
+// record's timestamp is its session's last record time. A record whose
+// merged session would end (End) at or before the stream time minus the
+// grace period is late: dropped with a warning that counts it.
+//
+// Errors from add and merge go to the processing error handler and
+// leave the sessions unchanged.
+func AggregateSessions[K, V, A any](sw SessionWindowedKStream[K, V], name string, init func() A, add func(key K, value V, agg A) (A, error), merge func(key K, agg1, agg2 A) (A, error), aggSerde serde.Serde[A], opts ...StoreOption) KTable[Windowed[K], A] {
+	b := sw.g.b
+	if nilFunc(b, name, "initializer", init == nil) || nilFunc(b, name, "aggregator", add == nil) || nilFunc(b, name, "merger", merge == nil) {
+		return KTable[Windowed[K], A]{}
+	}
+	m := func(k K, a, s A, _ bool) (A, error) { return merge(k, a, s) }
+	return aggregateSessions(sw, name, aggregateFuncs(init, add), m, aggSerde, opts)
+}
+
+func aggregateSessions[K, V, A any](sw SessionWindowedKStream[K, V], name string, fns aggFuncs[K, V, A], merge func(K, A, A, bool) (A, error), aggSerde serde.Serde[A], opts []StoreOption) KTable[Windowed[K], A] {
+	g := sw.g
+	if g.b == nil {
+		return KTable[Windowed[K], A]{}
+	}
+	if sw.w.gap < time.Millisecond {
+		g.b.dslProblem(name, "session inactivity gap %v must be at least 1ms", sw.w.gap)
+		return KTable[Windowed[K], A]{}
+	}
+	if sw.w.grace < 0 {
+		g.b.dslProblem(name, "session grace period %v is negative", sw.w.grace)
+		return KTable[Windowed[K], A]{}
+	}
+	if !checkSerde(g.b, name, "key", g.keys) || !checkSerde(g.b, name, "aggregate", aggSerde) {
+		return KTable[Windowed[K], A]{}
+	}
+	ref := SessionStore(g.b, name, g.keys, aggSerde, store.SessionOptions{Retention: sw.w.gap + sw.w.grace}, opts...)
+	gap, grace := sw.w.gap.Milliseconds(), sw.w.grace.Milliseconds()
+	n := process(g.b, name, []Node[K, V]{g.stream().Node()}, func() processor.Processor[K, V, Windowed[K], Change[A]] {
+		return &sessionAggregator[K, V, A]{ref: ref, gap: gap, grace: grace, fns: fns, merge: merge, drops: newDropper[K, V]()}
+	}, []ProcessOption{WithStores(name)})
+	return KTable[Windowed[K], A]{b: g.b, name: n.name, keys: WindowedSerde(g.keys), values: aggSerde}
+}
+
+type sessionAggregator[K, V, A any] struct {
+	ref        SessionStoreRef[K, A]
+	gap, grace int64 // ms
+	fns        aggFuncs[K, V, A]
+	merge      func(K, A, A, bool) (A, error)
+	ss         store.SessionStore[K, A]
+	drops      *dropper[K, V]
+}
+
+func (p *sessionAggregator[K, V, A]) Init(ctx processor.Context[Windowed[K], Change[A]]) (err error) {
+	p.ss, err = p.ref.From(ctx)
+	return err
+}
+
+func (p *sessionAggregator[K, V, A]) Process(ctx processor.Context[Windowed[K], Change[A]], r processor.Record[K, V]) error {
+	if p.drops.nullKeyOrValue(ctx, r) {
+		return nil
+	}
+	ts := r.Timestamp.UnixMilli()
+	if err := p.ss.AdvanceTime(r.Timestamp); err != nil {
+		return err
+	}
+	streamTime := p.ss.ObservedTime().UnixMilli()
+	it, err := p.ss.FindSessions(r.Key, time.UnixMilli(ts-p.gap), time.UnixMilli(ts+p.gap))
+	if err != nil {
+		return err
+	}
+	var found []store.Session[K]
+	start, end := ts, ts+1
+	agg, have := p.fns.init()
+	for it.Next() {
+		s := it.Key()
+		if agg, err = p.merge(r.Key, agg, it.Value(), have); err != nil {
+			it.Close()
+			return err
+		}
+		have = true
+		found = append(found, s)
+		start, end = min(start, s.Start.UnixMilli()), max(end, s.End.UnixMilli())
+	}
+	if err := it.Err(); err != nil {
+		it.Close()
+		return err
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if end+p.grace <= streamTime {
+		p.drops.drop(ctx, "late", r.Timestamp, "session_start_ms", start, "session_end_ms", end,
+			"stream_time_ms", streamTime, "grace_ms", p.grace)
+		return nil
+	}
+	if agg, err = p.fns.add(r.Key, r.Value, agg, have); err != nil {
+		return err
+	}
+	for _, s := range found {
+		if s.Start.UnixMilli() == start && s.End.UnixMilli() == end {
+			continue // the merged session overwrites it
+		}
+		if err := p.ss.Remove(r.Key, s.Start, s.End); err != nil {
+			return err
+		}
+		if err := ctx.Forward(processor.Record[Windowed[K], Change[A]]{
+			Key:   Windowed[K]{Key: r.Key, Start: s.Start.UTC(), End: s.End.UTC()},
+			Value: Deletion[A](), Timestamp: s.End.Add(-time.Millisecond), Headers: r.Headers,
+		}); err != nil {
+			return err
+		}
+	}
+	st, en := time.UnixMilli(start).UTC(), time.UnixMilli(end).UTC()
+	if err := p.ss.Put(r.Key, st, en, agg); err != nil {
+		return err
+	}
+	return ctx.Forward(processor.Record[Windowed[K], Change[A]]{
+		Key: Windowed[K]{Key: r.Key, Start: st, End: en}, Value: Update(agg), Timestamp: en.Add(-time.Millisecond), Headers: r.Headers,
+	})
+}
+
+func (p *sessionAggregator[K, V, A]) Close() error { return nil }
