@@ -307,7 +307,7 @@ func windowedAggregate[K, V, A any](ws TimeWindowedKStream[K, V], name string, i
 	if !checkSerde(b, name, "key", ws.g.keys) {
 		return WindowedKTable[K, A]{}
 	}
-	var retention time.Duration
+	var retention, size time.Duration
 	var closeAt func(int64) int64
 	grace := ws.w.GracePeriod().Milliseconds()
 	switch w := ws.w.(type) {
@@ -315,18 +315,24 @@ func windowedAggregate[K, V, A any](ws TimeWindowedKStream[K, V], name string, i
 		b.dslProblem(name, "unsupported window definition %T: give WindowedBy the value Tumbling, Hopping or Sliding returns", ws.w)
 		return WindowedKTable[K, A]{}
 	case TimeWindows:
-		retention = w.size + w.grace
+		retention, size = w.size+w.grace, w.size
 		closeAt = func(end int64) int64 { return end + grace }
 	case SlidingWindows:
 		// Kafka Streams keeps sliding windows for 2·diff + grace: a new
 		// record reads windows back to t − 2·diff.
-		retention = 2*w.diff + w.grace
+		retention, size = 2*w.diff+w.grace, w.diff+time.Millisecond
 		// [s, s+diff] is open while s+diff >= stream time − grace, so it
 		// closes at its exclusive end s+diff+1 plus grace.
 		closeAt = func(end int64) int64 { return end + grace }
 	}
+	var sc storeConfig
+	for _, o := range opts {
+		o(&sc)
+	}
+	retention = max(retention, sc.retention)
 	vts := ValueAndTimestampSerde(aggs)
-	ref := WindowStore(b, name, ws.g.keys, vts, store.WindowOptions{Retention: retention}, opts...)
+	// Size lets queries give each window's end.
+	ref := WindowStore(b, name, ws.g.keys, vts, store.WindowOptions{Retention: retention, Size: size}, opts...)
 	var n Node[Windowed[K], Change[A]]
 	switch w := ws.w.(type) {
 	case TimeWindows:

@@ -14,9 +14,18 @@ import (
 type StoreOption func(*storeConfig)
 
 type storeConfig struct {
-	unlogged bool
-	inMemory bool
+	unlogged  bool
+	inMemory  bool
+	retention time.Duration
 }
+
+// WithRetention keeps the windows of a windowed aggregation's store for at
+// least d (Kafka Streams' Materialized.withRetention): by default a window
+// is dropped once it has closed (size + grace; 2 × difference + grace for
+// sliding windows), and a longer retention keeps closed windows
+// queryable. A retention shorter than the default is ignored; other
+// stores ignore the option.
+func WithRetention(d time.Duration) StoreOption { return func(c *storeConfig) { c.retention = d } }
 
 // WithoutLogging turns off the store's changelog: its content is lost when
 // its task moves to another instance or local state is wiped. Stores are
