@@ -36,6 +36,8 @@ func helperMain() int {
 		topo, err = buildCountTopology(env("IN"), env("OUT"))
 	case "payments": // app_eos_kill_test.go
 		topo, err = buildPaymentsTopology(env("IN"), env("OUT"), 0)
+	case "wincount": // app_window_kill_test.go
+		topo, err = buildWindowKillTopology(env("IN"), env("OUT"))
 	default:
 		err = fmt.Errorf("unknown helper app %q", os.Getenv(helperEnv))
 	}
