@@ -150,18 +150,18 @@ func (e *env) demo(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- app.Run(ctx) }() // waited for below and by the deferred stop
-	stopped := false
+	var runErr error
+	runDone := make(chan struct{})
+	go func() { // waited for by stop
+		runErr = app.Run(ctx)
+		close(runDone)
+	}()
 	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
 		cancel()
-		return <-runErr
+		<-runDone
+		return runErr
 	}
-	defer stop() //nolint:errcheck // the error is returned on the normal path
+	defer func() { _ = stop() }() // on the normal path stop's error is returned below
 	fmt.Fprintf(e.out, "Application %s: exactly-once, %v tumbling windows with %v grace, alerts above %d transactions\n",
 		e.appID, windowSize, windowGrace, maxTxns)
 
@@ -170,9 +170,16 @@ func (e *env) demo(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(e.out, "\nWaiting until the application has committed all %d transactions...\n", n)
-	if err := e.waitCommitted(ctx, runErr, n); err != nil {
+	if err := e.waitCommitted(ctx, runDone, n); err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted
+		}
+		select {
+		case <-runDone:
+			if runErr != nil {
+				return fmt.Errorf("application: %w", runErr)
+			}
+		default:
 		}
 		return err
 	}
@@ -224,7 +231,7 @@ func (e *env) produce() (int64, error) {
 // transactions topic until it has passed every record written: under
 // exactly-once the outputs of those records are committed in the same
 // transactions, so they can all be read.
-func (e *env) waitCommitted(ctx context.Context, runErr <-chan error, n int64) error {
+func (e *env) waitCommitted(ctx context.Context, runDone <-chan struct{}, n int64) error {
 	admin, err := sarama.NewClusterAdmin(e.brokers, e.sarama)
 	if err != nil {
 		return err
@@ -253,11 +260,8 @@ func (e *env) waitCommitted(ctx context.Context, runErr <-chan error, n int64) e
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-runErr:
-			if err == nil {
-				err = errors.New("it stopped")
-			}
-			return fmt.Errorf("application: %w", err)
+		case <-runDone:
+			return errors.New("the application stopped before committing the transactions")
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
