@@ -31,7 +31,7 @@ func checkGolden(t *testing.T, path, got string) {
 }
 
 func TestDescribeGolden(t *testing.T) {
-	velocity, err := velocityTopology(3)
+	velocity, err := velocityTopology()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,3 +69,55 @@ func TestDescribeTableShowsUserTypes(t *testing.T) {
 }
 
 type customer struct{ Name string }
+
+// TestReadmeVelocityExample keeps the README's "What it looks like" in step
+// with the code that runs: its topology lines are velocityTopology's (run
+// by Example_cardVelocity), in order, and the Describe output it shows is
+// the golden file TestDescribeGolden checks.
+func TestReadmeVelocityExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section, ok := strings.CutPrefix(string(readme)[strings.Index(string(readme), "## What it looks like"):], "## What it looks like")
+	if !ok {
+		t.Fatal(`README.md has no "## What it looks like" section`)
+	}
+	_, block, ok := strings.Cut(section, "```go\n")
+	if !ok {
+		t.Fatal("README.md: no Go block in \"What it looks like\"")
+	}
+	block, _, ok = strings.Cut(block, "topo, err := b.Build()")
+	if !ok {
+		t.Fatal("README.md: the Go block does not build the topology with `topo, err := b.Build()`")
+	}
+	src, err := os.ReadFile("example_velocity_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, ok := strings.Cut(string(src), "func velocityTopology() (*topology.Topology, error) {\n")
+	if !ok {
+		t.Fatal("example_velocity_test.go: velocityTopology not found")
+	}
+	body, _, _ = strings.Cut(body, "return b.Build()")
+	trim := func(s string) []string {
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if got, want := trim(block), trim(body); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("README's velocity example differs from velocityTopology:\n--- README\n%s\n--- velocityTopology\n%s",
+			strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	golden, err := os.ReadFile(filepath.Join("..", "docs", "velocity-describe.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(section, "```\n"+string(golden)+"```\n") {
+		t.Errorf("README's Describe output is not docs/velocity-describe.txt:\n%s", golden)
+	}
+}

@@ -27,6 +27,10 @@ import (
 
 const partitions = 4
 
+// retryEvery makes every retryEvery-th sample transaction arrive twice, as
+// a payment network's retry does.
+const retryEvery = 10
+
 // env is the set-up of one run: broker, registry, topics, serdes.
 type env struct {
 	o        options
@@ -101,6 +105,9 @@ func setUp(ctx context.Context, o options, out io.Writer) (_ *env, err error) {
 	// (murmur2), so that queries find each customer where it is.
 	e.sarama.Producer.Partitioner = partition.NewSaramaPartitioner
 	e.sarama.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// The application writes in transactions (exactly-once): read only
+	// what it committed.
+	e.sarama.Consumer.IsolationLevel = sarama.ReadCommitted
 	if err := e.createTopics(); err != nil {
 		return nil, err
 	}
@@ -228,7 +235,7 @@ func (e *env) serve(ctx context.Context, onStart func(started)) error {
 		return fail(err)
 	}
 	if onStart != nil {
-		onStart(started{Endpoints: [2]string{insts[0].endpoint, insts[1].endpoint}, RoutedCustomer: routed})
+		onStart(started{Endpoints: [2]string{insts[0].endpoint, insts[1].endpoint}, RoutedCustomer: routed, Brokers: e.brokers, Registry: e.regURL, Enriched: e.enriched})
 	}
 	fmt.Fprintln(e.out, "\nRunning; Ctrl-C stops.")
 	var tick <-chan time.Time
@@ -260,7 +267,8 @@ func (e *env) startInstance(ctx context.Context, wg *sync.WaitGroup, errs chan<-
 	endpoint := ln.Addr().String()
 	app, err := topology.NewApp(topo, topology.Config{
 		ApplicationID: e.appID, Brokers: e.brokers, StateDir: filepath.Join(e.stateDir, name),
-		CommitInterval: 500 * time.Millisecond, QueryEndpoint: endpoint, Logger: e.o.logger.With("instance", name),
+		CommitInterval: 500 * time.Millisecond, Guarantee: topology.ExactlyOnce,
+		QueryEndpoint: endpoint, Logger: e.o.logger.With("instance", name),
 		TLS: e.tls, SASL: e.sasl,
 	})
 	if err != nil {
@@ -387,24 +395,34 @@ func (e *env) produceTxns(prod sarama.SyncProducer, rng *rand.Rand, next, n int)
 		return next, nil
 	}
 	var msgs []*sarama.ProducerMessage
+	retried := 0
 	for i := 0; i < n; i++ {
 		t := Txn{
 			ID: fmt.Sprintf("txn-%06d", next), CustomerID: customerID(rng.IntN(e.o.customers)),
 			AmountCents: int64(100 + rng.IntN(20000)), Currency: "EUR",
 			Merchant: merchants[rng.IntN(len(merchants))], At: time.Now().UTC().Truncate(time.Millisecond),
 		}
+		retry := next%retryEvery == 0
 		next++
 		v, err := e.serdes.txn.Serialize(e.transactions, t)
 		if err != nil {
 			return next, fmt.Errorf("serialize transaction: %w", err)
 		}
-		msgs = append(msgs, &sarama.ProducerMessage{Topic: e.transactions, Key: sarama.StringEncoder(t.CustomerID), Value: sarama.ByteEncoder(v), Timestamp: t.At})
+		m := &sarama.ProducerMessage{Topic: e.transactions, Key: sarama.StringEncoder(t.CustomerID), Value: sarama.ByteEncoder(v), Timestamp: t.At}
+		msgs = append(msgs, m)
+		if retry {
+			// The same transaction again, which the application's
+			// DropDuplicates drops.
+			again := *m
+			msgs = append(msgs, &again)
+			retried++
+		}
 	}
 	if err := prod.SendMessages(msgs); err != nil {
 		return next, fmt.Errorf("write transactions: %w", err)
 	}
 	if n > 1 {
-		fmt.Fprintf(e.out, "Wrote %d transactions (Avro) to %s\n", n, e.transactions)
+		fmt.Fprintf(e.out, "Wrote %d transactions (Avro) to %s, %d of them twice (retries the application drops)\n", n, e.transactions, retried)
 	}
 	return next, nil
 }

@@ -19,13 +19,16 @@
 //
 //  1. creates the topics: customers (compacted), transactions, and
 //     transactions-enriched;
-//  2. runs two instances of one brook application, each serving
-//     interactive queries on its own loopback port;
+//  2. runs two instances of one brook application (exactly-once), each
+//     serving interactive queries on its own loopback port;
 //  3. writes sample customer profiles (Avro), which the application reads
-//     as a table, then sample transactions (Avro);
-//  4. the application joins each transaction with its customer's profile,
-//     writes the enriched transaction (Avro) to transactions-enriched, and
-//     keeps a per-customer spend in a state store;
+//     as a table, then sample transactions (Avro), every tenth one twice,
+//     as a payment network's retry would;
+//  4. the application (a Streams DSL stream feeding a Processor API node
+//     for the join, see pipeline.go) drops the retried duplicates, joins
+//     each transaction with its customer's profile, writes the enriched
+//     transaction (Avro) to transactions-enriched, and keeps a
+//     per-customer spend in a state store;
 //  5. it prints a few enriched records and the curl commands to query the
 //     spend store, including a customer held by the other instance (the
 //     instance you ask forwards the query to its owner).
@@ -112,6 +115,11 @@ type started struct {
 	Endpoints [2]string
 	// RoutedCustomer is a customer held by instance B.
 	RoutedCustomer string
+	// Brokers, Registry and Enriched are the cluster, the schema
+	// registry's URL and the output topic.
+	Brokers  []string
+	Registry string
+	Enriched string
 }
 
 func (o *options) defaults() error {

@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/serde/avro"
 	"github.com/brookstream/brook/testutil"
+	"github.com/brookstream/brook/topology"
 )
 
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
@@ -144,6 +147,8 @@ func checkExample(t *testing.T, o options) {
 		t.Fatalf("profile: %d %+v", s, prof)
 	}
 
+	checkNoDuplicates(t, o, st)
+
 	cancel()
 	select {
 	case err := <-done:
@@ -154,7 +159,8 @@ func checkExample(t *testing.T, o options) {
 		t.Fatal("run did not return after cancel")
 	}
 	text := out.String()
-	for _, want := range []string{"Enriched transactions", `"customer_name":`, "curl http://" + st.Endpoints[0] + "/stores/spend/keys/" + st.RoutedCustomer, "Stopping."} {
+	retries := fmt.Sprintf(", %d of them twice (retries the application drops)", (o.transactions+retryEvery-1)/retryEvery)
+	for _, want := range []string{retries, "Enriched transactions", `"customer_name":`, "curl http://" + st.Endpoints[0] + "/stores/spend/keys/" + st.RoutedCustomer, "Stopping."} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
@@ -173,4 +179,59 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// checkNoDuplicates reads the enriched topic (read_committed) as it is now
+// and checks that no transaction appears twice there: the retried ones
+// were sent twice, and DropDuplicates let one copy through.
+func checkNoDuplicates(t *testing.T, o options, st started) {
+	t.Helper()
+	tc, sasl, err := o.security()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := (topology.Config{ApplicationID: "enrichment-test-reader", Brokers: st.Brokers, TLS: tc, SASL: sasl}).SaramaConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	reg, err := avro.NewRegistry(st.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	s, err := newSerdes(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer, err := sarama.NewConsumer(st.Brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	seen := map[string]int{}
+	retried := 0
+	for p := int32(0); p < partitions; p++ {
+		msgs, err := readPartition(consumer, st.Enriched, p, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			v, err := s.enriched.Deserialize(st.Enriched, m.Value)
+			if err != nil {
+				t.Fatalf("%s/%d@%d: %v", m.Topic, m.Partition, m.Offset, err)
+			}
+			seen[v.ID]++
+			if seen[v.ID] > 1 {
+				t.Errorf("transaction %s enriched %d times", v.ID, seen[v.ID])
+			}
+			var n int
+			if _, err := fmt.Sscanf(v.ID, "txn-%d", &n); err == nil && n%retryEvery == 0 {
+				retried++
+			}
+		}
+	}
+	if len(seen) < o.transactions || retried == 0 {
+		t.Fatalf("enriched topic holds %d transactions, %d of them retried ones; want at least the %d of the start batch", len(seen), retried, o.transactions)
+	}
 }

@@ -133,23 +133,37 @@ const (
 	spendStore    = "spend"
 )
 
-// buildTopology declares: the customers topic as a table; transactions
-// joined with it; the enriched stream to the output topic; and the
-// per-customer spend store.
+// dedupTTL is how long a transaction id is remembered: a transaction
+// the card network retries within it is enriched and counted once.
+const dedupTTL = 24 * time.Hour
+
+// buildTopology declares: the customers topic as a table; the transactions
+// as a DSL stream without retried duplicates, turned into enriched records;
+// their join with the table and the per-customer spend store; and the
+// enriched stream to the output topic.
 func buildTopology(s *serdes, customers, transactions, enriched string) (*topology.Topology, error) {
 	b := topology.New()
 	profiles := topology.Table(b, profilesStore, customers, serde.String(), s.customer)
 	spend := topology.KeyValueStore(b, spendStore, serde.String(), s.spend)
-	txns := topology.Source(b, "transactions", transactions, serde.String(), s.txn)
-	out := topology.Process(b, "enrich", txns, func() processor.Processor[string, Txn, string, EnrichedTxn] {
+	txns := topology.Stream(b, "transactions", transactions, serde.String(), s.txn).
+		DropDuplicates("dedup", func(_ string, t Txn) string { return t.ID }, dedupTTL)
+	unjoined := topology.MapValues(txns, "to-enriched", func(_ string, t Txn) (EnrichedTxn, error) {
+		return EnrichedTxn{ID: t.ID, CustomerID: t.CustomerID, AmountCents: t.AmountCents, Currency: t.Currency, Merchant: t.Merchant, At: t.At}, nil
+	})
+	// Stream-table joins are not in the DSL yet (issue #16): the lookup of
+	// the customer's profile, and the spend it updates, stay a Processor
+	// API node, fed by the DSL stream through Node() and read back with
+	// FromNode.
+	joined := topology.Process(b, "enrich", unjoined.Node(), func() processor.Processor[string, EnrichedTxn, string, EnrichedTxn] {
 		return &enricher{profilesRef: profiles, spendRef: spend}
 	}, topology.WithStores(profiles.Name(), spend.Name()))
-	topology.Sink(b, "enriched", enriched, out, serde.String(), s.enriched)
+	topology.FromNode(joined).To("enriched", enriched, serde.String(), s.enriched)
 	return b.Build()
 }
 
-// enricher joins a transaction with its customer's profile and adds it to
-// the customer's spend.
+// enricher adds the customer's profile to a transaction (the fields stay
+// null when the customer is unknown) and adds the transaction to the
+// customer's spend.
 type enricher struct {
 	profilesRef topology.KeyValueStoreRef[string, Customer]
 	spendRef    topology.KeyValueStoreRef[string, Spend]
@@ -165,9 +179,8 @@ func (e *enricher) Init(ctx processor.Context[string, EnrichedTxn]) (err error) 
 	return err
 }
 
-func (e *enricher) Process(ctx processor.Context[string, EnrichedTxn], r processor.Record[string, Txn]) error {
-	t := r.Value
-	out := EnrichedTxn{ID: t.ID, CustomerID: t.CustomerID, AmountCents: t.AmountCents, Currency: t.Currency, Merchant: t.Merchant, At: t.At}
+func (e *enricher) Process(ctx processor.Context[string, EnrichedTxn], r processor.Record[string, EnrichedTxn]) error {
+	out := r.Value
 	p, found, err := e.profiles.Get(r.Key)
 	if err != nil {
 		return err
@@ -181,8 +194,8 @@ func (e *enricher) Process(ctx processor.Context[string, EnrichedTxn], r process
 	}
 	s.CustomerID, s.CustomerName = r.Key, out.CustomerName
 	s.Count++
-	s.TotalCents += t.AmountCents
-	s.LastTxn = t.ID
+	s.TotalCents += out.AmountCents
+	s.LastTxn = out.ID
 	if err := e.spend.Put(r.Key, s); err != nil {
 		return err
 	}
