@@ -116,6 +116,10 @@ func (t WindowedKTable[K, V]) Suppress(name string, s Suppressed, opts ...StoreO
 		return KTable[Windowed[K], V]{}
 	}
 	ref := KeyValueStore(b, name, bufKeySerde[K]{t.keys}, bufEntrySerde[V]{t.values}, opts...)
+	// Describe the buffer with the user's types, not its internal ones.
+	if d, ok := b.storeByName[name]; ok {
+		d.spec.KeyType, d.spec.ValueType = typeName[Windowed[K]](), typeName[V]()
+	}
 	closeAt := t.closeAt
 	n := process(b, name, []Node[Windowed[K], Change[V]]{t.Node()}, func() processor.Processor[Windowed[K], Change[V], Windowed[K], Change[V]] {
 		return &suppressor[K, V]{ref: ref, closeAt: closeAt, max: s.maxRecords}
