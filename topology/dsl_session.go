@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"errors"
 	"time"
 
 	"github.com/brookstream/brook/processor"
@@ -159,42 +160,38 @@ func (p *sessionAggregator[K, V, A]) Process(ctx processor.Context[Windowed[K], 
 	if err := p.ss.AdvanceTime(r.Timestamp); err != nil {
 		return err
 	}
-	streamTime := p.ss.ObservedTime().UnixMilli()
-	it, err := p.ss.FindSessions(r.Key, time.UnixMilli(ts-p.gap), time.UnixMilli(ts+p.gap))
+	found, start, end, streamTime, err := joinSessions(p.ss, r.Key, ts, p.gap)
 	if err != nil {
 		return err
 	}
-	var found []store.Session[K]
-	start, end := ts, ts+1
-	agg, have := p.fns.init()
-	for it.Next() {
-		s := it.Key()
-		if agg, err = p.merge(r.Key, agg, it.Value(), have); err != nil {
-			it.Close()
-			return err
-		}
-		have = true
-		found = append(found, s)
-		start, end = min(start, s.Start.UnixMilli()), max(end, s.End.UnixMilli())
-	}
-	if err := it.Err(); err != nil {
-		it.Close()
-		return err
-	}
-	if err := it.Close(); err != nil {
-		return err
-	}
+	// Lateness depends on the store and the record only, not on the
+	// user's functions: sessionLateRecords relies on it.
 	if end+p.grace <= streamTime {
 		p.drops.drop(ctx, "late", r.Timestamp, "session_start_ms", start, "session_end_ms", end,
 			"stream_time_ms", streamTime, "grace_ms", p.grace)
 		return nil
 	}
+	agg, have := p.fns.init()
+	for _, f := range found {
+		if agg, err = p.merge(r.Key, agg, f.agg, have); err != nil {
+			return err
+		}
+		have = true
+	}
 	if agg, err = p.fns.add(r.Key, r.Value, agg, have); err != nil {
 		return err
 	}
-	for _, s := range found {
+	// The merged session is stored before the sessions it replaces are
+	// removed: if it cannot be stored (its aggregate does not serialize),
+	// the error leaves every session in place.
+	st, en := time.UnixMilli(start).UTC(), time.UnixMilli(end).UTC()
+	if err := p.ss.Put(r.Key, st, en, agg); err != nil {
+		return err
+	}
+	for _, f := range found {
+		s := f.session
 		if s.Start.UnixMilli() == start && s.End.UnixMilli() == end {
-			continue // the merged session overwrites it
+			continue // the merged session overwrote it
 		}
 		if err := p.ss.Remove(r.Key, s.Start, s.End); err != nil {
 			return err
@@ -206,13 +203,41 @@ func (p *sessionAggregator[K, V, A]) Process(ctx processor.Context[Windowed[K], 
 			return err
 		}
 	}
-	st, en := time.UnixMilli(start).UTC(), time.UnixMilli(end).UTC()
-	if err := p.ss.Put(r.Key, st, en, agg); err != nil {
-		return err
-	}
 	return ctx.Forward(processor.Record[Windowed[K], Change[A]]{
 		Key: Windowed[K]{Key: r.Key, Start: st, End: en}, Value: Update(agg), Timestamp: en.Add(-time.Millisecond), Headers: r.Headers,
 	})
+}
+
+// foundSession is a stored session that a record joins, with its
+// aggregate.
+type foundSession[K, A any] struct {
+	session store.Session[K]
+	agg     A
+}
+
+// joinSessions returns the sessions of key that a record at ts (Unix ms)
+// joins, in end order, the bounds [start, end) of the session the record
+// would make with them, and the store's stream time (its observed time,
+// or ts if later). It reads the store and changes nothing.
+func joinSessions[K, A any](ss store.SessionStore[K, A], key K, ts, gap int64) (found []foundSession[K, A], start, end, streamTime int64, err error) {
+	it, err := ss.FindSessions(key, time.UnixMilli(ts-gap), time.UnixMilli(ts+gap))
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	start, end = ts, ts+1
+	for it.Next() {
+		s := it.Key()
+		found = append(found, foundSession[K, A]{session: s, agg: it.Value()})
+		start, end = min(start, s.Start.UnixMilli()), max(end, s.End.UnixMilli())
+	}
+	if err := errors.Join(it.Err(), it.Close()); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	streamTime = ts
+	if o := ss.ObservedTime(); !o.IsZero() {
+		streamTime = max(streamTime, o.UnixMilli())
+	}
+	return found, start, end, streamTime, nil
 }
 
 func (p *sessionAggregator[K, V, A]) Close() error { return nil }
