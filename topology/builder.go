@@ -36,6 +36,9 @@ type Builder struct {
 	// grouping of key-changed nodes, so grouping one twice reuses it.
 	repartitions map[string]int32
 	grouped      map[string]groupedDecl
+	// sessionAggs holds, per grouped stream and session windows, the
+	// first session aggregation declared over them, for LateRecords.
+	sessionAggs map[sessionWindowsID]sessionAggDecl
 }
 
 // preflight is a serde that must be checked against an external system

@@ -165,16 +165,25 @@ func newDropper[K, V any]() *dropper[K, V] {
 // key on the wire, or a nil key of a pointer, slice, map or interface
 // type) or a nil value: such a record cannot be aggregated.
 func (d *dropper[K, V]) nullKeyOrValue(ctx recordLogger, r processor.Record[K, V]) bool {
+	reason := d.nullReason(ctx, r)
+	if reason == "" {
+		return false
+	}
+	d.drop(ctx, reason, r.Timestamp)
+	return true
+}
+
+// nullReason returns why nullKeyOrValue drops r ("null key" or "null
+// value"), or "" if it keeps it; it logs nothing.
+func (d *dropper[K, V]) nullReason(ctx recordLogger, r processor.Record[K, V]) string {
 	md, ok := ctx.RecordMetadata()
 	switch {
 	case ok && md.NullKey, d.nilKey && isNil(r.Key):
-		d.drop(ctx, "null key", r.Timestamp)
+		return "null key"
 	case d.nilValue && isNil(r.Value):
-		d.drop(ctx, "null value", r.Timestamp)
-	default:
-		return false
+		return "null value"
 	}
-	return true
+	return ""
 }
 
 func (d *dropper[K, V]) drop(ctx recordLogger, reason string, ts time.Time, attrs ...any) {

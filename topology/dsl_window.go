@@ -18,17 +18,20 @@ import (
 // aggregations Count, Reduce and WindowedAggregate, and the late-record
 // side stream. Suppression (emit final) is in dsl_suppress.go.
 
-// Headers that LateRecords puts on each late record.
+// Headers that LateRecords (of TimeWindowedKStream and
+// SessionWindowedKStream) puts on each late record.
 const (
 	// LateReasonHeader says why the record was set aside: "late".
 	LateReasonHeader = "brook.late.reason"
 	// LateWindowStartHeader and LateWindowEndHeader hold the bounds of the
-	// window the record was too late for, in Unix milliseconds as decimal
-	// strings (start inclusive, end exclusive).
+	// window the record was too late for (for session windows: of the
+	// session it would have made), in Unix milliseconds as decimal strings
+	// (start inclusive, end exclusive).
 	LateWindowStartHeader = "brook.late.window-start"
 	LateWindowEndHeader   = "brook.late.window-end"
 	// LateStreamTimeHeader holds the task's stream time when the record
-	// arrived, in Unix milliseconds as a decimal string.
+	// arrived (for session windows: the session aggregation's), in Unix
+	// milliseconds as a decimal string.
 	LateStreamTimeHeader = "brook.late.stream-time"
 	// LateGraceHeader holds the windows' grace period in milliseconds as
 	// a decimal string.
