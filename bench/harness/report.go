@@ -159,11 +159,38 @@ func (r *Report) Markdown() string {
 		}
 	}
 	p("\n")
-	p("### Targets (issue 9)\n\n| target | measured | met |\n|---|---|---|\n")
+	p("### Targets (issues 9 and 15)\n\n| target | measured | met |\n|---|---|---|\n")
 	for _, t := range r.Targets() {
 		p("| %s | %s | %s |\n", t.Target, t.Measured, t.Met)
 	}
 	return sb.String()
+}
+
+// pairedRatio is a's records/s over b's: with repeats (Runs of the same
+// length, run alternately), the median of the per-round ratios, which a
+// drift in the machine's load over the run moves less than a ratio of
+// medians; else the ratio of the two cells. 0 if either has no figure.
+func pairedRatio(a, b Cell) float64 {
+	if a.Missing != "" || b.Missing != "" || a.RecordsPerSec == 0 || b.RecordsPerSec == 0 {
+		return 0
+	}
+	if len(a.Runs) < 2 || len(a.Runs) != len(b.Runs) {
+		return a.RecordsPerSec / b.RecordsPerSec
+	}
+	var rs []float64
+	for i := range a.Runs {
+		if a.Runs[i] > 0 && b.Runs[i] > 0 {
+			rs = append(rs, a.Runs[i]/b.Runs[i])
+		}
+	}
+	if len(rs) == 0 {
+		return 0
+	}
+	sort.Float64s(rs)
+	if len(rs)%2 == 0 {
+		return (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	}
+	return rs[len(rs)/2]
 }
 
 // Target is one of issue 9's targets with the measured value.
@@ -171,7 +198,8 @@ type Target struct {
 	Target, Measured, Met string
 }
 
-// Targets evaluates issue 9's targets on the report.
+// Targets evaluates the targets of issue 9 (brook against its peers) and
+// issue 15 (the DSL against the hand-written processors) on the report.
 func (r *Report) Targets() []Target {
 	get := func(w, s string, f func(Cell) float64) float64 {
 		c, ok := r.Cell(w, s)
@@ -209,6 +237,13 @@ func (r *Report) Targets() []Target {
 	add("B5 cold brook ≥ 1 × Kafka Streams", div(get("B5", SysBrook, cold), get("B5", SysKStreams, cold)), 1)
 	add("B5 cold brook ≥ 0.8 × raw goleveldb batch writes", div(get("B5", SysBrook, cold), get("B5", SysLevelDB, cold)), 0.8)
 	add("B7 brook exactly-once ≥ 0.7 × at-least-once", div(get("B7", SysBrook, rps), get("B2u", SysBrook, rps)), 0.7)
+	// Issue 15: the DSL within 5 % of the hand-written processors, on the
+	// same input in the same run.
+	for _, w := range []string{"B2u", "B2z", "B4"} {
+		dsl, _ := r.Cell(w, SysBrookDSL)
+		hand, _ := r.Cell(w, SysBrook)
+		add(w+" brook-dsl ≥ 0.95 × brook", pairedRatio(dsl, hand), 0.95)
+	}
 	b6 := Target{Target: "B6 p99 < 2 ms over HTTP on loopback", Measured: "–", Met: "n/a (cell missing)"}
 	if c, ok := r.Cell("B6", SysBrook); ok && c.Missing == "" && c.P99Ms > 0 {
 		b6.Measured = fmt.Sprintf("%.2f ms", c.P99Ms)
