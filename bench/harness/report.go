@@ -130,8 +130,8 @@ func (r *Report) Markdown() string {
 	if c, ok := r.Cell("B0", SysSarama); ok {
 		b0 = c.RecordsPerSec
 	}
-	p("| workload | system | records/s | ÷ B0 | brook ÷ this | p50 ms | p99 ms | brook p99 ÷ this | restore cold keys/s | warm keys/s | brook cold ÷ this | peak RSS MB | brook RSS ÷ this | note |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	p("| workload | system | records/s | ÷ B0 | brook ÷ this | p50 ms | p99 ms | brook p99 ÷ this | restore cold keys/s | warm keys/s | brook cold ÷ this | peak RSS MB | brook RSS ÷ this | CPU µs/record | note |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, w := range AllWorkloads {
 		brook, _ := r.Cell(w, SysBrook)
 		for _, c := range r.Cells {
@@ -151,11 +151,11 @@ func (r *Report) Markdown() string {
 				}
 				return ratio(a, b)
 			}
-			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				workloadTitle[w], c.System, f0(c.RecordsPerSec), ratio(c.RecordsPerSec, b0),
 				vsBrook(brook.RecordsPerSec, c.RecordsPerSec), f1(c.P50Ms), f1(c.P99Ms), vsBrook(brook.P99Ms, c.P99Ms),
 				f0(c.ColdKeysPerSec), f0(c.WarmKeysPerSec), vsBrook(brook.ColdKeysPerSec, c.ColdKeysPerSec),
-				f0(c.PeakRSSMB), vsBrook(brook.PeakRSSMB, c.PeakRSSMB), strings.ReplaceAll(note, "|", "/"))
+				f0(c.PeakRSSMB), vsBrook(brook.PeakRSSMB, c.PeakRSSMB), f1(c.CPUUsPerRecord), strings.ReplaceAll(note, "|", "/"))
 		}
 	}
 	p("\n")
@@ -183,14 +183,7 @@ func pairedRatio(a, b Cell) float64 {
 			rs = append(rs, a.Runs[i]/b.Runs[i])
 		}
 	}
-	if len(rs) == 0 {
-		return 0
-	}
-	sort.Float64s(rs)
-	if len(rs)%2 == 0 {
-		return (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
-	}
-	return rs[len(rs)/2]
+	return median(rs)
 }
 
 // Target is one of issue 9's targets with the measured value.

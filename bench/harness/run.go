@@ -32,11 +32,16 @@ type Cell struct {
 	LatencyMissing string  `json:"latency_missing,omitempty"`
 	// Restore (B5): cold from an empty state directory, warm from a
 	// checkpoint with a small tail.
-	ColdMs          float64 `json:"restore_cold_ms,omitempty"`
-	ColdKeysPerSec  float64 `json:"restore_cold_keys_per_sec,omitempty"`
-	WarmMs          float64 `json:"restore_warm_ms,omitempty"`
-	WarmKeysPerSec  float64 `json:"restore_warm_keys_per_sec,omitempty"`
-	PeakRSSMB       float64 `json:"peak_rss_mb,omitempty"`
+	ColdMs         float64 `json:"restore_cold_ms,omitempty"`
+	ColdKeysPerSec float64 `json:"restore_cold_keys_per_sec,omitempty"`
+	WarmMs         float64 `json:"restore_warm_ms,omitempty"`
+	WarmKeysPerSec float64 `json:"restore_warm_keys_per_sec,omitempty"`
+	PeakRSSMB      float64 `json:"peak_rss_mb,omitempty"`
+	// CPUUsPerRecord is the process's CPU time (user + system, all its
+	// threads) from the first to the last output record of the
+	// throughput phase, per output record in that span: less moved by
+	// other load on the machine than records/s.
+	CPUUsPerRecord  float64 `json:"cpu_us_per_record,omitempty"`
 	Missing         string  `json:"missing,omitempty"`
 	Note            string  `json:"note,omitempty"`
 	ProfilePath     string  `json:"profile,omitempty"`
@@ -50,6 +55,9 @@ type Cell struct {
 	// figures are then the median run's, and RecordsPerSec (B5:
 	// ColdKeysPerSec) the median of Runs.
 	Runs []float64 `json:"runs,omitempty"`
+	// CPURuns holds each run's CPUUsPerRecord likewise; CPUUsPerRecord is
+	// then their median.
+	CPURuns []float64 `json:"cpu_runs,omitempty"`
 }
 
 // Report is the result of a run.
@@ -249,15 +257,18 @@ func mergeRuns(cs []Cell) Cell {
 		return cs[0]
 	}
 	var ok []Cell
-	var vals []float64
+	var vals, cpus []float64
 	var total float64
-	runs := make([]float64, len(cs))
+	runs, cpuRuns := make([]float64, len(cs)), make([]float64, len(cs))
 	for i, c := range cs {
 		total += c.DurationSeconds
 		runs[i] = runMetric(c)
 		if runs[i] > 0 {
 			ok = append(ok, c)
 			vals = append(vals, runs[i])
+			if cpuRuns[i] = c.CPUUsPerRecord; cpuRuns[i] > 0 {
+				cpus = append(cpus, cpuRuns[i])
+			}
 		}
 	}
 	if len(ok) == 0 {
@@ -266,16 +277,14 @@ func mergeRuns(cs []Cell) Cell {
 		return c
 	}
 	sort.Slice(ok, func(i, j int) bool { return runMetric(ok[i]) < runMetric(ok[j]) })
-	sort.Float64s(vals)
 	c := ok[(len(ok)-1)/2]
-	med := vals[len(vals)/2]
-	if len(vals)%2 == 0 {
-		med = (vals[len(vals)/2-1] + vals[len(vals)/2]) / 2
-	}
 	if c.RecordsPerSec > 0 {
-		c.RecordsPerSec = med
+		c.RecordsPerSec = median(vals)
 	} else {
-		c.ColdKeysPerSec = med
+		c.ColdKeysPerSec = median(vals)
+	}
+	if len(cpus) > 0 {
+		c.CPUUsPerRecord, c.CPURuns = median(cpus), cpuRuns
 	}
 	c.Runs, c.DurationSeconds = runs, total
 	strs := make([]string, len(runs))
@@ -293,6 +302,19 @@ func mergeRuns(cs []Cell) Cell {
 	}
 	c.Note = strings.TrimPrefix(c.Note+"; "+note, "; ")
 	return c
+}
+
+// median returns the median of xs (the mean of the middle two of an even
+// count), sorting xs; 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	if len(xs)%2 == 0 {
+		return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+	}
+	return xs[len(xs)/2]
 }
 
 // deleteTopics deletes the topics of this run (inputs, outputs and every
@@ -331,6 +353,9 @@ func (c Cell) summary() string {
 	}
 	if c.ColdKeysPerSec > 0 {
 		parts = append(parts, fmt.Sprintf("cold %.0f keys/s warm %.0f keys/s", c.ColdKeysPerSec, c.WarmKeysPerSec))
+	}
+	if c.CPUUsPerRecord > 0 {
+		parts = append(parts, fmt.Sprintf("%.1f CPU µs/rec", c.CPUUsPerRecord))
 	}
 	parts = append(parts, fmt.Sprintf("rss %.0fMB (%.1fs)", c.PeakRSSMB, c.DurationSeconds))
 	return strings.Join(parts, ", ")
@@ -554,6 +579,7 @@ func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, table, guarant
 	t0 := time.Now()
 	var tFirst time.Time
 	var nFirst int64
+	var cpuFirst float64
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -570,10 +596,14 @@ func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, table, guarant
 		now := time.Now()
 		if n > 0 && tFirst.IsZero() {
 			tFirst, nFirst = now, n
+			cpuFirst, _ = p.cpuSeconds()
 		}
 		if n >= expected {
 			if d := now.Sub(tFirst).Seconds(); d > 0 && n > nFirst {
 				c.RecordsPerSec = float64(n-nFirst) / d
+				if cpu, err := p.cpuSeconds(); err == nil && cpuFirst > 0 {
+					c.CPUUsPerRecord = (cpu - cpuFirst) * 1e6 / float64(n-nFirst)
+				}
 			} else {
 				c.Note = "too few records to time"
 			}

@@ -11,13 +11,16 @@ import (
 // and runs without figures named rather than averaged in.
 func TestMergeRuns(t *testing.T) {
 	c := mergeRuns([]Cell{
-		{System: "brook", RecordsPerSec: 300, PeakRSSMB: 3, DurationSeconds: 1},
+		{System: "brook", RecordsPerSec: 300, PeakRSSMB: 3, CPUUsPerRecord: 4, DurationSeconds: 1},
 		{System: "brook", Missing: "timeout after 3m0s", DurationSeconds: 2},
-		{System: "brook", RecordsPerSec: 100, PeakRSSMB: 1, DurationSeconds: 1},
-		{System: "brook", RecordsPerSec: 200, PeakRSSMB: 2, DurationSeconds: 1},
+		{System: "brook", RecordsPerSec: 100, PeakRSSMB: 1, CPUUsPerRecord: 9, DurationSeconds: 1},
+		{System: "brook", RecordsPerSec: 200, PeakRSSMB: 2, CPUUsPerRecord: 8, DurationSeconds: 1},
 	})
 	if c.Missing != "" || c.RecordsPerSec != 200 || c.PeakRSSMB != 2 || c.DurationSeconds != 5 {
 		t.Errorf("merged = %+v, want the median run (200 records/s, 2 MB) over 5 s", c)
+	}
+	if c.CPUUsPerRecord != 8 || !reflect.DeepEqual(c.CPURuns, []float64{4, 0, 9, 8}) {
+		t.Errorf("CPU = %v of %v, want the median 8 of [4 0 9 8]", c.CPUUsPerRecord, c.CPURuns)
 	}
 	if want := []float64{300, 0, 100, 200}; !reflect.DeepEqual(c.Runs, want) {
 		t.Errorf("runs = %v, want %v", c.Runs, want)
