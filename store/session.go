@@ -178,6 +178,15 @@ type sessionStore[K, V any] struct {
 	retention int64 // ms
 	interval  int64 // ms
 	observed  int64 // ms; MinInt64 when nothing was seen
+	// droppedBelow is the segment below which dropExpired has deleted
+	// everything (dropped says whether it has run): as for window
+	// stores, it scans only when another segment has expired, from
+	// droppedBelow, never again over the deletion markers of the
+	// sessions it dropped before. Put drops expired sessions, and a
+	// restore runs before the store is opened, so nothing live lands
+	// below it.
+	droppedBelow int64
+	dropped      bool
 }
 
 func (s *sessionStore[K, V]) Name() string { return s.name }
@@ -244,8 +253,16 @@ func (s *sessionStore[K, V]) dropExpired() error {
 	if cut == math.MinInt64 {
 		return nil
 	}
-	hi := appendTime(nil, floorDiv(cut, s.interval)) // segments below hold only ends < cut
-	it, err := s.e.Iterate(nil, hi, false)
+	below := floorDiv(cut, s.interval) // segments below hold only ends < cut
+	var lo []byte
+	if s.dropped {
+		if below <= s.droppedBelow {
+			return nil
+		}
+		lo = appendTime(nil, s.droppedBelow)
+	}
+	hi := appendTime(nil, below)
+	it, err := s.e.Iterate(lo, hi, false)
 	if err != nil {
 		return fmt.Errorf("store: %s: drop expired segments: %w", s.name, err)
 	}
@@ -268,6 +285,7 @@ func (s *sessionStore[K, V]) dropExpired() error {
 			return fmt.Errorf("store: %s: drop expired segments: %w", s.name, err)
 		}
 	}
+	s.droppedBelow, s.dropped = below, true
 	return nil
 }
 

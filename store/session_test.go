@@ -257,3 +257,52 @@ func TestTimestampedKeyValueStore(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionStoreDropsEachSegmentOnce is TestWindowStoreDropsEachSegmentOnce
+// for session stores: one engine scan per newly expired segment, each
+// starting after the segments already dropped.
+func TestSessionStoreDropsEachSegmentOnce(t *testing.T) {
+	bothEngines(t, func(t *testing.T, e Engine) {
+		c := &iterateCounter{Engine: e}
+		ss, err := NewSessionStore[string, string]("s", c, strSerde{}, strSerde{},
+			SessionOptions{Retention: 10 * time.Second, SegmentInterval: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened := len(c.los)
+		const end = 30_000
+		for now := int64(0); now < end; now++ {
+			if now%100 == 0 {
+				if err := ss.Put(fmt.Sprint("k", now%7), ms(now), ms(now+1), "v"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := ss.AdvanceTime(ms(now)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		scans := c.los[opened:]
+		// Segments (by session end) below floor(cut / 2 s) are dropped,
+		// cut = now - 10 s + 1 ms: from below -4 at time 0 to below 10.
+		below := func(now int64) int64 { return floorDiv(now-10_000+1, 2000) }
+		if want := below(end-1) - below(0) + 1; int64(len(scans)) != want {
+			t.Fatalf("%d engine scans over %d advances, want %d: one per newly expired segment", len(scans), end, want)
+		}
+		for i, lo := range scans[1:] {
+			if lo == nil {
+				t.Fatalf("scan %d starts at the first key, not after the segments already dropped", i+2)
+			}
+		}
+		if got := sessionsOf(t)(ss.FindSessions("k0", ms(0), ms(end))); got == "[]" {
+			t.Fatal("k0 has no live session after the run")
+		}
+		it, err := e.Iterate(nil, appendTime(nil, below(end-1)), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mustCloseIter(t, it)
+		if it.Next() {
+			t.Fatalf("engine still holds %x from an expired segment", it.Key())
+		}
+	})
+}

@@ -119,6 +119,16 @@ type ttlStore[K, V any] struct {
 	topic    string
 	ttl      int64 // ms
 	observed int64 // ms, MinInt64 before any
+	// expiredThrough is the time up to which AdvanceTime has deleted the
+	// expired entries (expired says whether it has run): the next scan
+	// of the expiry index starts after it, not at the index's first key,
+	// so it never steps again over the deletion markers of the index
+	// entries it removed (LevelDB keeps them until compaction). PutAt
+	// drops entries that expire at or before the observed time, and a
+	// restore runs before the store is opened, so no index entry lands
+	// below it.
+	expiredThrough int64
+	expired        bool
 }
 
 func (s *ttlStore[K, V]) Name() string { return s.name }
@@ -247,7 +257,11 @@ func (s *ttlStore[K, V]) AdvanceTime(t time.Time) (int, error) {
 	if ms < math.MaxInt64 {
 		hi = appendTime([]byte{ttlIndex}, ms+1)
 	}
-	it, err := s.e.Iterate([]byte{ttlIndex}, hi, false)
+	lo := []byte{ttlIndex}
+	if s.expired {
+		lo = appendTime(lo, s.expiredThrough+1)
+	}
+	it, err := s.e.Iterate(lo, hi, false)
 	if err != nil {
 		return 0, fmt.Errorf("store: %s: expire: %w", s.name, err)
 	}
@@ -294,7 +308,11 @@ func (s *ttlStore[K, V]) AdvanceTime(t time.Time) (int, error) {
 	if err := it.Err(); err != nil {
 		return n, fmt.Errorf("store: %s: expire: %w", s.name, err)
 	}
-	return n, flush()
+	if err := flush(); err != nil {
+		return n, err
+	}
+	s.expiredThrough, s.expired = ms, true
+	return n, nil
 }
 
 func (s *ttlStore[K, V]) Range(from, to K) (Iterator[K, V], error) { return s.rangeOf(from, to, false) }

@@ -138,3 +138,54 @@ func TestTTLStoreRestore(t *testing.T) {
 		t.Fatalf("restored store expired %d (%v), want 40", n, err)
 	}
 }
+
+// TestTTLStoreExpiryScansFromLastExpiry advances stream time a millisecond
+// at a time, as a stream of records does: each scan of the expiry index
+// must start after the time the previous one reached, not at the index's
+// first key, where it would step over the deletion markers of every entry
+// expired so far (LevelDB keeps them until compaction).
+func TestTTLStoreExpiryScansFromLastExpiry(t *testing.T) {
+	bothEngines(t, func(t *testing.T, e Engine) {
+		c := &iterateCounter{Engine: e}
+		s, err := NewTTLStore[string, string]("dedup", c, strSerde{}, strSerde{}, TTLOptions{TTL: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened := len(c.los)
+		const end = 5_000
+		puts, expired := 0, 0
+		for now := int64(1); now <= end; now++ {
+			n, err := s.AdvanceTime(ms(now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			expired += n
+			if now%10 == 0 {
+				if err := s.PutAt(fmt.Sprint("id", now), "v", ms(now)); err != nil {
+					t.Fatal(err)
+				}
+				puts++
+			}
+		}
+		// Ids put at 10, 20, ... expire a second later: those put up to
+		// end - 1 s are gone, each counted once.
+		if want := (end - 1000) / 10; expired != want {
+			t.Fatalf("%d of %d ids expired, want %d", expired, puts, want)
+		}
+		scans := c.los[opened:]
+		if len(scans) < 2 {
+			t.Fatalf("%d scans", len(scans))
+		}
+		for i, lo := range scans[1:] {
+			if len(lo) != 9 {
+				t.Fatalf("scan %d starts at %x, the index's first key, not after the time already expired", i+2, lo)
+			}
+			if prev := scans[i]; len(prev) == 9 && readTime(lo[1:]) <= readTime(prev[1:]) {
+				t.Fatalf("scan %d starts at %d, not after the previous one's %d", i+2, readTime(lo[1:]), readTime(prev[1:]))
+			}
+		}
+		if _, found, _ := s.Get(fmt.Sprint("id", end)); !found {
+			t.Fatalf("id%d expired early", end)
+		}
+	})
+}

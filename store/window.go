@@ -218,6 +218,17 @@ type windowStore[K, V any] struct {
 	// was seen. Only the writer changes it, but interactive queries read
 	// it from other goroutines.
 	observed atomic.Int64
+	// droppedThrough is the last segment dropExpired has deleted (every
+	// segment up to it is gone; dropped says whether there was one). It
+	// lets dropExpired skip the engine while no further segment has
+	// expired, and start after the dropped ones when one has: a scan
+	// from the first key would step over the deletion markers of every
+	// window dropped so far (LevelDB keeps them until compaction), on
+	// every record that advances stream time. Nothing live lands in a
+	// dropped segment again: Put drops expired windows, and a restore
+	// runs before the store is opened. Only the writer uses them.
+	droppedThrough int64
+	dropped        bool
 }
 
 func (s *windowStore[K, V]) Name() string { return s.name }
@@ -290,8 +301,15 @@ func (s *windowStore[K, V]) dropExpired() error {
 		return nil
 	}
 	lastExpiredSeg := floorDiv(cut, s.interval) - 1 // segments <= this are wholly expired
+	var lo []byte
+	if s.dropped {
+		if lastExpiredSeg <= s.droppedThrough {
+			return nil
+		}
+		lo = appendTime(nil, s.droppedThrough+1)
+	}
 	hi := appendTime(nil, lastExpiredSeg+1)
-	it, err := s.e.Iterate(nil, hi, false)
+	it, err := s.e.Iterate(lo, hi, false)
 	if err != nil {
 		return fmt.Errorf("store: %s: drop expired segments: %w", s.name, err)
 	}
@@ -314,6 +332,7 @@ func (s *windowStore[K, V]) dropExpired() error {
 			return fmt.Errorf("store: %s: drop expired segments: %w", s.name, err)
 		}
 	}
+	s.droppedThrough, s.dropped = lastExpiredSeg, true
 	return nil
 }
 

@@ -2,8 +2,10 @@ package harness
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -336,4 +338,57 @@ func (b *broker) partitionEnds(topic string) (map[int32]int64, error) {
 		out[p] = o
 	}
 	return out, nil
+}
+
+// digest reads topic from its start to its current end and returns the
+// number of records and an order-independent sum of an FNV-1a hash of
+// each record's key, value and timestamp: equal digests mean (but for a
+// hash collision) the same records, whatever the order of partitions.
+func (b *broker) digest(ctx context.Context, topic string) (string, error) {
+	ends, err := b.partitionEnds(topic)
+	if err != nil {
+		return "", err
+	}
+	var want int64
+	from := map[int32]int64{}
+	for p, e := range ends {
+		if e > 0 {
+			from[p] = sarama.OffsetOldest
+			want += e
+		}
+	}
+	if want == 0 {
+		return "0 records", nil
+	}
+	var mu sync.Mutex
+	var n int64
+	var sum uint64
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	err = b.consumeFrom(cctx, topic, from, func(m *sarama.ConsumerMessage) {
+		if m.Offset >= ends[m.Partition] {
+			return
+		}
+		h := fnv.New64a()
+		h.Write(m.Key)
+		h.Write([]byte{0})
+		h.Write(m.Value)
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(m.Timestamp.UnixMilli())))
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		sum += h.Sum64()
+		if n == want {
+			cancel()
+		}
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	if n != want {
+		return "", fmt.Errorf("read %d of %d records of %s", n, want, topic)
+	}
+	return fmt.Sprintf("%d records, sum %016x", n, sum), nil
 }

@@ -162,6 +162,33 @@ func (p *proc) tail() string {
 	return strings.Join(lines, " | ")
 }
 
+// cpuSeconds returns the CPU time (user + system) the process has used so
+// far, from /proc/<pid>/stat (clock ticks of 1/100 s, Linux's USER_HZ).
+func (p *proc) cpuSeconds() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) in
+	// parentheses: state is field 3, utime 14, stime 15.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("%s: unreadable /proc stat", p.name)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%s: short /proc stat", p.name)
+	}
+	var ut, st int64
+	if _, err := fmt.Sscan(f[11], &ut); err != nil {
+		return 0, err
+	}
+	if _, err := fmt.Sscan(f[12], &st); err != nil {
+		return 0, err
+	}
+	return float64(ut+st) / 100, nil
+}
+
 // stop asks the process to stop (SIGTERM), kills it after grace, and
 // returns its peak RSS in bytes (sampled every 100ms while it ran).
 func (p *proc) stop(grace time.Duration) int64 {

@@ -32,15 +32,32 @@ type Cell struct {
 	LatencyMissing string  `json:"latency_missing,omitempty"`
 	// Restore (B5): cold from an empty state directory, warm from a
 	// checkpoint with a small tail.
-	ColdMs          float64 `json:"restore_cold_ms,omitempty"`
-	ColdKeysPerSec  float64 `json:"restore_cold_keys_per_sec,omitempty"`
-	WarmMs          float64 `json:"restore_warm_ms,omitempty"`
-	WarmKeysPerSec  float64 `json:"restore_warm_keys_per_sec,omitempty"`
-	PeakRSSMB       float64 `json:"peak_rss_mb,omitempty"`
+	ColdMs         float64 `json:"restore_cold_ms,omitempty"`
+	ColdKeysPerSec float64 `json:"restore_cold_keys_per_sec,omitempty"`
+	WarmMs         float64 `json:"restore_warm_ms,omitempty"`
+	WarmKeysPerSec float64 `json:"restore_warm_keys_per_sec,omitempty"`
+	PeakRSSMB      float64 `json:"peak_rss_mb,omitempty"`
+	// CPUUsPerRecord is the process's CPU time (user + system, all its
+	// threads) from the first to the last output record of the
+	// throughput phase, per output record in that span: less moved by
+	// other load on the machine than records/s.
+	CPUUsPerRecord  float64 `json:"cpu_us_per_record,omitempty"`
 	Missing         string  `json:"missing,omitempty"`
 	Note            string  `json:"note,omitempty"`
 	ProfilePath     string  `json:"profile,omitempty"`
 	DurationSeconds float64 `json:"duration_s"`
+	// Output is, with Options.Verify, a digest of the output records of
+	// the throughput phase (their number and an order-independent sum of
+	// a hash of key, value and timestamp), to compare systems' outputs.
+	Output string `json:"output,omitempty"`
+	// Runs holds, with Options.Repeat above 1, each run's records/s (B5:
+	// cold keys/s) in run order, 0 for a run without figures; the cell's
+	// figures are then the median run's, and RecordsPerSec (B5:
+	// ColdKeysPerSec) the median of Runs.
+	Runs []float64 `json:"runs,omitempty"`
+	// CPURuns holds each run's CPUUsPerRecord likewise; CPUUsPerRecord is
+	// then their median.
+	CPURuns []float64 `json:"cpu_runs,omitempty"`
 }
 
 // Report is the result of a run.
@@ -72,10 +89,10 @@ func (r *Report) Cell(workload, system string) (Cell, bool) {
 var systemsOf = map[string][]string{
 	"B0":  {SysSarama},
 	"B1":  {SysBrook, SysKStreams},
-	"B2u": {SysBrook, SysGoka, SysKStreams},
-	"B2z": {SysBrook, SysGoka, SysKStreams},
+	"B2u": {SysBrook, SysBrookDSL, SysGoka, SysKStreams},
+	"B2z": {SysBrook, SysBrookDSL, SysGoka, SysKStreams},
 	"B3":  {SysBrook, SysGoka, SysKStreams},
-	"B4":  {SysBrook, SysKStreams},
+	"B4":  {SysBrook, SysBrookDSL, SysKStreams},
 	"B5":  {SysBrook, SysGoka, SysKStreams, SysLevelDB},
 	"B6":  {SysBrook, SysGoka},
 	"B7":  {SysBrook, SysKStreams},
@@ -88,6 +105,25 @@ type runner struct {
 	rep    *Report
 	inputs map[string]int64 // records in each input topic
 	made   map[string]bool
+	round  int // the repeat being run (Options.Repeat), from 0
+}
+
+// selected reports whether sys runs in this run: the reference rows
+// (goleveldb, brook-dsl) run with brook.
+func (o *Options) selected(sys string) bool {
+	if sys == SysLevelDB || sys == SysBrookDSL {
+		return o.has(SysBrook)
+	}
+	return o.has(sys)
+}
+
+// cellName names the topics, application id, state and log of sys on
+// workload w in the current round.
+func (r *runner) cellName(w, sys string) string {
+	if r.round == 0 {
+		return w + "-" + sys
+	}
+	return fmt.Sprintf("%s-%s-r%d", w, sys, r.round+1)
 }
 
 // Run runs the selected workloads and systems and returns the report.
@@ -129,7 +165,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				"partitioner":     "murmur2 (Java default) for the harness's inputs",
 				"latency":         "harness producer stamps each record with the send time; latency = harness receive time of the output − that timestamp (includes the harness producer's linger)",
 				"restore":         "brook: Restoring→Running state change; goka: first rebalance callback→Recovered(); Kafka Streams: first onRestoreStart→last onRestoreEnd",
-				"b4_brook":        "topology has no window-store declaration yet: brook counts in a key-value store keyed <key>@<window start>",
+				"b4_brook":        "a hand-written processor over a window store (Fetch, Put, AdvanceTime per record), no grace, output key <key>@<window start ms>",
+				"brook_dsl":       "brook's Streams DSL: B2 Stream → GroupByKey → Count → ToStream → MapValues(count) → To; B4 WindowedBy(GroupByKey, Tumbling(10m)) → Count → ToStream → Map(<key>@<window start ms>, count) → To; same outputs as brook's hand-written processors",
 			},
 		},
 	}
@@ -138,33 +175,169 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	} else {
 		r.rep.Broker = "Kafka at " + strings.Join(b.addrs, ",")
 	}
+	if o.Repeat > 1 {
+		r.rep.Sizes["repeat"] = o.Repeat
+	}
 	for _, w := range AllWorkloads {
 		if !slices.Contains(o.Workloads, w) || ctx.Err() != nil {
 			continue
 		}
 		o.Logf("== %s", w)
+		var systems []string
 		for _, sys := range systemsOf[w] {
-			if sys != SysLevelDB && !o.has(sys) || sys == SysLevelDB && !o.has(SysBrook) {
-				continue
+			if o.selected(sys) {
+				systems = append(systems, sys)
 			}
-			if ctx.Err() != nil {
-				break
-			}
-			t0 := time.Now()
-			var c Cell
-			if o.Deadline > 0 && t0.Sub(start) > o.Deadline-o.RunTimeout/2 {
-				c.Missing = fmt.Sprintf("not run: the run's %v deadline (-deadline) was near", o.Deadline)
-			} else {
-				c = r.runCell(ctx, w, sys)
-			}
-			c.Workload, c.System = w, sys
-			c.DurationSeconds = time.Since(t0).Seconds()
-			o.Logf("   %-9s %s", sys, c.summary())
-			r.rep.Cells = append(r.rep.Cells, c)
 		}
+		runs := map[string][]Cell{}
+		for r.round = 0; r.round < max(1, o.Repeat) && ctx.Err() == nil; r.round++ {
+			order := slices.Clone(systems)
+			if r.round%2 == 1 {
+				// ABBA: no system always runs first (or right after
+				// another's load) in every round.
+				slices.Reverse(order)
+			}
+			for _, sys := range order {
+				if ctx.Err() != nil {
+					break
+				}
+				t0 := time.Now()
+				var c Cell
+				if o.Deadline > 0 && t0.Sub(start) > o.Deadline-o.RunTimeout/2 {
+					c.Missing = fmt.Sprintf("not run: the run's %v deadline (-deadline) was near", o.Deadline)
+				} else {
+					c = r.runCell(ctx, w, sys)
+				}
+				c.Workload, c.System = w, sys
+				c.DurationSeconds = time.Since(t0).Seconds()
+				if o.Repeat > 1 {
+					o.Logf("   %-9s run %d: %s", sys, r.round+1, c.summary())
+				} else {
+					o.Logf("   %-9s %s", sys, c.summary())
+				}
+				runs[sys] = append(runs[sys], c)
+			}
+		}
+		for _, sys := range systems {
+			if cs := runs[sys]; len(cs) > 0 {
+				c := mergeRuns(cs)
+				if len(cs) > 1 {
+					o.Logf("   %-9s median of %d: %s", sys, len(cs), c.summary())
+				}
+				r.rep.Cells = append(r.rep.Cells, c)
+			}
+		}
+	}
+	r.round = 0
+	if !b.embedded() && !o.KeepTopics {
+		r.deleteTopics()
 	}
 	r.rep.Seconds = time.Since(start).Seconds()
 	return r.rep, ctx.Err()
+}
+
+// runMetric is the figure repeats are compared by: records/s, or for B5
+// the cold restore rate.
+func runMetric(c Cell) float64 {
+	if c.Missing != "" {
+		return 0
+	}
+	if c.RecordsPerSec > 0 {
+		return c.RecordsPerSec
+	}
+	return c.ColdKeysPerSec
+}
+
+// mergeRuns folds the repeats of one system on one workload into a cell:
+// the figures of the median run (by runMetric; the lower middle one of an
+// even count), the median of runMetric over the runs that have one, and
+// every run's value in Runs. A cell is missing only if every run is.
+func mergeRuns(cs []Cell) Cell {
+	if len(cs) == 1 {
+		return cs[0]
+	}
+	var ok []Cell
+	var vals, cpus []float64
+	var total float64
+	runs, cpuRuns := make([]float64, len(cs)), make([]float64, len(cs))
+	for i, c := range cs {
+		total += c.DurationSeconds
+		runs[i] = runMetric(c)
+		if runs[i] > 0 {
+			ok = append(ok, c)
+			vals = append(vals, runs[i])
+			if cpuRuns[i] = c.CPUUsPerRecord; cpuRuns[i] > 0 {
+				cpus = append(cpus, cpuRuns[i])
+			}
+		}
+	}
+	if len(ok) == 0 {
+		c := cs[0]
+		c.Runs, c.DurationSeconds = runs, total
+		return c
+	}
+	sort.Slice(ok, func(i, j int) bool { return runMetric(ok[i]) < runMetric(ok[j]) })
+	c := ok[(len(ok)-1)/2]
+	if c.RecordsPerSec > 0 {
+		c.RecordsPerSec = median(vals)
+	} else {
+		c.ColdKeysPerSec = median(vals)
+	}
+	if len(cpus) > 0 {
+		c.CPUUsPerRecord, c.CPURuns = median(cpus), cpuRuns
+	}
+	c.Runs, c.DurationSeconds = runs, total
+	strs := make([]string, len(runs))
+	for i, v := range runs {
+		strs[i] = f0(v)
+	}
+	note := fmt.Sprintf("median of %d runs (%s); other figures from the median run", len(cs), strings.Join(strs, ", "))
+	if n := len(cs) - len(ok); n > 0 {
+		for _, m := range cs {
+			if runMetric(m) == 0 {
+				note += fmt.Sprintf("; %d of %d runs without figures, first: %s", n, len(cs), strings.TrimSpace(m.Missing+" "+m.Note))
+				break
+			}
+		}
+	}
+	c.Note = strings.TrimPrefix(c.Note+"; "+note, "; ")
+	return c
+}
+
+// median returns the median of xs (the mean of the middle two of an even
+// count), sorting xs; 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	if len(xs)%2 == 0 {
+		return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+	}
+	return xs[len(xs)/2]
+}
+
+// deleteTopics deletes the topics of this run (inputs, outputs and every
+// system's internal topics, all named after the run's prefix) from a
+// shared broker.
+func (r *runner) deleteTopics() {
+	topics, err := r.b.admin.ListTopics()
+	if err != nil {
+		r.o.Logf("   could not list topics to delete: %v", err)
+		return
+	}
+	n := 0
+	for t := range topics {
+		if !strings.HasPrefix(t, r.prefix+"-") {
+			continue
+		}
+		if err := r.b.admin.DeleteTopic(t); err != nil {
+			r.o.Logf("   could not delete topic %s: %v", t, err)
+			continue
+		}
+		n++
+	}
+	r.o.Logf("   deleted the run's %d topics (prefix %s-; -keep-topics keeps them)", n, r.prefix)
 }
 
 func (c Cell) summary() string {
@@ -180,6 +353,9 @@ func (c Cell) summary() string {
 	}
 	if c.ColdKeysPerSec > 0 {
 		parts = append(parts, fmt.Sprintf("cold %.0f keys/s warm %.0f keys/s", c.ColdKeysPerSec, c.WarmKeysPerSec))
+	}
+	if c.CPUUsPerRecord > 0 {
+		parts = append(parts, fmt.Sprintf("%.1f CPU µs/rec", c.CPUUsPerRecord))
 	}
 	parts = append(parts, fmt.Sprintf("rss %.0fMB (%.1fs)", c.PeakRSSMB, c.DurationSeconds))
 	return strings.Join(parts, ", ")
@@ -331,7 +507,7 @@ func (r *runner) launch(name, sys, wl, app, in, out, table, state, guarantee str
 			"-system", sys, "-workload", wl, "-brokers", strings.Join(r.b.addrs, ","), "-app", app,
 			"-in", in, "-out", out, "-table", table, "-state", state, "-guarantee", guarantee,
 			"-keys", strconv.Itoa(r.o.RestoreKeys))
-		if r.o.Profile && sys == SysBrook {
+		if r.o.Profile && (sys == SysBrook || sys == SysBrookDSL) {
 			profile = filepath.Join(r.o.WorkDir, name+".cpu.pprof")
 			argv = append(argv, "-cpuprofile", profile)
 		}
@@ -373,7 +549,7 @@ func (r *runner) throughput(ctx context.Context, w, sys, wl, in, table, guarante
 // throughputQ is throughput with B6's query load (when q is not nil)
 // running against the worker's query endpoint throughout.
 func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, table, guarantee string, latency bool, q *queryLoad) (c Cell) {
-	name := w + "-" + sys
+	name := r.cellName(w, sys)
 	out := r.topic(name + "-out")
 	if err := r.b.createTopic(out, r.o.Partitions, false); err != nil {
 		return Cell{Missing: err.Error()}
@@ -403,6 +579,7 @@ func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, table, guarant
 	t0 := time.Now()
 	var tFirst time.Time
 	var nFirst int64
+	var cpuFirst float64
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -419,12 +596,22 @@ func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, table, guarant
 		now := time.Now()
 		if n > 0 && tFirst.IsZero() {
 			tFirst, nFirst = now, n
+			cpuFirst, _ = p.cpuSeconds()
 		}
 		if n >= expected {
 			if d := now.Sub(tFirst).Seconds(); d > 0 && n > nFirst {
 				c.RecordsPerSec = float64(n-nFirst) / d
+				if cpu, err := p.cpuSeconds(); err == nil && cpuFirst > 0 {
+					c.CPUUsPerRecord = (cpu - cpuFirst) * 1e6 / float64(n-nFirst)
+				}
 			} else {
 				c.Note = "too few records to time"
+			}
+			if r.o.Verify {
+				if c.Output, err = r.b.digest(ctx, out); err != nil {
+					c.Missing = "output digest: " + err.Error()
+					return c
+				}
 			}
 			break
 		}
@@ -557,7 +744,7 @@ func (r *runner) restore(sys string) Cell {
 		}
 		r.made[in] = true
 	}
-	name := "B5-" + sys
+	name := r.cellName("B5", sys)
 	app := r.topic(name)
 	changelog := app + "-counts-changelog"
 	if sys == SysGoka {
@@ -622,7 +809,7 @@ func (r *runner) restore(sys string) Cell {
 
 // levelDBReference writes the B5 data set straight into goleveldb.
 func (r *runner) levelDBReference() Cell {
-	name := "B5-goleveldb"
+	name := r.cellName("B5", SysLevelDB)
 	p, _, err := r.launch(name, SysLevelDB, "B5", "", "", "", "", filepath.Join(r.o.WorkDir, "state", name), "alos")
 	if err != nil {
 		return Cell{Missing: err.Error()}

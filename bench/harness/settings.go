@@ -16,6 +16,9 @@ const (
 	SysGoka     = "goka"
 	SysKStreams = "kstreams"
 	SysLevelDB  = "goleveldb" // raw batch writes, the reference of B5
+	// SysBrookDSL is brook's Streams DSL on B2 and B4, run beside the
+	// hand-written brook processors whenever brook is selected.
+	SysBrookDSL = "brook-dsl"
 )
 
 // AllSystems lists the systems in report order.
@@ -102,6 +105,17 @@ type Options struct {
 	Deadline time.Duration
 	// JavaVersion is reported (java -version) when the JVM runs.
 	JavaVersion string
+	// Repeat runs every cell this many times (values below 2: once),
+	// the systems of a workload interleaved (round 2 in reverse order,
+	// and so on); the report gives medians (Cell.Runs).
+	Repeat int
+	// Verify records a digest of every throughput cell's output
+	// (Cell.Output), so the smoke pass can check that brook-dsl writes
+	// what brook writes.
+	Verify bool
+	// KeepTopics keeps the run's topics on a real broker; by default
+	// they are deleted at the end (the embedded broker goes away anyway).
+	KeepTopics bool
 	// Logf receives progress lines.
 	Logf func(format string, args ...any)
 }

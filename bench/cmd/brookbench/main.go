@@ -50,6 +50,9 @@ func run() int {
 		timeout    = flag.Duration("run-timeout", 0, "bound of one system on one workload (default 3m)")
 		fromJSON   = flag.String("from-json", "", "render the markdown (and -docs) from this JSON report instead of running")
 		deadline   = flag.Duration("deadline", -1, "bound of the whole run; later cells are reported as not run (default 18m, 0: none)")
+		repeat     = flag.Int("repeat", 1, "run every cell this many times, systems interleaved; the report gives medians")
+		verify     = flag.Bool("verify", false, "read back every throughput cell's output and record a digest of it (equal digests: same records)")
+		keepTopics = flag.Bool("keep-topics", false, "keep the run's topics on a real broker (KAFKA_BROKERS); by default they are deleted at the end")
 	)
 	flag.Parse()
 	o := full
@@ -81,6 +84,7 @@ func run() int {
 		o.Deadline = *deadline
 	}
 	o.WorkDir, o.Profile = *workdir, *profile
+	o.Repeat, o.KeepTopics, o.Verify = *repeat, *keepTopics, *verify
 	if o.WorkDir != "" {
 		if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, err)
