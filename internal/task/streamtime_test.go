@@ -112,9 +112,9 @@ func TestRestoredStreamTime(t *testing.T) {
 	}
 	want := []string{
 		"init at 12:10:00",
-		"process k=0 md={a 3 0}/true task=0_3 node=p stream=12:10:00", // 12:05 does not move it back
-		"process k=1 md={a 3 1}/true task=0_3 node=p stream=12:10:30", // not due before 12:11
-		"process k=2 md={a 3 2}/true task=0_3 node=p stream=12:11:00",
+		"process k=0 md={a 3 0 false}/true task=0_3 node=p stream=12:10:00", // 12:05 does not move it back
+		"process k=1 md={a 3 1 false}/true task=0_3 node=p stream=12:10:30", // not due before 12:11
+		"process k=2 md={a 3 2 false}/true task=0_3 node=p stream=12:11:00",
 		"punctuate 12:11:00",
 	}
 	if !slices.Equal(events, want) {
