@@ -310,7 +310,14 @@ func checkTopicNames(topo *Topology, appID string) error {
 		}
 	}
 	for _, placeholder := range slices.Sorted(maps.Keys(topo.graph.Repartitions)) {
-		name := strings.TrimSuffix(strings.TrimPrefix(placeholder, task.ApplicationIDPlaceholder+"-"), "-repartition")
+		// The step's name, without the suffix of its kind of topic.
+		name := strings.TrimPrefix(placeholder, task.ApplicationIDPlaceholder+"-")
+		for _, suffix := range internalTopicSuffixes {
+			if n, ok := strings.CutSuffix(name, suffix); ok {
+				name = n
+				break
+			}
+		}
 		topic := appID + strings.TrimPrefix(placeholder, task.ApplicationIDPlaceholder)
 		if err := validTopicPart(name); err != nil {
 			return fmt.Errorf("topology: repartition step %q cannot name its topic %q: the name %w", name, topic, err)

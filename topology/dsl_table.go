@@ -30,8 +30,9 @@ func Deletion[V any]() Change[V] { return Change[V]{Deleted: true} }
 
 // KTable is a typed handle to a table: a changelog of the latest value of
 // every key. A table from TableOf, and the result of a key-value
-// aggregation (Count, Reduce, Aggregate, CountTable...), is materialized
-// in a key-value store; tables derived by Filter, FilterNot and
+// aggregation (Count, Reduce, Aggregate, CountTable...) or of a table
+// join (JoinTables, JoinTablesByForeignKey...), is materialized in a
+// key-value store; tables derived by Filter, FilterNot and
 // MapTableValues are not (they forward each change as it comes and keep
 // no state), nor are session aggregations' results (their session store
 // is not a key-value store).

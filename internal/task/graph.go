@@ -208,7 +208,18 @@ const ApplicationIDPlaceholder = "<application-id>"
 // internal topic of the repartition step named name:
 // "<application-id>-<name>-repartition".
 func RepartitionTopic(name string) string {
-	return ApplicationIDPlaceholder + "-" + name + "-repartition"
+	return InternalTopic(name, "-repartition")
+}
+
+// InternalTopic returns the name, before ForApplication, of an internal
+// topic of the step named name: "<application-id>-<name><suffix>"
+// (RepartitionTopic's suffix is "-repartition"; a foreign-key join's
+// topics end in "-subscription-registration-topic" and
+// "-subscription-response-topic"). Graph.Repartitions lists every
+// internal topic, whatever its suffix: all are created, sized and purged
+// alike.
+func InternalTopic(name, suffix string) string {
+	return ApplicationIDPlaceholder + "-" + name + suffix
 }
 
 // IsInternalTopic reports whether topic is an internal topic of the graph
