@@ -117,7 +117,9 @@ func (t GlobalKTable[K, V]) Topic() string { return t.topic }
 
 // Store returns the global table's store, for WithStores (optional: every
 // processor can read a global store) and queries.
-func (t GlobalKTable[K, V]) Store() KeyValueStoreRef[K, V] { return KeyValueStoreRef[K, V]{name: t.store} }
+func (t GlobalKTable[K, V]) Store() KeyValueStoreRef[K, V] {
+	return KeyValueStoreRef[K, V]{name: t.store}
+}
 
 // ErrGlobalStoreReadOnly is matched (errors.Is) by the error of a write
 // (Put, PutIfAbsent, Delete) to a global table's store from a processor:

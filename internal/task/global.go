@@ -69,7 +69,7 @@ func (g *Global) Add(ctx context.Context, b store.Batch, rec RawRecord, h Handle
 		ec := processor.ErrorContext{
 			TaskID: processor.TaskID{SubTopology: GlobalSubTopology, Partition: rec.Partition},
 			Node:   g.Spec.Name, Err: err,
-			Topic:  rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+			Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 			Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp,
 		}
 		if !unavailable(err) && ctx.Err() == nil && h.Deserialization != nil && h.Deserialization(ec) == processor.Continue {
