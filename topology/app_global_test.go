@@ -48,8 +48,6 @@ func strMsg(topic, key string, value *string, partition int32) *sarama.ProducerM
 	return m
 }
 
-
-
 // globalOutputs waits until topic holds n records and returns their values
 // sorted; committed reads read_committed.
 func globalOutputs(t *testing.T, b *testutil.Broker, topic string, n int, committed bool, done <-chan error) []string {

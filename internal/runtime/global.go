@@ -154,7 +154,9 @@ func (r *Runtime) restoreGlobals(ctx context.Context) (err error) {
 
 // restoreGlobal opens and restores one global store.
 func (r *Runtime) restoreGlobal(ctx context.Context, dir string, spec *task.StoreSpec, checkpoint map[store.TopicPartition]int64) (*globalTable, error) {
-	fail := func(err error) error { return fmt.Errorf("brook: global table %q (topic %s): %w", spec.Name, spec.SourceTopic, err) }
+	fail := func(err error) error {
+		return fmt.Errorf("brook: global table %q (topic %s): %w", spec.Name, spec.SourceTopic, err)
+	}
 	parts, err := r.client.Partitions(spec.SourceTopic)
 	if err != nil {
 		return nil, fail(fmt.Errorf("partitions: %w", err))
