@@ -9,12 +9,14 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/query"
 	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
 )
@@ -115,7 +117,26 @@ func TestAppGlobalTableJoin(t *testing.T) {
 	b.Produce(t, payments, msgs...)
 
 	appID, dir := testutil.TopicName(t, "app"), t.TempDir()
-	cfg := topology.Config{ApplicationID: appID, Brokers: b.Addrs(), StateDir: dir, CommitInterval: 100 * time.Millisecond, Logger: testLogger(t)}
+	// Restore progress is reported per partition, and the App is not
+	// running before every partition is restored.
+	var mu sync.Mutex
+	done5 := map[int32]bool{}
+	var runningEarly []string
+	cfg := topology.Config{ApplicationID: appID, Brokers: b.Addrs(), StateDir: dir, CommitInterval: 100 * time.Millisecond, Logger: testLogger(t),
+		RestoreListener: func(p store.RestoreProgress) {
+			mu.Lock()
+			defer mu.Unlock()
+			if p.Store == "merchants" && p.Restored == p.Total {
+				done5[p.Partition] = true
+			}
+		},
+		StateListener: func(_, to topology.State) {
+			mu.Lock()
+			defer mu.Unlock()
+			if (to == topology.StateRunning || to == topology.StateRebalancing) && len(done5) != 5 {
+				runningEarly = append(runningEarly, fmt.Sprintf("%v with %d partitions restored", to, len(done5)))
+			}
+		}}
 	topo := merchantsJoinApp(t, merchants, payments, out)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -136,6 +157,11 @@ func TestAppGlobalTableJoin(t *testing.T) {
 	if r := app.RestoredRecords()["global"]; r != 2*n+1 {
 		t.Errorf("global tables restored %d records at first start, want %d", r, 2*n+1)
 	}
+	mu.Lock()
+	if len(done5) != 5 || len(runningEarly) > 0 {
+		t.Errorf("restore progress: partitions done %v; states before the restore ended: %v", done5, runningEarly)
+	}
+	mu.Unlock()
 
 	// Kept current while running.
 	b.Produce(t, merchants, strMsg(merchants, "m3", ptr("renamed"), 3), strMsg(merchants, "m99", ptr("new"), 4))
