@@ -716,7 +716,9 @@ type StoreStatus struct {
 	// milliseconds (store.WindowOptions.Size); absent (0) for other kinds
 	// and for window stores whose windows have no one width.
 	WindowSizeMs int64 `json:"window_size_ms,omitempty"`
-	// SubTopology is the sub-topology whose tasks hold the store.
+	// SubTopology is the sub-topology whose tasks hold the store; -1 for
+	// a global table's store, which every instance holds whole (its one
+	// task is GlobalTaskName).
 	SubTopology int32 `json:"sub_topology"`
 	// Tasks are the store's tasks assigned to this instance.
 	Tasks []TaskStatus `json:"tasks"`

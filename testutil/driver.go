@@ -373,7 +373,10 @@ func (d *TestDriver) partitionCount(topic string) int32 {
 const maxLoopback = 100_000
 
 // PipeRaw sends one record of raw bytes to topic, as a producer would, and
-// processes it (with any records it feeds back), then commits. A zero ts
+// processes it (with any records it feeds back), then commits. A record
+// of a global table's topic (topology.GlobalTable) updates the table's
+// store at once, as the runtime's global reader does when it arrives;
+// one its serdes cannot read meets the deserialization handler. A zero ts
 // means the driver's wall-clock time. Use it to test bad input; typed
 // input goes through InputTopic.
 func (d *TestDriver) PipeRaw(topic string, key, value []byte, ts time.Time, headers processor.Headers) error {
@@ -524,7 +527,9 @@ func (d *TestDriver) storeTask(name string) (*task.Task, error) {
 }
 
 // KeyValueStore returns the key-value store named name of the driver's
-// task, for reading (or seeding) state in tests.
+// task, for reading (or seeding) state in tests. For a global table's
+// store it returns the read-only view processors get: seed it by piping
+// records to the table's topic.
 func KeyValueStore[K, V any](d *TestDriver, name string) (store.KeyValueStore[K, V], error) {
 	var s any
 	if spec := d.graph.Stores[name]; spec != nil && spec.Global {
