@@ -500,7 +500,7 @@ func (h *queryHandler) get(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		kj, _ = json.Marshal(text)
 	}
-	h.reply(w, http.StatusOK, keyAnswer{Store: spec.Name, Key: kj, Value: v, Partition: loc.task.Partition, Task: loc.task.String(), Host: h.a.endpoint()})
+	h.reply(w, http.StatusOK, keyAnswer{Store: spec.Name, Key: kj, Value: v, Partition: loc.task.Partition, Task: taskName(loc.task), Host: h.a.endpoint()})
 }
 
 // forward relays the request to host and its answer back.
@@ -757,6 +757,11 @@ func gatherPages[E pageEntry](h *queryHandler, r *http.Request, spec *task.Store
 	}
 	if hops > 0 {
 		return nil, false, &apiError{Status: http.StatusBadRequest, Error: "a forwarded range must have scope=local"}
+	}
+	if spec.Global {
+		// Every instance holds a global store whole: gathering would
+		// repeat every key once per instance.
+		return local()
 	}
 	// Gather: this instance's entries and every other instance's that
 	// runs tasks of the store.

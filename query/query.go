@@ -508,7 +508,7 @@ func (v *KeyValueView[K, V]) Get(key K) (V, bool, error) {
 		return zero, false, err
 	}
 	if !loc.local {
-		return zero, false, &NotLocalError{Store: v.name, Partition: loc.task.Partition, Task: loc.task.String(), Endpoint: loc.host.Endpoint}
+		return zero, false, &NotLocalError{Store: v.name, Partition: loc.task.Partition, Task: taskName(loc.task), Endpoint: loc.host.Endpoint}
 	}
 	var out V
 	var found bool
@@ -645,8 +645,22 @@ type KeyMetadata struct {
 	Generation int32 `json:"generation"`
 }
 
+// GlobalTaskName is the Task of a global store's answers and metadata
+// (topology.GlobalTable): the store belongs to no task, and every
+// instance holds it whole.
+const GlobalTaskName = "global"
+
+// taskName is id as answers name it: "<sub-topology>_<partition>", or
+// GlobalTaskName.
+func taskName(id assign.TaskID) string {
+	if id == runtime.GlobalTask {
+		return GlobalTaskName
+	}
+	return id.String()
+}
+
 func (l location) metadata(store string) KeyMetadata {
-	return KeyMetadata{Store: store, Partition: l.task.Partition, Task: l.task.String(),
+	return KeyMetadata{Store: store, Partition: l.task.Partition, Task: taskName(l.task),
 		Endpoint: l.host.Endpoint, MemberID: l.host.MemberID, Local: l.local, Generation: l.gen}
 }
 
@@ -702,7 +716,9 @@ type StoreStatus struct {
 	// milliseconds (store.WindowOptions.Size); absent (0) for other kinds
 	// and for window stores whose windows have no one width.
 	WindowSizeMs int64 `json:"window_size_ms,omitempty"`
-	// SubTopology is the sub-topology whose tasks hold the store.
+	// SubTopology is the sub-topology whose tasks hold the store; -1 for
+	// a global table's store, which every instance holds whole (its one
+	// task is GlobalTaskName).
 	SubTopology int32 `json:"sub_topology"`
 	// Tasks are the store's tasks assigned to this instance.
 	Tasks []TaskStatus `json:"tasks"`
@@ -786,7 +802,7 @@ func (a Handle) groupOf(spec *task.StoreSpec) int32 {
 func (a Handle) notReady(name string, id assign.TaskID, known bool) *NotReadyError {
 	e := &NotReadyError{Store: name, State: a.state()}
 	if known {
-		e.Task = id.String()
+		e.Task = taskName(id)
 	}
 	for _, p := range a.rt.RestoreProgress() {
 		if p.Store == name {
@@ -798,6 +814,23 @@ func (a Handle) notReady(name string, id assign.TaskID, known bool) *NotReadyErr
 
 // locate finds the task and host of a serialized key.
 func (a Handle) locate(spec *task.StoreSpec, kb []byte) (location, error) {
+	if spec.Global {
+		// Every instance holds a global store whole: answer here.
+		if !a.rt.GlobalsReady() {
+			return location{}, a.notReady(spec.Name, runtime.GlobalTask, true)
+		}
+		loc := location{task: runtime.GlobalTask, local: true}
+		if asg, ok := a.rt.Strategy().Assignment(); ok {
+			loc.gen = asg.Generation
+			if asg.Self >= 0 && asg.Self < len(asg.Hosts) {
+				loc.host = asg.Hosts[asg.Self]
+			}
+		}
+		if loc.host.Endpoint == "" {
+			loc.host.Endpoint = a.endpoint()
+		}
+		return loc, nil
+	}
 	g := a.groupOf(spec)
 	asg, ok := a.rt.Strategy().Assignment()
 	if !ok || asg.Partitions[g] <= 0 {
@@ -819,6 +852,12 @@ func (a Handle) locate(spec *task.StoreSpec, kb []byte) (location, error) {
 // localTasksOf returns this instance's open tasks of the store; a
 // *NotReadyError if any task assigned here is not open.
 func (a Handle) localTasksOf(spec *task.StoreSpec) ([]assign.TaskID, error) {
+	if spec.Global {
+		if !a.rt.GlobalsReady() {
+			return nil, a.notReady(spec.Name, runtime.GlobalTask, true)
+		}
+		return []assign.TaskID{runtime.GlobalTask}, nil
+	}
 	g := a.groupOf(spec)
 	asg, ok := a.rt.Strategy().Assignment()
 	if !ok {
@@ -856,6 +895,14 @@ func (a Handle) storeStatus(name string, spec *task.StoreSpec) StoreStatus {
 		st.WindowSizeMs = q.windowSize().Milliseconds()
 	}
 	asg, ok := a.rt.Strategy().Assignment()
+	if spec.Global {
+		ts := TaskStatus{Task: GlobalTaskName, State: "restoring"}
+		if a.rt.GlobalsReady() {
+			ts.State = "ready"
+		}
+		st.Tasks = append(st.Tasks, ts)
+		ok = false // no task of the assignment holds it
+	}
 	if ok {
 		open := a.rt.OpenTasks()
 		for _, id := range asg.Local() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // ChangelogRecord is one record read back from a changelog. A nil Value is
@@ -13,6 +14,17 @@ type ChangelogRecord struct {
 	Offset int64
 	Key    []byte
 	Value  []byte
+	// Timestamp and Headers are the record's, where the reader has them
+	// (internal/changelog's does): a global table's restore hands them to
+	// the deserialization handler with a record it cannot read. Restore
+	// ignores them.
+	Timestamp time.Time
+	Headers   []ChangelogHeader
+}
+
+// ChangelogHeader is one header of a ChangelogRecord.
+type ChangelogHeader struct {
+	Key, Value []byte
 }
 
 // ChangelogReader reads one changelog partition for restore. The runtime

@@ -49,6 +49,9 @@ type TestDriver struct {
 	partitions map[string]int32
 	loopback   []task.RawRecord
 	closed     bool
+	// globals are the global tables' stores, by topic; their topics'
+	// records are applied at once (see PipeRaw).
+	globals map[string]*task.Global
 
 	// What Restart restores from. logs are the committed records of every
 	// changelog topic and table source topic (offset = index); pending
@@ -120,10 +123,74 @@ func NewTestDriver(topo *topology.Topology, opts ...DriverOption) (*TestDriver, 
 	return d, nil
 }
 
+// openGlobals opens the global tables' stores, restored from the records
+// of their topics the driver applied before (Restart).
+func (d *TestDriver) openGlobals() error {
+	d.globals = map[string]*task.Global{}
+	names := make([]string, 0, len(d.graph.Stores))
+	for name, spec := range d.graph.Stores {
+		if spec.Global {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		spec := d.graph.Stores[name]
+		res, err := store.Restore(context.Background(), store.RestoreConfig{
+			Store: name, Changelog: store.TopicPartition{Topic: spec.SourceTopic, Partition: 0},
+			Opener: store.MemoryOpener(), Reader: memoryLog(d.logs[spec.SourceTopic]), Logger: d.logger(),
+		})
+		if err != nil {
+			return fmt.Errorf("testutil: global table %q: %w", name, err)
+		}
+		g, err := task.OpenGlobal(spec, res.Engine)
+		if err != nil {
+			return errors.Join(err, res.Engine.Close())
+		}
+		d.globals[spec.SourceTopic] = g
+	}
+	return nil
+}
+
+func (d *TestDriver) logger() *slog.Logger {
+	if d.cfg.logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.cfg.logger
+}
+
+// applyGlobal applies one record of a global table's topic to its store
+// at once (the runtime's global reader does it as the record arrives);
+// the record's key and value meet the deserialization handler as a
+// source's would.
+func (d *TestDriver) applyGlobal(g *task.Global, rec task.RawRecord) error {
+	b := g.Engine.NewBatch()
+	if err := g.Add(context.Background(), b, rec, d.graph.Handlers, d.logger()); err != nil {
+		return err
+	}
+	if b.Len() == 0 {
+		return nil // dropped by the handler, or a null key
+	}
+	if err := b.Write(); err != nil {
+		return fmt.Errorf("testutil: global table %q: %w", g.Spec.Name, err)
+	}
+	// The topic is the store's changelog: a Restart restores from it.
+	log := d.logs[rec.Topic]
+	d.logs[rec.Topic] = append(log, store.ChangelogRecord{Offset: int64(len(log)), Key: clone(rec.Key), Value: clone(rec.Value)})
+	return nil
+}
+
 // openTasks creates one task per sub-topology, whose stores restore from
 // the driver's logs and whose stream time is the one its task committed
 // last.
 func (d *TestDriver) openTasks() error {
+	if err := d.openGlobals(); err != nil {
+		return errors.Join(err, d.Close())
+	}
+	views := make(map[string]any, len(d.globals))
+	for _, g := range d.globals {
+		views[g.Spec.Name] = g.View
+	}
 	for _, st := range d.graph.SubTopologies {
 		var resume time.Time
 		for topic, meta := range d.committed[st.ID] {
@@ -143,6 +210,7 @@ func (d *TestDriver) openTasks() error {
 			Logger:     d.cfg.logger,
 			WallClock:  d.wall,
 			StreamTime: resume,
+			Globals:    views,
 		})
 		if err != nil {
 			return errors.Join(fmt.Errorf("testutil: %w", err), d.Close())
@@ -280,7 +348,7 @@ func (c *driverCollector) Send(rec processor.ProducedRecord, _ task.Origin) erro
 	}
 	rec.Timestamp = rec.Timestamp.Truncate(time.Millisecond)
 	d.outputs[rec.Topic] = append(d.outputs[rec.Topic], rec)
-	if d.graph.SubTopologyFor(rec.Topic) != nil {
+	if d.graph.SubTopologyFor(rec.Topic) != nil || d.globals[rec.Topic] != nil {
 		d.loopback = append(d.loopback, task.RawRecord{
 			Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers,
 		})
@@ -305,7 +373,10 @@ func (d *TestDriver) partitionCount(topic string) int32 {
 const maxLoopback = 100_000
 
 // PipeRaw sends one record of raw bytes to topic, as a producer would, and
-// processes it (with any records it feeds back), then commits. A zero ts
+// processes it (with any records it feeds back), then commits. A record
+// of a global table's topic (topology.GlobalTable) updates the table's
+// store at once, as the runtime's global reader does when it arrives;
+// one its serdes cannot read meets the deserialization handler. A zero ts
 // means the driver's wall-clock time. Use it to test bad input; typed
 // input goes through InputTopic.
 func (d *TestDriver) PipeRaw(topic string, key, value []byte, ts time.Time, headers processor.Headers) error {
@@ -326,13 +397,17 @@ func (d *TestDriver) PipeRaw(topic string, key, value []byte, ts time.Time, head
 }
 
 func (d *TestDriver) process(rec task.RawRecord) error {
+	rec.Partition = 0
+	rec.Offset = d.offsets[rec.Topic]
+	rec.Timestamp = rec.Timestamp.Truncate(time.Millisecond)
+	if g := d.globals[rec.Topic]; g != nil {
+		d.offsets[rec.Topic]++
+		return d.applyGlobal(g, rec)
+	}
 	st := d.graph.SubTopologyFor(rec.Topic)
 	if st == nil {
 		return fmt.Errorf("testutil: no source of the topology reads topic %q", rec.Topic)
 	}
-	rec.Partition = 0
-	rec.Offset = d.offsets[rec.Topic]
-	rec.Timestamp = rec.Timestamp.Truncate(time.Millisecond)
 	d.offsets[rec.Topic]++
 	if d.tables[rec.Topic] {
 		// A table's source topic is its changelog.
@@ -436,6 +511,9 @@ func (d *TestDriver) Close() error {
 	for _, t := range d.tasks {
 		errs = append(errs, t.Close())
 	}
+	for _, g := range d.globals {
+		errs = append(errs, g.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -449,15 +527,25 @@ func (d *TestDriver) storeTask(name string) (*task.Task, error) {
 }
 
 // KeyValueStore returns the key-value store named name of the driver's
-// task, for reading (or seeding) state in tests.
+// task, for reading (or seeding) state in tests. For a global table's
+// store it returns the read-only view processors get: seed it by piping
+// records to the table's topic.
 func KeyValueStore[K, V any](d *TestDriver, name string) (store.KeyValueStore[K, V], error) {
-	t, err := d.storeTask(name)
-	if err != nil {
-		return nil, err
-	}
-	s, err := t.Store(name)
-	if err != nil {
-		return nil, err
+	var s any
+	if spec := d.graph.Stores[name]; spec != nil && spec.Global {
+		// A global table's store, as processors see it: read-only (its
+		// topic writes it: pipe records to the topic).
+		if g := d.globals[spec.SourceTopic]; g != nil {
+			s = g.View
+		}
+	} else {
+		t, err := d.storeTask(name)
+		if err != nil {
+			return nil, err
+		}
+		if s, err = t.Store(name); err != nil {
+			return nil, err
+		}
 	}
 	kv, ok := s.(store.KeyValueStore[K, V])
 	if !ok {

@@ -453,11 +453,16 @@ func (a *App) Close() error {
 func (a *App) State() State { return a.rt.State() }
 
 // RestoredRecords returns, per task ("<sub-topology>_<partition>"), how
-// many changelog records its stores restored when the task last opened.
+// many changelog records its stores restored when the task last opened;
+// and under "global", how many records the global tables (GlobalTable)
+// restored when Run started, if the topology has any.
 func (a *App) RestoredRecords() map[string]int64 {
 	out := map[string]int64{}
 	for id, n := range a.rt.RestoredRecords() {
 		out[id.String()] = n
+	}
+	if a.rt.GlobalsReady() || a.rt.GlobalRestoredRecords() > 0 {
+		out["global"] = a.rt.GlobalRestoredRecords()
 	}
 	return out
 }

@@ -236,7 +236,7 @@ func (b *Builder) Build() (*Topology, error) {
 		}
 	}
 	for _, d := range b.stores {
-		if st := stores[d.spec.Name]; len(st.Nodes) == 0 {
+		if st := stores[d.spec.Name]; len(st.Nodes) == 0 && !st.Global {
 			report(UnconnectedStore, "", "", st.Name, "store is connected to no processor; connect it with topology.WithStores(%q) or remove it", st.Name)
 		}
 	}
@@ -249,6 +249,17 @@ func (b *Builder) Build() (*Topology, error) {
 				continue
 			}
 			readers[t] = d.spec.Name
+		}
+	}
+	// A global table's topic is read by the instance's global reader:
+	// no source may read it too (as in Kafka Streams).
+	for _, d := range b.stores {
+		if st := stores[d.spec.Name]; st.Global && st.SourceTopic != "" {
+			if prev, ok := readers[st.SourceTopic]; ok {
+				report(DuplicateTopic, "", st.SourceTopic, st.Name, "topic of a global table is already read by %q; read it once", prev)
+				continue
+			}
+			readers[st.SourceTopic] = "global table " + st.Name
 		}
 	}
 	// Cycles: Kahn's algorithm in declaration order.
@@ -355,6 +366,9 @@ func (b *Builder) subTopologies(specs map[string]*task.NodeSpec, stores map[stri
 	var problems []*ValidationError
 	for _, d := range b.stores {
 		st := stores[d.spec.Name]
+		if st.Global {
+			continue // read by every task: it joins no sub-topologies
+		}
 		roots := map[string]bool{}
 		for _, n := range st.Nodes {
 			roots[find(n)] = true
@@ -394,6 +408,9 @@ func (b *Builder) subTopologies(specs map[string]*task.NodeSpec, stores map[stri
 			st.SourcePatterns = append(st.SourcePatterns, s.Pattern)
 		}
 		for _, name := range s.Stores {
+			if stores[name].Global {
+				continue // not a task's store
+			}
 			if !slices.Contains(st.Stores, name) {
 				st.Stores = append(st.Stores, name)
 			}

@@ -47,6 +47,8 @@ func (t *Topology) Describe() string {
 			s := g.Stores[name]
 			var attrs []string
 			switch {
+			case s.Global:
+				attrs = append(attrs, "global table of topic "+s.SourceTopic+" (all partitions on every instance)")
 			case s.SourceTopic != "":
 				attrs = append(attrs, "table of topic "+s.SourceTopic)
 			case s.Logged:

@@ -298,7 +298,13 @@ func (r *Reader) decode(block *sarama.FetchResponseBlock, offset, to int64, out 
 				if o < next || o >= to {
 					continue
 				}
-				*out = append(*out, store.ChangelogRecord{Offset: o, Key: rec.Key, Value: rec.Value})
+				c := store.ChangelogRecord{Offset: o, Key: rec.Key, Value: rec.Value, Timestamp: recordTime(b, rec)}
+				for _, h := range rec.Headers {
+					if h != nil {
+						c.Headers = append(c.Headers, store.ChangelogHeader{Key: h.Key, Value: h.Value})
+					}
+				}
+				*out = append(*out, c)
 			}
 		}
 		next = last + 1
@@ -310,4 +316,14 @@ func (r *Reader) decode(block *sarama.FetchResponseBlock, offset, to int64, out 
 // (0 = abort, 1 = commit).
 func isAbortMarker(key []byte) bool {
 	return len(key) >= 4 && binary.BigEndian.Uint16(key[2:4]) == 0
+}
+
+// recordTime is a record's timestamp: its batch's first timestamp plus
+// its delta, or the batch's max timestamp when the broker sets the time
+// (LogAppendTime).
+func recordTime(b *sarama.RecordBatch, rec *sarama.Record) time.Time {
+	if b.LogAppendTime {
+		return b.MaxTimestamp
+	}
+	return b.FirstTimestamp.Add(rec.TimestampDelta)
 }

@@ -163,6 +163,9 @@ func (r *Runtime) notOpen(id assign.TaskID) error {
 // while fn runs, so fn must be short (a point read). It returns a
 // *TaskNotOpenError when the task is not open here.
 func (r *Runtime) ReadStore(id assign.TaskID, name string, fn func(st any) error) error {
+	if id == GlobalTask {
+		return r.readGlobal(name, fn)
+	}
 	q := &r.queries
 	q.mu.RLock()
 	defer q.mu.RUnlock()
@@ -183,6 +186,9 @@ func (r *Runtime) ReadStore(id assign.TaskID, name string, fn func(st any) error
 // report ErrIteratorInvalidated). The returned done func unregisters the
 // iterator; call it when the iterator is closed normally.
 func (r *Runtime) OpenIterator(id assign.TaskID, name string, open func(st any) (kill func(), err error)) (done func(), err error) {
+	if id == GlobalTask {
+		return r.openGlobalIterator(name, open)
+	}
 	q := &r.queries
 	q.mu.RLock()
 	defer q.mu.RUnlock()

@@ -163,6 +163,10 @@ type Runtime struct {
 	// purge deletes consumed records of repartition topics
 	// (repartition.go).
 	purge *purger
+	// globals are the global tables' stores (global.go), set once they
+	// are restored; globalRestored counts the records they restored.
+	globals        *globalStores
+	globalRestored int64
 }
 
 // New validates cfg and returns a runtime in state Created. Only
@@ -495,6 +499,39 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 	defer wg.Wait()
 	defer group.Close()
 
+	if r.hasGlobals() {
+		// Global tables restore before the group is joined, so before
+		// any task processes a record; restoring is not bounded by
+		// StartupTimeout (guard armed with ctx above).
+		r.setState(Restoring)
+		if err := r.restoreGlobals(ctx); err != nil {
+			if ctx.Err() != nil {
+				return r.failed()
+			}
+			return err
+		}
+		defer r.closeGlobals()
+		gctx, stopGlobals := context.WithCancel(ctx)
+		var gwg sync.WaitGroup
+		gwg.Add(1)
+		go func() { // owned by Run: keeps the global stores current
+			defer gwg.Done()
+			err := r.runGlobalReader(gctx, base)
+			switch {
+			case err == nil:
+			case gctx.Err() != nil:
+				r.log.Warn("brook: global tables: stopping", "err", err)
+			default:
+				// The tasks' work is sound: let them commit it.
+				r.failRecord(err)
+			}
+		}()
+		// Stopped (and awaited) before the stores close, after the
+		// sessions' tasks have closed (group.Consume returns after them).
+		defer gwg.Wait()
+		defer stopGlobals()
+	}
+
 	topics := r.strategy.Topics()
 	h := &joinedHook{ConsumerGroupHandler: &handler{r: r}, joined: guard.disarm}
 	var outage rejoinOutage
@@ -691,6 +728,11 @@ func (r *Runtime) preflight(ctx context.Context, st *startup) error {
 			}
 		}
 	}
+	for _, spec := range r.globalSpecs() {
+		if err := r.checkTableSource(admin, spec.Name, spec.SourceTopic); err != nil {
+			return err
+		}
+	}
 	var configs map[string]string
 	if r.cfg.MinInsyncReplicas > 0 {
 		configs = map[string]string{"min.insync.replicas": strconv.Itoa(r.cfg.MinInsyncReplicas)}
@@ -742,6 +784,9 @@ func (r *Runtime) missingTopics(existing []string) *MissingTopicsError {
 				check(t, &e.Sources)
 			}
 		}
+	}
+	for _, spec := range r.globalSpecs() {
+		check(spec.SourceTopic, &e.Sources) // a global table's topic
 	}
 	var sinks []string
 	for _, n := range r.cfg.Graph.Nodes {

@@ -215,7 +215,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 	}
 	core, err := task.New(task.Config{
 		ID: toProcessorTaskID(id), Graph: r.cfg.Graph, Stores: factory,
-		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(), StreamTime: streamTime,
+		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(), StreamTime: streamTime, Globals: r.globalViews(),
 		Context: ctx, // ends source waits for the registry at rebalance or shutdown
 	})
 	if err != nil {

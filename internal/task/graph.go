@@ -14,6 +14,7 @@
 package task
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"slices"
@@ -100,6 +101,19 @@ type StoreSpec struct {
 	// Query is the store's interactive-query codec, set and used by
 	// package topology (typed key parsing and JSON rendering).
 	Query any
+	// Global marks the store of a global table (topology.GlobalTable):
+	// every instance holds all partitions of SourceTopic in one local
+	// store, outside every sub-topology and task; tasks read it through
+	// ReadOnly, the instance's global reader writes it (see Global).
+	Global bool
+	// ReadOnly, for a global store, wraps the typed store Open built into
+	// the view tasks get: reads pass, writes fail.
+	ReadOnly func(typed any) any
+	// Decode, for a global store, deserializes one record of SourceTopic
+	// (a nil value is a tombstone and is not decoded): it reports which
+	// part ("key" or "value") failed, so that the deserialization handler
+	// and the error name it.
+	Decode func(ctx context.Context, topic string, key, value []byte) (part string, err error)
 }
 
 // SerdeTopic is the topic a store passes to its key and value serdes (an

@@ -144,11 +144,15 @@ func (n *procNode[KIn, VIn, KOut, VOut]) bind(t *Task, spec *NodeSpec, children 
 	}
 	n.stores = make(map[string]any, len(spec.Stores))
 	for _, name := range spec.Stores {
-		s, ok := t.stores[name]
+		if s, ok := t.stores[name]; ok {
+			n.stores[name] = s.typed
+			continue
+		}
+		g, ok := t.globals[name]
 		if !ok {
 			return fmt.Errorf("node %q: store %q is not open in task %s", spec.Name, name, t.id)
 		}
-		n.stores[name] = s.typed
+		n.stores[name] = g
 	}
 	n.logger = t.log.With("node", spec.Name)
 	n.p = n.supplier()
@@ -187,6 +191,11 @@ func (n *procNode[KIn, VIn, KOut, VOut]) receive(r processor.Record[KIn, VIn]) e
 func (n *procNode[KIn, VIn, KOut, VOut]) StateStore(name string) (any, error) {
 	if s, ok := n.stores[name]; ok {
 		return s, nil
+	}
+	if g, ok := n.t.globals[name]; ok {
+		// A global store is readable from every processor, connected or
+		// not (as in Kafka Streams); the view refuses writes.
+		return g, nil
 	}
 	return nil, &processor.UnknownStoreError{Node: n.spec.Name, Store: name, Connected: append([]string(nil), n.spec.Stores...)}
 }

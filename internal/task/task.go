@@ -89,6 +89,10 @@ type Config struct {
 	// scheduled in Init are first due one interval after it, not at the
 	// first record. Records older than it do not move it back.
 	StreamTime time.Time
+	// Globals are the read-only views of the instance's global stores
+	// (Global.View), by name: every processor of the task may read them,
+	// connected with topology.WithStores or not.
+	Globals map[string]any
 	// Context ends waits of source deserializers (serde.ContextDeserializer:
 	// an Avro serde waiting out an unavailable schema registry) when the
 	// task is being stopped; Process then returns an error matching
@@ -126,6 +130,7 @@ type Task struct {
 	patterns  []patternSource
 	stores    map[string]*openStore
 	storeList []*openStore
+	globals   map[string]any
 
 	streamTime      time.Time
 	streamTimeKnown bool
@@ -185,6 +190,7 @@ func New(cfg Config) (*Task, error) {
 		stores:   make(map[string]*openStore, len(sub.Stores)),
 		wallTime: cfg.WallClock,
 		consumed: make(map[topicPartition]int64),
+		globals:  cfg.Globals,
 	}
 	if !cfg.StreamTime.IsZero() {
 		t.streamTime, t.streamTimeKnown = cfg.StreamTime, true
