@@ -38,6 +38,8 @@ func helperMain() int {
 		topo, err = buildPaymentsTopology(env("IN"), env("OUT"), 0)
 	case "wincount": // app_window_kill_test.go
 		topo, err = buildWindowKillTopology(env("IN"), env("OUT"))
+	case "globaljoin": // app_global_kill_test.go
+		topo, err = buildGlobalKillTopology(env("IN"), env("TABLE"), env("OUT"))
 	default:
 		err = fmt.Errorf("unknown helper app %q", os.Getenv(helperEnv))
 	}
