@@ -348,3 +348,36 @@ func TestStreamJoinRefusals(t *testing.T) {
 		t.Fatalf("Build: %v, want a missing left value serde", err)
 	}
 }
+
+// TestStreamJoinEmitsOnStreamTimePunctuation: a record that advances the
+// task's stream time without reaching the join (here dropped by a filter
+// before it) still closes windows: the join emits on a stream-time
+// punctuation.
+func TestStreamJoinEmitsOnStreamTimePunctuation(t *testing.T) {
+	b := topology.New()
+	l := topology.Stream(b, "left", "left", serde.String(), serde.String())
+	r := topology.Stream(b, "right", "right", serde.String(), serde.String()).
+		Filter("no-ticks", func(k, _ string) bool { return k != "tick" })
+	topology.LeftJoinStreams(l, r, "join", topology.JoinWindow(time.Second), func(_ string, lv, rv string, ok bool) (string, error) {
+		if !ok {
+			rv = "-"
+		}
+		return lv + "+" + rv, nil
+	}).To("out", "out", serde.String(), serde.String())
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testutil.NewTestDriver(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &joinRig{}
+	j.attach(d)
+	t.Cleanup(func() { j.d.Close() })
+	j.l(t, "a", "A", 0)
+	j.r(t, "tick", "x", 2000)
+	j.expect(t, "")
+	j.r(t, "tick", "x", 2001)
+	j.expect(t, "a:A+-@0")
+}
