@@ -2,6 +2,7 @@ package topology_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -202,5 +203,36 @@ func TestAppAuthCaptureJoinEOS(t *testing.T) {
 	})
 	if got := readOut(); !slices.Equal(got, want) {
 		t.Fatalf("results\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestAppStreamJoinCoPartitionCheck: the inputs of a stream–stream join
+// share its stores, so they are one co-partition group; Run refuses topics
+// of different partition counts, naming both topics and counts.
+func TestAppStreamJoinCoPartitionCheck(t *testing.T) {
+	b := testutil.NewBroker(t)
+	auths, caps, out := testutil.TopicName(t, "auths"), testutil.TopicName(t, "caps"), testutil.TopicName(t, "out")
+	b.CreateTopic(t, auths, 3, nil)
+	b.CreateTopic(t, caps, 2, nil)
+	b.CreateTopic(t, out, 1, nil)
+	bld := topology.New()
+	a := topology.Stream(bld, "auths", auths, serde.String(), serde.String())
+	c := topology.Stream(bld, "caps", caps, serde.String(), serde.String())
+	topology.JoinStreams(a, c, "match", topology.JoinWindow(time.Minute), func(_ string, av, cv string) (string, error) { return av + cv, nil }).
+		To("out", out, serde.String(), serde.String())
+	topo, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := topology.NewApp(topo, topology.Config{
+		ApplicationID: testutil.TopicName(t, "app"), Brokers: b.Addrs(), StateDir: t.TempDir(), Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = app.Run(context.Background())
+	var cp *topology.CoPartitionError
+	if !errors.As(err, &cp) || !containsAll(err.Error(), auths, caps, "3", "2") {
+		t.Fatalf("Run returned %v, want a CoPartitionError naming %s (3) and %s (2)", err, auths, caps)
 	}
 }

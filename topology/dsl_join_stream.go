@@ -338,7 +338,9 @@ func (p *streamJoiner[K, V1, V2, VR]) Init(ctx processor.Context[K, VR]) (err er
 // unmatched: the first at which no record of the other side that would
 // join it can arrive on time (its window ends at most before + after
 // after ts, and it is accepted for grace after that).
-func (p *streamJoiner[K, V1, V2, VR]) dueAt(ts int64) int64 { return ts + p.before + p.after + p.grace + 1 }
+func (p *streamJoiner[K, V1, V2, VR]) dueAt(ts int64) int64 {
+	return ts + p.before + p.after + p.grace + 1
+}
 
 func (p *streamJoiner[K, V1, V2, VR]) Process(ctx processor.Context[K, VR], r processor.Record[K, joinInput[V1, V2]]) error {
 	in := r.Value
