@@ -4,7 +4,7 @@
 // validation and Describe, the Streams DSL over that builder (KStream and
 // KTable handles: type-keeping operations are methods, type-changing ones
 // package functions, since Go has no method type parameters; grouping,
-// aggregation, windows and joins are not built yet; see docs/DSL.md), and the App that runs a topology on Kafka
+// aggregations, windows and stream–stream joins; see docs/DSL.md), and the App that runs a topology on Kafka
 // through a consumer group. Interactive queries (typed views of the
 // stores, the HTTP handler, forwarding between instances) live in package
 // query; App keeps the entry points to them (App.QueryHandler,
