@@ -381,3 +381,31 @@ func TestStreamJoinEmitsOnStreamTimePunctuation(t *testing.T) {
 	j.r(t, "tick", "x", 2001)
 	j.expect(t, "a:A+-@0")
 }
+
+// TestStreamJoinRepartitionsKeyChangedInput: a re-keyed input goes
+// through "<name>-right-repartition" and joins by its new key.
+func TestStreamJoinRepartitionsKeyChangedInput(t *testing.T) {
+	b := topology.New()
+	l := topology.Stream(b, "left", "left", serde.String(), serde.String())
+	r := topology.SelectKey(topology.Stream(b, "right", "right", serde.String(), serde.String()), "by-value",
+		func(_ string, v string) (string, error) { return v, nil })
+	topology.JoinStreams(l, r, "join", topology.JoinWindow(time.Second), func(k string, lv, rv string) (string, error) { return lv + "+" + rv, nil }).
+		To("out", "out", serde.String(), serde.String())
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testutil.NewTestDriver(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &joinRig{}
+	j.attach(d)
+	t.Cleanup(func() { j.d.Close() })
+	j.l(t, "a", "A", 0)
+	j.r(t, "x", "a", 500)
+	j.expect(t, "a:A+a@500")
+	if n := len(d.ReadRawOutput(testutil.DriverApplicationID+"-join-right-repartition")); n != 1 {
+		t.Fatalf("%d records went through the repartition topic, want 1", n)
+	}
+}
