@@ -405,7 +405,7 @@ func TestStreamJoinRepartitionsKeyChangedInput(t *testing.T) {
 	j.l(t, "a", "A", 0)
 	j.r(t, "x", "a", 500)
 	j.expect(t, "a:A+a@500")
-	if n := len(d.ReadRawOutput(testutil.DriverApplicationID+"-join-right-repartition")); n != 1 {
+	if n := len(d.ReadRawOutput(testutil.DriverApplicationID + "-join-right-repartition")); n != 1 {
 		t.Fatalf("%d records went through the repartition topic, want 1", n)
 	}
 }
