@@ -38,6 +38,8 @@ func helperMain() int {
 		topo, err = buildPaymentsTopology(env("IN"), env("OUT"), 0)
 	case "wincount": // app_window_kill_test.go
 		topo, err = buildWindowKillTopology(env("IN"), env("OUT"))
+	case "authcapture": // app_join_stream_kill_test.go
+		topo, err = buildAuthCaptureTopology(env("IN"), env("TABLE"), env("OUT"))
 	case "globaljoin": // app_global_kill_test.go
 		topo, err = buildGlobalKillTopology(env("IN"), env("TABLE"), env("OUT"))
 	default:
@@ -53,6 +55,10 @@ func helperMain() int {
 	if env("GUARANTEE") == "exactly-once" {
 		guarantee = topology.ExactlyOnce
 	}
+	var maxTaskIdle time.Duration
+	if ms, err := strconv.Atoi(env("MAX_TASK_IDLE_MS")); err == nil {
+		maxTaskIdle = time.Duration(ms) * time.Millisecond
+	}
 	commitInterval := 200 * time.Millisecond
 	if ms, err := strconv.Atoi(env("COMMIT_MS")); err == nil {
 		commitInterval = time.Duration(ms) * time.Millisecond
@@ -60,7 +66,7 @@ func helperMain() int {
 	app, err := topology.NewApp(topo, topology.Config{
 		ApplicationID: env("APP_ID"), Brokers: strings.Split(env("BROKERS"), ","),
 		StateDir: env("STATE_DIR"), CommitInterval: commitInterval, Logger: log, Guarantee: guarantee,
-		QueryEndpoint: env("ENDPOINT"),
+		QueryEndpoint: env("ENDPOINT"), MaxTaskIdle: maxTaskIdle,
 		ConfigureSarama: func(c *sarama.Config) {
 			// Notice a killed member quickly.
 			c.Consumer.Group.Session.Timeout = 6 * time.Second

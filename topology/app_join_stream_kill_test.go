@@ -1,0 +1,240 @@
+package topology_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/testutil"
+	"github.com/brookstream/brook/topology"
+)
+
+// The stream–stream join kill test (issue #16's acceptance (b)):
+// authorisations are matched with captures (same key: the authorisation
+// id) within 24 hours of event time by a left join; an authorisation
+// without a capture in time is reported, once its window has closed.
+// Event time runs one hour per round. Two instances run in their own OS
+// processes under exactly-once; one is SIGKILLed mid-stream (and
+// restarted), twice. Every authorisation must come out exactly once —
+// matched with its capture, or unmatched — as the test computes from its
+// own input.
+
+const captureWindow = 24 * time.Hour
+
+// buildAuthCaptureTopology is the app of TestAppStreamJoinSurvivesKills.
+func buildAuthCaptureTopology(auths, captures, out string) (*topology.Topology, error) {
+	b := topology.New()
+	a := topology.Stream(b, "auths", auths, serde.String(), serde.String())
+	c := topology.Stream(b, "captures", captures, serde.String(), serde.String())
+	matched := topology.LeftJoinStreams(a, c, "auth-capture",
+		topology.JoinWindow(0).After(captureWindow).Grace(time.Minute),
+		func(_ string, auth, capture string, found bool) (string, error) {
+			if !found {
+				return auth + "|none", nil
+			}
+			return auth + "|" + capture, nil
+		})
+	matched.To("out", out, serde.String(), serde.String())
+	return b.Build()
+}
+
+// authFeeder sends, every round (one hour of event time), new
+// authorisations and the captures due that hour (0 to 30 hours after
+// their authorisation, or none), and remembers the expected output of
+// every authorisation.
+type authFeeder struct {
+	stopc chan struct{}
+	done  chan struct{}
+	mu    sync.Mutex
+	want  map[string]string
+	due   map[int][]*sarama.ProducerMessage // round → captures not sent yet
+	last  time.Time
+	err   error
+}
+
+func startAuthFeeder(t *testing.T, b *testutil.Broker, auths, captures string, t0 time.Time, interval time.Duration) *authFeeder {
+	t.Helper()
+	p, err := sarama.NewSyncProducer(b.Addrs(), b.SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &authFeeder{stopc: make(chan struct{}), done: make(chan struct{}), want: map[string]string{}, due: map[int][]*sarama.ProducerMessage{}}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13))
+	due := f.due
+	go func() { // owned by stop (or the test's cleanup)
+		defer close(f.done)
+		defer p.Close()
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for round := 0; ; round++ {
+			select {
+			case <-f.stopc:
+				return
+			case <-tick.C:
+			}
+			at := t0.Add(time.Duration(round) * time.Hour)
+			msgs := due[round]
+			delete(due, round)
+			for _, m := range msgs {
+				m.Timestamp = at
+			}
+			want := map[string]string{}
+			for i := range 6 {
+				id := fmt.Sprintf("auth-%04d-%d", round, i)
+				auth := id + "@" + fmt.Sprint(round)
+				msgs = append(msgs, &sarama.ProducerMessage{Topic: auths, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(auth), Timestamp: at})
+				want[id] = auth + "|none"
+				if d := rng.IntN(34); d <= 30 { // 3 in 34 never captured
+					capture := fmt.Sprintf("capture-%s+%dh", id, d)
+					due[round+d] = append(due[round+d], &sarama.ProducerMessage{Topic: captures, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(capture)})
+					if time.Duration(d)*time.Hour <= captureWindow {
+						want[id] = auth + "|" + capture
+					}
+				}
+			}
+			if err := p.SendMessages(msgs); err != nil {
+				f.mu.Lock()
+				f.err = err
+				f.mu.Unlock()
+				return
+			}
+			f.mu.Lock()
+			for k, v := range want {
+				f.want[k] = v
+			}
+			f.last = at
+			f.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { f.stop(t) })
+	return f
+}
+
+func (f *authFeeder) stop(t *testing.T) (map[string]string, time.Time) {
+	t.Helper()
+	select {
+	case <-f.stopc:
+	default:
+		close(f.stopc)
+	}
+	<-f.done
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		t.Fatalf("feeder: %v", f.err)
+	}
+	// Captures that were to come after the feeder stopped never came.
+	for _, msgs := range f.due {
+		for _, m := range msgs {
+			id := string(m.Key.(sarama.StringEncoder))
+			auth, _, _ := strings.Cut(f.want[id], "|")
+			f.want[id] = auth + "|none"
+		}
+	}
+	f.due = map[int][]*sarama.ProducerMessage{}
+	return f.want, f.last
+}
+
+func TestAppStreamJoinSurvivesKills(t *testing.T) {
+	b := eosBroker(t)
+	auths, captures, out := testutil.TopicName(t, "auths"), testutil.TopicName(t, "captures"), testutil.TopicName(t, "matched")
+	b.CreateTopic(t, auths, 3, nil)
+	b.CreateTopic(t, captures, 3, nil)
+	b.CreateTopic(t, out, 3, nil)
+	appID := testutil.TopicName(t, "app")
+	vars := func(dir string) map[string]string {
+		return map[string]string{
+			"IN": auths, "TABLE": captures, "OUT": out, "APP_ID": appID, "BROKERS": strings.Join(b.Addrs(), ","),
+			"STATE_DIR": dir, "GUARANTEE": "exactly-once", "COMMIT_MS": "100",
+			// A task merges its auth and capture partitions in time
+			// order, waiting for a partition the broker has records of
+			// that are not fetched yet, but by default at most 500 ms
+			// (Config.MaxTaskIdle). On this loaded machine a partition's
+			// first fetch after an instance starts can take longer; the
+			// other partition's records then run ahead by many hours of
+			// event time and a capture arrives after its window closed
+			// (seen: the first authorisation reported unmatched). Kafka
+			// Streams waits as long as the lag is known; here the test
+			// waits up to 10 s, and the default is a known limit (the
+			// note on #16).
+			"MAX_TASK_IDLE_MS": "10000",
+		}
+	}
+	t0 := time.Now().Truncate(time.Hour).Add(-2000 * time.Hour)
+	f := startAuthFeeder(t, b, auths, captures, t0, 25*time.Millisecond)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := startInstance(t, "join-a", "authcapture", vars(dirA))
+	bi := startInstance(t, "join-b", "authcapture", vars(dirB))
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 17))
+	for k := range 2 {
+		a.waitLog(t, runningLog, 60*time.Second)
+		bi.waitLog(t, runningLog, 60*time.Second)
+		time.Sleep(time.Duration(1000+rng.IntN(1500)) * time.Millisecond)
+		a.kill(t)
+		t.Logf("kill %d of instance A", k+1)
+		time.Sleep(time.Duration(300+rng.IntN(1000)) * time.Millisecond)
+		a = startInstance(t, fmt.Sprintf("join-a-%d", k+1), "authcapture", vars(dirA))
+	}
+	a.waitLog(t, runningLog, 60*time.Second)
+	time.Sleep(time.Second)
+	want, last := f.stop(t)
+	// Close every window: a record two days later on every partition of
+	// both topics (their own windows stay open).
+	cfg := b.SaramaConfig()
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	p, err := sarama.NewSyncProducer(b.Addrs(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{auths, captures} {
+		for part := range int32(3) {
+			if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: part, Key: sarama.StringEncoder(fmt.Sprintf("flush-%d", part)),
+				Value: sarama.StringEncoder("flush"), Timestamp: last.Add(2 * captureWindow)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p.Close()
+	var got map[string][]string
+	read := func() {
+		got = map[string][]string{}
+		for _, m := range b.ConsumeAllCommitted(t, out) {
+			if strings.HasPrefix(string(m.Key), "flush-") {
+				continue
+			}
+			got[string(m.Key)] = append(got[string(m.Key)], string(m.Value))
+		}
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for read(); len(got) < len(want) && time.Now().Before(deadline); read() {
+		time.Sleep(250 * time.Millisecond)
+	}
+	a.stop(t)
+	bi.stop(t)
+	var bad []string
+	unmatched := 0
+	for id, w := range want {
+		if strings.HasSuffix(w, "|none") {
+			unmatched++
+		}
+		if g := got[id]; len(g) != 1 || g[0] != w {
+			bad = append(bad, fmt.Sprintf("%s: got %v, want [%s]", id, g, w))
+		}
+	}
+	for id, g := range got {
+		if _, ok := want[id]; !ok {
+			bad = append(bad, fmt.Sprintf("%s: unexpected %v", id, g))
+		}
+	}
+	sort.Strings(bad)
+	if len(bad) > 0 {
+		t.Fatalf("%d of %d authorisations wrong, e.g. %v", len(bad), len(want), bad[:min(len(bad), 10)])
+	}
+	t.Logf("%d authorisations, %d reported unmatched at window close, each exactly once, through 2 kills", len(want), unmatched)
+}
