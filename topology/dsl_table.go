@@ -45,6 +45,9 @@ type KTable[K, V any] struct {
 	// keys and values are the serdes the table carries (as KStream's).
 	keys   serde.Serde[K]
 	values serde.Serde[V]
+	// look is how joins read the table (dsl_streamtable.go); zero for a
+	// table read through its store, or that cannot be read.
+	look tableLookup[K, V]
 }
 
 // TableOf declares a table named name over topic, a compacted topic: the
@@ -60,7 +63,7 @@ func TableOf[K, V any](b *Builder, name, topic string, keys serde.Serde[K], valu
 	_, n := declareTable(b, name, topic, keys, values, opts, func(ref KeyValueStoreRef[K, V]) processor.Processor[K, tableEntry[V], K, Change[V]] {
 		return &changeMaterializer[K, V]{ref: ref}
 	})
-	return KTable[K, V]{b: b, name: n.name, store: name, keys: keys, values: values}
+	return KTable[K, V]{b: b, name: n.name, store: name, keys: keys, values: values, look: kvLookup[K, V](name)}
 }
 
 // Name returns the name of the node that emits the table's changes.
@@ -115,24 +118,28 @@ func tableStage[K, V, VOut any](t KTable[K, V], name string, fn processor.Func[K
 // accept anyway. Deletions pass through.
 func (t KTable[K, V]) Filter(name string, keep func(key K, value V) bool) KTable[K, V] {
 	nilFunc(t.b, name, "filter", keep == nil)
-	return tableStage(t, name, func(ctx processor.Context[K, Change[V]], r processor.Record[K, Change[V]]) error {
+	out := tableStage(t, name, func(ctx processor.Context[K, Change[V]], r processor.Record[K, Change[V]]) error {
 		if !r.Value.Deleted && !keep(r.Key, r.Value.Value) {
 			return ctx.Forward(processor.Revalue(r, Deletion[V]()))
 		}
 		return ctx.Forward(r)
 	})
+	out.look = deriveLookup(t.lookup(), func(k K, v V) (V, bool, error) { return v, keep(k, v), nil })
+	return out
 }
 
 // FilterNot is Filter with the predicate negated: updates that drop
 // accepts become deletions.
 func (t KTable[K, V]) FilterNot(name string, drop func(key K, value V) bool) KTable[K, V] {
 	nilFunc(t.b, name, "filter-not", drop == nil)
-	return tableStage(t, name, func(ctx processor.Context[K, Change[V]], r processor.Record[K, Change[V]]) error {
+	out := tableStage(t, name, func(ctx processor.Context[K, Change[V]], r processor.Record[K, Change[V]]) error {
 		if !r.Value.Deleted && drop(r.Key, r.Value.Value) {
 			return ctx.Forward(processor.Revalue(r, Deletion[V]()))
 		}
 		return ctx.Forward(r)
 	})
+	out.look = deriveLookup(t.lookup(), func(k K, v V) (V, bool, error) { return v, !drop(k, v), nil })
+	return out
 }
 
 // MapTableValues declares a processor node named name: the table whose
@@ -142,7 +149,7 @@ func (t KTable[K, V]) FilterNot(name string, drop func(key K, value V) bool) KTa
 // KTable.)
 func MapTableValues[K, V, VOut any](t KTable[K, V], name string, fn func(key K, value V) (VOut, error)) KTable[K, VOut] {
 	nilFunc(t.b, name, "map-values", fn == nil)
-	return tableStage(t, name, func(ctx processor.Context[K, Change[VOut]], r processor.Record[K, Change[V]]) error {
+	out := tableStage(t, name, func(ctx processor.Context[K, Change[VOut]], r processor.Record[K, Change[V]]) error {
 		if r.Value.Deleted {
 			return ctx.Forward(processor.Revalue(r, Deletion[VOut]()))
 		}
@@ -152,6 +159,11 @@ func MapTableValues[K, V, VOut any](t KTable[K, V], name string, fn func(key K, 
 		}
 		return ctx.Forward(processor.Revalue(r, Update(v)))
 	})
+	out.look = deriveLookup(t.lookup(), func(k K, v V) (VOut, bool, error) {
+		w, err := fn(k, v)
+		return w, err == nil, err
+	})
+	return out
 }
 
 // ChangeSerde returns a serde of table changes over values: an update is

@@ -273,7 +273,7 @@ func declareTable[K, V, VOut any](b *Builder, name, topic string, keys serde.Ser
 		o(&cfg)
 	}
 	ref := KeyValueStoreRef[K, V]{name: name}
-	addKVStore(b, task.StoreSpec{Name: name, InMemory: cfg.inMemory, SourceTopic: topic}, keys, values)
+	addKVStore(b, task.StoreSpec{Name: name, InMemory: cfg.inMemory, SourceTopic: topic, TableTopic: topic}, keys, values)
 	var entries serde.Serde[tableEntry[V]]
 	if values != nil {
 		entries = tableEntrySerde[V]{values}

@@ -82,6 +82,11 @@ type StoreSpec struct {
 	// SourceTopic is set for a table: the compacted topic that feeds the
 	// store and doubles as its changelog.
 	SourceTopic string
+	// TableTopic is the topic a table's store is materialized from: the
+	// SourceTopic, or for a versioned table (which keeps a changelog of
+	// its own) its input topic. The runtime puts a task's table
+	// partitions first at timestamp ties (see runtime.claimOrder).
+	TableTopic string
 	// Nodes are the processor nodes connected to the store.
 	Nodes []string
 	// KeyType and ValueType name the store's types, for descriptions.
