@@ -114,13 +114,13 @@ func TestStreamTableJoinInnerAndLeft(t *testing.T) {
 	for _, left := range []bool{false, true} {
 		t.Run(map[bool]string{false: "inner", true: "left"}[left], func(t *testing.T) {
 			r := newJoinRig(t, joinTopology(left))
-			r.pipe(t, r.txns, "c1", "10", 1)     // no customer yet
+			r.pipe(t, r.txns, "c1", "10", 1)       // no customer yet
 			r.pipe(t, r.customers, "c1", "ann", 2) // no output
 			r.pipe(t, r.txns, "c1", "20", 3, processor.Header{Key: "trace", Value: []byte("t-20")})
 			r.pipe(t, r.customers, "c1", "anne", 4) // rename: no output
 			r.pipe(t, r.txns, "c1", "30", 5)
 			r.pipe(t, r.txns, "c2", "40", 6) // another key
-			r.tombstone(t, "c1", 7)            // no output
+			r.tombstone(t, "c1", 7)          // no output
 			r.pipe(t, r.txns, "c1", "50", 8)
 			r.pipe(t, r.customers, "c1", "ann-again", 9)
 			r.pipe(t, r.txns, "c1", "60", 10)

@@ -56,9 +56,20 @@ type KTable[K, V any] struct {
 // forwards every change after writing it, a record with a null value as a
 // deletion. Processors may read the store through Store, and interactive
 // queries see it, as for Table.
+//
+// With the option Versioned(history) the table keeps each key's history
+// for history in a versioned store (see Versioned): joins then read the
+// value valid at the stream record's time.
 func TableOf[K, V any](b *Builder, name, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...StoreOption) KTable[K, V] {
 	if b == nil {
 		return KTable[K, V]{}
+	}
+	var cfg storeConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.versioned {
+		return versionedTable(b, name, topic, keys, values, cfg)
 	}
 	_, n := declareTable(b, name, topic, keys, values, opts, func(ref KeyValueStoreRef[K, V]) processor.Processor[K, tableEntry[V], K, Change[V]] {
 		return &changeMaterializer[K, V]{ref: ref}
@@ -73,8 +84,9 @@ func (t KTable[K, V]) Name() string { return t.name }
 // API.
 func (t KTable[K, V]) Node() Node[K, Change[V]] { return Node[K, Change[V]]{b: t.b, name: t.name} }
 
-// Store returns the table's store, for WithStores and queries; ok is
-// false for a derived table, which has no store.
+// Store returns the table's key-value store, for WithStores and queries;
+// ok is false for a derived table, which has no store, and for a
+// versioned table (see VersionedStore).
 func (t KTable[K, V]) Store() (ref KeyValueStoreRef[K, V], ok bool) {
 	return KeyValueStoreRef[K, V]{name: t.store}, t.store != ""
 }

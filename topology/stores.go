@@ -17,6 +17,10 @@ type storeConfig struct {
 	unlogged  bool
 	inMemory  bool
 	retention time.Duration
+	// versioned and history: a versioned table (Versioned) and its
+	// history retention.
+	versioned bool
+	history   time.Duration
 }
 
 // WithRetention keeps the windows of a windowed aggregation's store for at

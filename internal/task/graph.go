@@ -73,7 +73,7 @@ type NodeSpec struct {
 // StoreSpec describes one state store of a compiled graph.
 type StoreSpec struct {
 	Name string
-	// Kind is "key-value", "window", "session" or "ttl".
+	// Kind is "key-value", "window", "session", "ttl" or "versioned".
 	Kind string
 	// Logged stores send their writes to a changelog topic.
 	Logged bool
