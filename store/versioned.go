@@ -165,8 +165,10 @@ type versionedStore[K, V any] struct {
 	observed  int64 // ms, MinInt64 before any put
 }
 
-func (s *versionedStore[K, V]) Name() string                    { return s.name }
-func (s *versionedStore[K, V]) HistoryRetention() time.Duration { return time.Duration(s.retention) * time.Millisecond }
+func (s *versionedStore[K, V]) Name() string { return s.name }
+func (s *versionedStore[K, V]) HistoryRetention() time.Duration {
+	return time.Duration(s.retention) * time.Millisecond
+}
 
 func (s *versionedStore[K, V]) ObservedTime() time.Time {
 	if s.observed == math.MinInt64 {
