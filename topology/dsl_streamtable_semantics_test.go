@@ -205,9 +205,9 @@ func diffLines(got, want []string) [][2]string {
 // Fed in Kafka Streams' own order (kafkaStreamsTies), every line matches.
 // Fed in brook's order (brookTies: table first on a tie), the one
 // difference is tx02003: Kafka Streams had just processed a customer
-// record of partition 1 (c20's name-c20-v2... ), so its priority queue put
-// the transaction before the rename c20 → name-c20-v3 of the same
-// millisecond and joined name-c20-v2; brook applies the rename first and
+// record of partition 1, so its priority queue put the transaction
+// before the rename c20 → name-c20-v3 of the same millisecond and joined
+// name-c20-v2; brook applies the rename first and
 // joins name-c20-v3. For the other 4 ties Kafka Streams had just
 // processed a transaction and applied the rename first, as brook does.
 // Kafka Streams' order at a tie depends on which partition gave the
