@@ -121,3 +121,11 @@ type UnknownChildError struct {
 func (e *UnknownChildError) Error() string {
 	return fmt.Sprintf("processor: node %q: cannot forward to %q: not a child of this node (children: %v)", e.Node, e.Child, e.Children)
 }
+
+// VersionedKeyValueStore returns the versioned key-value store named name
+// connected to the processor behind ctx (a topology.VersionedStore, or
+// the store of a table declared with topology.Versioned), typed as
+// store.VersionedKeyValueStore[K,V]. It fails as [KeyValueStore] does.
+func VersionedKeyValueStore[K, V any](ctx StoreProvider, name string) (store.VersionedKeyValueStore[K, V], error) {
+	return typedStore[store.VersionedKeyValueStore[K, V]](ctx, name)
+}

@@ -2,8 +2,8 @@
 //
 // It owns the store interfaces (typed [KeyValueStore] and its read-only
 // view, iterators that must be closed), the byte-level engines, changelogging
-// of writes, restore from a changelog, checkpoints, and the window and TTL
-// stores.
+// of writes, restore from a changelog, checkpoints, and the window, session,
+// TTL and versioned stores.
 //
 // # Engines
 //
@@ -26,7 +26,8 @@
 //
 // # Typed stores and key order
 //
-// [NewKeyValueStore], [NewWindowStore] and [NewTTLStore] put typed stores
+// [NewKeyValueStore], [NewWindowStore], [NewTTLStore] and
+// [NewVersionedKeyValueStore] put typed stores
 // over an engine, serializing keys and values with serde.Serde. Keys are
 // ordered by their serialized bytes, so ranges follow that order:
 // serde.Int32 and serde.Int64 (big-endian) keep numeric order for

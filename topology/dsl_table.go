@@ -46,6 +46,9 @@ type KTable[K, V any] struct {
 	// keys and values are the serdes the table carries (as KStream's).
 	keys   serde.Serde[K]
 	values serde.Serde[V]
+	// look is how joins read the table (dsl_streamtable.go); zero for a
+	// table read through its store, or that cannot be read.
+	look tableLookup[K, V]
 }
 
 // TableOf declares a table named name over topic, a compacted topic: the
@@ -54,14 +57,25 @@ type KTable[K, V any] struct {
 // forwards every change after writing it, a record with a null value as a
 // deletion. Processors may read the store through Store, and interactive
 // queries see it, as for Table.
+//
+// With the option Versioned(history) the table keeps each key's history
+// for history in a versioned store (see Versioned): joins then read the
+// value valid at the stream record's time.
 func TableOf[K, V any](b *Builder, name, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...StoreOption) KTable[K, V] {
 	if b == nil {
 		return KTable[K, V]{}
 	}
+	var cfg storeConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.versioned {
+		return versionedTable(b, name, topic, keys, values, cfg)
+	}
 	_, n := declareTable(b, name, topic, keys, values, opts, func(ref KeyValueStoreRef[K, V]) processor.Processor[K, tableEntry[V], K, Change[V]] {
 		return &changeMaterializer[K, V]{ref: ref}
 	})
-	return KTable[K, V]{b: b, name: n.name, store: name, keys: keys, values: values}
+	return KTable[K, V]{b: b, name: n.name, store: name, keys: keys, values: values, look: kvLookup[K, V](name)}
 }
 
 // Name returns the name of the node that emits the table's changes.
@@ -71,8 +85,9 @@ func (t KTable[K, V]) Name() string { return t.name }
 // API.
 func (t KTable[K, V]) Node() Node[K, Change[V]] { return Node[K, Change[V]]{b: t.b, name: t.name} }
 
-// Store returns the table's store, for WithStores and queries; ok is
-// false for a derived table, which has no store.
+// Store returns the table's key-value store, for WithStores and queries;
+// ok is false for a derived table, which has no store, and for a
+// versioned table (see VersionedStore).
 func (t KTable[K, V]) Store() (ref KeyValueStoreRef[K, V], ok bool) {
 	return KeyValueStoreRef[K, V]{name: t.store}, t.store != ""
 }
@@ -116,24 +131,28 @@ func tableStage[K, V, VOut any](t KTable[K, V], name string, fn processor.Func[K
 // accept anyway. Deletions pass through.
 func (t KTable[K, V]) Filter(name string, keep func(key K, value V) bool) KTable[K, V] {
 	nilFunc(t.b, name, "filter", keep == nil)
-	return tableStage(t, name, func(ctx processor.Context[K, Change[V]], r processor.Record[K, Change[V]]) error {
+	out := tableStage(t, name, func(ctx processor.Context[K, Change[V]], r processor.Record[K, Change[V]]) error {
 		if !r.Value.Deleted && !keep(r.Key, r.Value.Value) {
 			return ctx.Forward(processor.Revalue(r, Deletion[V]()))
 		}
 		return ctx.Forward(r)
 	})
+	out.look = deriveLookup(t.lookup(), func(k K, v V) (V, bool, error) { return v, keep(k, v), nil })
+	return out
 }
 
 // FilterNot is Filter with the predicate negated: updates that drop
 // accepts become deletions.
 func (t KTable[K, V]) FilterNot(name string, drop func(key K, value V) bool) KTable[K, V] {
 	nilFunc(t.b, name, "filter-not", drop == nil)
-	return tableStage(t, name, func(ctx processor.Context[K, Change[V]], r processor.Record[K, Change[V]]) error {
+	out := tableStage(t, name, func(ctx processor.Context[K, Change[V]], r processor.Record[K, Change[V]]) error {
 		if !r.Value.Deleted && drop(r.Key, r.Value.Value) {
 			return ctx.Forward(processor.Revalue(r, Deletion[V]()))
 		}
 		return ctx.Forward(r)
 	})
+	out.look = deriveLookup(t.lookup(), func(k K, v V) (V, bool, error) { return v, !drop(k, v), nil })
+	return out
 }
 
 // MapTableValues declares a processor node named name: the table whose
@@ -143,7 +162,7 @@ func (t KTable[K, V]) FilterNot(name string, drop func(key K, value V) bool) KTa
 // KTable.)
 func MapTableValues[K, V, VOut any](t KTable[K, V], name string, fn func(key K, value V) (VOut, error)) KTable[K, VOut] {
 	nilFunc(t.b, name, "map-values", fn == nil)
-	return tableStage(t, name, func(ctx processor.Context[K, Change[VOut]], r processor.Record[K, Change[V]]) error {
+	out := tableStage(t, name, func(ctx processor.Context[K, Change[VOut]], r processor.Record[K, Change[V]]) error {
 		if r.Value.Deleted {
 			return ctx.Forward(processor.Revalue(r, Deletion[VOut]()))
 		}
@@ -153,6 +172,11 @@ func MapTableValues[K, V, VOut any](t KTable[K, V], name string, fn func(key K, 
 		}
 		return ctx.Forward(processor.Revalue(r, Update(v)))
 	})
+	out.look = deriveLookup(t.lookup(), func(k K, v V) (VOut, bool, error) {
+		w, err := fn(k, v)
+		return w, err == nil, err
+	})
+	return out
 }
 
 // ChangeSerde returns a serde of table changes over values: an update is

@@ -17,6 +17,10 @@ type storeConfig struct {
 	unlogged  bool
 	inMemory  bool
 	retention time.Duration
+	// versioned and history: a versioned table (Versioned) and its
+	// history retention.
+	versioned bool
+	history   time.Duration
 }
 
 // WithRetention keeps the windows of a windowed aggregation's store for at
@@ -273,7 +277,7 @@ func declareTable[K, V, VOut any](b *Builder, name, topic string, keys serde.Ser
 		o(&cfg)
 	}
 	ref := KeyValueStoreRef[K, V]{name: name}
-	addKVStore(b, task.StoreSpec{Name: name, InMemory: cfg.inMemory, SourceTopic: topic}, keys, values)
+	addKVStore(b, task.StoreSpec{Name: name, InMemory: cfg.inMemory, SourceTopic: topic, TableTopic: topic}, keys, values)
 	var entries serde.Serde[tableEntry[V]]
 	if values != nil {
 		entries = tableEntrySerde[V]{values}

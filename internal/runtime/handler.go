@@ -7,8 +7,11 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/IBM/sarama"
@@ -76,13 +79,11 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		h.tasks[id] = tr
 		r.publishTask(tr)
 	}
-	for topic, parts := range sess.Claims() {
-		for _, p := range parts {
-			id, _ := r.strategy.TaskOf(topic, p)
-			if tr := h.tasks[id]; tr != nil {
-				h.byTP[tpKey{topic, p}] = tr
-				tr.queue.addPartition(topic, p)
-			}
+	for _, k := range claimOrder(sess.Claims(), r.tableTopics()) {
+		id, _ := r.strategy.TaskOf(k.topic, k.partition)
+		if tr := h.tasks[id]; tr != nil {
+			h.byTP[k] = tr
+			tr.queue.addPartition(k.topic, k.partition)
 		}
 	}
 	r.setState(Running)
@@ -97,6 +98,50 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		go h.work(sess, w, mine)
 	}
 	return nil
+}
+
+// claimOrder lists claimed partitions in the order a task's record queue
+// takes them at timestamp ties (recordQueue.pop: the partition listed
+// first wins): partitions of table topics first, then the others, each by
+// topic name and partition. So a stream record sees every update of a
+// table it joins with the same timestamp as itself, and the order does
+// not depend on map iteration. (Kafka Streams breaks such ties by which
+// partition gave the previous record; see docs/DSL.md, "Joins".)
+func claimOrder(claims map[string][]int32, tables map[string]bool) []tpKey {
+	var out []tpKey
+	for topic, parts := range claims {
+		for _, p := range parts {
+			out = append(out, tpKey{topic, p})
+		}
+	}
+	slices.SortFunc(out, func(a, b tpKey) int {
+		if ta, tb := tables[a.topic], tables[b.topic]; ta != tb {
+			if ta {
+				return -1
+			}
+			return 1
+		}
+		if c := strings.Compare(a.topic, b.topic); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.partition, b.partition)
+	})
+	return out
+}
+
+// tableTopics returns the topics the topology's tables are materialized
+// from.
+func (r *Runtime) tableTopics() map[string]bool {
+	out := map[string]bool{}
+	for _, spec := range r.cfg.Graph.Stores {
+		if spec.TableTopic != "" {
+			out[spec.TableTopic] = true
+		}
+		if spec.SourceTopic != "" {
+			out[spec.SourceTopic] = true
+		}
+	}
+	return out
 }
 
 // ConsumeClaim feeds one partition's records into its task's queue.

@@ -74,7 +74,7 @@ type NodeSpec struct {
 // StoreSpec describes one state store of a compiled graph.
 type StoreSpec struct {
 	Name string
-	// Kind is "key-value", "window", "session" or "ttl".
+	// Kind is "key-value", "window", "session", "ttl" or "versioned".
 	Kind string
 	// Logged stores send their writes to a changelog topic.
 	Logged bool
@@ -83,6 +83,11 @@ type StoreSpec struct {
 	// SourceTopic is set for a table: the compacted topic that feeds the
 	// store and doubles as its changelog.
 	SourceTopic string
+	// TableTopic is the topic a table's store is materialized from: the
+	// SourceTopic, or for a versioned table (which keeps a changelog of
+	// its own) its input topic. The runtime puts a task's table
+	// partitions first at timestamp ties (see runtime.claimOrder).
+	TableTopic string
 	// Nodes are the processor nodes connected to the store.
 	Nodes []string
 	// KeyType and ValueType name the store's types, for descriptions.
