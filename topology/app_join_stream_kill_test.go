@@ -19,13 +19,24 @@ import (
 // authorisations are matched with captures (same key: the authorisation
 // id) within 24 hours of event time by a left join; an authorisation
 // without a capture in time is reported, once its window has closed.
-// Event time runs one hour per round. Two instances run in their own OS
+// Event time runs ten minutes per round. Two instances run in their own OS
 // processes under exactly-once; one is SIGKILLed mid-stream (and
 // restarted), twice. Every authorisation must come out exactly once —
 // matched with its capture, or unmatched — as the test computes from its
 // own input.
 
-const captureWindow = 24 * time.Hour
+const (
+	captureWindow = 24 * time.Hour
+	// captureGrace is generous: a task merges its two partitions in time
+	// order only as far as both are fetched, and with event time running
+	// at 10 minutes per 25 ms round, a second of fetch skew between the
+	// partitions is 40 hours of event time. A capture behind stream time
+	// by more than before + grace (before is 0) is late, as in Kafka
+	// Streams.
+	captureGrace = 24 * time.Hour
+	// roundStep is the event time between rounds.
+	roundStep = 10 * time.Minute
+)
 
 // buildAuthCaptureTopology is the app of TestAppStreamJoinSurvivesKills.
 func buildAuthCaptureTopology(auths, captures, out string) (*topology.Topology, error) {
@@ -33,7 +44,7 @@ func buildAuthCaptureTopology(auths, captures, out string) (*topology.Topology, 
 	a := topology.Stream(b, "auths", auths, serde.String(), serde.String())
 	c := topology.Stream(b, "captures", captures, serde.String(), serde.String())
 	matched := topology.LeftJoinStreams(a, c, "auth-capture",
-		topology.JoinWindow(0).After(captureWindow).Grace(time.Minute),
+		topology.JoinWindow(0).After(captureWindow).Grace(captureGrace),
 		func(_ string, auth, capture string, found bool) (string, error) {
 			if !found {
 				return auth + "|none", nil
@@ -44,7 +55,7 @@ func buildAuthCaptureTopology(auths, captures, out string) (*topology.Topology, 
 	return b.Build()
 }
 
-// authFeeder sends, every round (one hour of event time), new
+// authFeeder sends, every round (roundStep of event time), new
 // authorisations and the captures due that hour (0 to 30 hours after
 // their authorisation, or none), and remembers the expected output of
 // every authorisation.
@@ -78,7 +89,7 @@ func startAuthFeeder(t *testing.T, b *testutil.Broker, auths, captures string, t
 				return
 			case <-tick.C:
 			}
-			at := t0.Add(time.Duration(round) * time.Hour)
+			at := t0.Add(time.Duration(round) * roundStep)
 			msgs := due[round]
 			delete(due, round)
 			for _, m := range msgs {
@@ -92,7 +103,8 @@ func startAuthFeeder(t *testing.T, b *testutil.Broker, auths, captures string, t
 				want[id] = auth + "|none"
 				if d := rng.IntN(34); d <= 30 { // 3 in 34 never captured
 					capture := fmt.Sprintf("capture-%s+%dh", id, d)
-					due[round+d] = append(due[round+d], &sarama.ProducerMessage{Topic: captures, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(capture)})
+					r := round + d*int(time.Hour/roundStep)
+					due[r] = append(due[r], &sarama.ProducerMessage{Topic: captures, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(capture)})
 					if time.Duration(d)*time.Hour <= captureWindow {
 						want[id] = auth + "|" + capture
 					}
@@ -152,18 +164,6 @@ func TestAppStreamJoinSurvivesKills(t *testing.T) {
 		return map[string]string{
 			"IN": auths, "TABLE": captures, "OUT": out, "APP_ID": appID, "BROKERS": strings.Join(b.Addrs(), ","),
 			"STATE_DIR": dir, "GUARANTEE": "exactly-once", "COMMIT_MS": "100",
-			// A task merges its auth and capture partitions in time
-			// order, waiting for a partition the broker has records of
-			// that are not fetched yet, but by default at most 500 ms
-			// (Config.MaxTaskIdle). On this loaded machine a partition's
-			// first fetch after an instance starts can take longer; the
-			// other partition's records then run ahead by many hours of
-			// event time and a capture arrives after its window closed
-			// (seen: the first authorisation reported unmatched). Kafka
-			// Streams waits as long as the lag is known; here the test
-			// waits up to 10 s, and the default is a known limit (the
-			// note on #16).
-			"MAX_TASK_IDLE_MS": "10000",
 		}
 	}
 	t0 := time.Now().Truncate(time.Hour).Add(-2000 * time.Hour)
@@ -184,8 +184,8 @@ func TestAppStreamJoinSurvivesKills(t *testing.T) {
 	a.waitLog(t, runningLog, 60*time.Second)
 	time.Sleep(time.Second)
 	want, last := f.stop(t)
-	// Close every window: a record two days later on every partition of
-	// both topics (their own windows stay open).
+	// Close every window: a record past every window's end plus grace on
+	// every partition of both topics (their own windows stay open).
 	cfg := b.SaramaConfig()
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
 	p, err := sarama.NewSyncProducer(b.Addrs(), cfg)
@@ -195,7 +195,7 @@ func TestAppStreamJoinSurvivesKills(t *testing.T) {
 	for _, topic := range []string{auths, captures} {
 		for part := range int32(3) {
 			if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: part, Key: sarama.StringEncoder(fmt.Sprintf("flush-%d", part)),
-				Value: sarama.StringEncoder("flush"), Timestamp: last.Add(2 * captureWindow)}); err != nil {
+				Value: sarama.StringEncoder("flush"), Timestamp: last.Add(2*captureWindow + captureGrace)}); err != nil {
 				t.Fatal(err)
 			}
 		}

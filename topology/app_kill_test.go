@@ -55,10 +55,6 @@ func helperMain() int {
 	if env("GUARANTEE") == "exactly-once" {
 		guarantee = topology.ExactlyOnce
 	}
-	var maxTaskIdle time.Duration
-	if ms, err := strconv.Atoi(env("MAX_TASK_IDLE_MS")); err == nil {
-		maxTaskIdle = time.Duration(ms) * time.Millisecond
-	}
 	commitInterval := 200 * time.Millisecond
 	if ms, err := strconv.Atoi(env("COMMIT_MS")); err == nil {
 		commitInterval = time.Duration(ms) * time.Millisecond
@@ -66,7 +62,7 @@ func helperMain() int {
 	app, err := topology.NewApp(topo, topology.Config{
 		ApplicationID: env("APP_ID"), Brokers: strings.Split(env("BROKERS"), ","),
 		StateDir: env("STATE_DIR"), CommitInterval: commitInterval, Logger: log, Guarantee: guarantee,
-		QueryEndpoint: env("ENDPOINT"), MaxTaskIdle: maxTaskIdle,
+		QueryEndpoint: env("ENDPOINT"),
 		ConfigureSarama: func(c *sarama.Config) {
 			// Notice a killed member quickly.
 			c.Consumer.Group.Session.Timeout = 6 * time.Second
