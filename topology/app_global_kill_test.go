@@ -3,7 +3,6 @@ package topology_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -147,21 +146,7 @@ func TestAppGlobalJoinSurvivesKills(t *testing.T) {
 		}
 	}
 	f := startTxnFeeder(t, b, in, 20*time.Millisecond)
-	dirA, dirB := t.TempDir(), t.TempDir()
-	a := startInstance(t, "global-a", "globaljoin", vars(dirA))
-	bi := startInstance(t, "global-b", "globaljoin", vars(dirB))
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
-	for k := range 2 {
-		a.waitLog(t, runningLog, 60*time.Second)
-		bi.waitLog(t, runningLog, 60*time.Second)
-		time.Sleep(time.Duration(1000+rng.IntN(1500)) * time.Millisecond)
-		a.kill(t)
-		t.Logf("kill %d of instance A", k+1)
-		time.Sleep(time.Duration(300+rng.IntN(1000)) * time.Millisecond)
-		a = startInstance(t, fmt.Sprintf("global-a-%d", k+1), "globaljoin", vars(dirA))
-	}
-	a.waitLog(t, runningLog, 60*time.Second)
-	time.Sleep(time.Second)
+	a, bi := runKilling(t, "global", "globaljoin", vars)
 	want := f.stop(t)
 	var got map[string][]string
 	read := func() {
@@ -177,19 +162,7 @@ func TestAppGlobalJoinSurvivesKills(t *testing.T) {
 	}
 	a.stop(t)
 	bi.stop(t)
-	var bad []string
-	for id, w := range want {
-		if g := got[id]; len(g) != 1 || g[0] != w {
-			bad = append(bad, fmt.Sprintf("%s: got %v, want [%s]", id, g, w))
-		}
-	}
-	for id, g := range got {
-		if _, ok := want[id]; !ok {
-			bad = append(bad, fmt.Sprintf("%s: unexpected %v", id, g))
-		}
-	}
-	sort.Strings(bad)
-	if len(bad) > 0 {
+	if bad := exactlyOnce(want, got); len(bad) > 0 {
 		t.Fatalf("%d of %d transactions wrong, e.g. %v", len(bad), len(want), bad[:min(len(bad), 10)])
 	}
 	t.Logf("%d transactions enriched exactly once from a 5-partition global table, through 2 kills", len(want))

@@ -133,6 +133,49 @@ func (f *windowFeeder) stop(t *testing.T) (map[string]int64, time.Time) {
 	return f.want, f.last
 }
 
+// runKilling starts instances A and B of the helper app app (logs named
+// after name) on their own state directories, SIGKILLs A twice at random
+// moments while both run, restarting it on its directory, and returns the
+// running A and B once A runs again.
+func runKilling(t *testing.T, name, app string, vars func(dir string) map[string]string) (a, b *instance) {
+	t.Helper()
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a = startInstance(t, name+"-a", app, vars(dirA))
+	b = startInstance(t, name+"-b", app, vars(dirB))
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	for k := range 2 {
+		a.waitLog(t, runningLog, 60*time.Second)
+		b.waitLog(t, runningLog, 60*time.Second)
+		time.Sleep(time.Duration(1000+rng.IntN(1500)) * time.Millisecond) // a random moment mid-stream, not a timing assertion
+		a.kill(t)
+		t.Logf("kill %d of instance A", k+1)
+		time.Sleep(time.Duration(300+rng.IntN(1000)) * time.Millisecond)
+		a = startInstance(t, fmt.Sprintf("%s-a-%d", name, k+1), app, vars(dirA))
+	}
+	a.waitLog(t, runningLog, 60*time.Second)
+	time.Sleep(time.Second) // let A process after its restart before the input ends
+	return a, b
+}
+
+// exactlyOnce compares outputs by id with the expected one per id: it
+// lists ids with a missing, repeated or wrong output and unexpected ids,
+// sorted.
+func exactlyOnce[V comparable](want map[string]V, got map[string][]V) []string {
+	var bad []string
+	for id, w := range want {
+		if g := got[id]; len(g) != 1 || g[0] != w {
+			bad = append(bad, fmt.Sprintf("%s: got %v, want [%v]", id, g, w))
+		}
+	}
+	for id, g := range got {
+		if _, ok := want[id]; !ok {
+			bad = append(bad, fmt.Sprintf("%s: unexpected %v", id, g))
+		}
+	}
+	sort.Strings(bad)
+	return bad
+}
+
 func TestAppWindowedCountSurvivesKills(t *testing.T) {
 	b := eosBroker(t)
 	in, out := testutil.TopicName(t, "payments"), testutil.TopicName(t, "finals")
@@ -148,21 +191,7 @@ func TestAppWindowedCountSurvivesKills(t *testing.T) {
 		}
 	}
 	f := startWindowFeeder(t, b, in, customers, t0, 20*time.Millisecond)
-	dirA, dirB := t.TempDir(), t.TempDir()
-	a := startInstance(t, "win-a", "wincount", vars(dirA))
-	bi := startInstance(t, "win-b", "wincount", vars(dirB))
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
-	for k := range 2 {
-		a.waitLog(t, runningLog, 60*time.Second)
-		bi.waitLog(t, runningLog, 60*time.Second)
-		time.Sleep(time.Duration(1500+rng.IntN(1500)) * time.Millisecond)
-		a.kill(t)
-		t.Logf("kill %d of instance A", k+1)
-		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
-		a = startInstance(t, fmt.Sprintf("win-a-%d", k+1), "wincount", vars(dirA))
-	}
-	a.waitLog(t, runningLog, 60*time.Second)
-	time.Sleep(time.Second)
+	a, bi := runKilling(t, "win", "wincount", vars)
 	want, last := f.stop(t)
 	// Close every window: one more payment per customer, past the last
 	// window's end plus grace (its own window stays open).
@@ -200,19 +229,7 @@ func TestAppWindowedCountSurvivesKills(t *testing.T) {
 	}
 	a.stop(t)
 	bi.stop(t)
-	var bad []string
-	for id, n := range want {
-		if g := got[id]; len(g) != 1 || g[0] != n {
-			bad = append(bad, fmt.Sprintf("%s: got %v, want [%d]", id, g, n))
-		}
-	}
-	for id, g := range got {
-		if _, ok := want[id]; !ok {
-			bad = append(bad, fmt.Sprintf("%s: unexpected %v", id, g))
-		}
-	}
-	sort.Strings(bad)
-	if len(bad) > 0 {
+	if bad := exactlyOnce(want, got); len(bad) > 0 {
 		t.Fatalf("%d of %d windows wrong, e.g. %v", len(bad), len(want), bad[:min(len(bad), 10)])
 	}
 	t.Logf("%d windows, each final exactly once and exact, through 2 kills", len(want))
