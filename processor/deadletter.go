@@ -7,44 +7,59 @@ import (
 	"time"
 )
 
-// Headers a dead-letter record carries besides the original record's own.
+// Headers a dead-letter record carries besides the original record's own
+// and the lineage headers (HeaderLineageTopic, HeaderLineagePartition,
+// HeaderLineageOffset, HeaderLineageApplicationID, HeaderLineageNode),
+// which name the failed source record, the application and the node where
+// the error happened.
 const (
 	// HeaderDLQError holds the error message.
 	HeaderDLQError = "brook.dlq.error"
-	// HeaderDLQTopic, HeaderDLQPartition and HeaderDLQOffset locate the
-	// source record (partition and offset in decimal).
-	HeaderDLQTopic     = "brook.dlq.topic"
-	HeaderDLQPartition = "brook.dlq.partition"
-	HeaderDLQOffset    = "brook.dlq.offset"
 	// HeaderDLQTimestamp is the source record's timestamp in Unix
 	// milliseconds.
 	HeaderDLQTimestamp = "brook.dlq.timestamp"
-	// HeaderDLQNode is the topology node where the error happened.
-	HeaderDLQNode = "brook.dlq.node"
 	// HeaderDLQTime is when the record was dead-lettered, in Unix
 	// milliseconds.
 	HeaderDLQTime = "brook.dlq.time"
+
+	// HeaderDLQTopic is the header locating the source record's topic.
+	//
+	// Deprecated: dead-letter records use the lineage scheme; this is
+	// HeaderLineageTopic (it was "brook.dlq.topic").
+	HeaderDLQTopic = HeaderLineageTopic
+	// HeaderDLQPartition is the header holding the source record's
+	// partition.
+	//
+	// Deprecated: this is HeaderLineagePartition (it was
+	// "brook.dlq.partition").
+	HeaderDLQPartition = HeaderLineagePartition
+	// HeaderDLQOffset is the header holding the source record's offset.
+	//
+	// Deprecated: this is HeaderLineageOffset (it was "brook.dlq.offset").
+	HeaderDLQOffset = HeaderLineageOffset
+	// HeaderDLQNode is the header naming the node where the error
+	// happened.
+	//
+	// Deprecated: this is HeaderLineageNode (it was "brook.dlq.node").
+	HeaderDLQNode = HeaderLineageNode
 )
 
 // DeadLetterRecord builds the dead-letter record for a failure: the
 // original key and value bytes, unchanged, on topic, with the original
-// headers followed by the brook.dlq.* headers. The partition is the
-// source partition when the dead-letter topic is expected to mirror the
-// source's partitioning, else -1 (key hash); DeadLetter uses -1.
+// headers (less any lineage headers they had) followed by the lineage
+// headers of the failed record (ec's topic, partition, offset,
+// application id and node) and the brook.dlq.* headers. The partition is
+// the source partition when the dead-letter topic is expected to mirror
+// the source's partitioning, else -1 (key hash); DeadLetter uses -1.
 func DeadLetterRecord(topic string, ec ErrorContext, now time.Time) ProducedRecord {
-	h := make(Headers, 0, len(ec.Headers)+7)
-	h = append(h, ec.Headers...)
 	msg := "<nil>"
 	if ec.Err != nil {
 		msg = ec.Err.Error()
 	}
+	h := Lineage{ApplicationID: ec.ApplicationID, Node: ec.Node, Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset}.AppendTo(ec.Headers)
 	h = append(h,
 		Header{Key: HeaderDLQError, Value: []byte(msg)},
-		Header{Key: HeaderDLQTopic, Value: []byte(ec.Topic)},
-		Header{Key: HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(ec.Partition), 10)},
-		Header{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, ec.Offset, 10)},
 		Header{Key: HeaderDLQTimestamp, Value: strconv.AppendInt(nil, ec.Timestamp.UnixMilli(), 10)},
-		Header{Key: HeaderDLQNode, Value: []byte(ec.Node)},
 		Header{Key: HeaderDLQTime, Value: strconv.AppendInt(nil, now.UnixMilli(), 10)},
 	)
 	ts := ec.Timestamp
@@ -93,7 +108,8 @@ var errTopicProbe = errors.New("processor: asking the handler for its topic; no 
 
 // DeadLetter returns a handler, usable as a DeserializationHandler or a
 // ProcessingHandler, that writes the failed source record's original
-// bytes to topic with the brook.dlq.* headers and continues. If the
+// bytes to topic with the lineage and brook.dlq.* headers
+// (DeadLetterRecord) and continues. If the
 // dead-letter record cannot be sent (or the failure happened during
 // punctuation, where there is no source record), it answers Fail: a
 // record is never dropped silently. An unavailable schema registry never

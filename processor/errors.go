@@ -46,6 +46,9 @@ type ErrorContext struct {
 	TaskID TaskID
 	// Node is the topology node where the error happened.
 	Node string
+	// ApplicationID is the application's id ("" where the runtime does
+	// not know it); dead-letter records carry it in their lineage headers.
+	ApplicationID string
 	// Err is the error.
 	Err error
 	// Produce sends a record through the task's producer: the same path

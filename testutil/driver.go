@@ -75,6 +75,7 @@ type driverConfig struct {
 	start      time.Time
 	logger     *slog.Logger
 	partitions map[string]int32
+	lineage    bool
 }
 
 // DriverOption configures a TestDriver.
@@ -93,6 +94,12 @@ func WithLogger(l *slog.Logger) DriverOption { return func(c *driverConfig) { c.
 func WithPartitionCount(topic string, n int32) DriverOption {
 	return func(c *driverConfig) { c.partitions[topic] = n }
 }
+
+// WithLineageHeaders makes sinks add the lineage headers, as
+// topology.Config.LineageHeaders does in the Kafka runtime; the
+// application id they name is DriverApplicationID, and the offsets are
+// the driver's own (each input topic's records numbered from 0).
+func WithLineageHeaders() DriverOption { return func(c *driverConfig) { c.lineage = true } }
 
 // NewTestDriver creates the tasks of topo (calling every processor's Init)
 // and returns a driver ready for input. Close it when done.
@@ -211,6 +218,9 @@ func (d *TestDriver) openTasks() error {
 			WallClock:  d.wall,
 			StreamTime: resume,
 			Globals:    views,
+
+			ApplicationID:  DriverApplicationID,
+			LineageHeaders: d.cfg.lineage,
 		})
 		if err != nil {
 			return errors.Join(fmt.Errorf("testutil: %w", err), d.Close())

@@ -136,7 +136,8 @@ func TestAppPoisonPillFailsThenResumesAtIt(t *testing.T) {
 		hdr[string(h.Key)] = string(h.Value)
 	}
 	want := map[string]string{
-		"trace": "4", processor.HeaderDLQTopic: in, processor.HeaderDLQPartition: "0", processor.HeaderDLQOffset: "4",
+		"trace": "4", processor.HeaderLineageTopic: in, processor.HeaderLineagePartition: "0", processor.HeaderLineageOffset: "4",
+		processor.HeaderLineageApplicationID: cfg.ApplicationID, processor.HeaderLineageNode: "in",
 	}
 	for k, v := range want {
 		if hdr[k] != v {

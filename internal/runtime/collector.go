@@ -73,8 +73,11 @@ func (c *collector) Send(rec processor.ProducedRecord, from task.Origin) error {
 	if rec.Value != nil {
 		m.Value = sarama.ByteEncoder(rec.Value)
 	}
-	for _, hd := range rec.Headers {
-		m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(hd.Key), Value: hd.Value})
+	if len(rec.Headers) > 0 {
+		m.Headers = make([]sarama.RecordHeader, len(rec.Headers))
+		for i, hd := range rec.Headers {
+			m.Headers[i] = sarama.RecordHeader{Key: headerKey(hd.Key), Value: hd.Value}
+		}
 	}
 	if c.scoped {
 		c.held = append(c.held, m)
@@ -218,4 +221,22 @@ func producedFromMessage(m *sarama.ProducerMessage) processor.ProducedRecord {
 		out.Headers = append(out.Headers, processor.Header{Key: string(hd.Key), Value: hd.Value})
 	}
 	return out
+}
+
+// lineageKeys are the lineage header keys as bytes, shared by every
+// record that carries them (sarama only reads them).
+var lineageKeys = map[string][]byte{
+	processor.HeaderLineageTopic:         []byte(processor.HeaderLineageTopic),
+	processor.HeaderLineagePartition:     []byte(processor.HeaderLineagePartition),
+	processor.HeaderLineageOffset:        []byte(processor.HeaderLineageOffset),
+	processor.HeaderLineageApplicationID: []byte(processor.HeaderLineageApplicationID),
+	processor.HeaderLineageNode:          []byte(processor.HeaderLineageNode),
+}
+
+// headerKey returns key as bytes, without allocating for a lineage key.
+func headerKey(key string) []byte {
+	if b, ok := lineageKeys[key]; ok {
+		return b
+	}
+	return []byte(key)
 }

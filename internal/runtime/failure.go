@@ -76,7 +76,7 @@ func (r *Runtime) settleFailures(tr *taskRun, failed []changelog.Failed) error {
 		pe := productionError(f)
 		if hnd := r.cfg.Graph.Handlers.Production; hnd != nil {
 			ec := processor.ErrorContext{
-				TaskID: toProcessorTaskID(tr.id), Node: pe.Node, Err: pe,
+				TaskID: toProcessorTaskID(tr.id), Node: pe.Node, ApplicationID: r.cfg.ApplicationID, Err: pe,
 				Topic: pe.Topic, Partition: pe.Partition, Offset: pe.Offset,
 			}
 			if hnd(ec, producedFromMessage(f.Msg)) == processor.Continue {

@@ -186,6 +186,13 @@ func (p *purger) maybePurge(now time.Time) {
 	}
 	defer p.busy.Store(false)
 	p.mu.Lock()
+	if p.last.IsZero() {
+		// The first purge is one interval after the first commit, not at
+		// it (Kafka Streams counts from the thread's start too): records
+		// just consumed stay readable for a while, e.g. for an audit
+		// following lineage headers.
+		p.last = now
+	}
 	if len(p.pending) == 0 || now.Sub(p.last) < p.r.cfg.RepartitionPurgeInterval {
 		p.mu.Unlock()
 		return

@@ -113,6 +113,9 @@ type Config struct {
 	// StartupTimeout bounds the start-up steps before the group is joined
 	// (0: defaultStartupTimeout).
 	StartupTimeout time.Duration
+	// LineageHeaders makes every sink record carry the lineage headers
+	// (processor.Lineage).
+	LineageHeaders bool
 }
 
 // defaultStartupTimeout is the StartupTimeout when Config leaves it 0.

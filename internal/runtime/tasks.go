@@ -216,7 +216,8 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 	core, err := task.New(task.Config{
 		ID: toProcessorTaskID(id), Graph: r.cfg.Graph, Stores: factory,
 		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(), StreamTime: streamTime, Globals: r.globalViews(),
-		Context: ctx, // ends source waits for the registry at rebalance or shutdown
+		Context:       ctx, // ends source waits for the registry at rebalance or shutdown
+		ApplicationID: r.cfg.ApplicationID, LineageHeaders: r.cfg.LineageHeaders,
 	})
 	if err != nil {
 		return nil, taskError(id, "", err)

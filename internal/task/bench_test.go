@@ -18,6 +18,10 @@ func (c *nopCollector) Send(processor.ProducedRecord, task.Origin) error { c.n++
 func (c *nopCollector) PartitionCount(string) (int32, error)             { return 1, nil }
 
 func benchTask(b *testing.B, build func(*topology.Builder)) *task.Task {
+	return benchTaskLineage(b, build, false)
+}
+
+func benchTaskLineage(b *testing.B, build func(*topology.Builder), lineage bool) *task.Task {
 	tb := topology.New()
 	build(tb)
 	topo, err := tb.Build()
@@ -25,7 +29,7 @@ func benchTask(b *testing.B, build func(*topology.Builder)) *task.Task {
 		b.Fatal(err)
 	}
 	g, _ := task.GraphOf(topo.InternalHandle())
-	tk, err := task.New(task.Config{Graph: g, Collector: &nopCollector{},
+	tk, err := task.New(task.Config{Graph: g, Collector: &nopCollector{}, ApplicationID: "bench-app", LineageHeaders: lineage,
 		Stores: func(processor.TaskID, *task.StoreSpec) (store.Engine, []store.Option, error) {
 			return store.NewMemoryEngine(), nil, nil
 		}})
@@ -61,6 +65,21 @@ func BenchmarkProcessStateless(b *testing.B) {
 		topology.Sink(tb, "out", "out", n, serde.String(), serde.Int64())
 	})
 	runBench(b, tk, 1000)
+}
+
+// BenchmarkProcessLineage measures source → map values → sink with and
+// without lineage headers: their cost per output record.
+func BenchmarkProcessLineage(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run("lineage="+strconv.FormatBool(on), func(b *testing.B) {
+			tk := benchTaskLineage(b, func(tb *topology.Builder) {
+				in := topology.Source(tb, "src", "in", serde.String(), serde.String())
+				n := topology.ProcessFunc(tb, "len", in, processor.MapValues(func(_ string, v string) (int64, error) { return int64(len(v)), nil }))
+				topology.Sink(tb, "out", "out", n, serde.String(), serde.Int64())
+			}, on)
+			runBench(b, tk, 1000)
+		})
+	}
 }
 
 // BenchmarkProcessCount measures a count per key in an in-memory store.

@@ -253,6 +253,8 @@ type sinkNode[K, V any] struct {
 	keys      serde.Serde[K]
 	values    serde.Serde[V]
 	partition func(string, K, V, int32) (int32, error)
+	// nodeBytes is the node's name as a lineage header value.
+	nodeBytes []byte
 }
 
 func (s *sinkNode[K, V]) bind(t *Task, spec *NodeSpec, children []Node) error {
@@ -306,7 +308,14 @@ func (s *sinkNode[K, V]) receive(r processor.Record[K, V]) error {
 			return s.t.productionFailed(s.spec.Name, out, fmt.Errorf("choose partition: %w", err))
 		}
 	}
-	if err := s.t.collector.Send(out, s.t.origin(s.spec.Name)); err != nil {
+	from := s.t.origin(s.spec.Name)
+	if s.t.lineage {
+		if s.nodeBytes == nil {
+			s.nodeBytes = []byte(s.spec.Name)
+		}
+		out.Headers = s.t.withLineage(out.Headers, from, s.nodeBytes)
+	}
+	if err := s.t.collector.Send(out, from); err != nil {
 		return s.t.productionFailed(s.spec.Name, out, err)
 	}
 	return nil
