@@ -136,7 +136,7 @@ func DeadLetter(topic string, logger *slog.Logger) DeadLetterHandler {
 				"topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "err", err)
 			return Fail
 		}
-		logger.Warn("brook: record sent to the dead-letter topic", "dlq", topic,
+		logger.Warn("brook: record sent to the dead-letter topic", "action", "inspect the dead-letter record (its lineage headers name the source record) and replay it once the cause is fixed", "dlq", topic,
 			"topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "err", ec.Err)
 		return Continue
 	}

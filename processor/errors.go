@@ -106,7 +106,7 @@ func LogAndContinue(logger *slog.Logger) func(ErrorContext) HandlerResponse {
 		logger = slog.Default()
 	}
 	return func(ec ErrorContext) HandlerResponse {
-		logger.Warn("brook: skipping record after error",
+		logger.Warn("brook: skipping record after error", "action", "the record is not processed: fix what produced it, or use processor.DeadLetter to keep such records for replay",
 			"topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset,
 			"task", ec.TaskID.String(), "node", ec.Node, "error", ec.Err)
 		return Continue

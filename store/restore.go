@@ -188,21 +188,35 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*RestoreResult, error) {
 	case cfg.Checkpoint < begin:
 		reason = fmt.Sprintf("checkpoint %d is below the changelog start offset %d", cfg.Checkpoint, begin)
 	}
-	if lc, ok := cfg.Opener.(LocalDataChecker); ok && reason == "" {
+	// fresh: there is no local copy at all (a first start on this
+	// machine, or a task new here), which is normal, not worth a warning.
+	fresh := false
+	if lc, ok := cfg.Opener.(LocalDataChecker); ok && (reason == "" || !cfg.HasCheckpoint) {
 		has, err := lc.HasLocalData()
 		if err != nil {
 			return nil, fmt.Errorf("store: restore %s: %w", cfg.Store, err)
 		}
-		if !has {
+		switch {
+		case !has && reason == "":
 			reason = fmt.Sprintf("checkpoint %d but no local data in %s", cfg.Checkpoint, cfg.Opener)
+		case !has:
+			fresh = true
+		case !cfg.HasCheckpoint:
+			reason = "local data without a checkpoint (the last stop was not clean, or exactly-once discarded uncommitted state)"
 		}
 	}
 	res := &RestoreResult{}
 	for attempt := 0; ; attempt++ {
 		start := cfg.Checkpoint
 		if reason != "" {
-			if cfg.Opener.Persistent() {
-				log.Warn("store: wiping local state and restoring from the beginning", "reason", reason)
+			switch {
+			case !cfg.Opener.Persistent():
+			case fresh && attempt == 0:
+				log.Info("store: no local state; restoring from the changelog", "reason", reason)
+			default:
+				log.Warn("store: local state cannot be trusted; wiping it and restoring from the changelog",
+					"action", "nothing: it is rebuilt; if this follows every clean stop, check that the state directory "+
+						"is kept between runs and not shared or changed by anything else", "reason", reason)
 			}
 			if err := cfg.Opener.Wipe(); err != nil {
 				return nil, fmt.Errorf("store: restore %s: %w", cfg.Store, err)

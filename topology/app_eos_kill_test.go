@@ -174,7 +174,7 @@ func TestAppExactlyOnceSurvivesRepeatedKills(t *testing.T) {
 	// The first instance checkpointed its stores right after restoring
 	// them, before it was first killed: no restart had to wipe them.
 	for _, r := range restarted {
-		if r.logContains("wiping local state") {
+		if r.logContains("local state cannot be trusted") {
 			b, _ := os.ReadFile(r.log)
 			t.Errorf("%s wiped its local state after a kill:\n%s", r.name, tail(string(b), 20))
 		}

@@ -189,7 +189,7 @@ func (d *dropper[K, V]) nullReason(ctx recordLogger, r processor.Record[K, V]) s
 func (d *dropper[K, V]) drop(ctx recordLogger, reason string, ts time.Time, attrs ...any) {
 	d.dropped++
 	md, _ := ctx.RecordMetadata()
-	ctx.Logger().Warn("brook: aggregation dropped a record", append([]any{"reason", reason, "dropped_total", d.dropped,
+	ctx.Logger().Warn("brook: aggregation dropped a record", append([]any{"action", "none if such records are expected; otherwise fix the producer (null keys or values), or raise the window's Grace for late records", "reason", reason, "dropped_total", d.dropped,
 		"topic", md.Topic, "partition", md.Partition, "offset", md.Offset, "timestamp_ms", ts.UnixMilli()}, attrs...)...)
 }
 
@@ -413,7 +413,7 @@ func (p *tableRegrouper[K, V, KOut, VOut]) Process(ctx processor.Context[KOut, t
 		if reason != "" {
 			p.dropped++
 			md, _ := ctx.RecordMetadata()
-			ctx.Logger().Warn("brook: group-by selected a null key or value; the row leaves its group", "reason", reason,
+			ctx.Logger().Warn("brook: group-by selected a null key or value; the row leaves its group", "action", "make the group-by selector return a non-null key if the row must stay counted", "reason", reason,
 				"dropped_total", p.dropped, "topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
 			hasNext = false
 		}

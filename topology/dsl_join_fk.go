@@ -588,7 +588,7 @@ func (p *fkForeignUpdater[KO, VO]) Init(ctx processor.Context[[]byte, fkResponse
 func (p *fkForeignUpdater[KO, VO]) Process(ctx processor.Context[[]byte, fkResponse[VO]], r processor.Record[KO, Change[VO]]) error {
 	if md, ok := ctx.RecordMetadata(); ok && md.NullKey || p.nilKey && isNil(r.Key) {
 		p.dropped++
-		ctx.Logger().Warn("brook: foreign-key join dropped a right-table record with a null key", "dropped_total", p.dropped,
+		ctx.Logger().Warn("brook: foreign-key join dropped a right-table record with a null key", "action", "none if such records are expected; otherwise fix the producer that writes null keys", "dropped_total", p.dropped,
 			"topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
 		return nil
 	}

@@ -193,7 +193,7 @@ func (p *tableJoinSide[K, VThis, VOther, VR]) Process(ctx processor.Context[K, C
 		// A join matches equal keys: a null key matches nothing (Kafka
 		// Streams skips it the same way).
 		p.dropped++
-		ctx.Logger().Warn("brook: table join dropped a record with a null key", "dropped_total", p.dropped,
+		ctx.Logger().Warn("brook: table join dropped a record with a null key", "action", "none if such records are expected; otherwise fix the producer that writes null keys", "dropped_total", p.dropped,
 			"topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
 		return nil
 	}

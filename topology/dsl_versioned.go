@@ -167,7 +167,7 @@ func (m *versionedMaterializer[K, V]) Process(ctx processor.Context[K, Change[V]
 	case store.PutExpired:
 		m.dropped++
 		md, _ := ctx.RecordMetadata()
-		ctx.Logger().Warn("brook: versioned table dropped a record older than its history retention",
+		ctx.Logger().Warn("brook: versioned table dropped a record older than its history retention", "action", "raise the table's history retention (Versioned) if records this old must be kept",
 			"store", m.name, "dropped_total", m.dropped, "topic", md.Topic, "partition", md.Partition, "offset", md.Offset,
 			"timestamp_ms", r.Timestamp.UnixMilli(), "observed_ms", m.store.ObservedTime().UnixMilli(),
 			"history_retention", m.store.HistoryRetention())

@@ -388,7 +388,7 @@ func dropNull[K, V, KO, VO any](ctx processor.Context[KO, VO], r processor.Recor
 	default:
 		return false
 	}
-	ctx.Logger().Warn("brook: dropped a record with a null "+what+" (aggregations skip them, as Kafka Streams)",
+	ctx.Logger().Warn("brook: dropped a record with a null "+what+" (aggregations skip them, as Kafka Streams)", "action", "none if such records are expected; otherwise fix the producer that writes them",
 		"topic", md.Topic, "partition", md.Partition, "offset", md.Offset,
 		"dropped_null_keys_total", c.nullKeys, "dropped_null_values_total", c.nullValues)
 	return true

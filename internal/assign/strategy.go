@@ -187,7 +187,7 @@ func (s *Strategy) OnAssignment(assignment *sarama.ConsumerGroupMemberAssignment
 		return
 	}
 	if a.Generation != generationID {
-		s.log.Warn("brook assignor: assignment made for another generation",
+		s.log.Warn("brook assignor: assignment made for another generation", "action", "nothing: the group rebalances again",
 			"assignment_generation", a.Generation, "generation", generationID)
 	}
 	s.mu.Lock()
@@ -240,7 +240,7 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 	}
 	for _, topic := range slices.Sorted(maps.Keys(topics)) {
 		if _, ok := s.groups.byTopic[topic]; !ok {
-			s.log.Warn("brook assignor: a member subscribes to a topic that is no source of this topology; it stays unassigned", "topic", topic)
+			s.log.Warn("brook assignor: a member subscribes to a topic that is no source of this topology; it stays unassigned", "action", "run the same topology on every instance of an application id (a rolling upgrade that changes sources needs a new application id)", "topic", topic)
 		}
 	}
 
@@ -259,7 +259,7 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 		if len(meta.UserData) > 0 {
 			d, err := DecodeMemberData(meta.UserData)
 			if err != nil {
-				s.log.Warn("brook assignor: ignoring undecodable member data; treating the member as new", "member", id, "error", err)
+				s.log.Warn("brook assignor: ignoring undecodable member data; treating the member as new", "action", "run the same brook version on every instance of an application id", "member", id, "error", err)
 			} else {
 				c.data = d
 			}
@@ -280,7 +280,7 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 
 	byMember, unassigned := balance(tasks, cands)
 	if len(unassigned) > 0 {
-		s.log.Warn("brook assignor: no member subscribes to the sources of these tasks; they stay unassigned", "tasks", fmt.Sprint(unassigned))
+		s.log.Warn("brook assignor: no member subscribes to the sources of these tasks; they stay unassigned", "action", "run the same topology on every instance of an application id", "tasks", fmt.Sprint(unassigned))
 	}
 
 	full := &Assignment{Self: -1, Partitions: partitions}

@@ -120,7 +120,7 @@ func (r *Runtime) restoreGlobals(ctx context.Context) (err error) {
 		if !errors.As(err, &ce) {
 			return fmt.Errorf("brook: global tables: %w", err)
 		}
-		r.log.Warn("brook: global tables' checkpoint cannot be trusted; they restore from the beginning", "err", err)
+		r.log.Warn("brook: global tables' checkpoint cannot be trusted; they restore from the beginning", "action", "nothing: the tables are rebuilt from their topics; if this recurs, check the state directory's disk", "err", err)
 		checkpoint = map[store.TopicPartition]int64{}
 	}
 	// The checkpoint describes data the restore is about to change.
@@ -198,18 +198,30 @@ func (r *Runtime) restoreGlobal(ctx context.Context, dir string, spec *task.Stor
 			reason = fmt.Sprintf("checkpoint %d of %s is below its start offset %d", cp, tp, begin)
 		}
 	}
-	if lc, ok := opener.(store.LocalDataChecker); ok && reason == "" {
+	// fresh: no local copy and no checkpoint, as on a first start on
+	// this machine: normal, logged at info level.
+	fresh := false
+	if lc, ok := opener.(store.LocalDataChecker); ok {
 		has, err := lc.HasLocalData()
 		if err != nil {
 			return nil, fail(err)
 		}
-		if !has {
+		switch {
+		case !has && reason == "":
 			reason = "checkpoint but no local data in " + opener.String()
+		case !has && len(checkpoint) == 0:
+			fresh = true
 		}
 	}
 	if reason != "" {
-		if opener.Persistent() {
-			r.log.Warn("brook: global table: wiping local state and restoring from the beginning", "store", spec.Name, "reason", reason)
+		switch {
+		case !opener.Persistent():
+		case fresh:
+			r.log.Info("brook: global table: no local state; restoring from its topic", "store", spec.Name)
+		default:
+			r.log.Warn("brook: global table: local state cannot be trusted; wiping it and restoring from its topic",
+				"action", "nothing: it is rebuilt; if this follows every clean stop, check that the state directory is kept between runs",
+				"store", spec.Name, "reason", reason)
 		}
 		if err := opener.Wipe(); err != nil {
 			return nil, fail(err)
@@ -218,7 +230,8 @@ func (r *Runtime) restoreGlobal(ctx context.Context, dir string, spec *task.Stor
 	e, err := opener.Open()
 	var ce *store.CorruptionError
 	if errors.As(err, &ce) && reason == "" {
-		r.log.Warn("brook: global table: wiping local state and restoring from the beginning", "store", spec.Name, "reason", "engine failed to open: "+err.Error())
+		r.log.Warn("brook: global table: local state is corrupt; wiping it and restoring from its topic",
+			"action", "nothing: it is rebuilt; if it recurs, check the disk", "store", spec.Name, "reason", "engine failed to open: "+err.Error())
 		if err := opener.Wipe(); err != nil {
 			return nil, fail(err)
 		}
@@ -402,7 +415,7 @@ func (r *Runtime) runGlobalReader(ctx context.Context, base *sarama.Config) (err
 								t.g.Spec.Name, t.topic, p, e.Err))
 							return
 						}
-						r.log.Warn("brook: global table reader", "store", t.g.Spec.Name, "topic", t.topic, "partition", p, "err", e.Err)
+						r.log.Warn("brook: global table reader", "action", "the reader retries; if this persists, check the brokers and the topic's ACLs", "store", t.g.Spec.Name, "topic", t.topic, "partition", p, "err", e.Err)
 					}
 				}
 			}()
@@ -494,7 +507,7 @@ func (r *Runtime) closeGlobals() {
 	}
 	for _, t := range gs.tables {
 		if err := t.g.Close(); err != nil {
-			r.log.Warn("brook: close global table", "store", t.g.Spec.Name, "err", err)
+			r.log.Warn("brook: close global table", "action", "nothing: the next start restores what the close could not flush; check the state directory's disk if this recurs", "store", t.g.Spec.Name, "err", err)
 		}
 	}
 }

@@ -354,7 +354,7 @@ func (r *Runtime) restoredStreamTimes(ctx context.Context, claims map[string][]i
 				"task", id.String(), "topic", tp.Topic, "partition", tp.Partition, "metadata", c.metadata)
 			continue
 		case err != nil:
-			r.log.Warn("brook: committed offset metadata unreadable: stream time unknown for this partition",
+			r.log.Warn("brook: committed offset metadata unreadable: stream time unknown for this partition", "action", "nothing if another tool committed this group's offsets; stream time restarts from the next record (windows may close later)",
 				"task", id.String(), "topic", tp.Topic, "partition", tp.Partition, "err", err)
 			continue
 		case st.IsZero():
@@ -389,7 +389,7 @@ func (h *handler) loseMembership(tasks []*taskRun, err error, applied bool) {
 		ids[i] = tr.id.String()
 	}
 	r.log.Warn("brook: group membership lost or unconfirmed: tasks closed without committing; their work since the last commit is left to their next owner",
-		"tasks", ids, "err", err)
+		"action", "nothing if rare (the instance rejoins); if frequent, processing of a batch outlasts the session or poll timeout: raise them or lower CommitInterval", "tasks", ids, "err", err)
 	for _, tr := range tasks {
 		h.discardTask(tr)
 		if applied {

@@ -203,14 +203,14 @@ func (p *purger) maybePurge(now time.Time) {
 	p.mu.Unlock()
 	admin, err := sarama.NewClusterAdminFromClient(p.r.client)
 	if err != nil {
-		p.r.log.Warn("brook: purge repartition topics: admin", "err", err)
+		p.r.log.Warn("brook: purge repartition topics: admin", "action", "purging is retried at the next interval; if this persists, allow DeleteRecords on the repartition topics", "err", err)
 		p.renote(due)
 		return
 	}
 	// Not closed: closing the admin would close the shared client.
 	for _, t := range slices.Sorted(maps.Keys(due)) {
 		if err := admin.DeleteRecords(t, due[t]); err != nil {
-			p.r.log.Warn("brook: purge repartition topic", "topic", t, "err", err)
+			p.r.log.Warn("brook: purge repartition topic", "action", "purging is retried at the next interval; if this persists, allow DeleteRecords on the repartition topics", "topic", t, "err", err)
 			p.renote(map[string]map[int32]int64{t: due[t]})
 			continue
 		}

@@ -496,7 +496,7 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 	go func() { // owned by Run: drains group errors until the group closes
 		defer wg.Done()
 		for e := range group.Errors() {
-			r.log.Warn("brook: consumer group", "err", e)
+			r.log.Warn("brook: consumer group", "action", "the group client retries; if this persists, check the brokers, the group's ACLs and the session timeout", "err", e)
 		}
 	}()
 	defer wg.Wait()
@@ -523,7 +523,7 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 			switch {
 			case err == nil:
 			case gctx.Err() != nil:
-				r.log.Warn("brook: global tables: stopping", "err", err)
+				r.log.Warn("brook: global tables: stopping", "action", "nothing: the next start restores the global tables' tail", "err", err)
 			default:
 				// The tasks' work is sound: let them commit it.
 				r.failRecord(err)
@@ -565,7 +565,7 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 						r.cfg.ApplicationID, lasted.Round(time.Second), err)
 				}
 				r.log.Warn("brook: consumer group: transient failure while rebalancing; joining again",
-					"err", err, "failing_for", lasted.Round(time.Millisecond).String())
+					"action", "nothing while it lasts less than the group's session timeout; if it persists, check the brokers and the group coordinator", "err", err, "failing_for", lasted.Round(time.Millisecond).String())
 				if !sleepCtx(ctx, gcfg.Consumer.Group.Rebalance.Retry.Backoff) {
 					break
 				}
@@ -840,12 +840,12 @@ func (r *Runtime) checkTableSource(admin sarama.ClusterAdmin, storeName, topic s
 		return nil
 	}
 	if retMs == "-1" && (retBytes == "-1" || retBytes == "") {
-		r.log.Warn("brook: table source topic is not compacted: restores read every record it ever had, and take longer as it grows; set cleanup.policy=compact",
-			"store", storeName, "topic", topic, "cleanup.policy", policy)
+		r.log.Warn("brook: table source topic is not compacted: restores read every record it ever had, and take longer as it grows",
+			"action", "set cleanup.policy=compact on the topic", "store", storeName, "topic", topic, "cleanup.policy", policy)
 		return nil
 	}
-	r.log.Warn("brook: table source topic is not compacted and deletes by retention: a table restored from it lacks the keys whose latest record has expired; set cleanup.policy=compact",
-		"store", storeName, "topic", topic, "cleanup.policy", policy, "retention.ms", retMs, "retention.bytes", retBytes)
+	r.log.Warn("brook: table source topic is not compacted and deletes by retention: a table restored from it lacks the keys whose latest record has expired",
+		"action", "set cleanup.policy=compact on the topic", "store", storeName, "topic", topic, "cleanup.policy", policy, "retention.ms", retMs, "retention.bytes", retBytes)
 	return nil
 }
 

@@ -141,7 +141,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 		if !errors.As(err, &ce) {
 			return nil, fmt.Errorf("brook: task %s: %w", id, err)
 		}
-		r.log.Warn("brook: checkpoint cannot be trusted; stores restore from the beginning", "task", id.String(), "err", err)
+		r.log.Warn("brook: checkpoint cannot be trusted; stores restore from the beginning", "action", "nothing: the stores are rebuilt from their changelogs; if this recurs, check the state directory's disk", "task", id.String(), "err", err)
 		checkpoint = map[store.TopicPartition]int64{}
 	}
 	// The checkpoint describes data that restore is about to change: remove
@@ -312,9 +312,9 @@ func (r *Runtime) logCloseError(id assign.TaskID, err error) {
 			r.log.Error("brook: store closed with iterators still open: a processor leaked them (every iterator must be closed); the store was closed anyway",
 				"task", id.String(), "store", sce.Store, "open", oie.Open, "err", e)
 		case errors.As(e, &sce):
-			r.log.Warn("brook: close store", "task", id.String(), "store", sce.Store, "err", e)
+			r.log.Warn("brook: close store", "action", "nothing: the next owner restores what the close could not flush; check the state directory's disk if this recurs", "task", id.String(), "store", sce.Store, "err", e)
 		default:
-			r.log.Warn("brook: close task", "task", id.String(), "err", e)
+			r.log.Warn("brook: close task", "action", "nothing: the next owner restores the task from its changelogs", "task", id.String(), "err", e)
 		}
 	}
 }

@@ -81,7 +81,7 @@ func (r *Runtime) fenceAssigned(ctx context.Context) {
 		}
 		tp, err := r.newTxnProducer(id)
 		if err != nil {
-			r.log.Warn("brook: fence the previous owner of a task", "task", id.String(), "err", err)
+			r.log.Warn("brook: fence the previous owner of a task", "action", "the task starts anyway once the broker answers; if this persists, check the transactional-id ACLs and the transaction coordinator", "task", id.String(), "err", err)
 			continue
 		}
 		tp.close(r.log)
@@ -115,7 +115,7 @@ func (tp *txnProducer) abort(log *slog.Logger) error {
 	tp.sent = false
 	if err := tp.ap.AbortTxn(); err != nil {
 		tp.abortErr = err
-		log.Warn("brook: abort transaction", "transactional.id", tp.tid, "err", err, "kafka_error", kafkaErrorName(err))
+		log.Warn("brook: abort transaction", "action", "nothing: the transaction is aborted by the broker at its timeout and the task's next owner reprocesses it", "transactional.id", tp.tid, "err", err, "kafka_error", kafkaErrorName(err))
 		return err
 	}
 	log.Info("brook: transaction aborted", "transactional.id", tp.tid)
@@ -219,7 +219,7 @@ func (h *handler) confirmFence(tr *taskRun, err error) error {
 // last committed offsets.
 func (h *handler) loseTask(tr *taskRun, err error) {
 	h.r.log.Warn("brook: task fenced: another instance owns it now, or may (its producer was fenced: a new owner registered its transactional id, or the broker aborted its transaction at the transaction timeout; or the group moved on); its uncommitted work is dropped and the instance rejoins the group",
-		"task", tr.id.String(), "transactional.id", tr.txn.tid, "reason", fenceName(err), "err", err)
+		"action", "nothing if rare (exactly-once holds: the next owner redoes the work); if frequent, check for two instances sharing a state directory or a commit slower than the transaction timeout", "task", tr.id.String(), "transactional.id", tr.txn.tid, "reason", fenceName(err), "err", err)
 	h.discardTask(tr)
 	h.r.countFenced()
 }

@@ -60,7 +60,7 @@ func OpenGlobal(spec *StoreSpec, e store.Engine) (*Global, error) {
 // cannot be stored: it is dropped with a warning, as a restore drops it.
 func (g *Global) Add(ctx context.Context, b store.Batch, rec RawRecord, h Handlers, log *slog.Logger) error {
 	if rec.Key == nil {
-		log.Warn("brook: global table dropped a record with a null key", "store", g.Spec.Name,
+		log.Warn("brook: global table dropped a record with a null key", "action", "none if such records are expected; otherwise fix the producer that writes null keys", "store", g.Spec.Name,
 			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 		return nil
 	}
@@ -73,7 +73,7 @@ func (g *Global) Add(ctx context.Context, b store.Batch, rec RawRecord, h Handle
 			Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp,
 		}
 		if !unavailable(err) && ctx.Err() == nil && h.Deserialization != nil && h.Deserialization(ec) == processor.Continue {
-			log.Warn("brook: global table dropped a record that could not be deserialized", "store", g.Spec.Name,
+			log.Warn("brook: global table dropped a record that could not be deserialized", "action", "your deserialization handler chose Continue: fix the producer of the record, or fail to stop on bad data", "store", g.Spec.Name,
 				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "part", part, "error", err)
 			return nil
 		}

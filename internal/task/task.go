@@ -541,7 +541,7 @@ func (t *Task) deserializationFailed(node, part string, err error) error {
 		t.log.Error("schema registry unavailable: record not handed to the deserialization handler", "topic", ec.Topic,
 			"partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
 	} else if h := t.handlers.Deserialization; h != nil && h(ec) == processor.Continue {
-		t.log.Warn("dropped record that could not be deserialized", "topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
+		t.log.Warn("dropped record that could not be deserialized", "action", "your deserialization handler chose Continue: fix the producer of the record, or use processor.DeadLetter to keep it", "topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
 		return nil
 	}
 	return &processor.DeserializationError{Node: node, Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Part: part, Err: err}

@@ -471,7 +471,7 @@ func (r *Registry) call(ctx context.Context, op, subject string, id int, method,
 			return re
 		}
 		wait := min(pause, left)
-		r.log.Warn("serde: schema registry unavailable; retrying", "url", r.baseURL, "op", op, "subject", subject,
+		r.log.Warn("serde: schema registry unavailable; retrying", "action", "records wait and nothing is skipped; check that the schema registry at url is up and reachable", "url", r.baseURL, "op", op, "subject", subject,
 			"id", id, "attempt", attempt, "retry_in", wait, "gives_up_in", left, "err", re.Err)
 		if err := r.sleep(ctx, wait); err != nil {
 			re.Err = fmt.Errorf("stopped waiting for the registry (%w); last failure: %w", err, re.Err)
