@@ -3,8 +3,10 @@
 //
 //   - enrichment: two instances of one application on an embedded broker
 //     and schema registry join Avro transactions with a table of customer
-//     profiles and answer interactive queries over HTTP, routed between
-//     instances.
+//     profiles (stream–table join) and a global table of merchants
+//     (global-table join by merchant id, from a topic with another
+//     partition count), in the Streams DSL, and answer interactive
+//     queries over HTTP, routed between instances.
 //   - velocity: the card-velocity check of README.md in the Streams DSL,
 //     exactly-once on an embedded broker: duplicate payments dropped,
 //     10-minute tumbling counts per card with one minute of grace, final

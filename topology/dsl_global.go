@@ -157,12 +157,18 @@ func (s readOnlyKV[K, V]) Delete(K) error { return s.refuse() }
 // table as it is when the record is processed. No repartitioning: every
 // task reads the whole table, so s may be keyed any way. An error from
 // keySelector or joiner goes to the processing error handler.
+//
+// As in Kafka Streams, a record with a nil value (pointer, slice, map or
+// interface types) is dropped, and so is a record whose selected key is
+// nil; each drop is logged as a warning ("brook: join dropped a record")
+// with the node's running count, topic, partition and offset. keySelector
+// is not called for a nil value.
 func JoinGlobal[K, V, GK, GV, VR any](s KStream[K, V], gt GlobalKTable[GK, GV], name string,
 	keySelector func(key K, value V) (GK, error), joiner func(key K, value V, tableValue GV) (VR, error)) KStream[K, VR] {
 	if nilFunc(s.b, name, "key selector", keySelector == nil) || nilFunc(s.b, name, "joiner", joiner == nil) {
 		return KStream[K, VR]{}
 	}
-	return joinGlobal(s, gt, name, keySelector, func(k K, v V, gv GV, found bool) (VR, bool, error) {
+	return joinGlobal(s, gt, name, false, keySelector, func(k K, v V, gv GV, found bool) (VR, bool, error) {
 		if !found {
 			var zero VR
 			return zero, false, nil
@@ -176,21 +182,24 @@ func JoinGlobal[K, V, GK, GV, VR any](s KStream[K, V], gt GlobalKTable[GK, GV], 
 // KStream#leftJoin(GlobalKTable, ...)): every record of s gives one
 // output, joiner(key, value, tableValue, found), where found reports
 // whether gt holds the selected key (tableValue is the zero GV when it
-// does not: Go has no null).
+// does not: Go has no null). A nil selected key is joined with found
+// false, without a lookup; a record with a nil value is dropped with a
+// warning, as JoinGlobal drops it (Kafka Streams does the same).
 func LeftJoinGlobal[K, V, GK, GV, VR any](s KStream[K, V], gt GlobalKTable[GK, GV], name string,
 	keySelector func(key K, value V) (GK, error), joiner func(key K, value V, tableValue GV, found bool) (VR, error)) KStream[K, VR] {
 	if nilFunc(s.b, name, "key selector", keySelector == nil) || nilFunc(s.b, name, "joiner", joiner == nil) {
 		return KStream[K, VR]{}
 	}
-	return joinGlobal(s, gt, name, keySelector, func(k K, v V, gv GV, found bool) (VR, bool, error) {
+	return joinGlobal(s, gt, name, true, keySelector, func(k K, v V, gv GV, found bool) (VR, bool, error) {
 		out, err := joiner(k, v, gv, found)
 		return out, true, err
 	})
 }
 
 // joinGlobal declares the join node: join says what a record and its
-// lookup give, and whether to forward it.
-func joinGlobal[K, V, GK, GV, VR any](s KStream[K, V], gt GlobalKTable[GK, GV], name string,
+// lookup give, and whether to forward it; left says whether a nil
+// selected key is joined (with found false) rather than dropped.
+func joinGlobal[K, V, GK, GV, VR any](s KStream[K, V], gt GlobalKTable[GK, GV], name string, left bool,
 	keySelector func(K, V) (GK, error), join func(K, V, GV, bool) (VR, bool, error)) KStream[K, VR] {
 	if s.b == nil {
 		return KStream[K, VR]{}
@@ -201,7 +210,8 @@ func joinGlobal[K, V, GK, GV, VR any](s KStream[K, V], gt GlobalKTable[GK, GV], 
 	}
 	ref := gt.Store()
 	n := process(s.b, name, []Node[K, V]{s.Node()}, func() processor.Processor[K, V, K, VR] {
-		return &globalJoiner[K, V, GK, GV, VR]{ref: ref, keySelector: keySelector, join: join}
+		return &globalJoiner[K, V, GK, GV, VR]{ref: ref, left: left, keySelector: keySelector, join: join,
+			nilValue: nillable[V](), nilKey: nillable[GK]()}
 	}, []ProcessOption{WithStores(gt.store)})
 	// A join keeps the stream's keys where they are.
 	out := KStream[K, VR]{b: s.b, name: n.name, keyChanged: s.keyChanged, keys: s.keys}
@@ -209,11 +219,18 @@ func joinGlobal[K, V, GK, GV, VR any](s KStream[K, V], gt GlobalKTable[GK, GV], 
 	return out
 }
 
+// globalJoiner runs JoinGlobal and LeftJoinGlobal, as Kafka Streams'
+// KStreamGlobalKTableJoinProcessor.
 type globalJoiner[K, V, GK, GV, VR any] struct {
 	ref         KeyValueStoreRef[GK, GV]
 	table       store.KeyValueStore[GK, GV]
+	left        bool
 	keySelector func(K, V) (GK, error)
 	join        func(K, V, GV, bool) (VR, bool, error)
+	// nilValue and nilKey say whether V and GK can be nil at all;
+	// dropped counts the records dropped for a nil value or join key.
+	nilValue, nilKey bool
+	dropped          int64
 }
 
 func (j *globalJoiner[K, V, GK, GV, VR]) Init(ctx processor.Context[K, VR]) (err error) {
@@ -222,12 +239,25 @@ func (j *globalJoiner[K, V, GK, GV, VR]) Init(ctx processor.Context[K, VR]) (err
 }
 
 func (j *globalJoiner[K, V, GK, GV, VR]) Process(ctx processor.Context[K, VR], r processor.Record[K, V]) error {
+	if j.nilValue && isNil(r.Value) {
+		// A nil value is no record to join (Kafka Streams drops it too).
+		j.drop(ctx, "null value", r)
+		return nil
+	}
 	gk, err := j.keySelector(r.Key, r.Value)
 	if err != nil {
 		return fmt.Errorf("key selector: %w", err)
 	}
-	gv, found, err := j.table.Get(gk)
-	if err != nil {
+	var gv GV
+	found := false
+	if j.nilKey && isNil(gk) {
+		// No key to look up: the left join joins the record with no
+		// table value, the inner join drops it (Kafka Streams too).
+		if !j.left {
+			j.drop(ctx, "null join key", r)
+			return nil
+		}
+	} else if gv, found, err = j.table.Get(gk); err != nil {
 		return fmt.Errorf("global table %q: get: %w", j.ref.name, err)
 	}
 	out, ok, err := j.join(r.Key, r.Value, gv, found)
@@ -238,6 +268,16 @@ func (j *globalJoiner[K, V, GK, GV, VR]) Process(ctx processor.Context[K, VR], r
 		return nil
 	}
 	return ctx.Forward(processor.Revalue(r, out))
+}
+
+// drop logs a record the join cannot take, with the node's running count
+// (Kafka Streams counts them in its dropped-records metric).
+func (j *globalJoiner[K, V, GK, GV, VR]) drop(ctx processor.Context[K, VR], reason string, r processor.Record[K, V]) {
+	j.dropped++
+	md, _ := ctx.RecordMetadata()
+	ctx.Logger().Warn("brook: join dropped a record", "action", "none if such records are expected; otherwise fix the producer (null values) or the key selector",
+		"reason", reason, "dropped_total", j.dropped,
+		"topic", md.Topic, "partition", md.Partition, "offset", md.Offset, "timestamp_ms", r.Timestamp.UnixMilli())
 }
 
 func (j *globalJoiner[K, V, GK, GV, VR]) Close() error { return nil }

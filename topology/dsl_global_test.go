@@ -1,7 +1,10 @@
 package topology_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +269,88 @@ func TestGlobalTableBuild(t *testing.T) {
 	topology.Stream(b3, "m", "x", serde.String(), serde.String()).To("o", "o", serde.String(), serde.String())
 	if _, err := b3.Build(); !errors.As(err, &ve) || ve.Code != topology.InvalidStore {
 		t.Fatalf("Build = %v, want InvalidStore for WithoutLogging", err)
+	}
+}
+
+// TestGlobalJoinNullValuesAndJoinKeys: as Kafka Streams'
+// KStreamGlobalKTableJoinProcessor, a stream record with a nil value is
+// dropped by the inner and the left join alike, with a warning that
+// counts it (neither the key selector nor the joiner sees it); a nil join
+// key from the key selector is dropped by the inner join with a warning,
+// and joined with found=false, without a lookup, by the left join.
+func TestGlobalJoinNullValuesAndJoinKeys(t *testing.T) {
+	type payment struct {
+		Merchant *string
+		Amount   int64
+	}
+	var logs bytes.Buffer
+	var selected []string
+	b := topology.New()
+	merchants := topology.GlobalTable(b, "merchants", "merchants", serde.JSON[*string](), serde.String())
+	payments := topology.Stream(b, "payments", "payments", serde.String(), serde.JSON[*payment]())
+	selector := func(card string, p *payment) (*string, error) {
+		selected = append(selected, card)
+		if p == nil {
+			return &card, nil // never reached: the record is dropped first
+		}
+		return p.Merchant, nil
+	}
+	topology.JoinGlobal(payments, merchants, "enrich", selector, func(card string, p *payment, m string) (string, error) {
+		if p == nil {
+			return "nil payment", nil
+		}
+		return fmt.Sprintf("%d@%s", p.Amount, m), nil
+	}).To("to-enriched", "enriched", serde.String(), serde.String())
+	topology.LeftJoinGlobal(payments, merchants, "enrich-left", selector, func(card string, p *payment, m string, found bool) (string, error) {
+		if p == nil {
+			return "nil payment", nil
+		}
+		return fmt.Sprintf("%d@%s/%v", p.Amount, m, found), nil
+	}).To("to-enriched-left", "enriched-left", serde.String(), serde.String())
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testutil.NewTestDriver(topo, testutil.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	m1 := "m1"
+	if err := testutil.NewInputTopic(d, "merchants", serde.JSON[*string](), serde.String()).Pipe(&m1, "Coffee", t0); err != nil {
+		t.Fatal(err)
+	}
+	in := testutil.NewInputTopic(d, "payments", serde.String(), serde.JSON[*payment]())
+	if err := in.Pipe("card-1", &payment{Merchant: &m1, Amount: 10}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PipeRaw("payments", []byte("card-2"), nil, t0.Add(time.Millisecond), nil); err != nil { // a nil value
+		t.Fatal(err)
+	}
+	if err := in.Pipe("card-3", &payment{Amount: 30}, t0.Add(2*time.Millisecond)); err != nil { // no merchant: a nil join key
+		t.Fatal(err)
+	}
+	checkRecords(t, "enriched", read(t, d, "enriched", serde.String(), serde.String()), []processor.Record[string, string]{
+		rec("card-1", "10@Coffee", t0),
+	})
+	checkRecords(t, "enriched-left", read(t, d, "enriched-left", serde.String(), serde.String()), []processor.Record[string, string]{
+		rec("card-1", "10@Coffee/true", t0),
+		rec("card-3", "30@/false", t0.Add(2*time.Millisecond)),
+	})
+	if strings.Join(selected, ",") != "card-1,card-1,card-3,card-3" {
+		t.Errorf("the key selector saw %v, want card-1 and card-3 twice each (never the nil value)", selected)
+	}
+	l := logs.String()
+	for _, want := range []string{
+		`msg="brook: join dropped a record" task=0_0 node=enrich reason="null value" dropped_total=1 topic=payments partition=0 offset=1`,
+		`msg="brook: join dropped a record" task=0_0 node=enrich-left reason="null value" dropped_total=1 topic=payments partition=0 offset=1`,
+		`msg="brook: join dropped a record" task=0_0 node=enrich reason="null join key" dropped_total=2 topic=payments partition=0 offset=2`,
+	} {
+		if !strings.Contains(l, want) {
+			t.Errorf("log lacks %s:\n%s", want, l)
+		}
+	}
+	if strings.Contains(l, `node=enrich-left reason="null join key"`) {
+		t.Errorf("the left join dropped a record with a nil join key:\n%s", l)
 	}
 }

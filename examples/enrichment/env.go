@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/brookstream/brook/serde/avro"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -14,18 +13,29 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/partition"
+	"github.com/brookstream/brook/serde/avro"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
+// partitions is the partition count of the customers, transactions and
+// enriched topics: the customers table is joined by key with the
+// transactions, so their topics are co-partitioned.
 const partitions = 4
+
+// merchantPartitions is the merchants topic's partition count. It differs
+// on purpose: a global table is read whole by every instance and joined by
+// a key taken from the record (the merchant id), so it is co-partitioned
+// with nothing.
+const merchantPartitions = 2
 
 // retryEvery makes every retryEvery-th sample transaction arrive twice, as
 // a payment network's retry does.
@@ -47,7 +57,8 @@ type env struct {
 	sasl     *topology.SASL
 	stateDir string
 
-	customers, transactions, enriched, appID string
+	topics
+	appID string
 }
 
 func setUp(ctx context.Context, o options, out io.Writer) (_ *env, err error) {
@@ -87,7 +98,10 @@ func setUp(ctx context.Context, o options, out io.Writer) (_ *env, err error) {
 	if e.serdes, err = newSerdes(e.reg); err != nil {
 		return nil, err
 	}
-	e.customers, e.transactions, e.enriched = o.prefix+"-customers", o.prefix+"-transactions", o.prefix+"-transactions-enriched"
+	e.topics = topics{
+		customers: o.prefix + "-customers", merchants: o.prefix + "-merchants",
+		transactions: o.prefix + "-transactions", enriched: o.prefix + "-transactions-enriched",
+	}
 	e.appID = o.prefix + "-app"
 	if e.tls, e.sasl, err = o.security(); err != nil {
 		return nil, err
@@ -143,14 +157,16 @@ func (e *env) createTopics() error {
 	defer admin.Close()
 	compact := "compact"
 	for _, t := range []struct {
-		name    string
-		configs map[string]*string
+		name       string
+		partitions int32
+		configs    map[string]*string
 	}{
-		{e.customers, map[string]*string{"cleanup.policy": &compact}},
-		{e.transactions, nil},
-		{e.enriched, nil},
+		{e.customers, partitions, map[string]*string{"cleanup.policy": &compact}},
+		{e.merchants, merchantPartitions, map[string]*string{"cleanup.policy": &compact}},
+		{e.transactions, partitions, nil},
+		{e.enriched, partitions, nil},
 	} {
-		err := admin.CreateTopic(t.name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: t.configs}, false)
+		err := admin.CreateTopic(t.name, &sarama.TopicDetail{NumPartitions: t.partitions, ReplicationFactor: 1, ConfigEntries: t.configs}, false)
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 			return fmt.Errorf("create topic %s: %w", t.name, err)
 		}
@@ -167,8 +183,18 @@ type instance struct {
 }
 
 func (e *env) serve(ctx context.Context, onStart func(started)) error {
-	topo, err := buildTopology(e.serdes, e.customers, e.transactions, e.enriched)
+	topo, err := buildTopology(e.serdes, e.topics)
 	if err != nil {
+		return err
+	}
+	prod, err := sarama.NewSyncProducer(e.brokers, e.sarama)
+	if err != nil {
+		return fmt.Errorf("producer: %w", err)
+	}
+	defer prod.Close()
+	// The merchants go in before the instances start: each instance
+	// restores the whole global table before its tasks process a record.
+	if err := e.produceMerchants(prod); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -209,11 +235,9 @@ func (e *env) serve(ctx context.Context, onStart func(started)) error {
 	if err := e.waitReady(ctx, hc, insts); err != nil {
 		return fail(err)
 	}
-	prod, err := sarama.NewSyncProducer(e.brokers, e.sarama)
-	if err != nil {
-		return fail(fmt.Errorf("producer: %w", err))
+	if err := e.waitMerchants(ctx, insts); err != nil {
+		return fail(err)
 	}
-	defer prod.Close()
 	rng := rand.New(rand.NewPCG(7, 11))
 	if err := e.produceCustomers(prod, rng); err != nil {
 		return fail(err)
@@ -227,7 +251,7 @@ func (e *env) serve(ctx context.Context, onStart func(started)) error {
 	if next, err = e.produceTxns(prod, rng, next, e.o.transactions); err != nil {
 		return fail(err)
 	}
-	if err := e.printEnriched(ctx, 5); err != nil {
+	if err := e.printEnriched(ctx, min(5, e.o.transactions)); err != nil {
 		return fail(err)
 	}
 	routed, err := e.printQueries(ctx, hc, insts)
@@ -235,7 +259,7 @@ func (e *env) serve(ctx context.Context, onStart func(started)) error {
 		return fail(err)
 	}
 	if onStart != nil {
-		onStart(started{Endpoints: [2]string{insts[0].endpoint, insts[1].endpoint}, RoutedCustomer: routed, Brokers: e.brokers, Registry: e.regURL, Enriched: e.enriched})
+		onStart(started{Endpoints: [2]string{insts[0].endpoint, insts[1].endpoint}, RoutedCustomer: routed, Brokers: e.brokers, Registry: e.regURL, Topics: e.topics})
 	}
 	fmt.Fprintln(e.out, "\nRunning; Ctrl-C stops.")
 	var tick <-chan time.Time
@@ -358,15 +382,73 @@ func (e *env) waitProfiles(ctx context.Context, insts []*instance) error {
 	})
 }
 
+// waitMerchants waits until each instance holds every sample merchant: a
+// global table is whole on every instance, not shared out between them.
+func (e *env) waitMerchants(ctx context.Context, insts []*instance) error {
+	return poll(ctx, "the merchants global table", func() (bool, error) {
+		for _, in := range insts {
+			v, err := topology.QueryKeyValue[string, Merchant](in.app, merchantsStore)
+			if err != nil {
+				return false, err
+			}
+			for _, m := range sampleMerchants {
+				if _, found, err := v.Get(m.ID); err != nil || !found {
+					return false, nil // restoring: try again
+				}
+			}
+		}
+		return true, nil
+	})
+}
+
 var (
 	firstNames = []string{"Ada", "Grace", "Alan", "Barbara", "Edsger", "Frances", "Donald", "Margaret", "Ken", "Radia"}
 	lastNames  = []string{"Lovelace", "Hopper", "Turing", "Liskov", "Dijkstra", "Allen", "Knuth", "Hamilton", "Thompson", "Perlman"}
 	tiers      = []string{"STANDARD", "STANDARD", "GOLD", "PLATINUM"}
 	countries  = []string{"DE", "FR", "GB", "NL", "SE", "US"}
-	merchants  = []string{"Coffee Corner", "Book Nook", "Rail Tickets", "Grocer", "Cinema", "Pharmacy", "Bike Shop"}
+)
+
+// sampleMerchants are the merchants table's records.
+var sampleMerchants = []Merchant{
+	{ID: "m-001", Name: "Coffee Corner", Category: "Coffee shops", Country: "NL"},
+	{ID: "m-002", Name: "Book Nook", Category: "Bookstores", Country: "GB"},
+	{ID: "m-003", Name: "Rail Tickets", Category: "Rail travel", Country: "DE"},
+	{ID: "m-004", Name: "Grocer", Category: "Groceries", Country: "FR"},
+	{ID: "m-005", Name: "Cinema", Category: "Cinemas", Country: "SE"},
+	{ID: "m-006", Name: "Pharmacy", Category: "Pharmacies", Country: "DE"},
+	{ID: "m-007", Name: "Bike Shop", Category: "Bicycle shops", Country: "NL"},
+}
+
+// unknownMerchant is a merchant that pays with cards but is not in the
+// merchants table (onboarded, say, before its reference data arrived).
+// Transaction number unknownMerchantAt, and every unknownMerchantEvery-th
+// after it, is at this merchant: the left join emits them with
+// merchant_lookup UNKNOWN_MERCHANT and null merchant fields.
+var unknownMerchant = struct{ ID, Name string }{"m-999", "NIGHT MARKET STALL"}
+
+const (
+	unknownMerchantEvery = 20
+	unknownMerchantAt    = 3
 )
 
 func customerID(i int) string { return fmt.Sprintf("cust-%03d", i) }
+
+func (e *env) produceMerchants(prod sarama.SyncProducer) error {
+	var msgs []*sarama.ProducerMessage
+	for _, m := range sampleMerchants {
+		v, err := e.serdes.merchant.Serialize(e.merchants, m)
+		if err != nil {
+			return fmt.Errorf("serialize merchant: %w", err)
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: e.merchants, Key: sarama.StringEncoder(m.ID), Value: sarama.ByteEncoder(v)})
+	}
+	if err := prod.SendMessages(msgs); err != nil {
+		return fmt.Errorf("write merchants: %w", err)
+	}
+	fmt.Fprintf(e.out, "Wrote %d merchants (Avro) to %s (%d partitions, compacted; a global table: every instance reads all of it before processing)\n",
+		len(msgs), e.merchants, merchantPartitions)
+	return nil
+}
 
 func (e *env) produceCustomers(prod sarama.SyncProducer, rng *rand.Rand) error {
 	var msgs []*sarama.ProducerMessage
@@ -386,7 +468,8 @@ func (e *env) produceCustomers(prod sarama.SyncProducer, rng *rand.Rand) error {
 	if err := prod.SendMessages(msgs); err != nil {
 		return fmt.Errorf("write customers: %w", err)
 	}
-	fmt.Fprintf(e.out, "Wrote %d customer profiles (Avro) to %s\n", len(msgs), e.customers)
+	fmt.Fprintf(e.out, "Wrote %d customer profiles (Avro) to %s (%d partitions, compacted; a table co-partitioned with the transactions)\n",
+		len(msgs), e.customers, partitions)
 	return nil
 }
 
@@ -395,12 +478,18 @@ func (e *env) produceTxns(prod sarama.SyncProducer, rng *rand.Rand, next, n int)
 		return next, nil
 	}
 	var msgs []*sarama.ProducerMessage
-	retried := 0
+	retried, unknown := 0, 0
 	for i := 0; i < n; i++ {
+		m := sampleMerchants[rng.IntN(len(sampleMerchants))]
+		merchantID, descriptor := m.ID, strings.ToUpper(m.Name)
+		if next%unknownMerchantEvery == unknownMerchantAt {
+			merchantID, descriptor = unknownMerchant.ID, unknownMerchant.Name
+			unknown++
+		}
 		t := Txn{
 			ID: fmt.Sprintf("txn-%06d", next), CustomerID: customerID(rng.IntN(e.o.customers)),
 			AmountCents: int64(100 + rng.IntN(20000)), Currency: "EUR",
-			Merchant: merchants[rng.IntN(len(merchants))], At: time.Now().UTC().Truncate(time.Millisecond),
+			Merchant: descriptor, MerchantID: merchantID, At: time.Now().UTC().Truncate(time.Millisecond),
 		}
 		retry := next%retryEvery == 0
 		next++
@@ -408,12 +497,12 @@ func (e *env) produceTxns(prod sarama.SyncProducer, rng *rand.Rand, next, n int)
 		if err != nil {
 			return next, fmt.Errorf("serialize transaction: %w", err)
 		}
-		m := &sarama.ProducerMessage{Topic: e.transactions, Key: sarama.StringEncoder(t.CustomerID), Value: sarama.ByteEncoder(v), Timestamp: t.At}
-		msgs = append(msgs, m)
+		m2 := &sarama.ProducerMessage{Topic: e.transactions, Key: sarama.StringEncoder(t.CustomerID), Value: sarama.ByteEncoder(v), Timestamp: t.At}
+		msgs = append(msgs, m2)
 		if retry {
 			// The same transaction again, which the application's
 			// DropDuplicates drops.
-			again := *m
+			again := *m2
 			msgs = append(msgs, &again)
 			retried++
 		}
@@ -422,39 +511,71 @@ func (e *env) produceTxns(prod sarama.SyncProducer, rng *rand.Rand, next, n int)
 		return next, fmt.Errorf("write transactions: %w", err)
 	}
 	if n > 1 {
-		fmt.Fprintf(e.out, "Wrote %d transactions (Avro) to %s, %d of them twice (retries the application drops)\n", n, e.transactions, retried)
+		fmt.Fprintf(e.out, "Wrote %d transactions (Avro) to %s, %d of them twice (retries the application drops), %d at merchant %s, which is not in the merchants table\n",
+			n, e.transactions, retried, unknown, unknownMerchant.ID)
 	}
 	return next, nil
 }
 
-// printEnriched waits for n enriched records and prints them as JSON.
+// printEnriched waits for n enriched records, and for one at an unknown
+// merchant if the start batch has one, and prints them, then two of them
+// in full as Avro's JSON form.
 func (e *env) printEnriched(ctx context.Context, n int) error {
+	if n <= 0 {
+		return nil
+	}
 	consumer, err := sarama.NewConsumer(e.brokers, e.sarama)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
 	defer consumer.Close()
-	var got []*sarama.ConsumerMessage
+	wantUnknown := e.o.transactions > unknownMerchantAt
+	var shown []EnrichedTxn
 	err = poll(ctx, "enriched records", func() (bool, error) {
-		got = got[:0]
-		for p := int32(0); p < partitions && len(got) < n; p++ {
-			msgs, err := readPartition(consumer, e.enriched, p, n-len(got))
+		var found, unknown []EnrichedTxn
+		for p := int32(0); p < partitions; p++ {
+			msgs, err := readPartition(consumer, e.enriched, p, 1<<20)
 			if err != nil {
 				return false, err
 			}
-			got = append(got, msgs...)
+			for _, m := range msgs {
+				v, err := e.serdes.enriched.Deserialize(e.enriched, m.Value)
+				if err != nil {
+					return false, fmt.Errorf("read enriched record %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
+				}
+				if v.MerchantLookup == MerchantUnknown {
+					unknown = append(unknown, v)
+				} else {
+					found = append(found, v)
+				}
+			}
 		}
-		return len(got) >= n, nil
+		// One at an unknown merchant, the others at known ones as far as
+		// there are enough.
+		k := min(1, len(unknown))
+		shown = append(shown[:0], unknown[:k]...)
+		for _, v := range append(found, unknown[k:]...) {
+			if len(shown) == n {
+				break
+			}
+			shown = append(shown, v)
+		}
+		return len(shown) >= n && (len(unknown) > 0 || !wantUnknown), nil
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.out, "\nEnriched transactions from %s:\n", e.enriched)
-	for _, m := range got {
-		v, err := e.serdes.enriched.Deserialize(e.enriched, m.Value)
-		if err != nil {
-			return fmt.Errorf("read enriched record: %w", err)
-		}
+	slices.SortFunc(shown, func(a, b EnrichedTxn) int { return strings.Compare(a.ID, b.ID) })
+	fmt.Fprintf(e.out, "\nEnriched transactions from %s (customer: stream–table left join on the key; merchant: global-table left join on merchant_id):\n", e.enriched)
+	width := 0
+	for _, v := range shown {
+		width = max(width, len(customerSummary(v)))
+	}
+	for _, v := range shown {
+		fmt.Fprintf(e.out, "  %s\n", summary(v, width))
+	}
+	fmt.Fprintf(e.out, "The same records in full, as Avro's JSON form:\n")
+	for _, v := range shown {
 		j, err := e.serdes.enriched.ValueJSON(v)
 		if err != nil {
 			return err
@@ -462,6 +583,45 @@ func (e *env) printEnriched(ctx context.Context, n int) error {
 		fmt.Fprintf(e.out, "  %s\n", j)
 	}
 	return nil
+}
+
+// summary is an enriched transaction on one line, its customer part
+// padded to width.
+func summary(v EnrichedTxn, width int) string {
+	var merchant string
+	switch v.MerchantLookup {
+	case MerchantFound:
+		merchant = fmt.Sprintf("%s %s (%s, %s)", v.MerchantID, deref(v.MerchantName), deref(v.MerchantCategory), deref(v.MerchantCountry))
+	case MerchantUnknown:
+		merchant = fmt.Sprintf("%s UNKNOWN MERCHANT (%q is not in the merchants table; emitted all the same)", v.MerchantID, v.Merchant)
+	default:
+		merchant = fmt.Sprintf("%q (merchant not looked up)", v.Merchant)
+	}
+	return fmt.Sprintf("%s  %-*s %12s  at %s", v.ID, width, customerSummary(v), formatAmount(v.AmountCents, v.Currency), merchant)
+}
+
+func customerSummary(v EnrichedTxn) string {
+	if v.CustomerName == nil {
+		return v.CustomerID + " (no profile)"
+	}
+	return fmt.Sprintf("%s %s (%s, %s)", v.CustomerID, *v.CustomerName, deref(v.Tier), deref(v.Country))
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "?"
+	}
+	return *s
+}
+
+// formatAmount writes an amount in cents exactly, without floating point.
+func formatAmount(cents int64, currency string) string {
+	sign := ""
+	u := uint64(cents)
+	if cents < 0 {
+		sign, u = "-", uint64(-(cents+1))+1
+	}
+	return fmt.Sprintf("%s%d.%02d %s", sign, u/100, u%100, currency)
 }
 
 // readPartition reads up to n records of a partition from its start, up
@@ -527,7 +687,9 @@ func (e *env) printQueries(ctx context.Context, hc *http.Client, insts []*instan
 	fmt.Fprintf(e.out, "\nTry:\n")
 	fmt.Fprintf(e.out, "  curl http://%s/stores/%s/keys/%s    # on instance B, routed there by A\n", a.endpoint, spendStore, routed)
 	fmt.Fprintf(e.out, "  curl 'http://%s/stores/%s/range?limit=5'    # gathered from both instances, with a continuation token\n", b.endpoint, spendStore)
-	fmt.Fprintf(e.out, "  curl http://%s/stores/%s/keys/%s    # a customer profile (the table)\n", b.endpoint, profilesStore, customerID(0))
+	fmt.Fprintf(e.out, "  curl http://%s/stores/%s/keys/%s    # a customer profile (the table, routed to its owner)\n", b.endpoint, profilesStore, customerID(0))
+	fmt.Fprintf(e.out, "  curl http://%s/stores/%s/keys/%s    # a merchant (the global table: each instance answers from its own copy)\n", a.endpoint, merchantsStore, sampleMerchants[0].ID)
+	fmt.Fprintf(e.out, "  curl http://%s/stores/%s/keys/%s    # not in the merchants table: 404\n", b.endpoint, merchantsStore, unknownMerchant.ID)
 	fmt.Fprintf(e.out, "  curl 'http://%s/stores/%s/metadata?key=%s'\n", a.endpoint, spendStore, routed)
 	fmt.Fprintf(e.out, "  curl http://%s/instances\n", a.endpoint)
 	fmt.Fprintf(e.out, "  curl http://%s/stores\n", a.endpoint)

@@ -1,5 +1,6 @@
 // Command enrichment enriches a stream of card transactions with customer
-// profiles and serves each customer's running spend over HTTP:
+// profiles and merchant data and serves each customer's running spend over
+// HTTP:
 //
 //	go run ./examples/enrichment
 //	go run ./examples/enrichment --brokers 127.0.0.1:19092 --registry http://127.0.0.1:18081
@@ -17,21 +18,31 @@
 // Kafka cluster and an embedded schema registry (with real Avro
 // compatibility checks). It then
 //
-//  1. creates the topics: customers (compacted), transactions, and
-//     transactions-enriched;
-//  2. runs two instances of one brook application (exactly-once), each
-//     serving interactive queries on its own loopback port;
+//  1. creates the topics: customers (compacted), transactions and
+//     transactions-enriched with 4 partitions each, and merchants
+//     (compacted) with 2;
+//  2. writes sample merchants (Avro), then runs two instances of one
+//     brook application (exactly-once), each serving interactive queries
+//     on its own loopback port; each instance reads the whole merchants
+//     topic as a global table before it processes anything;
 //  3. writes sample customer profiles (Avro), which the application reads
 //     as a table, then sample transactions (Avro), every tenth one twice,
-//     as a payment network's retry would;
-//  4. the application (a Streams DSL stream feeding a Processor API node
-//     for the join, see pipeline.go) drops the retried duplicates, joins
-//     each transaction with its customer's profile, writes the enriched
-//     transaction (Avro) to transactions-enriched, and keeps a
-//     per-customer spend in a state store;
-//  5. it prints a few enriched records and the curl commands to query the
-//     spend store, including a customer held by the other instance (the
-//     instance you ask forwards the query to its owner).
+//     as a payment network's retry would, and every twentieth at a
+//     merchant that is not in the merchants table;
+//  4. the application, all in the Streams DSL (see pipeline.go), drops the
+//     retried duplicates, joins each transaction with its customer's
+//     profile (a stream–table left join on the key, the customer id) and
+//     with its merchant (a global-table left join on the transaction's
+//     merchant id), writes the enriched transaction (Avro) to
+//     transactions-enriched, and aggregates a per-customer spend into a
+//     state store. Both joins are left joins, so that no payment is
+//     dropped for want of reference data: a transaction at an unknown
+//     merchant comes out with merchant_lookup UNKNOWN_MERCHANT;
+//  5. it prints a few enriched records, one of them at the unknown
+//     merchant, and the curl commands to query the spend store, including
+//     a customer held by the other instance (the instance you ask
+//     forwards the query to its owner), and the merchants store (each
+//     instance answers from its own copy).
 //
 // It keeps running, writing a few transactions a second, until Ctrl-C (or
 // until -duration has passed).
@@ -115,11 +126,11 @@ type started struct {
 	Endpoints [2]string
 	// RoutedCustomer is a customer held by instance B.
 	RoutedCustomer string
-	// Brokers, Registry and Enriched are the cluster, the schema
-	// registry's URL and the output topic.
+	// Brokers, Registry and Topics are the cluster, the schema registry's
+	// URL and the example's topics.
 	Brokers  []string
 	Registry string
-	Enriched string
+	Topics   topics
 }
 
 func (o *options) defaults() error {

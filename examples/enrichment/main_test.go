@@ -41,13 +41,19 @@ func (s *syncBuffer) String() string {
 }
 
 // TestEnrichmentExample runs the example on the embedded broker and
-// registry (or on KAFKA_BROKERS): enriched records are printed, a
-// customer held by instance B is answered through instance A, a range
-// through B holds every customer with transactions, once, in order.
+// registry, or on KAFKA_BROKERS and SCHEMA_REGISTRY_URL when they are set:
+// every enriched record holds its customer's profile and its merchant's
+// data (or says the merchant is unknown), exactly as computed here from
+// the input topics; enriched records are printed, a customer held by
+// instance B is answered through instance A, a range through B holds
+// every customer with transactions, once, in order.
 func TestEnrichmentExample(t *testing.T) {
 	o := options{customers: 12, transactions: 60, rate: 20, listenA: "127.0.0.1:0", listenB: "127.0.0.1:0", logger: testLogger(t)}
 	if testutil.RealKafka() {
 		o.brokers = os.Getenv("KAFKA_BROKERS")
+	}
+	o.registry = os.Getenv("SCHEMA_REGISTRY_URL")
+	if o.brokers != "" || o.registry != "" {
 		o.prefix = testutil.TopicName(t, "enrichment")
 	}
 	checkExample(t, o)
@@ -147,7 +153,7 @@ func checkExample(t *testing.T, o options) {
 		t.Fatalf("profile: %d %+v", s, prof)
 	}
 
-	checkNoDuplicates(t, o, st)
+	checkEnriched(t, o, st)
 
 	cancel()
 	select {
@@ -160,7 +166,12 @@ func checkExample(t *testing.T, o options) {
 	}
 	text := out.String()
 	retries := fmt.Sprintf(", %d of them twice (retries the application drops)", (o.transactions+retryEvery-1)/retryEvery)
-	for _, want := range []string{retries, "Enriched transactions", `"customer_name":`, "curl http://" + st.Endpoints[0] + "/stores/spend/keys/" + st.RoutedCustomer, "Stopping."} {
+	for _, want := range []string{
+		retries, "Enriched transactions", `"customer_name":`, `"merchant_lookup":"FOUND","merchant_name":"`,
+		`"merchant_id":"m-999","merchant_lookup":"UNKNOWN_MERCHANT","merchant_name":null,"merchant_category":null,"merchant_country":null`,
+		`at m-999 UNKNOWN MERCHANT ("NIGHT MARKET STALL" is not in the merchants table`,
+		"curl http://" + st.Endpoints[0] + "/stores/spend/keys/" + st.RoutedCustomer, "/stores/merchants/keys/m-001", "Stopping.",
+	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
@@ -181,10 +192,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// checkNoDuplicates reads the enriched topic (read_committed) as it is now
-// and checks that no transaction appears twice there: the retried ones
-// were sent twice, and DropDuplicates let one copy through.
-func checkNoDuplicates(t *testing.T, o options, st started) {
+// checkEnriched reads the example's topics and checks the whole enriched
+// output against a join computed here: it waits (read_committed) until
+// every transaction of the start batch is enriched, then checks that each
+// enriched record is its transaction with the customer's profile (null
+// fields for an unknown customer) and the merchant's name, category and
+// country (null fields and UNKNOWN_MERCHANT for an unknown merchant), key
+// and timestamp kept; that no transaction is enriched twice (the retried
+// ones were sent twice); and that the start batch has every sample
+// merchant and the unknown one.
+func checkEnriched(t *testing.T, o options, st started) {
 	t.Helper()
 	tc, sasl, err := o.security()
 	if err != nil {
@@ -204,34 +221,152 @@ func checkNoDuplicates(t *testing.T, o options, st started) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consumer, err := sarama.NewConsumer(st.Brokers, cfg)
+	client, err := sarama.NewClient(st.Brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer consumer.Close()
-	seen := map[string]int{}
-	retried := 0
-	for p := int32(0); p < partitions; p++ {
-		msgs, err := readPartition(consumer, st.Enriched, p, 1<<20)
+	readAll := func(topic string) []*sarama.ConsumerMessage {
+		t.Helper()
+		ps, err := client.Partitions(topic)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("partitions of %s: %v", topic, err)
 		}
-		for _, m := range msgs {
-			v, err := s.enriched.Deserialize(st.Enriched, m.Value)
+		var all []*sarama.ConsumerMessage
+		for _, p := range ps {
+			msgs, err := readPartition(consumer, topic, p, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, msgs...)
+		}
+		return all
+	}
+	if ps, err := client.Partitions(st.Topics.merchants); err != nil || len(ps) != merchantPartitions || merchantPartitions == partitions {
+		t.Fatalf("merchants topic has %d partitions (%v), want %d, unlike the transactions' %d", len(ps), err, merchantPartitions, partitions)
+	}
+
+	// Wait until the start batch is enriched; read the enriched topic
+	// before the transactions, so that every enriched record's
+	// transaction is among those read.
+	var enriched []*sarama.ConsumerMessage
+	deadline := time.Now().Add(time.Minute)
+	for {
+		enriched = readAll(st.Topics.enriched)
+		have := map[string]bool{}
+		for _, m := range enriched {
+			v, err := s.enriched.Deserialize(m.Topic, m.Value)
 			if err != nil {
 				t.Fatalf("%s/%d@%d: %v", m.Topic, m.Partition, m.Offset, err)
 			}
-			seen[v.ID]++
-			if seen[v.ID] > 1 {
-				t.Errorf("transaction %s enriched %d times", v.ID, seen[v.ID])
-			}
-			var n int
-			if _, err := fmt.Sscanf(v.ID, "txn-%d", &n); err == nil && n%retryEvery == 0 {
-				retried++
+			have[v.ID] = true
+		}
+		missing := 0
+		for i := 0; i < o.transactions; i++ {
+			if !have[fmt.Sprintf("txn-%06d", i)] {
+				missing++
 			}
 		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d transactions of the start batch are not enriched after a minute", missing, o.transactions)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	if len(seen) < o.transactions || retried == 0 {
-		t.Fatalf("enriched topic holds %d transactions, %d of them retried ones; want at least the %d of the start batch", len(seen), retried, o.transactions)
+
+	merchants := map[string]Merchant{}
+	for _, m := range readAll(st.Topics.merchants) {
+		v, err := s.merchant.Deserialize(m.Topic, m.Value)
+		if err != nil {
+			t.Fatalf("%s/%d@%d: %v", m.Topic, m.Partition, m.Offset, err)
+		}
+		merchants[string(m.Key)] = v
 	}
+	if len(merchants) != len(sampleMerchants) {
+		t.Fatalf("merchants topic holds %d merchants, want %d", len(merchants), len(sampleMerchants))
+	}
+	customers := map[string]Customer{}
+	for _, m := range readAll(st.Topics.customers) {
+		v, err := s.customer.Deserialize(m.Topic, m.Value)
+		if err != nil {
+			t.Fatalf("%s/%d@%d: %v", m.Topic, m.Partition, m.Offset, err)
+		}
+		customers[string(m.Key)] = v
+	}
+	txns := map[string]*sarama.ConsumerMessage{}
+	for _, m := range readAll(st.Topics.transactions) {
+		v, err := s.txn.Deserialize(m.Topic, m.Value)
+		if err != nil {
+			t.Fatalf("%s/%d@%d: %v", m.Topic, m.Partition, m.Offset, err)
+		}
+		txns[v.ID] = m
+	}
+
+	seen := map[string]int{}
+	lookups := map[string]int{}
+	retried, wrong := 0, 0
+	for _, m := range enriched {
+		got, err := s.enriched.Deserialize(m.Topic, m.Value)
+		if err != nil {
+			t.Fatalf("%s/%d@%d: %v", m.Topic, m.Partition, m.Offset, err)
+		}
+		if seen[got.ID]++; seen[got.ID] > 1 {
+			t.Errorf("transaction %s enriched %d times", got.ID, seen[got.ID])
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscanf(got.ID, "txn-%d", &n); err == nil && n%retryEvery == 0 {
+			retried++
+		}
+		src, ok := txns[got.ID]
+		if !ok {
+			t.Errorf("%s/%d@%d: enriched transaction %s is not in %s", m.Topic, m.Partition, m.Offset, got.ID, st.Topics.transactions)
+			continue
+		}
+		in, err := s.txn.Deserialize(src.Topic, src.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The expected join, computed from the inputs.
+		want := EnrichedTxn{ID: in.ID, CustomerID: in.CustomerID, AmountCents: in.AmountCents, Currency: in.Currency,
+			Merchant: in.Merchant, At: in.At, MerchantID: in.MerchantID, MerchantLookup: MerchantUnknown}
+		if c, ok := customers[in.CustomerID]; ok {
+			want.CustomerName, want.Tier, want.Country = &c.Name, &c.Tier, &c.Country
+		}
+		if mc, ok := merchants[in.MerchantID]; ok {
+			want.MerchantLookup = MerchantFound
+			want.MerchantName, want.MerchantCategory, want.MerchantCountry = &mc.Name, &mc.Category, &mc.Country
+		}
+		lookups[want.MerchantID+" "+want.MerchantLookup]++
+		gj, wj := dumpOne(t, s, got), dumpOne(t, s, want)
+		if gj != wj || string(m.Key) != in.CustomerID || !m.Timestamp.Equal(src.Timestamp) {
+			if wrong++; wrong > 5 {
+				continue // the first five say enough; the count comes below
+			}
+			t.Errorf("%s/%d@%d: key %s at %s\n   %s\nwant key %s at %s\n   %s", m.Topic, m.Partition, m.Offset,
+				m.Key, m.Timestamp, gj, in.CustomerID, src.Timestamp, wj)
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("%d of %d enriched records differ from the join of their inputs", wrong, len(seen))
+	}
+	if retried == 0 {
+		t.Errorf("no retried transaction among the %d enriched", len(seen))
+	}
+	for _, mc := range sampleMerchants {
+		if lookups[mc.ID+" "+MerchantFound] == 0 {
+			t.Errorf("no enriched transaction at merchant %s: %v", mc.ID, lookups)
+		}
+	}
+	if lookups[unknownMerchant.ID+" "+MerchantUnknown] == 0 {
+		t.Errorf("no enriched transaction at the unknown merchant: %v", lookups)
+	}
+	t.Logf("%d enriched transactions checked; merchant lookups: %v", len(seen), lookups)
 }
