@@ -275,9 +275,9 @@ func (j *globalJoiner[K, V, GK, GV, VR]) Process(ctx processor.Context[K, VR], r
 func (j *globalJoiner[K, V, GK, GV, VR]) drop(ctx processor.Context[K, VR], reason string, r processor.Record[K, V]) {
 	j.dropped++
 	md, _ := ctx.RecordMetadata()
-	ctx.Logger().Warn("brook: join dropped a record", "action", "none if such records are expected; otherwise fix the producer (null values) or the key selector",
-		"reason", reason, "dropped_total", j.dropped,
-		"topic", md.Topic, "partition", md.Partition, "offset", md.Offset, "timestamp_ms", r.Timestamp.UnixMilli())
+	ctx.Logger().Warn("brook: join dropped a record", "reason", reason, "dropped_total", j.dropped,
+		"topic", md.Topic, "partition", md.Partition, "offset", md.Offset, "timestamp_ms", r.Timestamp.UnixMilli(),
+		"action", "none if such records are expected; otherwise fix the producer (null values) or the key selector")
 }
 
 func (j *globalJoiner[K, V, GK, GV, VR]) Close() error { return nil }
