@@ -423,7 +423,14 @@ func runBrook(ctx context.Context, a workerArgs) error {
 	cfg := topology.Config{
 		ApplicationID: a.app, Brokers: a.brokerList(), StateDir: a.state,
 		CommitInterval: time.Second,
-		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Records already on the broker are merged in timestamp order, as
+		// Kafka Streams does for them (max.task.idle.ms=0 waits without
+		// bound for fetchable records). brook's default bound, 500 ms,
+		// let a B3 run on a loaded machine take events before the table
+		// records they join had been fetched, and the inner join dropped
+		// 127 of 300,000 (docs/BENCHMARKS.md, issue 16).
+		MaxTaskIdle: time.Minute,
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		StateListener: func(_, to topology.State) {
 			select {
 			case changes <- change{to, time.Now()}:
