@@ -425,6 +425,11 @@ func (s *windowStore[K, V]) FetchRange(key K, from, to time.Time) (Iterator[time
 	}
 	lo, hi, empty := s.clamp(from, to)
 	it := &segIter[K, V, time.Time]{s: s, lo: lo, hi: hi, seg: floorDiv(lo, s.interval), lastSeg: floorDiv(hi, s.interval), done: empty}
+	// A short range (a join window, a window aggregation's few
+	// windows) reads its segments directly: probing each for keys would
+	// open a second engine iterator per segment, which costs as much as
+	// reading the key's windows in it.
+	it.probe = it.lastSeg-it.seg >= directSegments
 	it.bounds = func(seg int64) ([]byte, []byte) {
 		segLo, segHi := max(lo, seg*s.interval), min(hi, seg*s.interval+s.interval-1)
 		return segmentKey(s.interval, EncodeWindowKey(kb, segLo), segLo),
@@ -436,7 +441,7 @@ func (s *windowStore[K, V]) FetchRange(key K, from, to time.Time) (Iterator[time
 
 func (s *windowStore[K, V]) FetchAll(from, to time.Time) (Iterator[Windowed[K], V], error) {
 	lo, hi, empty := s.clamp(from, to)
-	it := &segIter[K, V, Windowed[K]]{s: s, lo: lo, hi: hi, seg: floorDiv(lo, s.interval), lastSeg: floorDiv(hi, s.interval), done: empty}
+	it := &segIter[K, V, Windowed[K]]{s: s, lo: lo, hi: hi, seg: floorDiv(lo, s.interval), lastSeg: floorDiv(hi, s.interval), done: empty, probe: true}
 	it.bounds = func(seg int64) ([]byte, []byte) {
 		return appendTime(nil, seg), appendTime(nil, seg+1)
 	}
@@ -450,19 +455,27 @@ func (s *windowStore[K, V]) FetchAll(from, to time.Time) (Iterator[Windowed[K], 
 	return it, nil
 }
 
+// directSegments is how many segments a FetchRange reads one by one
+// without probing for the next one that holds keys (segIter.probe).
+const directSegments = 4
+
 // segIter walks the segments from seg to lastSeg, one engine iterator at a
 // time, keeping windows whose start is in [lo, hi].
 type segIter[K, V, OK any] struct {
 	s            *windowStore[K, V]
 	lo, hi       int64
 	seg, lastSeg int64
-	bounds       func(seg int64) (lo, hi []byte)
-	decode       func(key []byte, start int64) (OK, error)
-	cur          Iterator[[]byte, []byte]
-	k            OK
-	v            V
-	err          error
-	done         bool
+	// probe skips segment numbers that hold no keys with one engine
+	// probe per segment read (nextSegment): worth it when the range
+	// spans more segment numbers than exist, not for a few.
+	probe  bool
+	bounds func(seg int64) (lo, hi []byte)
+	decode func(key []byte, start int64) (OK, error)
+	cur    Iterator[[]byte, []byte]
+	k      OK
+	v      V
+	err    error
+	done   bool
 }
 
 // nextSegment returns the first segment >= seg that holds any key, or
@@ -490,15 +503,17 @@ func (it *segIter[K, V, OK]) Next() bool {
 				it.done = true
 				return false
 			}
-			seg, ok, err := it.nextSegment(it.seg)
-			if err != nil || !ok {
-				if err != nil {
-					it.err = fmt.Errorf("store: %s: iterate: %w", it.s.name, err)
+			if it.probe {
+				seg, ok, err := it.nextSegment(it.seg)
+				if err != nil || !ok {
+					if err != nil {
+						it.err = fmt.Errorf("store: %s: iterate: %w", it.s.name, err)
+					}
+					it.done = true
+					return false
 				}
-				it.done = true
-				return false
+				it.seg = seg
 			}
-			it.seg = seg
 			lo, hi := it.bounds(it.seg)
 			cur, err := it.s.e.Iterate(lo, hi, false)
 			if err != nil {

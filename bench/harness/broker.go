@@ -2,10 +2,8 @@ package harness
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -369,15 +367,11 @@ func (b *broker) digest(ctx context.Context, topic string) (string, error) {
 		if m.Offset >= ends[m.Partition] {
 			return
 		}
-		h := fnv.New64a()
-		h.Write(m.Key)
-		h.Write([]byte{0})
-		h.Write(m.Value)
-		h.Write(binary.BigEndian.AppendUint64(nil, uint64(m.Timestamp.UnixMilli())))
+		x := recordHash(m.Key, m.Value, m.Timestamp.UnixMilli())
 		mu.Lock()
 		defer mu.Unlock()
 		n++
-		sum += h.Sum64()
+		sum += x
 		if n == want {
 			cancel()
 		}
@@ -390,5 +384,5 @@ func (b *broker) digest(ctx context.Context, topic string) (string, error) {
 	if n != want {
 		return "", fmt.Errorf("read %d of %d records of %s", n, want, topic)
 	}
-	return fmt.Sprintf("%d records, sum %016x", n, sum), nil
+	return digestString(n, sum), nil
 }

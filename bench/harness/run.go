@@ -91,11 +91,12 @@ var systemsOf = map[string][]string{
 	"B1":  {SysBrook, SysKStreams},
 	"B2u": {SysBrook, SysBrookDSL, SysGoka, SysKStreams},
 	"B2z": {SysBrook, SysBrookDSL, SysGoka, SysKStreams},
-	"B3":  {SysBrook, SysGoka, SysKStreams},
+	"B3":  {SysBrook, SysBrookDSL, SysGoka, SysKStreams},
 	"B4":  {SysBrook, SysBrookDSL, SysKStreams},
 	"B5":  {SysBrook, SysGoka, SysKStreams, SysLevelDB},
 	"B6":  {SysBrook, SysGoka},
 	"B7":  {SysBrook, SysKStreams},
+	"B8":  {SysBrook, SysKStreams},
 }
 
 type runner struct {
@@ -104,8 +105,13 @@ type runner struct {
 	prefix string
 	rep    *Report
 	inputs map[string]int64 // records in each input topic
-	made   map[string]bool
-	round  int // the repeat being run (Options.Repeat), from 0
+	// outputs and reference hold, for an input whose workload does not
+	// write one output per input record (B8), the number of records its
+	// output must have and their digest (broker.digest's format).
+	outputs   map[string]int64
+	reference map[string]string
+	made      map[string]bool
+	round     int // the repeat being run (Options.Repeat), from 0
 }
 
 // selected reports whether sys runs in this run: the reference rows
@@ -146,7 +152,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	start := time.Now()
 	r := &runner{
 		o: o, b: b, prefix: fmt.Sprintf("bb%d", start.UnixNano()%1e9),
-		inputs: map[string]int64{}, made: map[string]bool{},
+		inputs: map[string]int64{}, made: map[string]bool{}, outputs: map[string]int64{}, reference: map[string]string{},
 		rep: &Report{
 			Started: start, Machine: machine(), Versions: versions(o), Producer: DefaultProducer,
 			Workloads: o.Workloads, Systems: o.Systems,
@@ -158,7 +164,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			},
 			Configs: map[string]string{
 				"commit_interval": "1s for brook, goka (per message marking, sarama autocommit 1s), Kafka Streams and the sarama pipe",
-				"brook":           "topology.Config defaults (1 worker, LevelDB stores, MaxBufferedRecords 1000), at-least-once unless B7",
+				"brook":           "topology.Config defaults (1 worker, LevelDB stores, MaxBufferedRecords 1000) but MaxTaskIdle 1 min (as Kafka Streams, wait for records already on the broker before taking another partition's later ones), at-least-once unless B7",
 				"goka":            "goka.DefaultConfig with the common producer settings, LevelDB storage (storage.DefaultBuilder), offsets oldest",
 				"kafka_streams":   "1 stream thread, statestore.cache.max.bytes=0 (one output per input, like brook and goka), topology.optimization=all (the B3 table topic is its changelog, as in brook), RocksDB stores, consumer internal.leave.group.on.close=true (as brook and goka leave on close), JVM -Xmx1g",
 				"sarama_pipe":     "consumer group + async producer, murmur2 partitioner, MarkMessage per record",
@@ -166,7 +172,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				"latency":         "harness producer stamps each record with the send time; latency = harness receive time of the output − that timestamp (includes the harness producer's linger)",
 				"restore":         "brook: Restoring→Running state change; goka: first rebalance callback→Recovered(); Kafka Streams: first onRestoreStart→last onRestoreEnd",
 				"b4_brook":        "a hand-written processor over a window store (Fetch, Put, AdvanceTime per record), no grace, output key <key>@<window start ms>",
-				"brook_dsl":       "brook's Streams DSL: B2 Stream → GroupByKey → Count → ToStream → MapValues(count) → To; B4 WindowedBy(GroupByKey, Tumbling(10m)) → Count → ToStream → Map(<key>@<window start ms>, count) → To; same outputs as brook's hand-written processors",
+				"brook_dsl":       "brook's Streams DSL: B2 Stream → GroupByKey → Count → ToStream → MapValues(count) → To; B3 TableOf(table) and Join(Stream, table) → To; B4 WindowedBy(GroupByKey, Tumbling(10m)) → Count → ToStream → Map(<key>@<window start ms>, count) → To; same outputs as brook's hand-written processors",
+				"b8":              "authorisations (stream) joined with captures (stream), inner, window 0 before and 5 min after each authorisation, grace 20 min; brook: DSL JoinStreams with JoinWindow(0).After(5m).Grace(20m) (LevelDB window stores); Kafka Streams: KStream#join with JoinWindows.ofTimeDifferenceAndGrace(5m, 20m).before(0) (RocksDB); records/s counts join results, each system's output is checked against the harness's own join of the input",
 			},
 		},
 	}
@@ -357,6 +364,9 @@ func (c Cell) summary() string {
 	if c.CPUUsPerRecord > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f CPU µs/rec", c.CPUUsPerRecord))
 	}
+	if c.Output != "" {
+		parts = append(parts, "output "+c.Output)
+	}
 	parts = append(parts, fmt.Sprintf("rss %.0fMB (%.1fs)", c.PeakRSSMB, c.DurationSeconds))
 	return strings.Join(parts, ", ")
 }
@@ -380,6 +390,47 @@ func (r *runner) input(name string, gen func(i int) record) (string, error) {
 	r.made[t] = true
 	r.inputs[t] = int64(r.o.Records)
 	return t, nil
+}
+
+// inputList makes (once) an input topic of recs, in order.
+func (r *runner) inputList(name string, recs []record) (string, error) {
+	t := r.topic(name)
+	if r.made[t] {
+		return t, nil
+	}
+	if err := r.b.createTopic(t, r.o.Partitions, false); err != nil {
+		return "", err
+	}
+	t0 := time.Now()
+	if err := r.b.produceN(t, len(recs), func(i int) record { return recs[i] }); err != nil {
+		return "", fmt.Errorf("produce %s: %w", t, err)
+	}
+	r.o.Logf("   input %s: %d records in %v", name, len(recs), time.Since(t0).Round(time.Millisecond))
+	r.made[t] = true
+	r.inputs[t] = int64(len(recs))
+	return t, nil
+}
+
+// authCaptureInputs makes (once) B8's two topics, authorisations and
+// captures, of about Options.Records records together, and records the
+// join's expected output for the authorisations topic. Event time ends an
+// hour and a half before now (brokers refuse timestamps too far ahead).
+func (r *runner) authCaptureInputs() (auths, captures string, err error) {
+	auths, captures = r.topic("auths"), r.topic("captures")
+	if r.made[auths] && r.made[captures] {
+		return auths, captures, nil
+	}
+	span := time.Duration(max(1, r.o.Records/2))*authCaptureGap + authCaptureAfter + 10*time.Minute
+	d := makeAuthCapture(r.o.Records, r.o.ValueBytes, time.Now().Add(-span-90*time.Minute).Truncate(time.Millisecond))
+	if _, err := r.inputList("auths", d.auths); err != nil {
+		return "", "", err
+	}
+	if _, err := r.inputList("captures", d.captures); err != nil {
+		return "", "", err
+	}
+	r.outputs[auths], r.reference[auths] = d.outputs, d.digest
+	r.o.Logf("   B8 reference join: %s", d.digest)
+	return auths, captures, nil
 }
 
 func (r *runner) uniformInput() (string, error) {
@@ -477,6 +528,17 @@ func (r *runner) runCell(ctx context.Context, w, sys string) Cell {
 			c.Missing = "no query answers in the fixed-rate phase"
 		}
 		return c
+	case "B8":
+		auths, captures, err := r.authCaptureInputs()
+		if err != nil {
+			return Cell{Missing: err.Error()}
+		}
+		c := r.throughput(ctx, w, sys, "B8", auths, captures, "alos", false)
+		if c.Missing == "" {
+			c.Note = strings.TrimPrefix(c.Note+fmt.Sprintf("; %d authorisations and %d captures in, %d join results out (records/s counts results)",
+				r.inputs[auths], r.inputs[captures], r.outputs[auths]), "; ")
+		}
+		return c
 	case "B7":
 		in, err := r.uniformInput()
 		if err != nil {
@@ -491,8 +553,9 @@ func (r *runner) runCell(ctx context.Context, w, sys string) Cell {
 	return Cell{Missing: "unknown workload"}
 }
 
-// launch starts sys on workload wl.
-func (r *runner) launch(name, sys, wl, app, in, out, table, state, guarantee string, extra ...string) (*proc, string, error) {
+// launch starts sys on workload wl; second is the workload's second
+// input topic (B3's table, B8's captures), if any.
+func (r *runner) launch(name, sys, wl, app, in, out, second, state, guarantee string, extra ...string) (*proc, string, error) {
 	logPath := filepath.Join(r.o.WorkDir, name+".log")
 	var argv, env []string
 	var profile string
@@ -500,12 +563,12 @@ func (r *runner) launch(name, sys, wl, app, in, out, table, state, guarantee str
 	case SysKStreams:
 		argv = append(slices.Clone(r.o.JavaCmd),
 			"workload="+wl, "brokers="+strings.Join(r.b.addrs, ","), "app="+app, "in="+in, "out="+out,
-			"table="+table, "state="+state, "guarantee="+guarantee, "acks="+DefaultProducer.Acks,
+			"table="+second, "state="+state, "guarantee="+guarantee, "acks="+DefaultProducer.Acks,
 			"linger="+strconv.Itoa(DefaultProducer.LingerMs), "batch="+strconv.Itoa(DefaultProducer.BatchBytes))
 	default:
 		argv = append(slices.Clone(r.o.WorkerCmd),
 			"-system", sys, "-workload", wl, "-brokers", strings.Join(r.b.addrs, ","), "-app", app,
-			"-in", in, "-out", out, "-table", table, "-state", state, "-guarantee", guarantee,
+			"-in", in, "-out", out, "-table", second, "-state", state, "-guarantee", guarantee,
 			"-keys", strconv.Itoa(r.o.RestoreKeys))
 		if r.o.Profile && (sys == SysBrook || sys == SysBrookDSL) {
 			profile = filepath.Join(r.o.WorkDir, name+".cpu.pprof")
@@ -536,35 +599,50 @@ func (r *runner) kstreamsTopics(app, wl string) error {
 		return r.b.createTopicConfigs(app+"-window-counts-changelog", r.o.Partitions, map[string]string{
 			"cleanup.policy": "compact,delete", "retention.ms": strconv.FormatInt(30*24*3600*1000, 10),
 		})
+	case "B8":
+		for _, s := range []string{"this", "other"} {
+			if err := r.b.createTopicConfigs(app+"-auth-capture-"+s+"-join-store-changelog", r.o.Partitions, map[string]string{
+				"cleanup.policy": "compact,delete", "retention.ms": strconv.FormatInt(30*24*3600*1000, 10),
+			}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// throughput runs sys on wl over in until its output holds one record per
-// input record, then (if latency) the fixed-rate phase.
-func (r *runner) throughput(ctx context.Context, w, sys, wl, in, table, guarantee string, latency bool) (c Cell) {
-	return r.throughputQ(ctx, w, sys, wl, in, table, guarantee, latency, nil)
+// throughput runs sys on wl over in (and second: B3's table, B8's
+// captures) until its output holds one record per input record (or, for
+// B8, as many as the harness's reference join), then (if latency) the
+// fixed-rate phase.
+func (r *runner) throughput(ctx context.Context, w, sys, wl, in, second, guarantee string, latency bool) (c Cell) {
+	return r.throughputQ(ctx, w, sys, wl, in, second, guarantee, latency, nil)
 }
 
 // throughputQ is throughput with B6's query load (when q is not nil)
 // running against the worker's query endpoint throughout.
-func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, table, guarantee string, latency bool, q *queryLoad) (c Cell) {
+func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, second, guarantee string, latency bool, q *queryLoad) (c Cell) {
 	name := r.cellName(w, sys)
 	out := r.topic(name + "-out")
 	if err := r.b.createTopic(out, r.o.Partitions, false); err != nil {
 		return Cell{Missing: err.Error()}
 	}
 	state := filepath.Join(r.o.WorkDir, "state", name)
-	expected := r.inputs[in]
+	records, expected := r.inputs[in], r.inputs[in]
+	ref, checked := r.reference[in]
+	if checked {
+		records += r.inputs[second]
+		expected = r.outputs[in]
+	}
 	var extra []string
 	if q != nil {
 		extra = []string{"-query", "127.0.0.1:0"}
 	}
-	p, profile, err := r.launch(name, sys, wl, r.topic(name), in, out, table, state, guarantee, extra...)
+	p, profile, err := r.launch(name, sys, wl, r.topic(name), in, out, second, state, guarantee, extra...)
 	if err != nil {
 		return Cell{Missing: err.Error()}
 	}
-	c = Cell{Records: expected, ProfilePath: profile}
+	c = Cell{Records: records, ProfilePath: profile}
 	defer func() { c.PeakRSSMB = float64(p.stop(40*time.Second)) / (1 << 20) }()
 	if q != nil {
 		e, err := p.waitEvent("query", r.o.RunTimeout)
@@ -607,11 +685,15 @@ func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, table, guarant
 			} else {
 				c.Note = "too few records to time"
 			}
-			if r.o.Verify {
+			if r.o.Verify || checked {
 				if c.Output, err = r.b.digest(ctx, out); err != nil {
 					c.Missing = "output digest: " + err.Error()
 					return c
 				}
+			}
+			if checked && c.Output != ref {
+				c.Missing = fmt.Sprintf("wrong output: %s, the harness's reference join has %s", c.Output, ref)
+				return c
 			}
 			break
 		}

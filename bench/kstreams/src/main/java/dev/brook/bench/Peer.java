@@ -18,10 +18,12 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.JoinWindows;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.processor.StateRestoreListener;
 import org.apache.kafka.streams.state.KeyValueStore;
@@ -31,8 +33,9 @@ import org.apache.kafka.streams.state.WindowStore;
  * The Kafka Streams peer of brook's benchmark harness. One process runs one
  * workload until SIGTERM; the harness measures it from the outside (output
  * topic offsets, record timestamps, the process's peak RSS). Arguments are
- * key=value pairs: workload (B1..B5), brokers, app, in, out, table, state,
- * guarantee (alos|eos), and the producer settings acks, linger, batch.
+ * key=value pairs: workload (B1..B5, B7, B8), brokers, app, in, out, table
+ * (B3's table, B8's captures), state, guarantee (alos|eos), and the
+ * producer settings acks, linger, batch.
  */
 public final class Peer {
     private Peer() {}
@@ -81,6 +84,20 @@ public final class Peer {
                                 .withKeySerde(Serdes.String()).withValueSerde(Serdes.Long()))
                         .toStream((wk, v) -> wk.key() + "@" + wk.window().start())
                         .to(a.get("out"), longOut);
+                break;
+            }
+            case "B8": {
+                // Authorisations joined with their captures: a capture from 0 to
+                // 5 minutes after its authorisation matches it, grace 20 minutes
+                // (bench/harness/authcap.go has the same constants).
+                KStream<String, byte[]> auths = b.stream(a.get("in"), in);
+                KStream<String, byte[]> captures = b.stream(a.get("table"), in);
+                JoinWindows w = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMinutes(5), Duration.ofMinutes(20))
+                        .before(Duration.ZERO);
+                auths.join(captures, Peer::enrich, w,
+                                StreamJoined.with(Serdes.String(), Serdes.ByteArray(), Serdes.ByteArray())
+                                        .withStoreName("auth-capture"))
+                        .to(a.get("out"), Produced.with(Serdes.String(), Serdes.ByteArray()));
                 break;
             }
             default:
