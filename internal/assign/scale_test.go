@@ -273,7 +273,9 @@ func (z groupSizes) report(b *testing.B) {
 	b.ReportMetric(float64(z.asgUDMax), "assignment-userdata-B/member")
 	b.ReportMetric(float64(z.joinLeader), "joingroup-leader-B")
 	b.ReportMetric(float64(z.syncLeader), "syncgroup-leader-B")
+	b.ReportMetric(float64(z.syncMember), "syncgroup-member-B")
 	b.ReportMetric(float64(z.record), "group-record-B")
+	b.ReportMetric(float64(z.describe), "describegroups-B")
 	b.ReportMetric(float64(z.spread), "spread")
 }
 
@@ -348,5 +350,101 @@ func BenchmarkScale(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestPayloadsIndependentOfGroupSize: what one member sends and receives
+// does not grow with the group. At 10, 50 and 250 members with 20 tasks
+// each (after a join and a leave, so members also report state of tasks
+// they no longer own), the assignment user data stays within a constant, the
+// sarama-encoded assignment differs only by its topics and partitions,
+// and the subscription user data stays within a bound set by the
+// member's own tasks.
+func TestPayloadsIndependentOfGroupSize(t *testing.T) {
+	sizes := []int{10, 50, 250}
+	var asgUD, asg, metaUD []int
+	for _, n := range sizes {
+		sim := newScaleSim(t, n, 20*n)
+		sim.rebalance()
+		sim.leave()
+		sim.rebalance()
+		sim.join()
+		sim.rebalance()
+		r := sim.rebalance()
+		z := measure(r)
+		if z.tasks != 20*n || z.spread > 1 {
+			t.Fatalf("%d members: %d tasks assigned, spread %d", n, z.tasks, z.spread)
+		}
+		asgUD, asg, metaUD = append(asgUD, z.asgUDMax), append(asg, z.asgMax), append(metaUD, z.userDataMax)
+		// Per member: header, endpoint, generation; per owned task up
+		// to 3 bytes in the task set and 5 for its sum, the same for as
+		// many tasks of warm state; a few bytes per run.
+		owned := 21
+		if bound := 2 + 1 + 60 + 5 + 2*owned*(3+5) + 4*6; z.userDataMax > bound {
+			t.Errorf("%d members: subscription user data of %d bytes, want at most %d", n, z.userDataMax, bound)
+		}
+	}
+	for i := range sizes {
+		// Header, generation, then per sub-topology its id and
+		// partition count (varints: at most 5 bytes), standbys.
+		if bound := 2 + 5 + 1 + len(scaleGroups)*(1+5) + 1; asgUD[i] > bound {
+			t.Errorf("assignment user data of %d bytes at %d members, want at most %d", asgUD[i], sizes[i], bound)
+		}
+		// Partition numbers are 4 bytes each whatever their value; a
+		// member may hold tasks of one topic more or less.
+		if asg[i] > asg[0]+4*4+2+len(scaleGroups[0].Topics[1])+4 {
+			t.Errorf("assignment of %d bytes at %d members, %d at %d", asg[i], sizes[i], asg[0], sizes[0])
+		}
+	}
+	t.Logf("assignment user data %v, assignment %v, subscription user data %v bytes at %v members", asgUD, asg, metaUD, sizes)
+}
+
+// TestPlanAtScale: at 1,000 members and 20,000 tasks every task is
+// assigned once, task counts differ by at most one, a leave moves only
+// the leaver's tasks and a join only the newcomer's share, and the
+// group's record stays under Kafka's default 1 MB message size.
+func TestPlanAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 members: not with -short")
+	}
+	sim := newScaleSim(t, 1_000, 20_000)
+	check := func(what string, r *scaleRound) groupSizes {
+		t.Helper()
+		z := measure(r)
+		seen := map[TaskID]bool{}
+		for _, tasks := range r.tasks {
+			for _, task := range tasks {
+				if seen[task] {
+					t.Fatalf("%s: task %s assigned twice", what, task)
+				}
+				seen[task] = true
+			}
+		}
+		if len(seen) != 20_000 || z.spread > 1 {
+			t.Fatalf("%s: %d tasks assigned, spread %d", what, len(seen), z.spread)
+		}
+		if z.record >= 1_000_000 || z.joinLeader >= 1_000_000 || z.syncLeader >= 1_000_000 {
+			t.Errorf("%s: group record %d, JoinGroup %d, SyncGroup %d bytes", what, z.record, z.joinLeader, z.syncLeader)
+		}
+		return z
+	}
+	check("cold", sim.rebalance())
+	before := check("steady", sim.rebalance()).members
+	prev := sim.last
+	left := sim.leave()
+	r := sim.rebalance()
+	check("leave", r)
+	if m := movedTasks(prev, r.tasks); m != len(prev[left]) {
+		t.Errorf("a leave moved %d tasks, want the leaver's %d", m, len(prev[left]))
+	}
+	prev = sim.last
+	joined := sim.join()
+	r = sim.rebalance()
+	z := check("join", r)
+	if m := movedTasks(prev, r.tasks); m != len(r.tasks[joined]) || m != 20_000/z.members {
+		t.Errorf("a join moved %d tasks, the newcomer has %d, its share is %d", m, len(r.tasks[joined]), 20_000/z.members)
+	}
+	if z.members != before {
+		t.Errorf("%d members after a leave and a join, %d before", z.members, before)
 	}
 }
