@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/IBM/sarama"
@@ -13,6 +14,9 @@ import (
 // route by (assign.Strategy.Routing). The coordinator includes them only
 // while the group is stable.
 func (r *Runtime) describeGroup(ctx context.Context) (*sarama.GroupDescription, error) {
+	if r.client == nil {
+		return nil, errors.New("brook: the group cannot be described before Run connects")
+	}
 	var desc *sarama.GroupDescription
 	err := r.withCoordinator(ctx, "group description", func(coord *sarama.Broker) error {
 		req := &sarama.DescribeGroupsRequest{Groups: []string{r.cfg.ApplicationID}}
