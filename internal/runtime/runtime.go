@@ -143,7 +143,7 @@ type Runtime struct {
 	cancel       context.CancelFunc
 	running      map[assign.TaskID]*taskRun // tasks of the current session
 	// restored remembers the changelog offsets of tasks whose state is on
-	// disk, reported to the assignor.
+	// disk (persistent stores only), reported to the assignor.
 	restored map[assign.TaskID]map[string]int64
 	// Restores counts restored changelog records per task, for tests and
 	// observability.
