@@ -350,13 +350,13 @@ func (h *queryHandler) health(w http.ResponseWriter, r *http.Request) {
 
 func (h *queryHandler) ready(w http.ResponseWriter, r *http.Request) {
 	s := h.a.state()
-	asg, ok := h.a.rt.Strategy().Assignment()
+	asg, ok := h.a.rt.Strategy().Local()
 	if s != runtime.Running || !ok {
 		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not ready: application is " + s.String(), Restoring: restoreStatuses(h.a.rt.RestoreProgress())})
 		return
 	}
 	open := h.a.rt.OpenTasks()
-	for _, id := range asg.Local() {
+	for _, id := range asg.Tasks {
 		if _, ok := slices.BinarySearchFunc(open, id, assign.TaskID.Compare); !ok {
 			h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not ready: task " + id.String() + " is restoring", Restoring: restoreStatuses(h.a.rt.RestoreProgress())})
 			return
@@ -366,9 +366,9 @@ func (h *queryHandler) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *queryHandler) instances(w http.ResponseWriter, r *http.Request) {
-	ins, gen, ok := h.a.instances()
-	if !ok {
-		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "no assignment yet (state " + h.a.state().String() + ")"})
+	ins, gen, err := h.a.instances(r.Context())
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: err.Error() + " (state " + h.a.state().String() + ")"})
 		return
 	}
 	h.reply(w, http.StatusOK, struct {
@@ -478,7 +478,7 @@ func (h *queryHandler) get(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: %v", spec.Name, err)})
 		return
 	}
-	loc, err := h.a.locate(spec, kb)
+	loc, err := h.a.locate(r.Context(), spec, kb)
 	if err != nil {
 		h.fail(w, h.errorFor(err))
 		return
@@ -597,7 +597,7 @@ func (h *queryHandler) metadata(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: %v", spec.Name, err)})
 		return
 	}
-	loc, err := h.a.locate(spec, kb)
+	loc, err := h.a.locate(r.Context(), spec, kb)
 	if err != nil {
 		h.fail(w, h.errorFor(err))
 		return
@@ -765,9 +765,11 @@ func gatherPages[E pageEntry](h *queryHandler, r *http.Request, spec *task.Store
 	}
 	// Gather: this instance's entries and every other instance's that
 	// runs tasks of the store.
-	asg, ok := h.a.rt.Strategy().Assignment()
-	if !ok {
-		return nil, false, h.errorFor(h.a.notReady(spec.Name, assign.TaskID{}, false))
+	asg, err := h.a.rt.Strategy().Routing(r.Context())
+	if err != nil {
+		nr := h.a.notReady(spec.Name, assign.TaskID{}, false)
+		nr.Err = err
+		return nil, false, h.errorFor(nr)
 	}
 	g := h.a.groupOf(spec)
 	assigned := 0

@@ -181,7 +181,7 @@ func (h *queryHandler) windowsOfKey(w http.ResponseWriter, r *http.Request) {
 			from = max(from, ts+1)
 		}
 	}
-	loc, err := h.a.locate(spec, kb)
+	loc, err := h.a.locate(r.Context(), spec, kb)
 	if err != nil {
 		h.fail(w, h.errorFor(err))
 		return

@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -95,15 +96,29 @@ type NotReadyError struct {
 	// Restoring lists the restore progress of stores still restoring
 	// here.
 	Restoring []RestoreStatus
+	// Err is why the owner of a task cannot be found yet, when that is
+	// the reason: the group is rebalancing, or the group coordinator
+	// (whose description of the group says who owns what) cannot be
+	// asked.
+	Err error
 }
 
 // Error implements error.
 func (e *NotReadyError) Error() string {
+	var msg string
 	if e.Task == "" {
-		return fmt.Sprintf("query: store %q is not ready: no assignment yet (state %s)", e.Store, e.State)
+		msg = fmt.Sprintf("query: store %q is not ready: no assignment yet (state %s)", e.Store, e.State)
+	} else {
+		msg = fmt.Sprintf("query: store %q is not ready: task %s is restoring or rebalancing (state %s)", e.Store, e.Task, e.State)
 	}
-	return fmt.Sprintf("query: store %q is not ready: task %s is restoring or rebalancing (state %s)", e.Store, e.Task, e.State)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
 }
+
+// Unwrap returns Err.
+func (e *NotReadyError) Unwrap() error { return e.Err }
 
 // StoreCodec is the type-erased query side of a store, which package
 // topology's builder attaches to each store it declares (KeyValueCodec,
@@ -503,7 +518,7 @@ func (v *KeyValueView[K, V]) Get(key K) (V, bool, error) {
 	if err != nil {
 		return zero, false, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
-	loc, err := v.app.locate(v.spec, kb)
+	loc, err := v.app.locate(context.Background(), v.spec, kb)
 	if err != nil {
 		return zero, false, err
 	}
@@ -622,7 +637,7 @@ func (v *KeyValueView[K, V]) Metadata(key K) (KeyMetadata, error) {
 	if err != nil {
 		return KeyMetadata{}, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
-	loc, err := v.app.locate(v.spec, kb)
+	loc, err := v.app.locate(context.Background(), v.spec, kb)
 	if err != nil {
 		return KeyMetadata{}, err
 	}
@@ -676,19 +691,26 @@ type Instance struct {
 
 // Instances returns every instance of app with its tasks, from the
 // current assignment, and its generation; false before the first
-// assignment (or for a nil App).
+// assignment, while the group rebalances, when the group coordinator
+// cannot be asked (the instance list comes from its description of the
+// group), or for a nil App.
 func Instances(app App) ([]Instance, int32, bool) {
 	a, err := handleOf(app, "Instances")
 	if err != nil {
 		return nil, 0, false
 	}
-	return a.instances()
+	ins, gen, err := a.instances(context.Background())
+	return ins, gen, err == nil
 }
 
-func (a Handle) instances() ([]Instance, int32, bool) {
-	asg, ok := a.rt.Strategy().Assignment()
-	if !ok {
-		return nil, 0, false
+// instances lists the instances of the current assignment, which the
+// assignor assembles from the group coordinator's description of the
+// group (assign.Strategy.Routing): an error while the group rebalances
+// or the coordinator cannot be reached.
+func (a Handle) instances(ctx context.Context) ([]Instance, int32, error) {
+	asg, err := a.rt.Strategy().Routing(ctx)
+	if err != nil {
+		return nil, 0, err
 	}
 	out := []Instance{}
 	for i, host := range asg.Hosts {
@@ -698,7 +720,7 @@ func (a Handle) instances() ([]Instance, int32, bool) {
 		}
 		out = append(out, in)
 	}
-	return out, asg.Generation, true
+	return out, asg.Generation, nil
 }
 
 // Status returns the state of the store's tasks on this instance.
@@ -812,41 +834,49 @@ func (a Handle) notReady(name string, id assign.TaskID, known bool) *NotReadyErr
 	return e
 }
 
-// locate finds the task and host of a serialized key.
-func (a Handle) locate(spec *task.StoreSpec, kb []byte) (location, error) {
+// locate finds the task and host of a serialized key. A key of a task
+// of this instance is local without asking anyone; for the others the
+// owner comes from the whole assignment (assign.Strategy.Routing), and
+// while it cannot be had the key is not ready.
+func (a Handle) locate(ctx context.Context, spec *task.StoreSpec, kb []byte) (location, error) {
+	strategy := a.rt.Strategy()
+	self := assign.Host{MemberID: strategy.MemberID(), Endpoint: a.endpoint()}
 	if spec.Global {
 		// Every instance holds a global store whole: answer here.
 		if !a.rt.GlobalsReady() {
 			return location{}, a.notReady(spec.Name, runtime.GlobalTask, true)
 		}
-		loc := location{task: runtime.GlobalTask, local: true}
-		if asg, ok := a.rt.Strategy().Assignment(); ok {
-			loc.gen = asg.Generation
-			if asg.Self >= 0 && asg.Self < len(asg.Hosts) {
-				loc.host = asg.Hosts[asg.Self]
-			}
-		}
-		if loc.host.Endpoint == "" {
-			loc.host.Endpoint = a.endpoint()
+		loc := location{task: runtime.GlobalTask, host: self, local: true}
+		if own, ok := strategy.Local(); ok {
+			loc.gen = own.Generation
 		}
 		return loc, nil
 	}
 	g := a.groupOf(spec)
-	asg, ok := a.rt.Strategy().Assignment()
-	if !ok || asg.Partitions[g] <= 0 {
+	own, ok := strategy.Local()
+	if !ok || own.Partitions[g] <= 0 {
 		return location{}, a.notReady(spec.Name, assign.TaskID{}, false)
 	}
-	p, err := partition.ForKey(kb, asg.Partitions[g])
+	p, err := partition.ForKey(kb, own.Partitions[g])
 	if err != nil {
 		return location{}, fmt.Errorf("query: store %q: %w", spec.Name, err)
 	}
 	id := assign.TaskID{Group: g, Partition: p}
+	if _, mine := slices.BinarySearchFunc(own.Tasks, id, assign.TaskID.Compare); mine {
+		return location{task: id, host: self, local: true, gen: own.Generation}, nil
+	}
+	asg, err := strategy.Routing(ctx)
+	if err != nil {
+		nr := a.notReady(spec.Name, id, true)
+		nr.Err = err
+		return location{}, nr
+	}
 	h, ok := asg.Owner(id)
 	if !ok {
 		return location{}, a.notReady(spec.Name, id, true)
 	}
-	self := asg.Self >= 0 && asg.Self < len(asg.Hosts) && asg.Hosts[asg.Self].MemberID == h.MemberID
-	return location{task: id, host: h, local: self, gen: asg.Generation}, nil
+	local := asg.Self >= 0 && asg.Hosts[asg.Self].MemberID == h.MemberID
+	return location{task: id, host: h, local: local, gen: asg.Generation}, nil
 }
 
 // localTasksOf returns this instance's open tasks of the store; a
@@ -859,13 +889,13 @@ func (a Handle) localTasksOf(spec *task.StoreSpec) ([]assign.TaskID, error) {
 		return []assign.TaskID{runtime.GlobalTask}, nil
 	}
 	g := a.groupOf(spec)
-	asg, ok := a.rt.Strategy().Assignment()
+	asg, ok := a.rt.Strategy().Local()
 	if !ok {
 		return nil, a.notReady(spec.Name, assign.TaskID{}, false)
 	}
 	open := a.rt.OpenTasks()
 	var out []assign.TaskID
-	for _, id := range asg.Local() {
+	for _, id := range asg.Tasks {
 		if id.Group != g {
 			continue
 		}
@@ -894,7 +924,7 @@ func (a Handle) storeStatus(name string, spec *task.StoreSpec) StoreStatus {
 	if q, ok := spec.Query.(windowCodec); ok {
 		st.WindowSizeMs = q.windowSize().Milliseconds()
 	}
-	asg, ok := a.rt.Strategy().Assignment()
+	asg, ok := a.rt.Strategy().Local()
 	if spec.Global {
 		ts := TaskStatus{Task: GlobalTaskName, State: "restoring"}
 		if a.rt.GlobalsReady() {
@@ -905,7 +935,7 @@ func (a Handle) storeStatus(name string, spec *task.StoreSpec) StoreStatus {
 	}
 	if ok {
 		open := a.rt.OpenTasks()
-		for _, id := range asg.Local() {
+		for _, id := range asg.Tasks {
 			if id.Group != st.SubTopology {
 				continue
 			}

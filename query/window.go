@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -468,7 +469,7 @@ func (v *WindowView[K, V]) local(key K) (assign.TaskID, error) {
 	if err != nil {
 		return assign.TaskID{}, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
-	loc, err := v.app.locate(v.spec, kb)
+	loc, err := v.app.locate(context.Background(), v.spec, kb)
 	if err != nil {
 		return assign.TaskID{}, err
 	}
@@ -552,7 +553,7 @@ func (v *WindowView[K, V]) Metadata(key K) (KeyMetadata, error) {
 	if err != nil {
 		return KeyMetadata{}, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
-	loc, err := v.app.locate(v.spec, kb)
+	loc, err := v.app.locate(context.Background(), v.spec, kb)
 	if err != nil {
 		return KeyMetadata{}, err
 	}

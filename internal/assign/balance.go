@@ -18,13 +18,10 @@ type candidate struct {
 // warmth is how much state a member has restored for a task: the sum of
 // its restored changelog offsets (0 when it has none).
 func (c *candidate) warmth(t TaskID) int64 {
-	var sum int64
-	for _, off := range c.data.Restored[t] {
-		if off > 0 {
-			sum += off
-		}
+	if w := c.data.Warm[t]; w > 0 {
+		return w
 	}
-	return sum
+	return 0
 }
 
 // balance assigns tasks to members. It is deterministic: the same inputs
@@ -87,6 +84,34 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 		}
 	}
 
+	// The two warmest eligible members of every task that anyone is warm
+	// for, so that "is another member warmer" costs one look-up instead
+	// of a pass over the group.
+	warmest := make(map[TaskID]top2)
+	for mi := range members {
+		for t, w := range members[mi].data.Warm {
+			if w <= 0 || !exists[t] || !eligible(mi, t) {
+				continue
+			}
+			top, ok := warmest[t]
+			if !ok {
+				top = top2{best: -1}
+			}
+			warmest[t] = top.add(mi, w)
+		}
+	}
+	otherWarmer := func(mi int, t TaskID) bool {
+		top, ok := warmest[t]
+		if !ok {
+			return false
+		}
+		w := members[mi].warmth(t)
+		if top.best == mi {
+			return top.second > w
+		}
+		return top.first > w
+	}
+
 	n, m := len(tasks), len(members)
 	base, extra := n/m, n%m
 	count := make([]int, m)
@@ -96,14 +121,17 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 	}
 	placed := make(map[TaskID]bool, n)
 	hasRoom := func(mi int) bool { return count[mi] < base || (count[mi] == base && extra > 0) }
-	take := func(mi int, t TaskID) {
-		if count[mi] == base && extra > 0 {
-			extra-- // this member now holds one of the n%m larger shares
-		}
+	give := func(mi int, t TaskID) {
 		count[mi]++
 		groupCount[mi][t.Group]++
 		placed[t] = true
 		out[members[mi].id] = append(out[members[mi].id], t)
+	}
+	take := func(mi int, t TaskID) {
+		if count[mi] == base && extra > 0 {
+			extra-- // this member now holds one of the n%m larger shares
+		}
+		give(mi, t)
 	}
 
 	// Stickiness: every member keeps up to its base share, then the
@@ -115,17 +143,8 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 		}
 	}
 	for mi := range members {
-		otherWarmer := func(t TaskID) bool {
-			w := members[mi].warmth(t)
-			for mj := range members {
-				if mj != mi && eligible(mj, t) && members[mj].warmth(t) > w {
-					return true
-				}
-			}
-			return false
-		}
 		slices.SortStableFunc(owned[mi], func(a, b TaskID) int {
-			if wa, wb := otherWarmer(a), otherWarmer(b); wa != wb {
+			if wa, wb := otherWarmer(mi, a), otherWarmer(mi, b); wa != wb {
 				if wa {
 					return 1
 				}
@@ -148,19 +167,18 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 		}
 	}
 
-	// Warm state: the warmest (task, member) pairs first.
+	// Warm state: the warmest (task, member) pairs first. Only the
+	// members' warm entries are visited, not every task against every
+	// member.
 	type pair struct {
 		t  TaskID
 		mi int
 		w  int64
 	}
 	var pairs []pair
-	for _, t := range tasks {
-		if placed[t] {
-			continue
-		}
-		for mi := range members {
-			if w := members[mi].warmth(t); w > 0 && eligible(mi, t) {
+	for mi := range members {
+		for t, w := range members[mi].data.Warm {
+			if w > 0 && exists[t] && !placed[t] && eligible(mi, t) {
 				pairs = append(pairs, pair{t, mi, w})
 			}
 		}
@@ -188,6 +206,7 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 		if _, done := eligibleCount[t.Group]; done {
 			continue
 		}
+		eligibleCount[t.Group] = 0
 		for mi := range members {
 			if eligible(mi, t) {
 				eligibleCount[t.Group]++
@@ -196,38 +215,58 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 	}
 	rest := slices.Clone(tasks)
 	slices.SortStableFunc(rest, func(a, b TaskID) int { return cmp.Compare(eligibleCount[a.Group], eligibleCount[b.Group]) })
+	// The rest arrive sub-topology by sub-topology. For each, a heap of
+	// the eligible members with room, least loaded first by (tasks of
+	// the sub-topology, tasks, index): the member a pass over the group
+	// would pick. Room only ever shrinks during a plan, so a member
+	// popped without room is dropped; the member that takes a task goes
+	// back with its new load. When nobody eligible has room (the
+	// subscriptions differ too much for the shares to hold), a second
+	// heap by (tasks, index) finds the least loaded eligible member to
+	// overload.
 	var unassigned []TaskID
+	var room, over *loadHeap
+	group := int32(-1)
 	for _, t := range rest {
 		if placed[t] {
 			continue
 		}
-		best, bestOver := -1, -1
-		for mi := range members {
-			if !eligible(mi, t) {
-				continue
-			}
-			if hasRoom(mi) {
-				if best < 0 || groupCount[mi][t.Group] < groupCount[best][t.Group] ||
-					(groupCount[mi][t.Group] == groupCount[best][t.Group] && count[mi] < count[best]) {
-					best = mi
+		if room == nil || t.Group != group {
+			group = t.Group
+			room = &loadHeap{}
+			over = nil
+			for mi := range members {
+				if eligible(mi, t) && hasRoom(mi) {
+					room.push(load{groupCount[mi][group], count[mi], mi})
 				}
-			} else if bestOver < 0 || count[mi] < count[bestOver] {
-				bestOver = mi
 			}
 		}
-		switch {
-		case best >= 0:
-			take(best, t)
-		case bestOver >= 0:
-			// Subscriptions differ so much that the shares cannot hold:
-			// overload the least loaded member that may run the task.
-			count[bestOver]++
-			groupCount[bestOver][t.Group]++
-			placed[t] = true
-			out[members[bestOver].id] = append(out[members[bestOver].id], t)
-		default:
-			unassigned = append(unassigned, t)
+		for room.len() > 0 && !hasRoom(room.min().mi) {
+			room.pop()
 		}
+		if room.len() > 0 {
+			mi := room.pop().mi
+			take(mi, t)
+			if hasRoom(mi) {
+				room.push(load{groupCount[mi][group], count[mi], mi})
+			}
+			continue
+		}
+		if over == nil {
+			over = &loadHeap{}
+			for mi := range members {
+				if eligible(mi, t) {
+					over.push(load{0, count[mi], mi})
+				}
+			}
+		}
+		if over.len() == 0 {
+			unassigned = append(unassigned, t)
+			continue
+		}
+		mi := over.pop().mi
+		give(mi, t)
+		over.push(load{0, count[mi], mi})
 	}
 
 	for id := range out {
@@ -235,4 +274,83 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 	}
 	slices.SortFunc(unassigned, TaskID.Compare)
 	return out, unassigned
+}
+
+// top2 holds the largest warmth of a task among eligible members, the
+// member with it (the first in member order on ties), and the largest
+// warmth among the other members.
+type top2 struct {
+	best          int
+	first, second int64
+}
+
+// add records member mi's warmth w; members come in ascending order.
+func (t top2) add(mi int, w int64) top2 {
+	switch {
+	case t.best < 0 || w > t.first:
+		if t.best >= 0 {
+			t.second = t.first
+		}
+		t.best, t.first = mi, w
+	case w > t.second:
+		t.second = w
+	}
+	return t
+}
+
+// load is a member's place in a loadHeap.
+type load struct {
+	group, total, mi int
+}
+
+func (a load) less(b load) bool {
+	if a.group != b.group {
+		return a.group < b.group
+	}
+	if a.total != b.total {
+		return a.total < b.total
+	}
+	return a.mi < b.mi
+}
+
+// loadHeap is a binary min-heap of loads.
+type loadHeap struct{ items []load }
+
+func (h *loadHeap) len() int  { return len(h.items) }
+func (h *loadHeap) min() load { return h.items[0] }
+
+func (h *loadHeap) push(x load) {
+	h.items = append(h.items, x)
+	i := len(h.items) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.items[i].less(h.items[p]) {
+			break
+		}
+		h.items[i], h.items[p] = h.items[p], h.items[i]
+		i = p
+	}
+}
+
+func (h *loadHeap) pop() load {
+	top := h.items[0]
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items = h.items[:last]
+	i := 0
+	for {
+		l, r, small := 2*i+1, 2*i+2, i
+		if l < last && h.items[l].less(h.items[small]) {
+			small = l
+		}
+		if r < last && h.items[r].less(h.items[small]) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		h.items[i], h.items[small] = h.items[small], h.items[i]
+		i = small
+	}
+	return top
 }

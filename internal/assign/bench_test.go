@@ -29,12 +29,12 @@ func BenchmarkPlan(b *testing.B) {
 	}
 	meta := map[string]sarama.ConsumerGroupMemberMetadata{}
 	for m := range 30 {
-		d := MemberData{Endpoint: fmt.Sprintf("host-%d:8080", m), Generation: 9, Restored: map[TaskID]map[string]int64{}}
+		d := MemberData{Endpoint: fmt.Sprintf("host-%d:8080", m), Generation: 9, Warm: map[TaskID]int64{}}
 		for p := int32(m); p < 64; p += 30 {
 			for g := range int32(3) {
 				t := TaskID{g, p}
 				d.Owned = append(d.Owned, t)
-				d.Restored[t] = map[string]int64{"store-changelog": int64(1000 * p)}
+				d.Warm[t] = int64(1000 * p)
 			}
 		}
 		ud, _ := d.MarshalBinary()

@@ -10,40 +10,60 @@ import (
 )
 
 // Wire format of the two user-data payloads (see the package doc for where
-// each travels).
+// each travels). Both are sized by the member's own share of the tasks,
+// never by the size of the group.
 //
-// Both start with a two-byte header: a kind byte ('M' for member data,
-// 'A' for an assignment) and a format version (currently 1). After it:
-// unsigned counts and string lengths are unsigned varints, signed numbers
-// (generation, group, partition, offset) are zig-zag varints
-// (encoding/binary's AppendUvarint and AppendVarint), and a string is its
-// length followed by its UTF-8 bytes.
+// Both start with a two-byte header: a kind byte ('S' for subscription
+// data, 'T' for a member's assignment) and a format version (currently
+// 1). After it: unsigned numbers are unsigned varints, signed ones
+// (generation) zig-zag varints (encoding/binary's AppendUvarint and
+// AppendVarint), and a string is its length followed by its UTF-8 bytes.
 //
-// Member data, version 1:
+// A task set (ascending tasks) is written run by run, one run per
+// sub-topology, with gaps instead of absolute numbers, so that a task
+// costs about one byte per 128 partitions between it and the previous
+// one of its sub-topology (two bytes up to 16,384):
+//
+//	runs       count of sub-topologies with tasks in the set
+//	per run:   sub-topology id (the first run), or the gap to the
+//	           previous run's id minus one;
+//	           count of tasks (>= 1);
+//	           first partition, then per task the gap to the previous
+//	           partition minus one
+//
+// Subscription data ('S'), version 1, sent by every member in JoinGroup:
 //
 //	endpoint   string
 //	generation varint   generation of the assignment the owned tasks came from, -1 for none
-//	owned      count, then per task: group, partition (ascending)
-//	restored   count, then per task: group, partition,
-//	           count, then per changelog: topic string, offset varint
+//	owned      task set
+//	owned sums one uvarint per owned task: its restored changelog offsets summed (0: none)
+//	warm       task set: other tasks whose state the member holds (disjoint from owned)
+//	warm sums  one uvarint (>= 1) per warm task
 //
-// Assignment, version 1:
+// Assignment data ('T'), version 1, sent by the leader to each member in
+// SyncGroup, beside sarama's list of the member's partitions (which names
+// its active tasks, so they are not repeated here):
 //
 //	generation varint
-//	self       uvarint  1 + index in hosts of the member it was made for, 0 if none
-//	groups     count, then per sub-topology: group, partition count (ascending)
-//	hosts      count, then per host: member id string, endpoint string,
-//	           count, then per task: group, partition (ascending)
+//	partitions count, then per sub-topology (ascending): id (the first),
+//	           or the gap to the previous id minus one; partition count
+//	standby    task set (always empty so far: room for standby replicas)
 //
 // Compatibility rule: a later version only appends fields. A decoder that
 // meets a higher version reads the version-1 fields and ignores the rest,
 // so a leader running an older brook still understands newer members and
 // the other way round. Version 0, an unknown kind, or trailing bytes after
-// a version-1 payload are errors.
+// a version-1 payload are errors. brook's first format (kinds 'M' and 'A',
+// which sent every member the whole assignment) is rejected the same way:
+// its member is treated as new.
 const (
-	kindMember     byte = 'M'
-	kindAssignment byte = 'A'
-	formatVersion  byte = 1
+	kindSubscription byte = 'S'
+	kindAssignment   byte = 'T'
+	formatVersion    byte = 1
+
+	// Kinds of brook's first format.
+	kindLegacyMember     byte = 'M'
+	kindLegacyAssignment byte = 'A'
 )
 
 // ErrMalformed is wrapped by the decoders' errors for bytes that are not a
@@ -62,79 +82,78 @@ type MemberData struct {
 	Generation int32
 	// Owned are the tasks the member was assigned in Generation.
 	Owned []TaskID
-	// Restored holds, for each task whose state the member has on local
-	// disk, the changelog offsets its stores are restored to (changelog
-	// topic -> next offset to restore). Larger totals mean warmer state.
-	Restored map[TaskID]map[string]int64
+	// Warm holds, for each task whose state the member has locally, the
+	// sum of the changelog offsets its stores are restored to: larger
+	// means warmer. Only positive values are kept.
+	Warm map[TaskID]int64
 }
 
-// MarshalBinary encodes d in the version-1 member-data format. It never
-// fails; the error is there to satisfy encoding.BinaryMarshaler.
+// MarshalBinary encodes d in the version-1 subscription format. Owned is
+// sorted and de-duplicated, Warm entries that are not positive are left
+// out; a negative task is an error.
 func (d MemberData) MarshalBinary() ([]byte, error) {
-	b := []byte{kindMember, formatVersion}
-	b = appendString(b, d.Endpoint)
-	b = binary.AppendVarint(b, int64(d.Generation))
 	owned := slices.Clone(d.Owned)
 	slices.SortFunc(owned, TaskID.Compare)
 	owned = slices.Compact(owned)
-	b = binary.AppendUvarint(b, uint64(len(owned)))
-	for _, t := range owned {
-		b = appendTask(b, t)
+	b := []byte{kindSubscription, formatVersion}
+	b = appendString(b, d.Endpoint)
+	b = binary.AppendVarint(b, int64(d.Generation))
+	b, err := appendTaskSet(b, owned)
+	if err != nil {
+		return nil, err
 	}
-	tasks := slices.SortedFunc(maps.Keys(d.Restored), TaskID.Compare)
-	b = binary.AppendUvarint(b, uint64(len(tasks)))
-	for _, t := range tasks {
-		b = appendTask(b, t)
-		offsets := d.Restored[t]
-		topics := slices.Sorted(maps.Keys(offsets))
-		b = binary.AppendUvarint(b, uint64(len(topics)))
-		for _, topic := range topics {
-			b = appendString(b, topic)
-			b = binary.AppendVarint(b, offsets[topic])
+	for _, t := range owned {
+		b = binary.AppendUvarint(b, uint64(max(d.Warm[t], 0)))
+	}
+	var warm []TaskID
+	for t, w := range d.Warm {
+		if _, own := slices.BinarySearchFunc(owned, t, TaskID.Compare); w > 0 && !own {
+			warm = append(warm, t)
 		}
+	}
+	slices.SortFunc(warm, TaskID.Compare)
+	if b, err = appendTaskSet(b, warm); err != nil {
+		return nil, err
+	}
+	for _, t := range warm {
+		b = binary.AppendUvarint(b, uint64(d.Warm[t]))
 	}
 	return b, nil
 }
 
-// DecodeMemberData decodes member data written by MarshalBinary of this or
-// a later format version. It never panics; malformed input gives an error
-// wrapping ErrMalformed.
+// DecodeMemberData decodes subscription data written by MarshalBinary of
+// this or a later format version. It never panics; malformed input gives
+// an error wrapping ErrMalformed.
 func DecodeMemberData(data []byte) (MemberData, error) {
-	r, err := newReader(data, kindMember)
+	r, err := newReader(data, kindSubscription)
 	if err != nil {
 		return MemberData{}, err
 	}
 	var d MemberData
 	d.Endpoint = r.string()
 	d.Generation = r.int32()
-	n := r.count(2)
-	for range n {
-		t := r.task()
-		if r.err == nil && len(d.Owned) > 0 && d.Owned[len(d.Owned)-1].Compare(t) >= 0 {
-			r.fail("owned tasks not in ascending order at %s", t)
-		}
-		d.Owned = append(d.Owned, t)
-	}
-	n = r.count(3)
-	if n > 0 {
-		d.Restored = make(map[TaskID]map[string]int64, n)
-	}
-	for range n {
-		t := r.task()
-		if _, dup := d.Restored[t]; dup && r.err == nil {
-			r.fail("restored offsets of task %s appear twice", t)
-		}
-		m := r.count(2)
-		offsets := make(map[string]int64, m)
-		for range m {
-			topic := r.string()
-			off := r.int64()
-			if _, dup := offsets[topic]; dup && r.err == nil {
-				r.fail("changelog %q of task %s appears twice", topic, t)
+	d.Owned = r.taskSet()
+	for _, t := range d.Owned {
+		if w := r.sum(); w > 0 {
+			if d.Warm == nil {
+				d.Warm = make(map[TaskID]int64)
 			}
-			offsets[topic] = off
+			d.Warm[t] = w
 		}
-		d.Restored[t] = offsets
+	}
+	warm := r.taskSet()
+	for _, t := range warm {
+		w := r.sum()
+		if _, own := slices.BinarySearchFunc(d.Owned, t, TaskID.Compare); own && r.err == nil {
+			r.fail("warm task %s is also owned", t)
+		}
+		if w <= 0 && r.err == nil {
+			r.fail("warm task %s has sum %d", t, w)
+		}
+		if d.Warm == nil {
+			d.Warm = make(map[TaskID]int64, len(warm))
+		}
+		d.Warm[t] = w
 	}
 	if err := r.finish(); err != nil {
 		return MemberData{}, err
@@ -142,23 +161,103 @@ func DecodeMemberData(data []byte) (MemberData, error) {
 	return d, nil
 }
 
+// MemberAssignment is one member's part of an assignment: what the leader
+// sends it in SyncGroup.
+type MemberAssignment struct {
+	// Generation is the consumer-group generation it belongs to.
+	Generation int32
+	// Partitions maps each assigned sub-topology to its partition count,
+	// which is also its number of tasks. Route a key of that sub-topology
+	// with partition.ForKey(key, Partitions[group]).
+	Partitions map[int32]int32
+	// Tasks are the member's active tasks, ascending. They travel as
+	// sarama's list of the member's partitions, not in the user data:
+	// MarshalBinary ignores them, DecodeMemberAssignment leaves them
+	// empty, and Strategy.Local fills them in from the partitions.
+	Tasks []TaskID
+	// Standby are the tasks the member keeps a standby copy of, ascending.
+	// The planner assigns none yet; the field reserves their place.
+	Standby []TaskID
+}
+
+// clone returns a deep copy.
+func (a MemberAssignment) clone() MemberAssignment {
+	return MemberAssignment{Generation: a.Generation, Partitions: maps.Clone(a.Partitions),
+		Tasks: slices.Clone(a.Tasks), Standby: slices.Clone(a.Standby)}
+}
+
+// MarshalBinary encodes a in the version-1 assignment format (without
+// Tasks, see there). A negative sub-topology, partition count or task is
+// an error.
+func (a MemberAssignment) MarshalBinary() ([]byte, error) {
+	b := []byte{kindAssignment, formatVersion}
+	b = binary.AppendVarint(b, int64(a.Generation))
+	groups := slices.Sorted(maps.Keys(a.Partitions))
+	b = binary.AppendUvarint(b, uint64(len(groups)))
+	prev := int32(-1)
+	for _, g := range groups {
+		n := a.Partitions[g]
+		if g < 0 || n < 0 {
+			return nil, fmt.Errorf("assign: sub-topology %d with %d partitions cannot be encoded", g, n)
+		}
+		b = binary.AppendUvarint(b, uint64(g-prev-1))
+		b = binary.AppendUvarint(b, uint64(n))
+		prev = g
+	}
+	standby := slices.Clone(a.Standby)
+	slices.SortFunc(standby, TaskID.Compare)
+	return appendTaskSet(b, slices.Compact(standby))
+}
+
+// DecodeMemberAssignment decodes assignment data written by MarshalBinary
+// of this or a later format version. It never panics; malformed input
+// gives an error wrapping ErrMalformed.
+func DecodeMemberAssignment(data []byte) (MemberAssignment, error) {
+	r, err := newReader(data, kindAssignment)
+	if err != nil {
+		return MemberAssignment{}, err
+	}
+	var a MemberAssignment
+	a.Generation = r.int32()
+	n := r.count(2)
+	if n > 0 {
+		a.Partitions = make(map[int32]int32, n)
+	}
+	g := int32(-1)
+	for range n {
+		g = r.next(g)
+		p := r.uvarint()
+		if r.err == nil && p > math.MaxInt32 {
+			r.fail("partition count %d of sub-topology %d does not fit in 32 bits", p, g)
+		}
+		a.Partitions[g] = int32(p)
+	}
+	a.Standby = r.taskSet()
+	if err := r.finish(); err != nil {
+		return MemberAssignment{}, err
+	}
+	return a, nil
+}
+
 // Host is one group member in an Assignment.
 type Host struct {
 	// MemberID is the member's id in the consumer group.
 	MemberID string
-	// Endpoint is its interactive-query address, empty if it has none.
+	// Endpoint is its interactive-query address, empty if it has none (or
+	// runs a brook whose subscription data cannot be read).
 	Endpoint string
 	// Tasks are the tasks it runs, ascending.
 	Tasks []TaskID
 }
 
-// Assignment is the whole assignment of one generation, as every member
-// receives it: which member (and endpoint) runs which task.
+// Assignment is the whole assignment of one generation: which member (and
+// endpoint) runs which task. No member receives it from the leader; the
+// strategy assembles it on demand from the group coordinator's
+// description of the group (see Strategy.Routing).
 type Assignment struct {
 	// Generation is the consumer-group generation it belongs to.
 	Generation int32
-	// Self is the index in Hosts of the member that received it, -1 if
-	// unknown.
+	// Self is the index in Hosts of this member, -1 if unknown.
 	Self int
 	// Partitions maps each assigned sub-topology to its partition count,
 	// which is also its number of tasks. Route a key of that sub-topology
@@ -167,10 +266,20 @@ type Assignment struct {
 	// Hosts are the members, ordered by member id. Members with no tasks
 	// are listed too.
 	Hosts []Host
+
+	// owners indexes Hosts by task (nil: Owner searches).
+	owners map[TaskID]int
 }
 
 // Owner returns the host running task t.
 func (a Assignment) Owner(t TaskID) (Host, bool) {
+	if a.owners != nil {
+		i, ok := a.owners[t]
+		if !ok {
+			return Host{}, false
+		}
+		return a.Hosts[i], true
+	}
 	for _, h := range a.Hosts {
 		if _, ok := slices.BinarySearchFunc(h.Tasks, t, TaskID.Compare); ok {
 			return h, true
@@ -179,7 +288,7 @@ func (a Assignment) Owner(t TaskID) (Host, bool) {
 	return Host{}, false
 }
 
-// Local returns the tasks of the member that received the assignment.
+// Local returns the tasks of this member.
 func (a Assignment) Local() []TaskID {
 	if a.Self < 0 || a.Self >= len(a.Hosts) {
 		return nil
@@ -187,115 +296,44 @@ func (a Assignment) Local() []TaskID {
 	return slices.Clone(a.Hosts[a.Self].Tasks)
 }
 
-// clone returns a deep copy, so callers cannot change the strategy's copy.
-func (a Assignment) clone() Assignment {
-	c := Assignment{Generation: a.Generation, Self: a.Self, Partitions: maps.Clone(a.Partitions)}
-	c.Hosts = make([]Host, len(a.Hosts))
-	for i, h := range a.Hosts {
-		c.Hosts[i] = Host{MemberID: h.MemberID, Endpoint: h.Endpoint, Tasks: slices.Clone(h.Tasks)}
-	}
-	return c
-}
-
-// MarshalBinary encodes a in the version-1 assignment format. Tasks are
-// written in ascending order; a task listed under two hosts, or a Self out
-// of range other than -1, is an error.
-func (a Assignment) MarshalBinary() ([]byte, error) {
-	if a.Self < -1 || a.Self >= len(a.Hosts) {
-		return nil, fmt.Errorf("assign: Self %d is not an index of %d hosts", a.Self, len(a.Hosts))
-	}
-	b := []byte{kindAssignment, formatVersion}
-	b = binary.AppendVarint(b, int64(a.Generation))
-	b = binary.AppendUvarint(b, uint64(a.Self+1))
-	groups := slices.Sorted(maps.Keys(a.Partitions))
-	b = binary.AppendUvarint(b, uint64(len(groups)))
-	for _, g := range groups {
-		b = binary.AppendVarint(b, int64(g))
-		b = binary.AppendVarint(b, int64(a.Partitions[g]))
-	}
-	b = binary.AppendUvarint(b, uint64(len(a.Hosts)))
-	seen := make(map[TaskID]string)
-	for _, h := range a.Hosts {
-		b = appendString(b, h.MemberID)
-		b = appendString(b, h.Endpoint)
-		tasks := slices.Clone(h.Tasks)
-		slices.SortFunc(tasks, TaskID.Compare)
-		b = binary.AppendUvarint(b, uint64(len(tasks)))
-		for _, t := range tasks {
-			if other, dup := seen[t]; dup {
-				return nil, fmt.Errorf("assign: task %s is assigned to both %q and %q", t, other, h.MemberID)
-			}
-			seen[t] = h.MemberID
-			b = appendTask(b, t)
-		}
-	}
-	return b, nil
-}
-
-// DecodeAssignment decodes an assignment written by MarshalBinary of this
-// or a later format version. It never panics; malformed input gives an
-// error wrapping ErrMalformed.
-func DecodeAssignment(data []byte) (Assignment, error) {
-	r, err := newReader(data, kindAssignment)
-	if err != nil {
-		return Assignment{}, err
-	}
-	var a Assignment
-	a.Generation = r.int32()
-	self := r.uvarint()
-	n := r.count(2)
-	if n > 0 {
-		a.Partitions = make(map[int32]int32, n)
-	}
-	prev := int32(-1)
-	for range n {
-		g := r.int32()
-		p := r.int32()
-		if r.err == nil && (g < 0 || p < 0) {
-			r.fail("negative group %d or partition count %d", g, p)
-		}
-		if r.err == nil && g <= prev {
-			r.fail("sub-topologies not in ascending order at %d", g)
-		}
-		prev = g
-		a.Partitions[g] = p
-	}
-	n = r.count(3)
-	seen := make(map[TaskID]bool)
-	for range n {
-		h := Host{MemberID: r.string(), Endpoint: r.string()}
-		m := r.count(2)
-		for range m {
-			t := r.task()
-			if r.err == nil && seen[t] {
-				r.fail("task %s is assigned twice", t)
-			}
-			if r.err == nil && len(h.Tasks) > 0 && h.Tasks[len(h.Tasks)-1].Compare(t) >= 0 {
-				r.fail("tasks of %q not in ascending order at %s", h.MemberID, t)
-			}
-			seen[t] = true
-			h.Tasks = append(h.Tasks, t)
-		}
-		a.Hosts = append(a.Hosts, h)
-	}
-	if r.err == nil && self > uint64(len(a.Hosts)) {
-		r.fail("self index %d beyond %d hosts", self, len(a.Hosts))
-	}
-	a.Self = int(self) - 1
-	if err := r.finish(); err != nil {
-		return Assignment{}, err
-	}
-	return a, nil
-}
-
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
 
-func appendTask(b []byte, t TaskID) []byte {
-	b = binary.AppendVarint(b, int64(t.Group))
-	return binary.AppendVarint(b, int64(t.Partition))
+// appendTaskSet appends tasks, which must be ascending and distinct, as a
+// task set.
+func appendTaskSet(b []byte, tasks []TaskID) ([]byte, error) {
+	runs := 0
+	for i, t := range tasks {
+		if t.Group < 0 || t.Partition < 0 {
+			return nil, fmt.Errorf("assign: negative task %s cannot be encoded", t)
+		}
+		if i > 0 && tasks[i-1].Compare(t) >= 0 {
+			return nil, fmt.Errorf("assign: task set not ascending at %s", t)
+		}
+		if i == 0 || tasks[i-1].Group != t.Group {
+			runs++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(runs))
+	prevGroup := int32(-1)
+	for i := 0; i < len(tasks); {
+		j := i
+		for j < len(tasks) && tasks[j].Group == tasks[i].Group {
+			j++
+		}
+		b = binary.AppendUvarint(b, uint64(tasks[i].Group-prevGroup-1))
+		b = binary.AppendUvarint(b, uint64(j-i))
+		prevPart := int32(-1)
+		for _, t := range tasks[i:j] {
+			b = binary.AppendUvarint(b, uint64(t.Partition-prevPart-1))
+			prevPart = t.Partition
+		}
+		prevGroup = tasks[i].Group
+		i = j
+	}
+	return b, nil
 }
 
 // reader decodes one payload. The first error sticks; later reads return
@@ -311,6 +349,9 @@ func newReader(data []byte, kind byte) (*reader, error) {
 		return nil, fmt.Errorf("%w: %d bytes, too short for a header", ErrMalformed, len(data))
 	}
 	if data[0] != kind {
+		if data[0] == kindLegacyMember || data[0] == kindLegacyAssignment {
+			return nil, fmt.Errorf("%w: kind byte %q of an older brook's format, want %q", ErrMalformed, data[0], kind)
+		}
 		return nil, fmt.Errorf("%w: kind byte %#x, want %q", ErrMalformed, data[0], kind)
 	}
 	if data[1] == 0 {
@@ -362,6 +403,16 @@ func (r *reader) int32() int32 {
 	return int32(v)
 }
 
+// sum reads a warmth sum: an unsigned varint that fits in an int64.
+func (r *reader) sum() int64 {
+	v := r.uvarint()
+	if v > math.MaxInt64 {
+		r.fail("sum %d does not fit in 63 bits", v)
+		return 0
+	}
+	return int64(v)
+}
+
 // count reads an element count and checks that the remaining bytes can
 // hold that many elements of at least minSize bytes, so corrupt input
 // cannot make the decoder allocate without bound.
@@ -388,12 +439,40 @@ func (r *reader) string() string {
 	return s
 }
 
-func (r *reader) task() TaskID {
-	t := TaskID{Group: r.int32(), Partition: r.int32()}
-	if r.err == nil && (t.Group < 0 || t.Partition < 0) {
-		r.fail("negative task %s", t)
+// taskSet reads a task set (ascending by construction).
+func (r *reader) taskSet() []TaskID {
+	runs := r.count(3)
+	var out []TaskID
+	g := int32(-1)
+	for range runs {
+		g = r.next(g)
+		n := r.count(1)
+		if r.err == nil && n == 0 {
+			r.fail("empty run of sub-topology %d", g)
+		}
+		p := int32(-1)
+		for range n {
+			p = r.next(p)
+			if r.err != nil {
+				return nil
+			}
+			out = append(out, TaskID{Group: g, Partition: p})
+		}
 	}
-	return t
+	return out
+}
+
+// next reads a gap and returns the number after prev that it encodes:
+// prev + gap + 1, which must fit in an int32.
+func (r *reader) next(prev int32) int32 {
+	gap := r.uvarint()
+	if limit := math.MaxInt32 - int64(prev) - 1; r.err == nil && (limit < 0 || gap > uint64(limit)) {
+		r.fail("gap %d after %d does not fit in 32 bits", gap, prev)
+	}
+	if r.err != nil {
+		return 0
+	}
+	return prev + int32(gap) + 1
 }
 
 func (r *reader) finish() error {

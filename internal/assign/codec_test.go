@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -15,29 +16,29 @@ func sampleMember() MemberData {
 		Endpoint:   "counter-2.counter.svc.cluster.local:8080",
 		Generation: 41,
 		Owned:      []TaskID{{1, 0}, {0, 3}, {0, 1}},
-		Restored: map[TaskID]map[string]int64{
-			{0, 1}: {"app-counts-changelog": 1234, "app-seen-changelog": 7},
-			{2, 9}: {"app-x-changelog": 0},
+		Warm: map[TaskID]int64{
+			{0, 1}:    1241,    // owned
+			{2, 9}:    7,       // not owned
+			{2, 4000}: 1 << 40, // not owned, far away
 		},
 	}
 }
 
-func sampleAssignment() Assignment {
-	return Assignment{
+func sampleAssignment() MemberAssignment {
+	return MemberAssignment{
 		Generation: 7,
-		Self:       1,
-		Partitions: map[int32]int32{0: 6, 1: 2},
-		Hosts: []Host{
-			{MemberID: "brook-1-aaaa", Endpoint: "h1:8080", Tasks: []TaskID{{0, 0}, {0, 3}, {1, 1}}},
-			{MemberID: "brook-2-bbbb", Endpoint: "h2:8080", Tasks: []TaskID{{0, 1}, {0, 4}}},
-			{MemberID: "brook-3-cccc", Endpoint: "", Tasks: []TaskID{}},
-			{MemberID: "brook-4-dddd", Endpoint: "h4:8080", Tasks: []TaskID{{0, 2}, {0, 5}, {1, 0}}},
-		},
+		Partitions: map[int32]int32{0: 6, 1: 2, 5: 20_000},
+		Standby:    []TaskID{{5, 19_999}, {0, 4}, {0, 2}},
 	}
 }
 
 func TestMemberDataRoundTrip(t *testing.T) {
-	for _, d := range []MemberData{sampleMember(), {Generation: -1}, {Endpoint: "ü:1", Generation: 1 << 30}} {
+	withZeros := sampleMember()
+	withZeros.Warm = maps.Clone(withZeros.Warm)
+	withZeros.Warm[TaskID{0, 3}] = 0  // owned, no state
+	withZeros.Warm[TaskID{3, 3}] = -4 // nonsense: dropped
+	withZeros.Owned = append(withZeros.Owned, TaskID{0, 1})
+	for _, d := range []MemberData{sampleMember(), withZeros, {Generation: -1}, {Endpoint: "ü:1", Generation: 1 << 30, Owned: []TaskID{{0, 0}}}} {
 		b, err := d.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
@@ -49,65 +50,89 @@ func TestMemberDataRoundTrip(t *testing.T) {
 		want := d
 		want.Owned = slices.Clone(d.Owned)
 		slices.SortFunc(want.Owned, TaskID.Compare)
+		want.Owned = slices.Compact(want.Owned)
+		want.Warm = maps.Clone(d.Warm)
+		maps.DeleteFunc(want.Warm, func(_ TaskID, w int64) bool { return w <= 0 })
+		if len(want.Warm) == 0 {
+			want.Warm = nil
+		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 		}
 	}
+	if _, err := (MemberData{Owned: []TaskID{{-1, 0}}}).MarshalBinary(); err == nil {
+		t.Error("a negative task was encoded")
+	}
 }
 
-func TestAssignmentRoundTrip(t *testing.T) {
+func TestMemberAssignmentRoundTrip(t *testing.T) {
 	a := sampleAssignment()
+	a.Tasks = []TaskID{{0, 0}} // travels as partitions, not here
 	b, err := a.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := DecodeAssignment(b)
+	got, err := DecodeMemberAssignment(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A host without tasks decodes with nil tasks.
-	a.Hosts[2].Tasks = nil
-	if !reflect.DeepEqual(got, a) {
-		t.Errorf("round trip:\n got %+v\nwant %+v", got, a)
+	want := sampleAssignment()
+	slices.SortFunc(want.Standby, TaskID.Compare)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 	}
-	if h, ok := got.Owner(TaskID{1, 0}); !ok || h.Endpoint != "h4:8080" {
-		t.Errorf("Owner(1_0) = %+v, %v", h, ok)
+	empty, err := MemberAssignment{Generation: 1}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := got.Owner(TaskID{5, 0}); ok {
-		t.Error("Owner of an unknown task")
+	// Header, generation, no partitions, no standbys.
+	if len(empty) != 5 {
+		t.Errorf("an empty assignment takes %d bytes: %x", len(empty), empty)
 	}
-	if !slices.Equal(got.Local(), []TaskID{{0, 1}, {0, 4}}) {
-		t.Errorf("Local = %v", got.Local())
-	}
-	// Size: strings plus about two bytes per task and a few per host.
-	limit := 16
-	for _, h := range a.Hosts {
-		limit += len(h.MemberID) + len(h.Endpoint) + 3 + 2*len(h.Tasks)
-	}
-	if len(b) > limit {
-		t.Errorf("encoded assignment is %d bytes, want at most %d", len(b), limit)
+	if _, err := (MemberAssignment{Partitions: map[int32]int32{-1: 3}}).MarshalBinary(); err == nil {
+		t.Error("a negative sub-topology was encoded")
 	}
 }
 
-func TestAssignmentMarshalRejectsInconsistency(t *testing.T) {
-	a := sampleAssignment()
-	a.Hosts[2].Tasks = []TaskID{{0, 0}}
-	if _, err := a.MarshalBinary(); err == nil {
-		t.Error("a task under two hosts was encoded")
+// TestPayloadSizesFollowTheShare: the payloads grow with the member's own
+// tasks, not with the partition numbers' magnitude or anything else: a
+// task costs at most 2 bytes in a task set while its sub-topology has
+// fewer than 16,384 partitions, and a member's assignment data does not
+// depend on its tasks at all.
+func TestPayloadSizesFollowTheShare(t *testing.T) {
+	// 20 tasks of a sub-topology of 20,000 partitions, 1,000 apart (the
+	// share of one of 1,000 members), plus 20 of another.
+	var tasks []TaskID
+	for i := range int32(20) {
+		tasks = append(tasks, TaskID{0, 37 + i*1000}, TaskID{3, 11 + i*997})
 	}
-	a = sampleAssignment()
-	a.Self = 4
-	if _, err := a.MarshalBinary(); err == nil {
-		t.Error("Self out of range was encoded")
-	}
-	a.Self = -1
-	b, err := a.MarshalBinary()
+	slices.SortFunc(tasks, TaskID.Compare)
+	b, err := appendTaskSet(nil, tasks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := DecodeAssignment(b)
-	if err != nil || got.Self != -1 || got.Local() != nil {
-		t.Errorf("Self -1: %+v, %v", got, err)
+	if max := 1 + 2*2 + 2*len(tasks); len(b) > max {
+		t.Errorf("40 tasks take %d bytes, want at most %d", len(b), max)
+	}
+	d := MemberData{Endpoint: strings.Repeat("e", 50), Generation: 1234, Owned: tasks, Warm: map[TaskID]int64{}}
+	for _, task := range tasks {
+		d.Warm[task] = 300_000_000 // 5 bytes as a varint
+	}
+	for i := range int32(40) {
+		d.Warm[TaskID{0, 5 + i*500}] = 100_000_000
+	}
+	md, _ := d.MarshalBinary()
+	// header 2, endpoint 51, generation 2, owned 85, sums 200, warm 85,
+	// sums 200.
+	if len(md) > 2+51+2+(1+2*2+2*40)+40*5+(1+2+2*40)+40*5 {
+		t.Errorf("member data of 40 owned and 40 warm tasks takes %d bytes", len(md))
+	}
+	a := MemberAssignment{Generation: 1234, Partitions: map[int32]int32{0: 20_000, 3: 20_000}}
+	ab, _ := a.MarshalBinary()
+	a.Tasks = tasks
+	ab2, _ := a.MarshalBinary()
+	if len(ab) != len(ab2) || len(ab) > 2+2+1+2*(1+3)+1 {
+		t.Errorf("assignment data takes %d bytes (%d with tasks)", len(ab), len(ab2))
 	}
 }
 
@@ -123,13 +148,13 @@ func TestForwardCompatible(t *testing.T) {
 		if name == "member" {
 			var d MemberData
 			d, err = DecodeMemberData(future)
-			if err == nil && d.Endpoint != sampleMember().Endpoint {
+			if err == nil && (d.Endpoint != sampleMember().Endpoint || len(d.Warm) != 3) {
 				t.Errorf("member v2 read as %+v", d)
 			}
 		} else {
-			var d Assignment
-			d, err = DecodeAssignment(future)
-			if err == nil && len(d.Hosts) != 4 {
+			var d MemberAssignment
+			d, err = DecodeMemberAssignment(future)
+			if err == nil && (len(d.Partitions) != 3 || len(d.Standby) != 3) {
 				t.Errorf("assignment v2 read as %+v", d)
 			}
 		}
@@ -140,7 +165,7 @@ func TestForwardCompatible(t *testing.T) {
 		if name == "member" {
 			_, err = DecodeMemberData(future)
 		} else {
-			_, err = DecodeAssignment(future)
+			_, err = DecodeMemberAssignment(future)
 		}
 		if !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s v1 with trailing bytes: err = %v", name, err)
@@ -151,47 +176,54 @@ func TestForwardCompatible(t *testing.T) {
 func TestDecodeRejects(t *testing.T) {
 	m, _ := sampleMember().MarshalBinary()
 	a, _ := sampleAssignment().MarshalBinary()
+	head := func(b ...byte) []byte { return append([]byte{kindSubscription, 1}, b...) }
+	// A member with endpoint "", generation 0, no owned tasks, then the
+	// given warm task set.
+	warm := func(b ...byte) []byte { return head(append([]byte{0, 0, 0}, b...)...) }
 	cases := map[string][]byte{
 		"empty":                nil,
-		"one byte":             {kindMember},
-		"version 0":            {kindMember, 0},
+		"one byte":             {kindSubscription},
+		"version 0":            {kindSubscription, 0},
 		"assignment as member": a,
 		"truncated":            m[:len(m)-3],
-		"huge count":           binary.AppendUvarint([]byte{kindMember, 1, 0, 0}, 1<<40),
-		"huge string":          binary.AppendUvarint([]byte{kindMember, 1}, 1<<40),
-		"generation overflow":  binary.AppendVarint([]byte{kindMember, 1, 0}, 1<<40),
-		"negative task":        binary.AppendVarint(binary.AppendUvarint([]byte{kindMember, 1, 0, 1}, 1), -3),
+		"huge count":           binary.AppendUvarint(head(0, 0), 1<<40),
+		"huge string":          binary.AppendUvarint(head(), 1<<40),
+		"generation overflow":  binary.AppendVarint(head(0), 1<<40),
+		"empty run":            head(0, 0, 1, 0, 0, 0),
+		"group overflow":       binary.AppendUvarint(head(0, 0, 1), 1<<31),
+		"partition overflow":   append(binary.AppendUvarint(head(0, 0, 1, 0, 2), 1<<31-1), 0, 0, 0),
+		"warm also owned":      head(0, 0, 1, 0, 1, 4, 9, 1, 0, 1, 4, 9),
+		"warm sum zero":        warm(1, 0, 1, 4, 0),
+		"sum overflow":         binary.AppendUvarint(warm(1, 0, 1, 4), 1<<63),
+		"over-long varint":     head(0x80, 0x00, 0, 0, 0),
+		"legacy member":        {kindLegacyMember, 1, 0, 1, 0, 0},
 	}
 	for name, b := range cases {
 		if _, err := DecodeMemberData(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
-	// Duplicated task under two hosts.
-	dup := []byte{kindAssignment, 1}
-	dup = binary.AppendVarint(dup, 1)
-	dup = binary.AppendUvarint(dup, 0)
-	dup = binary.AppendUvarint(dup, 0)
-	dup = binary.AppendUvarint(dup, 2)
-	for _, id := range []string{"a", "b"} {
-		dup = appendString(dup, id)
-		dup = appendString(dup, "")
-		dup = binary.AppendUvarint(dup, 1)
-		dup = appendTask(dup, TaskID{0, 0})
+	_, err := DecodeMemberData(cases["legacy member"])
+	if !strings.Contains(err.Error(), "older brook") {
+		t.Errorf("a first-format member's data: %v", err)
 	}
-	if _, err := DecodeAssignment(dup); !errors.Is(err, ErrMalformed) {
-		t.Errorf("duplicate task: err = %v", err)
-	}
-	if _, err := DecodeAssignment(m); !errors.Is(err, ErrMalformed) {
-		t.Errorf("member data as assignment: err = %v", err)
+	for name, b := range map[string][]byte{
+		"member data as assignment": m,
+		"legacy assignment":         {kindLegacyAssignment, 1, 2, 0, 0, 0},
+		"partition count overflow":  binary.AppendUvarint([]byte{kindAssignment, 1, 2, 1, 0}, 1<<31),
+		"truncated":                 a[:len(a)-1],
+	} {
+		if _, err := DecodeMemberAssignment(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v", name, err)
+		}
 	}
 }
 
 func FuzzDecodeMemberData(f *testing.F) {
 	m, _ := sampleMember().MarshalBinary()
 	f.Add(m)
-	f.Add([]byte{kindMember, 1, 0, 1, 0, 0})
-	f.Add([]byte{kindMember, 2})
+	f.Add([]byte{kindSubscription, 1, 0, 1, 0, 0})
+	f.Add([]byte{kindSubscription, 2})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := DecodeMemberData(data)
 		if err != nil {
@@ -200,7 +232,8 @@ func FuzzDecodeMemberData(f *testing.F) {
 			}
 			return
 		}
-		// Whatever decodes re-encodes to something that decodes the same.
+		// Whatever decodes re-encodes to something that decodes the same,
+		// and version-1 bytes re-encode to themselves.
 		b, err := d.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
@@ -209,32 +242,26 @@ func FuzzDecodeMemberData(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded %+v does not decode: %v", d, err)
 		}
-		if d.Endpoint != d2.Endpoint || d.Generation != d2.Generation || !slices.Equal(d.Owned, d2.Owned) ||
-			!maps.EqualFunc(d.Restored, d2.Restored, maps.Equal) {
+		if !reflect.DeepEqual(d, d2) {
 			t.Fatalf("re-decode differs: %+v vs %+v", d, d2)
+		}
+		if data[1] == formatVersion && !bytes.Equal(b, data) {
+			t.Fatalf("version-1 encoding is not canonical:\n in %x\nout %x", data, b)
 		}
 	})
 }
 
-func FuzzDecodeAssignment(f *testing.F) {
+func FuzzDecodeMemberAssignment(f *testing.F) {
 	a, _ := sampleAssignment().MarshalBinary()
 	f.Add(a)
-	f.Add([]byte{kindAssignment, 1, 0, 0, 0, 0})
+	f.Add([]byte{kindAssignment, 1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := DecodeAssignment(data)
+		d, err := DecodeMemberAssignment(data)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
 			}
 			return
-		}
-		_ = d.Local()
-		for _, h := range d.Hosts {
-			for _, task := range h.Tasks {
-				if o, ok := d.Owner(task); !ok || o.MemberID != h.MemberID {
-					t.Fatalf("Owner(%s) = %+v, want %q", task, o, h.MemberID)
-				}
-			}
 		}
 		b, err := d.MarshalBinary()
 		if err != nil {

@@ -36,17 +36,17 @@ func ExampleStrategy_Plan() {
 		fmt.Println(m, "orders", plan[m]["orders"], "payments", plan[m]["payments"])
 	}
 
-	// What b receives in SyncGroup: the whole assignment.
+	// What b receives in SyncGroup: its partitions, and user data with
+	// the generation and partition counts (nothing about a).
 	data, _ := a.AssignmentData("member-b", plan["member-b"], 1)
 	b.OnAssignment(&sarama.ConsumerGroupMemberAssignment{Topics: plan["member-b"], UserData: data}, 1)
-	view, _ := b.Assignment()
-	owner, _ := view.Owner(assign.TaskID{Group: 0, Partition: 0})
-	fmt.Println("b runs", view.Local(), "and routes task 0_0 to", owner.Endpoint)
+	own, _ := b.Local()
+	fmt.Println("b runs", own.Tasks, "of", own.Partitions[0], "tasks in generation", own.Generation)
 	tasks, _ := b.Tasks(plan["member-b"])
-	fmt.Println("b's claims are tasks", tasks, slices.Equal(tasks, view.Local()))
+	fmt.Println("b's claims are tasks", tasks, slices.Equal(tasks, own.Tasks))
 	// Output:
 	// member-a orders [0 2] payments [0 2]
 	// member-b orders [1 3] payments [1 3]
-	// b runs [0_1 0_3] and routes task 0_0 to a.svc:8080
+	// b runs [0_1 0_3] of 4 tasks in generation 1
 	// b's claims are tasks [0_1 0_3] true
 }

@@ -17,30 +17,34 @@ import (
 )
 
 // member is one consumer-group member running the brook strategy, the way
-// the runtime will: its handler's Setup records the session's claims and
-// the whole assignment the strategy received for that generation.
+// the runtime does: its handler's Setup tells the strategy its member id
+// and records the session's claims and the member's part of the
+// assignment; the strategy describes the group through a cluster admin to
+// route.
 type member struct {
 	name     string
 	strategy *assign.Strategy
 	group    sarama.ConsumerGroup
+	admin    sarama.ClusterAdmin
 	cancel   context.CancelFunc
 	done     chan error
 
 	mu      sync.Mutex
 	gen     int32
 	claims  map[string][]int32
-	whole   assign.Assignment
+	own     assign.MemberAssignment
 	hasView bool
 	seen    map[string][]string // topic -> keys received
 }
 
 func (m *member) Setup(s sarama.ConsumerGroupSession) error {
-	a, ok := m.strategy.Assignment()
+	m.strategy.SetMemberID(s.MemberID())
+	a, ok := m.strategy.Local()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gen = s.GenerationID()
 	m.claims = s.Claims()
-	m.whole, m.hasView = a, ok
+	m.own, m.hasView = a, ok
 	return nil
 }
 
@@ -69,19 +73,41 @@ func (m *member) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGr
 type snapshot struct {
 	gen     int32
 	claims  map[string][]int32
-	whole   assign.Assignment
+	own     assign.MemberAssignment
 	hasView bool
+	whole   assign.Assignment // from Routing
 }
 
-func (m *member) snapshot() snapshot {
+// snapshot returns what the member's last Setup recorded and the whole
+// assignment it routes by.
+func (m *member) snapshot() (snapshot, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return snapshot{m.gen, m.claims, m.whole, m.hasView}
+	s := snapshot{gen: m.gen, claims: m.claims, own: m.own, hasView: m.hasView}
+	m.mu.Unlock()
+	var err error
+	if s.hasView {
+		s.whole, err = m.strategy.Routing(context.Background())
+	}
+	return s, err
 }
 
 func startMember(t *testing.T, b *testutil.Broker, groupID, name string, groups []assign.TaskGroup) *member {
 	t.Helper()
-	s, err := assign.NewStrategy(assign.Config{Groups: groups, Endpoint: name + ":8080"})
+	admin, err := sarama.NewClusterAdmin(b.Addrs(), b.SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	describe := func(context.Context) (*sarama.GroupDescription, error) {
+		ds, err := admin.DescribeConsumerGroups([]string{groupID})
+		if err != nil {
+			return nil, err
+		}
+		if len(ds) != 1 {
+			return nil, fmt.Errorf("%d groups described", len(ds))
+		}
+		return ds[0], nil
+	}
+	s, err := assign.NewStrategy(assign.Config{Groups: groups, Endpoint: name + ":8080", Describe: describe})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +122,7 @@ func startMember(t *testing.T, b *testutil.Broker, groupID, name string, groups 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{name: name, strategy: s, group: g, cancel: cancel, done: make(chan error, 1)}
+	m := &member{name: name, strategy: s, group: g, admin: admin, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		var err error
 		for ctx.Err() == nil {
@@ -126,6 +152,9 @@ func (m *member) stop(t *testing.T) {
 	if err := m.group.Close(); err != nil {
 		t.Errorf("member %s: close: %v", m.name, err)
 	}
+	if err := m.admin.Close(); err != nil {
+		t.Errorf("member %s: close admin: %v", m.name, err)
+	}
 }
 
 // converged waits until all members run the same generation, their claims
@@ -151,7 +180,10 @@ func converged(t *testing.T, members []*member, wantTasks int) map[string][]assi
 func check(members []*member, wantTasks int) (map[string][]assign.TaskID, error) {
 	snaps := make([]snapshot, len(members))
 	for i, m := range members {
-		snaps[i] = m.snapshot()
+		var err error
+		if snaps[i], err = m.snapshot(); err != nil {
+			return nil, fmt.Errorf("%s cannot route: %w", m.name, err)
+		}
 		if !snaps[i].hasView {
 			return nil, fmt.Errorf("%s has no assignment yet", m.name)
 		}
@@ -175,8 +207,8 @@ func check(members []*member, wantTasks int) (map[string][]assign.TaskID, error)
 				return nil, fmt.Errorf("%s reads host %d as %+v, %s as %+v", m.name, j, h, members[0].name, w)
 			}
 		}
-		if !maps.Equal(s.whole.Partitions, whole.Partitions) {
-			return nil, fmt.Errorf("%s reads partitions %v", m.name, s.whole.Partitions)
+		if !maps.Equal(s.whole.Partitions, whole.Partitions) || !maps.Equal(s.own.Partitions, whole.Partitions) {
+			return nil, fmt.Errorf("%s reads partitions %v and %v", m.name, s.whole.Partitions, s.own.Partitions)
 		}
 		// Its claims are whole tasks (co-partitioned partitions
 		// together) and exactly its tasks in the assignment.
@@ -184,8 +216,8 @@ func check(members []*member, wantTasks int) (map[string][]assign.TaskID, error)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.name, err)
 		}
-		if !slices.Equal(tasks, s.whole.Local()) {
-			return nil, fmt.Errorf("%s claims %v but the assignment gives it %v", m.name, tasks, s.whole.Local())
+		if !slices.Equal(tasks, s.whole.Local()) || !slices.Equal(tasks, s.own.Tasks) {
+			return nil, fmt.Errorf("%s claims %v but the assignment gives it %v (its own part: %v)", m.name, tasks, s.whole.Local(), s.own.Tasks)
 		}
 		if got := s.whole.Hosts[s.whole.Self].Endpoint; got != m.name+":8080" {
 			return nil, fmt.Errorf("%s has endpoint %q in the assignment", m.name, got)
@@ -323,8 +355,11 @@ func TestIdleMemberReadsAssignmentOnBroker(t *testing.T) {
 	if len(got["m1"]) == 1 {
 		idle = m2
 	}
-	s := idle.snapshot()
-	if len(s.claims) != 0 || len(s.whole.Local()) != 0 {
+	s, err := idle.snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.claims) != 0 || len(s.whole.Local()) != 0 || len(s.own.Tasks) != 0 {
 		t.Fatalf("%s should be idle: claims %v", idle.name, s.claims)
 	}
 	h, ok := s.whole.Owner(assign.TaskID{Group: 0, Partition: 0})

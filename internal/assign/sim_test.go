@@ -1,6 +1,7 @@
 package assign
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,7 +13,9 @@ import (
 // group simulates a consumer group in memory with real Strategy objects:
 // each rebalance runs the same calls, in the same order, that sarama's
 // consumer group makes (SubscriptionUserData on every member, Plan and
-// AssignmentData on the leader, OnAssignment on every member).
+// AssignmentData on the leader, OnAssignment on every member), and the
+// group coordinator's description of the stable group that Routing reads
+// (DescribeGroups).
 type group struct {
 	t          *testing.T
 	groups     []TaskGroup
@@ -22,6 +25,10 @@ type group struct {
 	state      map[string]LocalState
 	gen        int32
 	last       map[string][]TaskID
+	// desc is what the coordinator describes; describes counts the
+	// descriptions each member asked for.
+	desc      *sarama.GroupDescription
+	describes map[string]int
 }
 
 func newGroup(t *testing.T, groups []TaskGroup, partitions map[string]int) *group {
@@ -33,7 +40,7 @@ func newGroup(t *testing.T, groups []TaskGroup, partitions map[string]int) *grou
 		}
 	}
 	return &group{t: t, groups: groups, topics: topics, members: map[string]*Strategy{},
-		subscribed: map[string][]string{}, state: map[string]LocalState{}}
+		subscribed: map[string][]string{}, state: map[string]LocalState{}, describes: map[string]int{}}
 }
 
 func (g *group) join(ids ...string) {
@@ -43,6 +50,10 @@ func (g *group) join(ids ...string) {
 			Groups:   g.groups,
 			Endpoint: id + ".svc:8080",
 			State:    func() LocalState { return g.state[id] },
+			Describe: func(context.Context) (*sarama.GroupDescription, error) {
+				g.describes[id]++
+				return g.desc, nil
+			},
 		})
 		if err != nil {
 			g.t.Fatal(err)
@@ -89,7 +100,8 @@ func (g *group) rebalance() map[string][]TaskID {
 		g.t.Fatalf("generation %d: Plan: %v", g.gen, err)
 	}
 	result := make(map[string][]TaskID)
-	var first *Assignment
+	g.desc = &sarama.GroupDescription{State: "Stable", ProtocolType: "consumer", Protocol: StrategyName,
+		Members: map[string]*sarama.GroupMemberDescription{}}
 	for _, id := range ids {
 		topics, ok := plan[id]
 		if !ok {
@@ -100,35 +112,79 @@ func (g *group) rebalance() map[string][]TaskID {
 			g.t.Fatal(err)
 		}
 		s := g.members[id]
-		s.OnAssignment(&sarama.ConsumerGroupMemberAssignment{Version: 0, Topics: topics, UserData: data}, g.gen)
-		a, ok := s.Assignment()
+		asg := &sarama.ConsumerGroupMemberAssignment{Version: 0, Topics: topics, UserData: data}
+		s.OnAssignment(asg, g.gen)
+		s.SetMemberID(id)
+		local, ok := s.Local()
 		if !ok {
 			g.t.Fatalf("member %s has no assignment", id)
 		}
-		if a.Generation != g.gen || a.Hosts[a.Self].MemberID != id {
-			g.t.Fatalf("member %s: generation %d self %d (%s)", id, a.Generation, a.Self, a.Hosts[a.Self].MemberID)
-		}
-		// Every member reads the same whole assignment.
-		if first == nil {
-			first = &a
-		} else if !sameHosts(*first, a) {
-			g.t.Fatalf("member %s reads a different assignment:\n%v\n%v", id, a.Hosts, first.Hosts)
+		if local.Generation != g.gen {
+			g.t.Fatalf("member %s: generation %d", id, local.Generation)
 		}
 		// Its claims are exactly its tasks' partitions, co-partitioned.
 		tasks, err := s.Tasks(topics)
 		if err != nil {
 			g.t.Fatalf("member %s: %v", id, err)
 		}
-		if !slices.Equal(tasks, a.Local()) {
-			g.t.Fatalf("member %s: claims give tasks %v, assignment says %v", id, tasks, a.Local())
-		}
-		if h := a.Hosts[a.Self]; h.Endpoint != id+".svc:8080" {
-			g.t.Fatalf("member %s: endpoint %q", id, h.Endpoint)
+		if !slices.Equal(tasks, local.Tasks) {
+			g.t.Fatalf("member %s: claims give tasks %v, assignment says %v", id, tasks, local.Tasks)
 		}
 		result[id] = tasks
+		g.desc.Members[id] = &sarama.GroupMemberDescription{MemberId: id, ClientId: "brook-test",
+			MemberMetadata: encodeMetadata(g.t, meta[id]), MemberAssignment: encodeAssignment(g.t, id, asg)}
+	}
+	// Every member routes with the same whole assignment, built from the
+	// coordinator's description, and finds itself in it.
+	var first *Assignment
+	for _, id := range ids {
+		a, err := g.members[id].Routing(context.Background())
+		if err != nil {
+			g.t.Fatalf("member %s: Routing: %v", id, err)
+		}
+		if a.Generation != g.gen || a.Self < 0 || a.Hosts[a.Self].MemberID != id || !slices.Equal(a.Local(), result[id]) {
+			g.t.Fatalf("member %s: generation %d, self %d in %v", id, a.Generation, a.Self, a.Hosts)
+		}
+		for _, h := range a.Hosts {
+			if h.Endpoint != h.MemberID+".svc:8080" || !slices.Equal(h.Tasks, result[h.MemberID]) {
+				g.t.Fatalf("member %s routes %s to %q with tasks %v, want %v", id, h.MemberID, h.Endpoint, h.Tasks, result[h.MemberID])
+			}
+			for _, task := range h.Tasks {
+				if o, ok := a.Owner(task); !ok || o.MemberID != h.MemberID {
+					g.t.Fatalf("member %s: Owner(%s) = %v, %v", id, task, o, ok)
+				}
+			}
+		}
+		if first == nil {
+			first = &a
+		} else if !sameHosts(*first, a) {
+			g.t.Fatalf("member %s reads a different assignment:\n%v\n%v", id, a.Hosts, first.Hosts)
+		}
 	}
 	g.last = result
 	return result
+}
+
+// encodeMetadata encodes a member's subscription as sarama sends it in
+// JoinGroup (and as the coordinator describes it).
+func encodeMetadata(tb testing.TB, m sarama.ConsumerGroupMemberMetadata) []byte {
+	tb.Helper()
+	var req sarama.JoinGroupRequest
+	if err := req.AddGroupProtocolMetadata(StrategyName, &m); err != nil {
+		tb.Fatal(err)
+	}
+	return req.OrderedGroupProtocols[0].Metadata
+}
+
+// encodeAssignment encodes a member's assignment as sarama sends it in
+// SyncGroup.
+func encodeAssignment(tb testing.TB, id string, a *sarama.ConsumerGroupMemberAssignment) []byte {
+	tb.Helper()
+	var req sarama.SyncGroupRequest
+	if err := req.AddGroupAssignmentMember(id, a); err != nil {
+		tb.Fatal(err)
+	}
+	return req.GroupAssignments[0].Assignment
 }
 
 func sameHosts(a, b Assignment) bool {

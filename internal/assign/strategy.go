@@ -2,12 +2,14 @@ package assign
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -20,10 +22,11 @@ const StrategyName = "brook-tasks"
 // before each join.
 type LocalState struct {
 	// Restored holds, for each task whose state is on this instance's
-	// disk (running, or left over from an earlier run), the changelog
-	// offsets its stores are restored to: changelog topic -> next offset
-	// to restore. The leader prefers members with larger totals when it
-	// has to place a task.
+	// disk, the changelog offsets its stores are restored to: changelog
+	// topic -> next offset to restore. The strategy reports one sum per
+	// task (see MemberData.Warm) and only for some tasks (see
+	// SubscriptionUserData); the leader prefers members with larger sums
+	// when it has to place a task.
 	Restored map[TaskID]map[string]int64
 }
 
@@ -39,6 +42,10 @@ type Config struct {
 	// rebalance path, so it must return promptly) for the restored
 	// changelog offsets to report. Nil reports none.
 	State func() LocalState
+	// Describe asks the group coordinator to describe the consumer group
+	// (a DescribeGroups request for the application's group id), for
+	// Routing. Nil leaves Routing without a source: it fails.
+	Describe func(ctx context.Context) (*sarama.GroupDescription, error)
 	// Logger receives warnings about undecodable member data and tasks
 	// nobody can run. Nil discards them.
 	Logger *slog.Logger
@@ -46,9 +53,10 @@ type Config struct {
 
 // Strategy is the consumer-group balance strategy of a brook application.
 // It assigns tasks rather than partitions, keeps them sticky across
-// rebalances, prefers members with warm state, and hands every member the
-// whole assignment. See the package documentation for how it plugs into
-// sarama.
+// rebalances and prefers members with warm state. Each member receives
+// only its own part of the assignment; Routing assembles the whole one
+// when interactive queries need it. See the package documentation for how
+// it plugs into sarama.
 //
 // It implements sarama.BalanceStrategy,
 // sarama.SubscriptionUserDataBalanceStrategy and
@@ -57,14 +65,42 @@ type Strategy struct {
 	groups   groupSet
 	endpoint string
 	state    func() LocalState
+	describe func(ctx context.Context) (*sarama.GroupDescription, error)
 	log      *slog.Logger
+	// retry is how long a failed Routing answer is reused before the
+	// group is described again.
+	retry time.Duration
 
 	mu sync.Mutex
 	// plan is the leader's last Plan, read by AssignmentData.
-	plan *Assignment
+	plan *leaderPlan
 	// current is the last assignment this member received.
-	current *Assignment
+	current *MemberAssignment
+	// memberID is this member's id in the group, as the runtime last
+	// reported it.
+	memberID string
+	// routes is the whole assignment of current's generation, once
+	// Routing has assembled it; routeErr the last failure to, for
+	// routeErrGen, at routeErrAt; fetching is closed when the
+	// description in flight is done.
+	routes      *Assignment
+	routeErr    error
+	routeErrGen int32
+	routeErrAt  time.Time
+	fetching    chan struct{}
 }
+
+// leaderPlan is what AssignmentData needs of the last Plan.
+type leaderPlan struct {
+	partitions map[int32]int32
+	members    map[string]bool
+}
+
+// DefaultRoutingRetry is how long Routing reuses a failure (the group is
+// rebalancing, the coordinator cannot be reached) before it describes the
+// group again, so that a burst of queries does not become a burst of
+// DescribeGroups requests.
+const DefaultRoutingRetry = 250 * time.Millisecond
 
 var (
 	_ sarama.BalanceStrategy                     = (*Strategy)(nil)
@@ -84,7 +120,8 @@ func NewStrategy(cfg Config) (*Strategy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Strategy{groups: gs, endpoint: cfg.Endpoint, state: cfg.State, log: log}, nil
+	return &Strategy{groups: gs, endpoint: cfg.Endpoint, state: cfg.State, describe: cfg.Describe,
+		log: log, retry: DefaultRoutingRetry}, nil
 }
 
 // Name implements sarama.BalanceStrategy.
@@ -139,50 +176,140 @@ func (s *Strategy) Tasks(claims map[string][]int32) ([]TaskID, error) {
 	return tasks, nil
 }
 
-// Assignment returns a copy of the last assignment this member received
-// (the whole group's: who runs which task, and their endpoints), and
-// false before the first one. It is updated during each rebalance before
-// sarama calls the ConsumerGroupHandler's Setup, so Setup sees the
-// assignment of its own generation.
-func (s *Strategy) Assignment() (Assignment, bool) {
+// Local returns a copy of this member's part of the last assignment it
+// received (its generation, tasks and the partition counts), and false
+// before the first one or after one it could not read. It is updated
+// during each rebalance before sarama calls the ConsumerGroupHandler's
+// Setup, so Setup sees its own generation.
+func (s *Strategy) Local() (MemberAssignment, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.current == nil {
-		return Assignment{}, false
+		return MemberAssignment{}, false
 	}
 	return s.current.clone(), true
 }
 
+// SetMemberID tells the strategy this member's id in the group (sarama's
+// ConsumerGroupSession.MemberID), which Routing needs to find itself in
+// the group's description.
+func (s *Strategy) SetMemberID(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != s.memberID {
+		s.memberID = id
+		s.forgetRoutes()
+	}
+}
+
+// MemberID returns the id SetMemberID last set, "" before.
+func (s *Strategy) MemberID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memberID
+}
+
+// forgetRoutes drops the cached routing answer; s.mu is held.
+func (s *Strategy) forgetRoutes() {
+	s.routes, s.routeErr = nil, nil
+}
+
+// minWarmReported is how many tasks besides its own a member reports warm
+// state for at least; it reports as many as it owns when that is more.
+const minWarmReported = 8
+
 // SubscriptionUserData implements sarama.SubscriptionUserDataBalanceStrategy:
 // sarama calls it before every JoinGroup and sends the result to the
 // leader as this member's user data.
+//
+// It reports the member's endpoint, the tasks of the last assignment it
+// received, and warm state: one sum of restored changelog offsets per
+// task, for the tasks it owned and for at most max(8, owned) others with
+// state on this instance — those with the largest sums, which would cost
+// the most to restore elsewhere. The rest is pruned, so the payload grows
+// with the member's share of the tasks, never with the group or with the
+// history of what the instance once ran.
 func (s *Strategy) SubscriptionUserData(topics []string) ([]byte, error) {
 	d := MemberData{Endpoint: s.endpoint, Generation: -1}
 	s.mu.Lock()
 	if s.current != nil {
 		d.Generation = s.current.Generation
-		d.Owned = s.current.Local()
+		d.Owned = slices.Clone(s.current.Tasks)
 	}
 	s.mu.Unlock()
 	if s.state != nil {
-		d.Restored = s.state().Restored
+		d.Warm = s.warmth(s.state().Restored, d.Owned)
 	}
 	return d.MarshalBinary()
 }
 
+// warmth sums each task's restored offsets and keeps the owned tasks and
+// the warmest others (see SubscriptionUserData).
+func (s *Strategy) warmth(restored map[TaskID]map[string]int64, owned []TaskID) map[TaskID]int64 {
+	type entry struct {
+		t TaskID
+		w int64
+	}
+	out := make(map[TaskID]int64)
+	var others []entry
+	for t, offsets := range restored {
+		if _, known := s.groups.group(t.Group); !known || t.Partition < 0 {
+			continue
+		}
+		var w int64
+		for _, off := range offsets {
+			if off > 0 {
+				w = satAdd(w, off)
+			}
+		}
+		if w <= 0 {
+			continue
+		}
+		if _, own := slices.BinarySearchFunc(owned, t, TaskID.Compare); own {
+			out[t] = w
+		} else {
+			others = append(others, entry{t, w})
+		}
+	}
+	slices.SortFunc(others, func(a, b entry) int {
+		if c := cmp.Compare(b.w, a.w); c != 0 {
+			return c
+		}
+		return a.t.Compare(b.t)
+	})
+	for _, e := range others[:min(len(others), max(minWarmReported, len(owned)))] {
+		out[e.t] = e.w
+	}
+	return out
+}
+
+// satAdd adds two non-negative numbers, saturating at the largest int64.
+func satAdd(a, b int64) int64 {
+	if a > maxInt64-b {
+		return maxInt64
+	}
+	return a + b
+}
+
+const maxInt64 = 1<<63 - 1
+
 // OnAssignment implements sarama.OnAssignmentBalanceStrategy: sarama calls
-// it after SyncGroup with this member's assignment, whose user data holds
-// the whole assignment.
+// it after SyncGroup with this member's assignment: its partitions, and
+// user data holding its generation and the partition counts.
 func (s *Strategy) OnAssignment(assignment *sarama.ConsumerGroupMemberAssignment, generationID int32) {
 	if assignment == nil {
 		return
 	}
-	a, err := DecodeAssignment(assignment.UserData)
+	a, err := DecodeMemberAssignment(assignment.UserData)
+	if err == nil {
+		a.Tasks, err = s.Tasks(assignment.Topics)
+	}
 	if err != nil {
-		s.log.Error("brook assignor: cannot read the group assignment; interactive queries cannot be routed until the next rebalance",
+		s.log.Error("brook assignor: cannot read this member's assignment; interactive queries cannot be routed until the next rebalance",
 			"generation", generationID, "error", err)
 		s.mu.Lock()
 		s.current = nil
+		s.forgetRoutes()
 		s.mu.Unlock()
 		return
 	}
@@ -192,13 +319,14 @@ func (s *Strategy) OnAssignment(assignment *sarama.ConsumerGroupMemberAssignment
 	}
 	s.mu.Lock()
 	s.current = &a
+	s.forgetRoutes()
 	s.mu.Unlock()
 }
 
 // Plan implements sarama.BalanceStrategy. sarama calls it on the group
 // leader only, with every member's subscription and the partitions of
 // every subscribed topic. It assigns tasks, expands them to partitions,
-// and keeps the whole assignment for AssignmentData.
+// and keeps what AssignmentData needs.
 func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, topics map[string][]int32) (sarama.BalanceStrategyPlan, error) {
 	// The topology shape against the cluster: task counts per group.
 	partitions := make(map[int32]int32)
@@ -255,7 +383,7 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 	for id, meta := range members {
 		// A member without (readable) data is a new member: no
 		// endpoint, no previous tasks, no state.
-		c := candidate{id: id, groups: make(map[int32]bool), data: MemberData{Generation: -1}}
+		c := candidate{id: id, groups: make(map[int32]bool, len(groupTopics)), data: MemberData{Generation: -1}}
 		if len(meta.UserData) > 0 {
 			d, err := DecodeMemberData(meta.UserData)
 			if err != nil {
@@ -283,13 +411,13 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 		s.log.Warn("brook assignor: no member subscribes to the sources of these tasks; they stay unassigned", "action", "run the same topology on every instance of an application id", "tasks", fmt.Sprint(unassigned))
 	}
 
-	full := &Assignment{Self: -1, Partitions: partitions}
+	lp := &leaderPlan{partitions: partitions, members: make(map[string]bool, len(cands))}
 	plan := make(sarama.BalanceStrategyPlan, len(cands))
 	for _, c := range cands {
-		full.Hosts = append(full.Hosts, Host{MemberID: c.id, Endpoint: c.data.Endpoint, Tasks: byMember[c.id]})
+		lp.members[c.id] = true
 		// Every member gets an entry, even without tasks: sarama calls
-		// AssignmentData only for members in the plan, and a member needs
-		// the whole assignment to route queries.
+		// AssignmentData only for members in the plan, and every member
+		// needs its generation and the partition counts.
 		plan[c.id] = make(map[string][]int32)
 		for _, t := range byMember[c.id] {
 			for _, topic := range groupTopics[t.Group] {
@@ -297,10 +425,9 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 			}
 		}
 	}
-	slices.SortFunc(full.Hosts, func(a, b Host) int { return cmp.Compare(a.MemberID, b.MemberID) })
 
 	s.mu.Lock()
-	s.plan = full
+	s.plan = lp
 	s.mu.Unlock()
 	return plan, nil
 }
@@ -310,8 +437,9 @@ var ErrNoPlan = errors.New("assign: AssignmentData called before Plan")
 
 // AssignmentData implements sarama.BalanceStrategy. sarama calls it on the
 // leader, after Plan, once per member of the plan; the bytes travel to
-// that member in its SyncGroup assignment. They hold the whole
-// assignment, marked with the member's own place in it.
+// that member in its SyncGroup assignment, beside its partitions. They
+// hold the generation and the partition counts (and, later, the member's
+// standby tasks): nothing about the other members.
 func (s *Strategy) AssignmentData(memberID string, topics map[string][]int32, generationID int32) ([]byte, error) {
 	s.mu.Lock()
 	plan := s.plan
@@ -319,12 +447,8 @@ func (s *Strategy) AssignmentData(memberID string, topics map[string][]int32, ge
 	if plan == nil {
 		return nil, ErrNoPlan
 	}
-	a := plan.clone()
-	a.Generation = generationID
-	i, ok := slices.BinarySearchFunc(a.Hosts, memberID, func(h Host, id string) int { return cmp.Compare(h.MemberID, id) })
-	if !ok {
+	if !plan.members[memberID] {
 		return nil, fmt.Errorf("assign: member %q is not in the last plan", memberID)
 	}
-	a.Self = i
-	return a.MarshalBinary()
+	return MemberAssignment{Generation: generationID, Partitions: plan.partitions}.MarshalBinary()
 }

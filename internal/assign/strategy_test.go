@@ -1,10 +1,13 @@
 package assign
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/IBM/sarama"
@@ -205,15 +208,15 @@ func TestConflictingClaimsNewestGenerationWins(t *testing.T) {
 	stale := g.members["a"]
 	g.leave("a")
 	g.rebalance()
-	bAll, _ := g.members["b"].Assignment()
-	if len(bAll.Local()) != shapeTasks {
-		t.Fatalf("b has %v", bAll.Local())
+	bAll, _ := g.members["b"].Local()
+	if len(bAll.Tasks) != shapeTasks {
+		t.Fatalf("b has %v", bAll.Tasks)
 	}
 	g.members["a"] = stale
 	after := g.rebalance()
 	checkBalanced(t, after, shapeTasks)
 	// b's claim (newer) wins for everything; a only gets what b gives up.
-	if m := moved(map[string][]TaskID{"b": bAll.Local()}, after); m != len(after["a"]) {
+	if m := moved(map[string][]TaskID{"b": bAll.Tasks}, after); m != len(after["a"]) {
 		t.Errorf("%d of b's tasks moved, want %d", m, len(after["a"]))
 	}
 }
@@ -239,7 +242,7 @@ func TestNoMemberSubscribesToAGroup(t *testing.T) {
 	g.subscribed["b"] = []string{"orders", "payments"}
 	got := g.rebalance()
 	checkBalanced(t, got, 6)
-	a, _ := g.members["a"].Assignment()
+	a, _ := g.members["a"].Local()
 	if _, ok := a.Partitions[1]; ok {
 		t.Errorf("sub-topology 1 is in the assignment although nobody subscribes: %v", a.Partitions)
 	}
@@ -250,7 +253,10 @@ func TestMoreMembersThanTasksAllReadTheAssignment(t *testing.T) {
 	g.join(ids(5)...)
 	got := g.rebalance() // checks that every member reads the same map
 	checkBalanced(t, got, 2)
-	idle, _ := g.members["m04"].Assignment()
+	idle, err := g.members["m04"].Routing(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(idle.Local()) != 0 || len(idle.Hosts) != 5 {
 		t.Fatalf("idle member reads %+v", idle)
 	}
@@ -296,7 +302,8 @@ func TestMissingCoPartitionedTopic(t *testing.T) {
 }
 
 func TestUndecodableMemberDataMeansNewMember(t *testing.T) {
-	s, err := NewStrategy(Config{Groups: shape})
+	logged := &logRecorder{}
+	s, err := NewStrategy(Config{Groups: shape, Logger: slog.New(logged)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,12 +323,22 @@ func TestUndecodableMemberDataMeansNewMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := DecodeAssignment(data)
+	a, err := DecodeMemberAssignment(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Generation != 7 || a.Hosts[a.Self].MemberID != "a" || a.Hosts[a.Self].Endpoint != "" {
+	if a.Generation != 7 || !maps.Equal(a.Partitions, map[int32]int32{0: 2, 1: 1}) {
 		t.Errorf("assignment %+v", a)
+	}
+	// The leader said so, with what to do about it.
+	warned := false
+	for _, r := range logged.records() {
+		if r.Level == slog.LevelWarn && strings.Contains(r.Message, "treating the member as new") && r.attrs["member"] == "a" && r.attrs["action"] != "" {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no warning with an action about member a: %v", logged.records())
 	}
 	if _, err := s.AssignmentData("stranger", nil, 7); err == nil {
 		t.Error("AssignmentData for a member outside the plan did not fail")
@@ -336,8 +353,11 @@ func TestAssignmentDataBeforePlan(t *testing.T) {
 	if _, err := s.AssignmentData("a", nil, 1); !errors.Is(err, ErrNoPlan) {
 		t.Errorf("err = %v", err)
 	}
-	if _, ok := s.Assignment(); ok {
+	if _, ok := s.Local(); ok {
 		t.Error("assignment before any rebalance")
+	}
+	if _, err := s.Routing(context.Background()); !errors.Is(err, ErrNoAssignment) {
+		t.Errorf("Routing before any rebalance: %v", err)
 	}
 }
 
@@ -347,8 +367,11 @@ func TestOnAssignmentWithGarbageClearsAssignment(t *testing.T) {
 	g.rebalance()
 	s := g.members["a"]
 	s.OnAssignment(&sarama.ConsumerGroupMemberAssignment{UserData: []byte{1, 2, 3}}, 9)
-	if _, ok := s.Assignment(); ok {
+	if _, ok := s.Local(); ok {
 		t.Error("a stale assignment survived an unreadable one")
+	}
+	if _, err := s.Routing(context.Background()); !errors.Is(err, ErrNoAssignment) {
+		t.Errorf("Routing after an unreadable assignment: %v", err)
 	}
 	s.OnAssignment(nil, 10) // must not panic
 }
@@ -438,4 +461,39 @@ func TestBalanceRandomized(t *testing.T) {
 		}
 		prev = cur
 	}
+}
+
+// logRecorder is a slog.Handler that keeps every record with its
+// attributes.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []loggedRecord
+}
+
+type loggedRecord struct {
+	Level   slog.Level
+	Message string
+	attrs   map[string]string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	rec := loggedRecord{Level: r.Level, Message: r.Message, attrs: map[string]string{}}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, rec)
+	return nil
+}
+
+func (l *logRecorder) records() []loggedRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.recs)
 }

@@ -34,12 +34,13 @@ type handler struct {
 // Setup creates and restores the session's tasks and starts the workers.
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	r := h.r
+	r.strategy.SetMemberID(sess.MemberID()) // for query routing
 	ids, err := r.strategy.Tasks(sess.Claims())
 	if err != nil {
 		r.fail(fmt.Errorf("brook: assignment: %w", err))
 		return err
 	}
-	if a, ok := r.strategy.Assignment(); ok && r.cfg.OnAssignment != nil {
+	if a, ok := r.strategy.Local(); ok && r.cfg.OnAssignment != nil {
 		r.cfg.OnAssignment(a)
 	}
 	h.tasks = map[assign.TaskID]*taskRun{}

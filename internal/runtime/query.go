@@ -152,8 +152,8 @@ func (r *Runtime) trackClaim(id assign.TaskID, claim sarama.ConsumerGroupClaim) 
 
 func (r *Runtime) notOpen(id assign.TaskID) error {
 	e := &TaskNotOpenError{Task: id, State: r.State()}
-	if a, ok := r.strategy.Assignment(); ok {
-		_, e.Assigned = slices.BinarySearchFunc(a.Local(), id, assign.TaskID.Compare)
+	if a, ok := r.strategy.Local(); ok {
+		_, e.Assigned = slices.BinarySearchFunc(a.Tasks, id, assign.TaskID.Compare)
 	}
 	return e
 }

@@ -85,9 +85,9 @@ type Config struct {
 	Logger            *slog.Logger
 	OnState           func(from, to State)
 	OnRestore         func(store.RestoreProgress)
-	// OnAssignment is called with every new assignment (who runs which
-	// task), for interactive-query routing.
-	OnAssignment func(assign.Assignment)
+	// OnAssignment is called with this instance's part of every new
+	// assignment (its generation and tasks) when its session starts.
+	OnAssignment func(assign.MemberAssignment)
 	// Clock returns wall-clock time; nil means time.Now.
 	Clock func() time.Time
 	// LevelDB tunes every persistent store's engine.
@@ -143,7 +143,7 @@ type Runtime struct {
 	cancel       context.CancelFunc
 	running      map[assign.TaskID]*taskRun // tasks of the current session
 	// restored remembers the changelog offsets of tasks whose state is on
-	// disk, reported to the assignor.
+	// disk (persistent stores only), reported to the assignor.
 	restored map[assign.TaskID]map[string]int64
 	// Restores counts restored changelog records per task, for tests and
 	// observability.
@@ -231,7 +231,7 @@ func New(cfg Config) (*Runtime, error) {
 		r.groups = append(r.groups, assign.TaskGroup{ID: int32(st.ID), Topics: slices.Clone(st.SourceTopics)})
 	}
 	s, err := assign.NewStrategy(assign.Config{
-		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Logger: cfg.Logger,
+		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Describe: r.describeGroup, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)

@@ -36,6 +36,9 @@ type taskRun struct {
 	// their checkpoint offset is the committed consumed offset.
 	logged map[store.TopicPartition]int64
 	tables map[store.TopicPartition]bool
+	// volatile are the changelogs of in-memory stores, whose data is
+	// gone once the task closes: they are no warm state to report.
+	volatile map[store.TopicPartition]bool
 	// coll is the task's collector (sink records, buffered changelog).
 	coll *collector
 	// Exactly-once (txn.go): the task's transactional producer, the
@@ -102,7 +105,8 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 	tr := &taskRun{
 		id: id, dir: r.taskDir(id), worker: worker,
 		logged: map[store.TopicPartition]int64{}, tables: map[store.TopicPartition]bool{},
-		gone: make(chan struct{}),
+		volatile: map[store.TopicPartition]bool{},
+		gone:     make(chan struct{}),
 	}
 	if err := r.ensureDir(tr.dir); err != nil {
 		return nil, err
@@ -197,6 +201,9 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 		}
 		restoredTotal += res.Records
 		tr.logged[tp] = res.Offset
+		if !opener.Persistent() {
+			tr.volatile[tp] = true
+		}
 		tr.engines = append(tr.engines, res.Engine)
 		opts := []store.Option{store.WithSerdeTopic(spec.SerdeTopic(r.cfg.ApplicationID))}
 		if spec.Logged && spec.SourceTopic == "" {
@@ -274,10 +281,16 @@ func (r restoreUpTo) EndOffset(ctx context.Context) (int64, error) {
 	return min(end, r.end), nil
 }
 
+// offsetsByTopic returns the restored offsets the assignor reports as
+// this task's warm state: those of its persistent stores only, since an
+// in-memory store's data does not outlive the task (and under the eager
+// protocol every task is closed when the member rejoins).
 func (tr *taskRun) offsetsByTopic() map[string]int64 {
 	out := map[string]int64{}
 	for tp, o := range tr.logged {
-		out[tp.Topic] = o
+		if !tr.volatile[tp] {
+			out[tp.Topic] = o
+		}
 	}
 	return out
 }

@@ -71,11 +71,11 @@ func (r *Runtime) newTxnProducer(id assign.TaskID) (*txnProducer, error) {
 // starts again and fetches stable offsets. The tasks are this member's in
 // the current generation, so fencing their previous owners is right.
 func (r *Runtime) fenceAssigned(ctx context.Context) {
-	a, ok := r.strategy.Assignment()
+	a, ok := r.strategy.Local()
 	if !ok {
 		return
 	}
-	for _, id := range a.Local() {
+	for _, id := range a.Tasks {
 		if ctx.Err() != nil {
 			return
 		}

@@ -1,0 +1,450 @@
+package assign
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// The scale benchmark drives real Strategy objects through the calls
+// sarama makes in a rebalance (SubscriptionUserData on every member, Plan
+// and AssignmentData on the leader, OnAssignment on every member) for a
+// large group, and measures the leader's work and the bytes of every group
+// message. It uses only the strategy's sarama-facing methods and
+// LocalState, so the same file runs against earlier versions of the
+// package for before/after figures.
+//
+// The application ("payments") has two sub-topologies of equal size:
+// sub-topology 0 joins two co-partitioned topics and holds two stores,
+// sub-topology 1 reads a repartition topic and holds one store. Every
+// member reports restored offsets for every task it has run, as the
+// runtime does.
+
+const (
+	scaleApp      = "payments"
+	scaleClientID = "brook-" + scaleApp // topology.Config's default ClientID
+)
+
+var scaleGroups = []TaskGroup{
+	{ID: 0, Topics: []string{"payments.authorizations", "payments.captures"}},
+	{ID: 1, Topics: []string{"payments-balances-by-account-repartition"}},
+}
+
+var scaleChangelogs = map[int32][]string{
+	0: {"payments-auth-capture-join-left-changelog", "payments-auth-capture-join-right-changelog"},
+	1: {"payments-balances-changelog"},
+}
+
+// scaleSim is a consumer group of Strategy objects.
+type scaleSim struct {
+	tb       testing.TB
+	topics   map[string][]int32
+	members  map[string]*Strategy
+	restored map[string]map[TaskID]map[string]int64 // what each member's runtime reports
+	gen      int32
+	serial   int
+	last     map[string][]TaskID
+}
+
+func newScaleSim(tb testing.TB, members, tasks int) *scaleSim {
+	tb.Helper()
+	per := int32(tasks / len(scaleGroups))
+	sim := &scaleSim{tb: tb, topics: map[string][]int32{}, members: map[string]*Strategy{},
+		restored: map[string]map[TaskID]map[string]int64{}}
+	for _, g := range scaleGroups {
+		for _, topic := range g.Topics {
+			for p := range per {
+				sim.topics[topic] = append(sim.topics[topic], p)
+			}
+		}
+	}
+	for range members {
+		sim.join()
+	}
+	return sim
+}
+
+// join adds a new member; its id is shaped like the coordinator's
+// ("<client id>-<uuid>") and its endpoint like a Kubernetes service's.
+func (sim *scaleSim) join() string {
+	sim.tb.Helper()
+	n := sim.serial
+	sim.serial++
+	id := fmt.Sprintf("%s-%08x-%04x-4%03x-8%03x-%012x", scaleClientID, n*2654435761%(1<<32), n%0xffff, n%0xfff, n%0xfff, n)
+	restored := map[TaskID]map[string]int64{}
+	sim.restored[id] = restored
+	s, err := NewStrategy(Config{
+		Groups:   scaleGroups,
+		Endpoint: fmt.Sprintf("payments-%d.payments.prod.svc.cluster.local:8080", n),
+		State:    func() LocalState { return LocalState{Restored: restored} },
+	})
+	if err != nil {
+		sim.tb.Fatal(err)
+	}
+	sim.members[id] = s
+	return id
+}
+
+func (sim *scaleSim) leave() string {
+	ids := slices.Sorted(mapsKeys(sim.members))
+	id := ids[len(ids)/2]
+	delete(sim.members, id)
+	return id
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// scaleRound is one rebalance's inputs and messages.
+type scaleRound struct {
+	leader *Strategy
+	meta   map[string]sarama.ConsumerGroupMemberMetadata
+	// Encoded as sarama sends them.
+	metaBytes map[string][]byte // JoinGroup protocol metadata per member
+	asgBytes  map[string][]byte // SyncGroup assignment per member
+	userData  map[string]int    // the strategy's share of metaBytes
+	asgData   map[string]int    // the strategy's share of asgBytes
+	tasks     map[string][]TaskID
+}
+
+// joinRound collects every member's subscription (the JoinGroup step).
+func (sim *scaleSim) joinRound() *scaleRound {
+	sim.tb.Helper()
+	ids := slices.Sorted(mapsKeys(sim.members))
+	r := &scaleRound{leader: sim.members[ids[0]], meta: map[string]sarama.ConsumerGroupMemberMetadata{},
+		metaBytes: map[string][]byte{}, userData: map[string]int{}}
+	for _, id := range ids {
+		s := sim.members[id]
+		ud, err := s.SubscriptionUserData(s.Topics())
+		if err != nil {
+			sim.tb.Fatal(err)
+		}
+		m := sarama.ConsumerGroupMemberMetadata{Version: 2, Topics: s.Topics(), UserData: ud, GenerationID: -1}
+		sim.meta(r, id, m)
+		r.userData[id] = len(ud)
+	}
+	return r
+}
+
+func (sim *scaleSim) meta(r *scaleRound, id string, m sarama.ConsumerGroupMemberMetadata) {
+	var req sarama.JoinGroupRequest
+	if err := req.AddGroupProtocolMetadata(StrategyName, &m); err != nil {
+		sim.tb.Fatal(err)
+	}
+	r.meta[id] = m
+	r.metaBytes[id] = req.OrderedGroupProtocols[0].Metadata
+}
+
+// lead runs the leader's part: Plan, then AssignmentData for every member
+// of the plan. It returns the plan and each member's user data.
+func (sim *scaleSim) lead(r *scaleRound, gen int32) (sarama.BalanceStrategyPlan, map[string][]byte) {
+	subscribed := map[string][]int32{}
+	for _, m := range r.meta {
+		for _, t := range m.Topics {
+			subscribed[t] = sim.topics[t]
+		}
+	}
+	plan, err := r.leader.Plan(r.meta, subscribed)
+	if err != nil {
+		sim.tb.Fatal(err)
+	}
+	data := make(map[string][]byte, len(plan))
+	for id, topics := range plan {
+		if data[id], err = r.leader.AssignmentData(id, topics, gen); err != nil {
+			sim.tb.Fatal(err)
+		}
+	}
+	return plan, data
+}
+
+// syncRound delivers the plan (the SyncGroup step) and records what each
+// member now runs, as the runtime would after restoring.
+func (sim *scaleSim) syncRound(r *scaleRound, plan sarama.BalanceStrategyPlan, data map[string][]byte, gen int32) {
+	sim.tb.Helper()
+	r.asgBytes, r.asgData, r.tasks = map[string][]byte{}, map[string]int{}, map[string][]TaskID{}
+	for id, s := range sim.members {
+		a := &sarama.ConsumerGroupMemberAssignment{Topics: plan[id], UserData: data[id]}
+		var req sarama.SyncGroupRequest
+		if err := req.AddGroupAssignmentMember(id, a); err != nil {
+			sim.tb.Fatal(err)
+		}
+		r.asgBytes[id] = req.GroupAssignments[0].Assignment
+		r.asgData[id] = len(data[id])
+		s.OnAssignment(a, gen)
+		tasks, err := s.Tasks(plan[id])
+		if err != nil {
+			sim.tb.Fatal(err)
+		}
+		r.tasks[id] = tasks
+		for _, t := range tasks {
+			offs := map[string]int64{}
+			for i, cl := range scaleChangelogs[t.Group] {
+				offs[cl] = 5_000_000 + int64(t.Partition)*1_000 + int64(i)*77 + int64(gen)
+			}
+			sim.restored[id][t] = offs
+		}
+	}
+}
+
+// rebalance runs one whole generation and returns it.
+func (sim *scaleSim) rebalance() *scaleRound {
+	sim.gen++
+	r := sim.joinRound()
+	plan, data := sim.lead(r, sim.gen)
+	sim.syncRound(r, plan, data, sim.gen)
+	sim.last = r.tasks
+	return r
+}
+
+// Sizes of the group's messages, computed from the Kafka protocol's
+// schemas (non-flexible versions, which are the larger) and the bytes
+// sarama encodes.
+type groupSizes struct {
+	metaMax, asgMax        int // per member, sarama-encoded
+	userDataMax, asgUDMax  int // the strategy's user data in them
+	joinLeader             int // JoinGroup response to the leader: every member's metadata
+	syncLeader             int // SyncGroup request from the leader: every member's assignment
+	syncMember             int // largest SyncGroup response: one member's assignment
+	record                 int // the coordinator's group record in __consumer_offsets
+	describe               int // DescribeGroups response for the group
+	spread, tasks, members int
+}
+
+func measure(r *scaleRound) groupSizes {
+	var z groupSizes
+	const header = 8 + 2 + 2 + len(scaleClientID) // response/request header, roughly
+	leader := ""
+	lo, hi := -1, 0
+	for id := range r.meta {
+		if leader == "" || id < leader {
+			leader = id
+		}
+		m, a := len(r.metaBytes[id]), len(r.asgBytes[id])
+		z.metaMax, z.asgMax = max(z.metaMax, m), max(z.asgMax, a)
+		z.userDataMax, z.asgUDMax = max(z.userDataMax, r.userData[id]), max(z.asgUDMax, r.asgData[id])
+		z.syncMember = max(z.syncMember, header+2+4+a)
+		// JoinGroup response member: member_id, group_instance_id, metadata.
+		z.joinLeader += 2 + len(id) + 2 + 4 + m
+		// SyncGroup request assignment: member_id, assignment.
+		z.syncLeader += 2 + len(id) + 4 + a
+		// GroupMetadataValue member: member_id, group_instance_id,
+		// client_id, client_host ("/10.x.y.z"), rebalance and session
+		// time-outs, subscription, assignment.
+		member := 2 + len(id) + 2 + 2 + len(scaleClientID) + 2 + len("/10.20.30.40") + 4 + 4 + 4 + m + 4 + a
+		z.record += member
+		z.describe += member - 8 // no time-outs
+		n := len(r.tasks[id])
+		z.tasks += n
+		if lo < 0 || n < lo {
+			lo = n
+		}
+		hi = max(hi, n)
+	}
+	z.members = len(r.meta)
+	z.spread = hi - lo
+	// JoinGroup response: header, error, generation, protocol type and
+	// name, leader, own member id, members array.
+	z.joinLeader += header + 2 + 4 + 2 + len("consumer") + 2 + len(StrategyName) + 2*(2+len(leader)) + 4
+	// SyncGroup request: header, group id, generation, member id,
+	// instance id, protocol type and name, assignments array.
+	z.syncLeader += header + 2 + len(scaleApp) + 4 + 2 + len(leader) + 2 + 2 + len("consumer") + 2 + len(StrategyName) + 4
+	// The record: batch header (61) and record framing (~10), key
+	// (version, group id), value header (version, protocol type,
+	// generation, protocol, leader, state timestamp, members array).
+	z.record += 61 + 10 + 2 + 2 + len(scaleApp) + 2 + 2 + len("consumer") + 4 + 2 + len(StrategyName) + 2 + len(leader) + 8 + 4
+	z.describe += header + 4 + 2 + 2 + len(scaleApp) + 2 + len("Stable") + 2 + len("consumer") + 2 + len(StrategyName) + 4 + 4
+	return z
+}
+
+func (z groupSizes) report(b *testing.B) {
+	b.ReportMetric(float64(z.metaMax), "meta-B/member")
+	b.ReportMetric(float64(z.userDataMax), "meta-userdata-B/member")
+	b.ReportMetric(float64(z.asgMax), "assignment-B/member")
+	b.ReportMetric(float64(z.asgUDMax), "assignment-userdata-B/member")
+	b.ReportMetric(float64(z.joinLeader), "joingroup-leader-B")
+	b.ReportMetric(float64(z.syncLeader), "syncgroup-leader-B")
+	b.ReportMetric(float64(z.syncMember), "syncgroup-member-B")
+	b.ReportMetric(float64(z.record), "group-record-B")
+	b.ReportMetric(float64(z.describe), "describegroups-B")
+	b.ReportMetric(float64(z.spread), "spread")
+}
+
+// movedTasks counts tasks of before whose owner differs in after.
+func movedTasks(before, after map[string][]TaskID) int {
+	owner := map[TaskID]string{}
+	for id, tasks := range after {
+		for _, t := range tasks {
+			owner[t] = id
+		}
+	}
+	n := 0
+	for id, tasks := range before {
+		for _, t := range tasks {
+			if owner[t] != id {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// BenchmarkScale measures one leader rebalance (Plan plus AssignmentData
+// for every member: all the work sarama's leader does between JoinGroup
+// and SyncGroup) at 100 instances × 2,000 tasks and 1,000 × 20,000:
+//
+//   - cold: every member is new (no previous tasks, no state);
+//   - steady: every member reports the tasks and state of the previous
+//     generation (a rebalance that changes nothing);
+//   - leave: one member of a steady group has left;
+//   - join: one new member joins a steady group.
+//
+// Besides time it reports the bytes of every group message, the
+// coordinator's group record, the balance (max − min tasks per member)
+// and, for leave and join, the tasks that moved.
+func BenchmarkScale(b *testing.B) {
+	for _, size := range []struct{ members, tasks int }{{100, 2_000}, {1_000, 20_000}} {
+		for _, kind := range []string{"cold", "steady", "leave", "join"} {
+			b.Run(fmt.Sprintf("%dx%d/%s", size.members, size.tasks, kind), func(b *testing.B) {
+				sim := newScaleSim(b, size.members, size.tasks)
+				var before map[string][]TaskID
+				if kind != "cold" {
+					sim.rebalance()
+					sim.rebalance()
+					before = sim.last
+				}
+				switch kind {
+				case "leave":
+					sim.leave()
+				case "join":
+					sim.join()
+				}
+				sim.gen++
+				r := sim.joinRound()
+				var plan sarama.BalanceStrategyPlan
+				var data map[string][]byte
+				b.ReportAllocs()
+				start := time.Now()
+				for b.Loop() {
+					plan, data = sim.lead(r, sim.gen)
+				}
+				elapsed := time.Since(start) / time.Duration(b.N)
+				sim.syncRound(r, plan, data, sim.gen)
+				z := measure(r)
+				if z.tasks != size.tasks {
+					b.Fatalf("%d tasks assigned, want %d", z.tasks, size.tasks)
+				}
+				z.report(b)
+				b.ReportMetric(float64(elapsed)/1e6, "leader-ms")
+				if before != nil {
+					b.ReportMetric(float64(movedTasks(before, r.tasks)), "moved")
+				}
+			})
+		}
+	}
+}
+
+// TestPayloadsIndependentOfGroupSize: what one member sends and receives
+// does not grow with the group. At 10, 50 and 250 members with 20 tasks
+// each (after a join and a leave, so members also report state of tasks
+// they no longer own), the assignment user data stays within a constant, the
+// sarama-encoded assignment differs only by its topics and partitions,
+// and the subscription user data stays within a bound set by the
+// member's own tasks.
+func TestPayloadsIndependentOfGroupSize(t *testing.T) {
+	sizes := []int{10, 50, 250}
+	var asgUD, asg, metaUD []int
+	for _, n := range sizes {
+		sim := newScaleSim(t, n, 20*n)
+		sim.rebalance()
+		sim.leave()
+		sim.rebalance()
+		sim.join()
+		sim.rebalance()
+		r := sim.rebalance()
+		z := measure(r)
+		if z.tasks != 20*n || z.spread > 1 {
+			t.Fatalf("%d members: %d tasks assigned, spread %d", n, z.tasks, z.spread)
+		}
+		asgUD, asg, metaUD = append(asgUD, z.asgUDMax), append(asg, z.asgMax), append(metaUD, z.userDataMax)
+		// Per member: header, endpoint, generation; per owned task up
+		// to 3 bytes in the task set and 5 for its sum, the same for as
+		// many tasks of warm state; a few bytes per run.
+		owned := 21
+		if bound := 2 + 1 + 60 + 5 + 2*owned*(3+5) + 4*6; z.userDataMax > bound {
+			t.Errorf("%d members: subscription user data of %d bytes, want at most %d", n, z.userDataMax, bound)
+		}
+	}
+	for i := range sizes {
+		// Header, generation, then per sub-topology its id and
+		// partition count (varints: at most 5 bytes), standbys.
+		if bound := 2 + 5 + 1 + len(scaleGroups)*(1+5) + 1; asgUD[i] > bound {
+			t.Errorf("assignment user data of %d bytes at %d members, want at most %d", asgUD[i], sizes[i], bound)
+		}
+		// Partition numbers are 4 bytes each whatever their value; a
+		// member may hold tasks of one topic more or less.
+		if asg[i] > asg[0]+4*4+2+len(scaleGroups[0].Topics[1])+4 {
+			t.Errorf("assignment of %d bytes at %d members, %d at %d", asg[i], sizes[i], asg[0], sizes[0])
+		}
+	}
+	t.Logf("assignment user data %v, assignment %v, subscription user data %v bytes at %v members", asgUD, asg, metaUD, sizes)
+}
+
+// TestPlanAtScale: at 1,000 members and 20,000 tasks every task is
+// assigned once, task counts differ by at most one, a leave moves only
+// the leaver's tasks and a join only the newcomer's share, and the
+// group's record stays under Kafka's default 1 MB message size.
+func TestPlanAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 members: not with -short")
+	}
+	sim := newScaleSim(t, 1_000, 20_000)
+	check := func(what string, r *scaleRound) groupSizes {
+		t.Helper()
+		z := measure(r)
+		seen := map[TaskID]bool{}
+		for _, tasks := range r.tasks {
+			for _, task := range tasks {
+				if seen[task] {
+					t.Fatalf("%s: task %s assigned twice", what, task)
+				}
+				seen[task] = true
+			}
+		}
+		if len(seen) != 20_000 || z.spread > 1 {
+			t.Fatalf("%s: %d tasks assigned, spread %d", what, len(seen), z.spread)
+		}
+		if z.record >= 1_000_000 || z.joinLeader >= 1_000_000 || z.syncLeader >= 1_000_000 {
+			t.Errorf("%s: group record %d, JoinGroup %d, SyncGroup %d bytes", what, z.record, z.joinLeader, z.syncLeader)
+		}
+		return z
+	}
+	check("cold", sim.rebalance())
+	before := check("steady", sim.rebalance()).members
+	prev := sim.last
+	left := sim.leave()
+	r := sim.rebalance()
+	check("leave", r)
+	if m := movedTasks(prev, r.tasks); m != len(prev[left]) {
+		t.Errorf("a leave moved %d tasks, want the leaver's %d", m, len(prev[left]))
+	}
+	prev = sim.last
+	joined := sim.join()
+	r = sim.rebalance()
+	z := check("join", r)
+	if m := movedTasks(prev, r.tasks); m != len(r.tasks[joined]) || m != 20_000/z.members {
+		t.Errorf("a join moved %d tasks, the newcomer has %d, its share is %d", m, len(r.tasks[joined]), 20_000/z.members)
+	}
+	if z.members != before {
+		t.Errorf("%d members after a leave and a join, %d before", z.members, before)
+	}
+}
