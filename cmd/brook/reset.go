@@ -98,7 +98,7 @@ func (p *plan) active() bool {
 
 // empty reports a reset that has nothing to do.
 func (p *plan) empty() bool {
-	return len(p.Inputs) == 0 && len(p.Drop) == 0 && len(p.Internal) == 0 &&
+	return len(p.Inputs) == 0 && len(p.Drop) == 0 && len(p.Internal) == 0 && len(p.Kept) == 0 &&
 		(p.State == nil || !p.State.Exists || len(p.State.Entries)+len(p.State.Foreign) == 0)
 }
 
@@ -122,7 +122,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			p.AppID, p.AppID, p.stateNote())
 		return nil
 	}
-	printPlan(stdout, p, o.execute)
+	printPlan(stdout, p, o.execute && !p.active())
 	if p.active() {
 		return &activeGroupError{Group: p.AppID, State: p.Group, Members: p.Members}
 	}
@@ -226,11 +226,15 @@ func (r *resetter) plan() (*plan, error) {
 		}
 	}
 
+	// A group that does not exist has no offsets: Kafka answers with
+	// none, kfake with GROUP_ID_NOT_FOUND.
 	resp, err := r.admin.ListConsumerGroupOffsets(appID, nil)
-	if err != nil {
+	switch {
+	case errors.Is(err, sarama.ErrGroupIDNotFound):
+		resp = &sarama.OffsetFetchResponse{}
+	case err != nil:
 		return nil, fmt.Errorf("fetch the committed offsets of consumer group %q: %w", appID, err)
-	}
-	if !errors.Is(resp.Err, sarama.ErrNoError) && !errors.Is(resp.Err, sarama.ErrGroupIDNotFound) {
+	case !errors.Is(resp.Err, sarama.ErrNoError) && !errors.Is(resp.Err, sarama.ErrGroupIDNotFound):
 		return nil, fmt.Errorf("fetch the committed offsets of consumer group %q: %w", appID, resp.Err)
 	}
 	type tp struct {
@@ -330,11 +334,10 @@ func (r *resetter) plan() (*plan, error) {
 		switch _, exists := topics[k.topic]; {
 		case internal[k.topic]:
 			p.Drop = append(p.Drop, droppedOffset{Topic: k.topic, Partition: k.part, Committed: blk.Offset, Reason: "internal topic, deleted"})
-		case !exists:
-			p.Drop = append(p.Drop, droppedOffset{Topic: k.topic, Partition: k.part, Committed: blk.Offset, Reason: "the topic no longer exists"})
-		default:
+		case exists:
 			inputs[k.topic] = true
 		}
+		// Kafka deletes a group's offsets of a deleted topic itself.
 	}
 	slices.SortFunc(p.Drop, func(a, b droppedOffset) int {
 		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
