@@ -113,7 +113,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	defer r.admin.Close()
-	p, err := r.plan()
+	p, err := r.plan(ctx)
 	if err != nil {
 		return err
 	}
@@ -199,36 +199,49 @@ func connectHint(err error, o *resetOptions) string {
 }
 
 // plan finds what the reset does, changing nothing.
-func (r *resetter) plan() (*plan, error) {
+func (r *resetter) plan(ctx context.Context) (*plan, error) {
 	appID := r.o.appID
 	p := &plan{AppID: appID, Target: r.o.target}
 
-	descs, err := r.admin.DescribeConsumerGroups([]string{appID})
-	if err != nil {
+	var desc *sarama.GroupDescription
+	err := r.retry(ctx, func() error {
+		descs, err := r.admin.DescribeConsumerGroups([]string{appID})
+		if err != nil {
+			return err
+		}
+		for _, d := range descs {
+			if d.GroupId == appID {
+				desc = d
+				if errors.Is(d.Err, sarama.ErrNoError) {
+					return nil
+				}
+				return d.Err
+			}
+		}
+		return sarama.ErrIncompleteResponse
+	})
+	switch {
+	case err == nil:
+		p.Group = desc.State
+		if p.Group == "Dead" {
+			p.Group = ""
+		}
+		for _, m := range desc.Members {
+			p.Members = append(p.Members, member{ClientID: m.ClientId, Host: m.ClientHost, MemberID: m.MemberId})
+		}
+	case errors.Is(err, sarama.ErrGroupIDNotFound):
+	default:
 		return nil, fmt.Errorf("describe consumer group %q: %w", appID, err)
-	}
-	for _, d := range descs {
-		if d.GroupId != appID {
-			continue
-		}
-		switch {
-		case errors.Is(d.Err, sarama.ErrNoError):
-			p.Group = d.State
-			if p.Group == "Dead" {
-				p.Group = ""
-			}
-			for _, m := range d.Members {
-				p.Members = append(p.Members, member{ClientID: m.ClientId, Host: m.ClientHost, MemberID: m.MemberId})
-			}
-		case errors.Is(d.Err, sarama.ErrGroupIDNotFound):
-		default:
-			return nil, fmt.Errorf("describe consumer group %q: %w", appID, d.Err)
-		}
 	}
 
 	// A group that does not exist has no offsets: Kafka answers with
 	// none, kfake with GROUP_ID_NOT_FOUND.
-	resp, err := r.admin.ListConsumerGroupOffsets(appID, nil)
+	var resp *sarama.OffsetFetchResponse
+	err = r.retry(ctx, func() error {
+		var err error
+		resp, err = r.admin.ListConsumerGroupOffsets(appID, nil)
+		return err
+	})
 	switch {
 	case errors.Is(err, sarama.ErrGroupIDNotFound):
 		resp = &sarama.OffsetFetchResponse{}
@@ -259,12 +272,12 @@ func (r *resetter) plan() (*plan, error) {
 		}
 	}
 
-	topics, err := r.admin.ListTopics()
-	if err != nil {
+	var topics map[string]sarama.TopicDetail
+	if err := r.retry(ctx, func() (err error) { topics, err = r.admin.ListTopics(); return err }); err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
-	groups, err := r.admin.ListConsumerGroups()
-	if err != nil {
+	var groups map[string]string
+	if err := r.retry(ctx, func() (err error) { groups, err = r.admin.ListConsumerGroups(); return err }); err != nil {
 		return nil, fmt.Errorf("list consumer groups: %w", err)
 	}
 	// Other applications whose ids start with "<appID>-" name their
@@ -355,7 +368,7 @@ func (r *resetter) plan() (*plan, error) {
 			p.Inputs = append(p.Inputs, in)
 		}
 	}
-	if err := r.targets(p.Inputs); err != nil {
+	if err := r.targets(ctx, p.Inputs); err != nil {
 		return nil, err
 	}
 	if r.o.stateDir != "" {
@@ -367,7 +380,7 @@ func (r *resetter) plan() (*plan, error) {
 }
 
 // targets sets the target offset of every input partition.
-func (r *resetter) targets(inputs []inputPartition) error {
+func (r *resetter) targets(ctx context.Context, inputs []inputPartition) error {
 	if len(inputs) == 0 {
 		return nil
 	}
@@ -378,7 +391,7 @@ func (r *resetter) targets(inputs []inputPartition) error {
 	case toTime:
 		at = r.o.target.at.UnixMilli()
 	}
-	offsets, err := r.listOffsets(inputs, at)
+	offsets, err := r.listOffsets(ctx, inputs, at)
 	if err != nil {
 		return err
 	}
@@ -395,7 +408,7 @@ func (r *resetter) targets(inputs []inputPartition) error {
 	if len(past) == 0 {
 		return nil
 	}
-	ends, err := r.listOffsets(past, sarama.OffsetNewest)
+	ends, err := r.listOffsets(ctx, past, sarama.OffsetNewest)
 	if err != nil {
 		return err
 	}
@@ -411,7 +424,7 @@ func (r *resetter) targets(inputs []inputPartition) error {
 
 // listOffsets lists the offsets at "at" (a time, or OffsetOldest or
 // OffsetNewest: the last stable offset) of the partitions.
-func (r *resetter) listOffsets(parts []inputPartition, at int64) (map[string]map[int32]int64, error) {
+func (r *resetter) listOffsets(ctx context.Context, parts []inputPartition, at int64) (map[string]map[int32]int64, error) {
 	query := map[string]map[int32]int64{}
 	for _, in := range parts {
 		if query[in.Topic] == nil {
@@ -419,22 +432,28 @@ func (r *resetter) listOffsets(parts []inputPartition, at int64) (map[string]map
 		}
 		query[in.Topic][in.Partition] = at
 	}
-	res, err := r.admin.ListOffsets(query, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
 	out := map[string]map[int32]int64{}
-	for _, in := range parts {
-		o := res[in.Topic][in.Partition]
-		switch {
-		case o == nil && err != nil:
-			return nil, &topicError{Op: "list offsets", Topic: in.Topic, Partition: in.Partition, Err: err}
-		case o == nil:
-			return nil, &topicError{Op: "list offsets", Topic: in.Topic, Partition: in.Partition, Err: sarama.ErrIncompleteResponse}
-		case o.Err != nil && !errors.Is(o.Err, sarama.ErrNoError):
-			return nil, &topicError{Op: "list offsets", Topic: in.Topic, Partition: in.Partition, Err: o.Err}
+	err := r.retry(ctx, func() error {
+		res, err := r.admin.ListOffsets(query, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
+		for _, in := range parts {
+			o := res[in.Topic][in.Partition]
+			switch {
+			case o == nil && err != nil:
+				return &topicError{Op: "list offsets", Topic: in.Topic, Partition: in.Partition, Err: err}
+			case o == nil:
+				return &topicError{Op: "list offsets", Topic: in.Topic, Partition: in.Partition, Err: sarama.ErrIncompleteResponse}
+			case o.Err != nil && !errors.Is(o.Err, sarama.ErrNoError):
+				return &topicError{Op: "list offsets", Topic: in.Topic, Partition: in.Partition, Err: o.Err}
+			}
+			if out[in.Topic] == nil {
+				out[in.Topic] = map[int32]int64{}
+			}
+			out[in.Topic][in.Partition] = o.Offset
 		}
-		if out[in.Topic] == nil {
-			out[in.Topic] = map[int32]int64{}
-		}
-		out[in.Topic][in.Partition] = o.Offset
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -454,13 +473,13 @@ func (r *resetter) execute(ctx context.Context, p *plan, out io.Writer) error {
 		defer release()
 	}
 	if len(p.Inputs) > 0 {
-		if err := r.commitInputs(p); err != nil {
+		if err := r.retry(ctx, func() error { return r.commitInputs(p) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "Committed %d input offsets (%s), with empty metadata.\n", len(p.Inputs), p.Target)
 	}
 	for _, d := range p.Drop {
-		err := r.admin.DeleteConsumerGroupOffset(p.AppID, d.Topic, d.Partition)
+		err := r.retry(ctx, func() error { return r.admin.DeleteConsumerGroupOffset(p.AppID, d.Topic, d.Partition) })
 		if err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 			return &topicError{Op: fmt.Sprintf("delete consumer group %q's committed offset", p.AppID), Topic: d.Topic, Partition: d.Partition, Err: err}
 		}
@@ -470,7 +489,8 @@ func (r *resetter) execute(ctx context.Context, p *plan, out io.Writer) error {
 	}
 	if len(p.Internal) > 0 {
 		for _, t := range p.Internal {
-			if err := r.admin.DeleteTopic(t.Name); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			err := r.retry(ctx, func() error { return r.admin.DeleteTopic(t.Name) })
+			if err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 				return &topicError{Op: "delete", Topic: t.Name, Partition: -1, Err: err}
 			}
 		}
@@ -527,8 +547,8 @@ func (r *resetter) commitInputs(p *plan) error {
 func (r *resetter) waitDeleted(ctx context.Context, deleted []topicPlan) error {
 	deadline := time.Now().Add(r.o.timeout)
 	for {
-		topics, err := r.admin.ListTopics()
-		if err != nil {
+		var topics map[string]sarama.TopicDetail
+		if err := r.retry(ctx, func() (err error) { topics, err = r.admin.ListTopics(); return err }); err != nil {
 			return fmt.Errorf("list topics while waiting for the deletions: %w", err)
 		}
 		var left []string

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestResetCommandLine: bad command lines exit with status 2 and say
@@ -399,4 +401,101 @@ func TestResetToTimeAfterTheLastRecord(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	wantLines(t, out, in+" 0 4 2 -", in+" 1 1 1 - (no record at or after the time: the end)")
+}
+
+// TestResetRetriesWhileTheCoordinatorLoads: a group coordinator that
+// answers COORDINATOR_LOAD_IN_PROGRESS (as Kafka does for a while after
+// it starts, or after the coordinator moves) to describing the group,
+// fetching, committing and deleting its offsets is an outage, not a
+// failure: the reset retries until it answers. The embedded broker is the
+// one that can answer with an injected error code.
+func TestResetRetriesWhileTheCoordinatorLoads(t *testing.T) {
+	b := testutil.NewBroker(t)
+	c := b.Embedded()
+	if c == nil {
+		t.Skip("needs the embedded broker to inject COORDINATOR_LOAD_IN_PROGRESS; on real Kafka TestResetOverTLSAndSASL run against a freshly started broker meets it")
+	}
+	a := admin(t, b)
+	appID, in := testutil.TopicName(t, "app"), testutil.TopicName(t, "in")
+	b.CreateTopic(t, in, 1, nil)
+	b.CreateTopic(t, appID+"-rekey-repartition", 1, nil)
+	b.Produce(t, in, &sarama.ProducerMessage{Value: sarama.StringEncoder("v")}, &sarama.ProducerMessage{Value: sarama.StringEncoder("v")})
+	if _, err := a.AlterConsumerGroupOffsets(appID, map[string]map[int32]sarama.OffsetAndMetadata{
+		in: {0: {Offset: 2, Metadata: "brook:v1:1", LeaderEpoch: -1}}, appID + "-rekey-repartition": {0: {Offset: 0, LeaderEpoch: -1}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const loading = 14 // COORDINATOR_LOAD_IN_PROGRESS
+	var mu sync.Mutex
+	injected := map[kmsg.Key]int{}
+	inject := func(key kmsg.Key, answer func(kmsg.Request) kmsg.Response) {
+		c.ControlKey(int16(key), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			c.KeepControl()
+			mu.Lock()
+			defer mu.Unlock()
+			if injected[key] >= 2 {
+				return nil, nil, false
+			}
+			injected[key]++
+			return answer(req), nil, true
+		})
+	}
+	inject(kmsg.DescribeGroups, func(r kmsg.Request) kmsg.Response {
+		req := r.(*kmsg.DescribeGroupsRequest)
+		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		for _, g := range req.Groups {
+			d := kmsg.NewDescribeGroupsResponseGroup()
+			d.Group, d.ErrorCode = g, loading
+			resp.Groups = append(resp.Groups, d)
+		}
+		return resp
+	})
+	inject(kmsg.OffsetFetch, func(r kmsg.Request) kmsg.Response {
+		req := r.(*kmsg.OffsetFetchRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = loading
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, loading
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
+	})
+	inject(kmsg.OffsetCommit, func(r kmsg.Request) kmsg.Response {
+		req := r.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			t := kmsg.NewOffsetCommitResponseTopic()
+			t.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				p := kmsg.NewOffsetCommitResponseTopicPartition()
+				p.Partition, p.ErrorCode = rp.Partition, loading
+				t.Partitions = append(t.Partitions, p)
+			}
+			resp.Topics = append(resp.Topics, t)
+		}
+		return resp
+	})
+	inject(kmsg.OffsetDelete, func(r kmsg.Request) kmsg.Response {
+		resp := r.(*kmsg.OffsetDeleteRequest).ResponseKind().(*kmsg.OffsetDeleteResponse)
+		resp.ErrorCode = loading
+		return resp
+	})
+	code, _, _ := cli(t, nil, "reset", "--application-id", appID, "--bootstrap-server", strings.Join(b.Addrs(), ","), "--execute", "--timeout", "30s")
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	mu.Lock()
+	for _, key := range []kmsg.Key{kmsg.DescribeGroups, kmsg.OffsetFetch, kmsg.OffsetCommit, kmsg.OffsetDelete} {
+		if injected[key] != 2 {
+			t.Errorf("%s answered COORDINATOR_LOAD_IN_PROGRESS %d times, want 2", key.Name(), injected[key])
+		}
+	}
+	mu.Unlock()
+	want := map[string]map[int32]committedOffset{in: {0: {0, ""}}}
+	if got := committedOffsets(t, a, appID); !equalOffsets(got, want) {
+		t.Errorf("committed offsets after the reset: %v, want %v", got, want)
+	}
+	if got := topicsWithPrefix(t, a, appID); len(got) != 0 {
+		t.Errorf("topics %v remain", got)
+	}
 }
