@@ -1,0 +1,9 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/brookstream/brook/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
