@@ -310,6 +310,28 @@ func TestMetricsEndpoint(t *testing.T) {
 		peak = max(peak, lag)
 		return lag >= paused-1 && committedLag >= lag, fmt.Sprintf("lag %v, committed lag %v; want at least %d and at least the lag", lag, committedLag, paused-1)
 	})
+	// The caught-up endpoint says 503 and what is left, per partition.
+	resp, err := http.Get(a.srv.URL + "/caught-up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cu struct {
+		Error      string `json:"error"`
+		CaughtUp   bool   `json:"caught_up"`
+		Partitions []struct {
+			Topic     string `json:"topic"`
+			Remaining int64  `json:"remaining"`
+		} `json:"partitions"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&cu)
+	resp.Body.Close()
+	left := int64(0)
+	for _, p := range cu.Partitions {
+		left += p.Remaining
+	}
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || cu.CaughtUp || cu.Error == "" || len(cu.Partitions) != 2 || left < paused-1 {
+		t.Errorf("GET /caught-up while paused: %d %+v (%v); want 503 with 2 partitions and at least %d offsets remaining", resp.StatusCode, cu, err, paused-1)
+	}
 	g.release()
 	mfs := a.until(t, time.Minute, "lag back to zero", func(mfs map[string]*dto.MetricFamily) (bool, string) {
 		lag, lags := total(mfs, "brook_consumer_lag_records", app)
@@ -356,7 +378,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	for _, c := range []struct {
 		route, status string
 		n             float64
-	}{{"/stores/{store}/keys/{key}", "200", 2}, {"/stores/{store}/keys/{key}", "404", 1}, {"/caught-up", "200", 1}} {
+	}{{"/stores/{store}/keys/{key}", "200", 2}, {"/stores/{store}/keys/{key}", "404", 1}, {"/caught-up", "200", 1}, {"/caught-up", "503", 1}} {
 		if n, _ := total(mfs, "brook_query_duration_seconds", map[string]string{"application_id": appID, "route": c.route, "status": c.status}); n != c.n {
 			t.Errorf("query %s %s counted %v times, want %v", c.route, c.status, n, c.n)
 		}
