@@ -116,3 +116,26 @@ func TestRebalanceAndQueries(t *testing.T) {
 		t.Errorf("queries %+v", s.Queries)
 	}
 }
+
+// BenchmarkPerRecord is what measuring adds per record of a
+// source → processor → sink task: three node counts, the sink's produced
+// count and end-to-end bucket, the task's processed count and latency
+// bucket, the partition's consumed count.
+func BenchmarkPerRecord(b *testing.B) {
+	m := NewApp()
+	tk := m.Task("0_0")
+	src, proc, sink := tk.Node("src", "source"), tk.Node("proc", "processor"), tk.Node("out", "sink")
+	p := tk.Partition("in", 0)
+	now := time.Now()
+	ts := now.Add(-20 * time.Millisecond)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Consumed()
+		tk.Begin(now)
+		src.Received()
+		proc.Received()
+		sink.Received()
+		sink.Produced(ts)
+		tk.Processed(4 * time.Microsecond)
+	}
+}
