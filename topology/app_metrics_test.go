@@ -256,3 +256,64 @@ func TestAppCaughtUpAfterAbortedTransaction(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestAppMetricsCountsDuplicatesAndNullKeys: the DSL's drops reach the
+// App's metrics: DropDuplicates' duplicates and an aggregation's null-key
+// records, at the nodes that dropped them.
+func TestAppMetricsCountsDuplicatesAndNullKeys(t *testing.T) {
+	b := testutil.NewBroker(t)
+	in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
+	b.CreateTopic(t, in, 1, nil)
+	b.CreateTopic(t, out, 1, nil)
+	tb := topology.New()
+	s := topology.Stream(tb, "in", in, serde.String(), serde.String()).
+		DropDuplicates("dedup", func(_, v string) string { return v }, time.Hour)
+	s.To("out", out, serde.String(), serde.String())
+	topology.Count(s.GroupByKey(), "counts")
+	topo, err := tb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var msgs []*sarama.ProducerMessage
+	for i, v := range []string{"p1", "p2", "p1", "p3", "p2", "p4"} { // p1 and p2 twice
+		m := &sarama.ProducerMessage{Key: sarama.StringEncoder(fmt.Sprint("k", i)), Value: sarama.StringEncoder(v), Timestamp: now}
+		if v == "p4" {
+			m.Key = nil // a null key: Count drops it
+		}
+		msgs = append(msgs, m)
+	}
+	b.Produce(t, in, msgs...)
+	appID := testutil.TopicName(t, "app")
+	reg := metrics.NewRegistry()
+	app, err := topology.NewApp(topo, topology.Config{
+		ApplicationID: appID, Brokers: b.Addrs(), StateDir: t.TempDir(),
+		CommitInterval: 200 * time.Millisecond, Logger: testLogger(t), Metrics: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	if rep, err := app.WaitCaughtUp(ctx); err != nil {
+		t.Fatalf("WaitCaughtUp: %v (%+v)", err, rep)
+	}
+	var dups, nullKeys int64
+	for _, n := range appSnapshot(t, reg, appID).Nodes {
+		dups += n.Dropped.Duplicate
+		nullKeys += n.Dropped.NullKey
+		if n.Dropped.Duplicate > 0 && n.Node != "dedup" {
+			t.Errorf("node %s counted duplicates", n.Node)
+		}
+	}
+	if dups != 2 || nullKeys != 1 {
+		t.Errorf("dropped %d duplicates and %d null keys, want 2 and 1", dups, nullKeys)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
