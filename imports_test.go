@@ -48,6 +48,12 @@ var importRules = []importRule{
 	{"store/leveldb", append([]string{"github.com/linkedin/goavro", mod + "serde/avro", mod + "processor"}, upper...),
 		"the LevelDB engine knows nothing of Avro, processors or the runtime"},
 	{"partition", upper, "the partitioner is a leaf producers outside brook use"},
+	{"metrics", append(append([]string{
+		mod + "processor", mod + "store", mod + "serde", mod + "query", mod + "partition", mod + "internal",
+	}, upper...), heavy...), "metrics is the measurement surface: the standard library only, so that adapters (Prometheus) and programs can read it without linking brook's runtime"},
+	{"internal/meter", append(append([]string{
+		mod + "processor", mod + "store", mod + "serde", mod + "query", mod + "partition",
+	}, upper...), heavy...), "the task core and the query handler update the meter: it needs nothing but package metrics"},
 	{"query", []string{mod + "topology", mod + "testutil", "github.com/linkedin/goavro", mod + "serde/avro"},
 		"interactive queries reach the App through query.App (never package topology) and serdes through serde.Serde"},
 	{"internal/task", append([]string{

@@ -66,7 +66,7 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 // another path or key), and malformed URLs.
 func TestQueryErrorsAreJSON(t *testing.T) {
 	h := unstartedQueryHandler(t)
-	routes := []string{"/health", "/ready", "/instances", "/stores", "/stores/counts",
+	routes := []string{"/health", "/ready", "/caught-up", "/instances", "/stores", "/stores/counts",
 		"/stores/counts/keys/a", "/stores/counts/range", "/stores/counts/metadata?key=a"}
 	methods := []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
 		http.MethodOptions, http.MethodTrace, http.MethodConnect, "PROPFIND"}

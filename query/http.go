@@ -133,13 +133,14 @@ func NewHandler(app App, opts ...Option) http.Handler {
 		fail := func(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, &apiError{Status: http.StatusInternalServerError, Error: err.Error()})
 		}
-		h.routes = queryRoutes{health: fail, ready: fail, instances: fail, stores: fail, storeInfo: fail,
+		h.routes = queryRoutes{health: fail, ready: fail, caughtUp: fail, instances: fail, stores: fail, storeInfo: fail,
 			get: fail, rangeQ: fail, metadata: fail, windowsKey: fail, windowsAll: fail}
 		return h
 	}
 	h.routes = queryRoutes{
 		health:    h.health,
 		ready:     h.ready,
+		caughtUp:  h.caughtUp,
 		instances: h.auth(h.instances),
 		stores:    h.auth(h.stores),
 		storeInfo: h.auth(h.storeInfo),
@@ -161,8 +162,8 @@ type queryHandler struct {
 
 // queryRoutes are the handlers of the API's paths.
 type queryRoutes struct {
-	health, ready, instances, stores, storeInfo, get, rangeQ, metadata http.HandlerFunc
-	windowsKey, windowsAll                                             http.HandlerFunc
+	health, ready, caughtUp, instances, stores, storeInfo, get, rangeQ, metadata http.HandlerFunc
+	windowsKey, windowsAll                                                       http.HandlerFunc
 }
 
 // allowedMethods is the Allow header of every route: the API only reads.
@@ -173,28 +174,33 @@ const allowedMethods = "GET, HEAD"
 // each segment is unescaped on its own, so "%2F" in a store name or key
 // is a slash within it. It sets the path values "store" and "key". A path
 // of no route is a 404.
-func (h *queryHandler) route(r *http.Request) (http.HandlerFunc, *apiError) {
+//
+// It also returns the route's name, its path pattern (the route label of
+// the query metrics), "unknown" for a path of no route.
+func (h *queryHandler) route(r *http.Request) (http.HandlerFunc, string, *apiError) {
 	notFound := &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("no such path %q (see docs/QUERIES.md for the API)", r.URL.EscapedPath())}
 	p, ok := strings.CutPrefix(r.URL.EscapedPath(), "/")
 	if !ok {
-		return nil, notFound
+		return nil, routeUnknown, notFound
 	}
 	segs := strings.Split(p, "/")
 	if len(segs) == 1 {
 		switch segs[0] {
 		case "health":
-			return h.routes.health, nil
+			return h.routes.health, "/health", nil
 		case "ready":
-			return h.routes.ready, nil
+			return h.routes.ready, "/ready", nil
+		case "caught-up":
+			return h.routes.caughtUp, "/caught-up", nil
 		case "instances":
-			return h.routes.instances, nil
+			return h.routes.instances, "/instances", nil
 		case "stores":
-			return h.routes.stores, nil
+			return h.routes.stores, "/stores", nil
 		}
-		return nil, notFound
+		return nil, routeUnknown, notFound
 	}
 	if segs[0] != "stores" || segs[1] == "" {
-		return nil, notFound
+		return nil, routeUnknown, notFound
 	}
 	unescape := func(what, s string) (string, *apiError) {
 		v, err := url.PathUnescape(s)
@@ -203,40 +209,41 @@ func (h *queryHandler) route(r *http.Request) (http.HandlerFunc, *apiError) {
 		}
 		return v, nil
 	}
-	name, e := unescape("store name", segs[1])
-	if e != nil {
-		return nil, e
-	}
 	var next http.HandlerFunc
+	var pattern string
 	switch {
 	case len(segs) == 2:
-		next = h.routes.storeInfo
+		next, pattern = h.routes.storeInfo, "/stores/{store}"
 	case len(segs) >= 4 && segs[2] == "keys":
-		key, e := unescape("key", strings.Join(segs[3:], "/"))
-		if e != nil {
-			return nil, e
-		}
-		r.SetPathValue("key", key)
-		next = h.routes.get
+		next, pattern = h.routes.get, "/stores/{store}/keys/{key}"
 	case len(segs) == 3 && segs[2] == "range":
-		next = h.routes.rangeQ
+		next, pattern = h.routes.rangeQ, "/stores/{store}/range"
 	case len(segs) == 3 && segs[2] == "metadata":
-		next = h.routes.metadata
+		next, pattern = h.routes.metadata, "/stores/{store}/metadata"
 	case len(segs) >= 4 && segs[2] == "windows":
+		next, pattern = h.routes.windowsKey, "/stores/{store}/windows/{key}"
+	case len(segs) == 3 && segs[2] == "windows":
+		next, pattern = h.routes.windowsAll, "/stores/{store}/windows"
+	default:
+		return nil, routeUnknown, notFound
+	}
+	name, e := unescape("store name", segs[1])
+	if e != nil {
+		return nil, pattern, e
+	}
+	if len(segs) >= 4 {
 		key, e := unescape("key", strings.Join(segs[3:], "/"))
 		if e != nil {
-			return nil, e
+			return nil, pattern, e
 		}
 		r.SetPathValue("key", key)
-		next = h.routes.windowsKey
-	case len(segs) == 3 && segs[2] == "windows":
-		next = h.routes.windowsAll
-	default:
-		return nil, notFound
 	}
 	r.SetPathValue("store", name)
-	return next, nil
+	return next, pattern, nil
 }
+
+// routeUnknown is the route label of requests for a path of no route.
+const routeUnknown = "unknown"
 
 // apiError is the JSON body of every error answer.
 type apiError struct {
@@ -247,6 +254,21 @@ type apiError struct {
 }
 
 func (h *queryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m := h.a.meter()
+	if m == nil {
+		h.serve(w, r, new(string))
+		return
+	}
+	// Measured: the route, the status answered and the time taken.
+	began := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	route := routeUnknown
+	h.serve(sw, r, &route)
+	m.ObserveQuery(route, sw.status(), time.Since(began))
+}
+
+// serve answers a request and sets *route to its route's label.
+func (h *queryHandler) serve(w http.ResponseWriter, r *http.Request, route *string) {
 	if len(r.URL.RawPath)+len(r.URL.Path)+len(r.URL.RawQuery) > h.cfg.maxURL {
 		h.fail(w, &apiError{Status: http.StatusRequestURITooLong, Error: "request URL too long"})
 		return
@@ -255,7 +277,8 @@ func (h *queryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Queries have no body: read at most a little of one.
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
 	}
-	next, e := h.route(r)
+	next, pattern, e := h.route(r)
+	*route = pattern
 	if e != nil {
 		h.fail(w, e)
 		return
@@ -363,6 +386,59 @@ func (h *queryHandler) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.reply(w, http.StatusOK, map[string]any{"state": s.String(), "tasks": len(open)})
+}
+
+// maxCaughtUpWait bounds the wait parameter of /caught-up.
+const maxCaughtUpWait = 5 * time.Minute
+
+// caughtUpAnswer is the body of /caught-up.
+type caughtUpAnswer struct {
+	// Error is set on a 503 answer: why the instance has not caught up.
+	Error      string                      `json:"error,omitempty"`
+	CaughtUp   bool                        `json:"caught_up"`
+	State      string                      `json:"state"`
+	MarkedAt   time.Time                   `json:"marked_at"`
+	Partitions []runtime.PartitionProgress `json:"partitions"`
+}
+
+// caughtUp answers whether this instance has processed its input up to
+// the end offsets listed when the request came (App.CaughtUp), waiting up
+// to the wait parameter for it: 200 when it has, 503 with the partitions
+// and their remaining offsets when not.
+func (h *queryHandler) caughtUp(w http.ResponseWriter, r *http.Request) {
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			h.fail(w, &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("bad wait %q: a duration such as 10s (at most %v)", v, maxCaughtUpWait)})
+			return
+		}
+		wait = min(d, maxCaughtUpWait)
+	}
+	mark, err := h.a.rt.MarkEnds(r.Context())
+	if err != nil {
+		h.fail(w, &apiError{Status: http.StatusServiceUnavailable, Error: "not caught up: " + err.Error()})
+		return
+	}
+	var rep runtime.CaughtUpReport
+	if wait > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		rep, _ = h.a.rt.WaitCaughtUp(ctx, mark)
+		cancel()
+	} else {
+		rep = h.a.rt.CaughtUp(r.Context(), mark)
+	}
+	body := caughtUpAnswer{CaughtUp: rep.CaughtUp, State: h.a.state().String(), MarkedAt: rep.MarkedAt, Partitions: rep.Partitions}
+	if body.Partitions == nil {
+		body.Partitions = []runtime.PartitionProgress{}
+	}
+	if rep.CaughtUp {
+		h.reply(w, http.StatusOK, body)
+		return
+	}
+	body.Error = "not caught up: " + rep.Reason
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.cfg.retryAfter.Round(time.Second)/time.Second))))
+	h.reply(w, http.StatusServiceUnavailable, body)
 }
 
 func (h *queryHandler) instances(w http.ResponseWriter, r *http.Request) {
@@ -977,3 +1053,34 @@ func endpointURL(endpoint string) string {
 	}
 	return "http://" + endpoint
 }
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// status is the status answered (200 when the handler wrote nothing).
+func (s *statusWriter) status() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}
+
+// Unwrap returns the wrapped writer (http.ResponseController).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/meter"
 	"github.com/brookstream/brook/internal/runtime"
 	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/partition"
@@ -64,6 +65,14 @@ func (a Handle) endpoint() string {
 
 // state returns the App's state.
 func (a Handle) state() State { return a.rt.State() }
+
+// meter returns the App's measurements (nil: it measures nothing).
+func (a Handle) meter() *meter.App {
+	if a.rt == nil {
+		return nil
+	}
+	return a.rt.Meter()
+}
 
 // State is an App's lifecycle state (the same type as topology.State).
 type State = runtime.State
@@ -757,6 +766,9 @@ type RestoreStatus struct {
 	Partition int32  `json:"partition"`
 	Restored  int64  `json:"restored"`
 	Total     int64  `json:"total"`
+	// Records is the number of changelog records applied so far
+	// (Restored and Total count offsets).
+	Records int64 `json:"records"`
 }
 
 func restoreStatuses(ps []store.RestoreProgress) []RestoreStatus {

@@ -518,6 +518,9 @@ func TestQueryHandlerInputs(t *testing.T) {
 		{"/stores", auth, 200},
 		{"/health", nil, 200},
 		{"/ready", nil, 503},
+		{"/caught-up", nil, 503}, // not running: no end offsets to compare with
+		{"/caught-up?wait=soon", nil, 400},
+		{"/caught-up?wait=-1s", nil, 400},
 		{"/stores/nope/keys/a", auth, 404},
 		{"/stores/counts/keys/a", auth, 503},
 		{"/stores/counts/range?limit=x", auth, 400},

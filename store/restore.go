@@ -89,12 +89,14 @@ func (memOpener) String() string        { return "memory" }
 
 // RestoreProgress reports how far a restore has come. Restored and Total
 // count changelog offsets (compacted-away offsets included), so Restored
-// reaches Total exactly when the restore is done.
+// reaches Total exactly when the restore is done; Records counts the
+// changelog records applied so far.
 type RestoreProgress struct {
 	Store     string
 	Partition int32
 	Restored  int64
 	Total     int64
+	Records   int64
 }
 
 // RestoreConfig describes one store partition to restore.
@@ -258,9 +260,10 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*RestoreResult, error) {
 // applyChangelog reads [start, end) into e in batches.
 func applyChangelog(ctx context.Context, cfg *RestoreConfig, e Engine, start, end int64) (int64, error) {
 	total := end - start
+	var n int64
 	progress := func(next int64) {
 		if cfg.Progress != nil {
-			cfg.Progress(RestoreProgress{Store: cfg.Store, Partition: cfg.Changelog.Partition, Restored: next - start, Total: total})
+			cfg.Progress(RestoreProgress{Store: cfg.Store, Partition: cfg.Changelog.Partition, Restored: next - start, Total: total, Records: n})
 		}
 	}
 	if start >= end {
@@ -268,7 +271,6 @@ func applyChangelog(ctx context.Context, cfg *RestoreConfig, e Engine, start, en
 		return 0, nil
 	}
 	b := e.NewBatch()
-	var n int64
 	next := start
 	flush := func(report bool) error {
 		if b.Len() == 0 {

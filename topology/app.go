@@ -17,9 +17,11 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/changelog"
+	"github.com/brookstream/brook/internal/meter"
 	"github.com/brookstream/brook/internal/runtime"
 	"github.com/brookstream/brook/internal/scram"
 	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/store"
 )
 
@@ -186,6 +188,16 @@ type Config struct {
 	StateListener func(from, to State)
 	// RestoreListener is called as stores restore from their changelogs.
 	RestoreListener func(store.RestoreProgress)
+	// Metrics, when set, receives the App's measurements (records
+	// consumed, processed and produced, latencies, consumer lag per
+	// partition, commits, transactions, rebalances, task states,
+	// restores, store sizes, dead-lettered and dropped records, queries):
+	// NewApp registers the App with it under its ApplicationID and Close
+	// removes it. Serve them with the Prometheus adapter
+	// (github.com/brookstream/brook/prometheus) or read Snapshot. nil (the
+	// default) measures nothing. See package metrics and
+	// docs/OPERATIONS.md.
+	Metrics *metrics.Registry
 	// ConfigureSarama is the escape hatch: it may change the sarama
 	// configuration brook built, before any client is created. brook's
 	// own settings for the producer and the consumer group are applied
@@ -387,6 +399,8 @@ func (c *Config) sarama() *sarama.Config {
 // exactly one instance.
 type App struct {
 	rt *runtime.Runtime
+	// unregister removes the App from Config.Metrics (nil without it).
+	unregister func()
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -409,6 +423,10 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 	}
 	c := cfg.withDefaults()
 	appID := c.ApplicationID
+	var m *meter.App
+	if c.Metrics != nil {
+		m = meter.NewApp()
+	}
 	rt, err := runtime.New(runtime.Config{
 		Graph: topo.graph.ForApplication(appID), ApplicationID: appID, Brokers: c.Brokers,
 		Sarama: c.sarama(), StateDir: c.StateDir, CommitInterval: c.CommitInterval,
@@ -420,11 +438,18 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		StartupTimeout: c.StartupTimeout, ShutdownTimeout: c.ShutdownTimeout,
 		RepartitionPurgeInterval: c.RepartitionPurgeInterval, MaxTaskIdle: c.MaxTaskIdle,
 		LineageHeaders: c.LineageHeaders,
+		Meter:          m,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &App{rt: rt}, nil
+	a := &App{rt: rt}
+	if c.Metrics != nil {
+		if a.unregister, err = c.Metrics.Register(appID, rt.CollectMetrics); err != nil {
+			return nil, fmt.Errorf("topology: Config.Metrics: %w", err)
+		}
+	}
+	return a, nil
 }
 
 // Run joins the group and processes until ctx ends (it then returns nil)
@@ -445,8 +470,9 @@ func (a *App) Run(ctx context.Context) error {
 	return a.rt.Run(ctx)
 }
 
-// Close stops a running App and waits for Run to return. It is safe to
-// call more than once and from any goroutine.
+// Close stops a running App and waits for Run to return, then removes the
+// App from Config.Metrics. It is safe to call more than once and from any
+// goroutine.
 func (a *App) Close() error {
 	a.mu.Lock()
 	a.closed = true
@@ -456,8 +482,73 @@ func (a *App) Close() error {
 		cancel()
 		<-done
 	}
+	if a.unregister != nil {
+		a.unregister()
+	}
 	return nil
 }
+
+// CaughtUpReport says whether this instance has processed its input up to
+// the end offsets listed at one moment (App.CaughtUp, App.WaitCaughtUp):
+// CaughtUp, the App's State, a Reason when not, and the Partitions of the
+// tasks assigned to this instance with their Target (end offset),
+// Position, Committed offset and Remaining offsets.
+type CaughtUpReport = runtime.CaughtUpReport
+
+// PartitionProgress is one input partition in a CaughtUpReport.
+type PartitionProgress = runtime.PartitionProgress
+
+// CaughtUp lists the end offsets of every input partition of the
+// application now (ListOffsets: the high watermark, or the last stable
+// offset under ExactlyOnce) and reports, without waiting, whether every
+// task assigned to this instance has processed its partitions up to them.
+// Offsets that hold only transaction markers (or aborted records under
+// ExactlyOnce) count as processed: no consumer ever receives them, so a
+// position may rest below such an end. The input partitions include
+// repartition and table topics; records written to a repartition topic
+// after the end offsets were listed are not waited for (call again to
+// follow them through). It fails when the App is not running or the
+// brokers cannot list the offsets.
+func (a *App) CaughtUp(ctx context.Context) (CaughtUpReport, error) {
+	mark, err := a.rt.MarkEnds(ctx)
+	if err != nil {
+		return CaughtUpReport{State: a.State()}, err
+	}
+	return a.rt.CaughtUp(ctx, mark), nil
+}
+
+// WaitCaughtUp lists the end offsets of every input partition of the
+// application (as CaughtUp does; if Run has not connected yet, as soon as
+// it has) and waits until every task assigned to this instance has
+// processed its partitions up to them. It returns the report that said
+// so, or the last report and an error when ctx ends or the App stops
+// first. Tests use it to wait for an App to process what they produced;
+// deploy checks, to wait for a new instance to catch up. Processed means
+// taken through the topology: under ExactlyOnce the output becomes visible
+// at the next commit (CommitInterval).
+func (a *App) WaitCaughtUp(ctx context.Context) (CaughtUpReport, error) {
+	for {
+		mark, err := a.rt.MarkEnds(ctx)
+		if err == nil {
+			return a.rt.WaitCaughtUp(ctx, mark)
+		}
+		s := a.State()
+		if !errors.Is(err, runtime.ErrNotRunning) || s == StateStopped || s == StateError {
+			return CaughtUpReport{State: s}, err
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return CaughtUpReport{State: s}, fmt.Errorf("brook: not caught up: %w (the application has not connected yet)", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// ErrNotRunning is returned by CaughtUp when the App is not running (Run
+// not called yet, or returned).
+var ErrNotRunning = runtime.ErrNotRunning
 
 // State returns the App's current state.
 func (a *App) State() State { return a.rt.State() }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -150,8 +152,9 @@ func (p *streamAggregator[K, V, A]) Close() error { return nil }
 
 // dropper drops, counts and logs the records an aggregation cannot take.
 // Kafka Streams drops them too and counts them in its dropped-records
-// metric; brook has no metrics API yet, so each warning carries the
-// node's running count (dropped_total, per task).
+// metric; brook counts them in the App's metrics (package metrics,
+// records dropped by reason), and each warning carries the node's
+// running count (dropped_total, per task).
 type dropper[K, V any] struct {
 	nilKey, nilValue bool // whether K and V can be nil at all
 	dropped          int64
@@ -188,6 +191,7 @@ func (d *dropper[K, V]) nullReason(ctx recordLogger, r processor.Record[K, V]) s
 
 func (d *dropper[K, V]) drop(ctx recordLogger, reason string, ts time.Time, attrs ...any) {
 	d.dropped++
+	countDrop(ctx, dropReason(reason))
 	md, _ := ctx.RecordMetadata()
 	ctx.Logger().Warn("brook: aggregation dropped a record", append([]any{"action", "none if such records are expected; otherwise fix the producer (null keys or values), or raise the window's Grace for late records", "reason", reason, "dropped_total", d.dropped,
 		"topic", md.Topic, "partition", md.Partition, "offset", md.Offset, "timestamp_ms", ts.UnixMilli()}, attrs...)...)
@@ -412,6 +416,7 @@ func (p *tableRegrouper[K, V, KOut, VOut]) Process(ctx processor.Context[KOut, t
 		}
 		if reason != "" {
 			p.dropped++
+			countDrop(ctx, dropReason(reason))
 			md, _ := ctx.RecordMetadata()
 			ctx.Logger().Warn("brook: group-by selected a null key or value; the row leaves its group", "action", "make the group-by selector return a non-null key if the row must stay counted", "reason", reason,
 				"dropped_total", p.dropped, "topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
@@ -551,3 +556,23 @@ func (p *tableAggregator[K, V, A]) Process(ctx processor.Context[K, Change[A]], 
 }
 
 func (p *tableAggregator[K, V, A]) Close() error { return nil }
+
+// countDrop counts a record the DSL processor behind ctx (its
+// processor.Context) dropped, in the App's metrics (metrics.NodeSnapshot's
+// Dropped); it does nothing when the App measures nothing.
+func countDrop(ctx any, reason metrics.DropReason) { task.CountDropped(ctx, reason) }
+
+// dropReason maps the reasons the DSL's log lines give to the metrics'.
+func dropReason(reason string) metrics.DropReason {
+	switch reason {
+	case "null key":
+		return metrics.DropNullKey
+	case "null value":
+		return metrics.DropNullValue
+	case "late":
+		return metrics.DropLate
+	case "duplicate":
+		return metrics.DropDuplicate
+	}
+	return metrics.DropError
+}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -135,6 +136,7 @@ func (d *deduper[K, V]) Process(ctx processor.Context[K, V], r processor.Record[
 			With(DedupFirstSeenHeader, []byte(strconv.FormatInt(first, 10)))
 		return ctx.ForwardTo(d.dups, r)
 	}
+	countDrop(ctx, metrics.DropDuplicate)
 	md, _ := ctx.RecordMetadata()
 	ctx.Logger().Debug("brook: dropped a duplicate", "id", id, "first_seen_ms", first,
 		"timestamp_ms", r.Timestamp.UnixMilli(), "topic", md.Topic, "partition", md.Partition, "offset", md.Offset)

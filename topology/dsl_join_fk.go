@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -588,6 +589,7 @@ func (p *fkForeignUpdater[KO, VO]) Init(ctx processor.Context[[]byte, fkResponse
 func (p *fkForeignUpdater[KO, VO]) Process(ctx processor.Context[[]byte, fkResponse[VO]], r processor.Record[KO, Change[VO]]) error {
 	if md, ok := ctx.RecordMetadata(); ok && md.NullKey || p.nilKey && isNil(r.Key) {
 		p.dropped++
+		countDrop(ctx, metrics.DropNullKey)
 		ctx.Logger().Warn("brook: foreign-key join dropped a right-table record with a null key", "action", "none if such records are expected; otherwise fix the producer that writes null keys", "dropped_total", p.dropped,
 			"topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
 		return nil

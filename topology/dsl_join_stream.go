@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -354,6 +355,7 @@ func (p *streamJoiner[K, V1, V2, VR]) Process(ctx processor.Context[K, VR], r pr
 		// Kafka Streams skips records with a null value: null stands for
 		// a missing side in its joiners.
 		p.drops.nullValues++
+		countDrop(ctx, metrics.DropNullValue)
 		ctx.Logger().Warn("brook: join dropped a record with a null value (as Kafka Streams)", "action", "none if such records are expected; otherwise fix the producer that writes null values", "side", side,
 			"topic", md.Topic, "partition", md.Partition, "offset", md.Offset, "dropped_null_values_total", p.drops.nullValues)
 		return nil
@@ -365,6 +367,7 @@ func (p *streamJoiner[K, V1, V2, VR]) Process(ctx processor.Context[K, VR], r pr
 			return p.forwardUnmatched(r.Key, in, r.Timestamp, r.Headers)
 		}
 		p.drops.nullKeys++
+		countDrop(ctx, metrics.DropNullKey)
 		ctx.Logger().Warn("brook: join dropped a record with a null key (as Kafka Streams)", "action", "none if such records are expected; otherwise fix the producer that writes null keys", "side", side,
 			"topic", md.Topic, "partition", md.Partition, "offset", md.Offset, "dropped_null_keys_total", p.drops.nullKeys)
 		return nil
@@ -390,6 +393,7 @@ func (p *streamJoiner[K, V1, V2, VR]) Process(ctx processor.Context[K, VR], r pr
 	}
 	if st > to+p.grace {
 		p.drops.late++
+		countDrop(ctx, metrics.DropLate)
 		ctx.Logger().Warn("brook: join dropped a late record: its join window closed", "action", "if such records must still join, raise the join window's Grace (records later than window + grace behind stream time are dropped)", "side", side,
 			"timestamp_ms", ts, "window_end_ms", to, "stream_time_ms", st, "grace_ms", p.grace,
 			"topic", md.Topic, "partition", md.Partition, "offset", md.Offset, "dropped_late_total", p.drops.late)

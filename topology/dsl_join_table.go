@@ -3,6 +3,7 @@ package topology
 import (
 	"time"
 
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -193,6 +194,7 @@ func (p *tableJoinSide[K, VThis, VOther, VR]) Process(ctx processor.Context[K, C
 		// A join matches equal keys: a null key matches nothing (Kafka
 		// Streams skips it the same way).
 		p.dropped++
+		countDrop(ctx, metrics.DropNullKey)
 		ctx.Logger().Warn("brook: table join dropped a record with a null key", "action", "none if such records are expected; otherwise fix the producer that writes null keys", "dropped_total", p.dropped,
 			"topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
 		return nil

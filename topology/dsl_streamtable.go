@@ -210,6 +210,7 @@ func (j *streamTableJoiner[K, V, VT, VR]) Process(ctx processor.Context[K, VR], 
 // (Kafka Streams counts them in its dropped-records metric).
 func (j *streamTableJoiner[K, V, VT, VR]) drop(ctx processor.Context[K, VR], reason string, r processor.Record[K, V]) {
 	j.nulls.dropped++
+	countDrop(ctx, dropReason(reason))
 	md, _ := ctx.RecordMetadata()
 	ctx.Logger().Warn("brook: join dropped a record", "action", "none if such records are expected; otherwise fix the producer (null keys or values) or the key selector", "reason", reason, "dropped_total", j.nulls.dropped,
 		"topic", md.Topic, "partition", md.Partition, "offset", md.Offset, "timestamp_ms", r.Timestamp.UnixMilli())

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -166,6 +167,7 @@ func (m *versionedMaterializer[K, V]) Process(ctx processor.Context[K, Change[V]
 		return ctx.Forward(processor.Revalue(r, change))
 	case store.PutExpired:
 		m.dropped++
+		countDrop(ctx, metrics.DropLate) // too old for the history: Kafka Streams counts it as dropped too
 		md, _ := ctx.RecordMetadata()
 		ctx.Logger().Warn("brook: versioned table dropped a record older than its history retention", "action", "raise the table's history retention (Versioned) if records this old must be kept",
 			"store", m.name, "dropped_total", m.dropped, "topic", md.Topic, "partition", md.Partition, "offset", md.Offset,

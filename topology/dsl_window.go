@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -382,9 +383,11 @@ func dropNull[K, V, KO, VO any](ctx processor.Context[KO, VO], r processor.Recor
 	case isNil(r.Key) || md.NullKey: // a null key on the wire, whatever the serde made of it
 		c.nullKeys++
 		what = "key"
+		countDrop(ctx, metrics.DropNullKey)
 	case values && isNil(r.Value):
 		c.nullValues++
 		what = "value"
+		countDrop(ctx, metrics.DropNullValue)
 	default:
 		return false
 	}
@@ -407,6 +410,7 @@ func recordTime[K, V, KO, VO any](ctx processor.Context[KO, VO], r processor.Rec
 
 func logLate[KO, VO any](ctx processor.Context[KO, VO], c *dropCounts, key any, ts, start, end, streamTime, grace int64) {
 	c.late++
+	countDrop(ctx, metrics.DropLate) // per window, as Kafka Streams' dropped-records
 	md, _ := ctx.RecordMetadata()
 	ctx.Logger().Debug("brook: dropped a late record for a closed window",
 		"key", key, "timestamp_ms", ts, "window_start_ms", start, "window_end_ms", end,

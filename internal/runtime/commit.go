@@ -124,6 +124,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 		tr := d.tr
 		tr.commits++
 		r.purge.note(d.offs)
+		tr.noteCommitted(d.offs)
 		for tp := range tr.logged {
 			if tr.tables[tp] {
 				for _, o := range d.offs {
@@ -235,7 +236,9 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 	}
 	tp.sent = false
 	r.countTxn()
+	tr.meter.TxnCommitted()
 	r.purge.note(offs)
+	tr.noteCommitted(offs)
 	// The transaction is committed: its writes may reach the local stores.
 	for _, o := range tr.overlays {
 		if err := o.Commit(); err != nil {
@@ -319,5 +322,13 @@ func (tr *taskRun) advanceCheckpoint(offs []task.Offset, p *changelog.Producer) 
 		if off, ok := p.Acked(tp); ok && off > tr.logged[tp] {
 			tr.logged[tp] = off
 		}
+	}
+}
+
+// noteCommitted records the offsets a commit of the task committed (for
+// the committed lag and the caught-up report).
+func (tr *taskRun) noteCommitted(offs []task.Offset) {
+	for _, o := range offs {
+		tr.queue.committedAt(o.Topic, o.Partition, o.Offset)
 	}
 }

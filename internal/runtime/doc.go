@@ -94,7 +94,8 @@
 // did not complete.
 //
 // Goroutines: Run owns the consumer-group loop, the producer's result
-// reader and the shutdown watch; each group session owns its worker
+// reader, the shutdown watch and, with metrics (Config.Meter), the
+// monitor that lists end offsets and measures stores (metrics.go); each group session owns its worker
 // goroutines and waits for them in Cleanup. Run returns only after all of
 // them have exited.
 //
@@ -120,5 +121,11 @@
 //   - guard.go: the start-up dial guard;
 //   - lock.go: the state folder's lock;
 //   - query.go: what interactive queries read of the running tasks
-//     (stores, restore progress, lag).
+//     (stores, restore progress, lag);
+//   - lag.go: end offsets (ListOffsets), the tails of partitions that hold
+//     only transaction markers, and the lag of the open tasks' inputs;
+//   - caughtup.go: the caught-up check (MarkEnds, CaughtUp,
+//     WaitCaughtUp);
+//   - metrics.go: CollectMetrics (the meter's counters plus state, lag and
+//     store sizes) and the monitor goroutine.
 package runtime

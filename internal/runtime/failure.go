@@ -7,6 +7,7 @@ import (
 
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 )
 
@@ -80,6 +81,7 @@ func (r *Runtime) settleFailures(tr *taskRun, failed []changelog.Failed) error {
 				Topic: pe.Topic, Partition: pe.Partition, Offset: pe.Offset,
 			}
 			if hnd(ec, producedFromMessage(f.Msg)) == processor.Continue {
+				tr.meter.Node(pe.Node, "sink").Dropped(metrics.DropError)
 				r.log.Warn("brook: dropped a record the producer could not write", "action", "your production handler chose Continue: the record is lost for this output; fix the cause (record too large, ACLs, missing topic) or answer Fail", "task", tr.id.String(),
 					"node", pe.Node, "output_topic", pe.OutputTopic, "topic", pe.Topic, "partition", pe.Partition, "offset", pe.Offset, "err", f.Err)
 				continue

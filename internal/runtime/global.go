@@ -20,6 +20,7 @@ import (
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
 	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/store/leveldb"
@@ -273,9 +274,13 @@ func (r *Runtime) restoreGlobal(ctx context.Context, dir string, spec *task.Stor
 // restoreGlobalPartition applies the records of one partition in
 // [start, end) to the table's store, reporting progress.
 func (r *Runtime) restoreGlobalPartition(ctx context.Context, t *globalTable, p int32, rd *changelog.Reader, start, end int64) (int64, error) {
+	var n int64
+	rm := r.meter.Restore(metrics.GlobalTask, t.g.Spec.Name, p)
+	rm.Begin(time.Now())
 	progress := func(next int64) {
+		rm.Progress(time.Now(), n, end-next)
 		if r.cfg.OnRestore != nil {
-			r.cfg.OnRestore(store.RestoreProgress{Store: t.g.Spec.Name, Partition: p, Restored: next - start, Total: end - start})
+			r.cfg.OnRestore(store.RestoreProgress{Store: t.g.Spec.Name, Partition: p, Restored: next - start, Total: end - start, Records: n})
 		}
 	}
 	progress(start)
@@ -283,7 +288,6 @@ func (r *Runtime) restoreGlobalPartition(ctx context.Context, t *globalTable, p 
 		return 0, nil
 	}
 	batch := t.g.Engine.NewBatch()
-	var n int64
 	next := start
 	err := rd.Read(ctx, start, end, func(recs []store.ChangelogRecord) error {
 		for i := range recs {

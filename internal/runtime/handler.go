@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/assign"
@@ -40,6 +41,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		r.fail(fmt.Errorf("brook: assignment: %w", err))
 		return err
 	}
+	r.meter.RebalanceDone(time.Now())
 	if a, ok := r.strategy.Local(); ok && r.cfg.OnAssignment != nil {
 		r.cfg.OnAssignment(a)
 	}
@@ -79,6 +81,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		}
 		h.tasks[id] = tr
 		r.publishTask(tr)
+		tr.meter.Running()
 	}
 	for _, k := range claimOrder(sess.Claims(), r.tableTopics()) {
 		id, _ := r.strategy.TaskOf(k.topic, k.partition)
@@ -157,6 +160,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		return fmt.Errorf("brook: claimed %s/%d belongs to no running task", claim.Topic(), claim.Partition())
 	}
 	h.r.trackClaim(tr.id, claim)
+	pm := tr.meter.Partition(claim.Topic(), claim.Partition())
 	ctx := sess.Context()
 	tr.queue.track(claim.Topic(), claim.Partition(), claim.InitialOffset(), claim.HighWaterMarkOffset())
 	stop := context.AfterFunc(ctx, tr.queue.wake)
@@ -170,6 +174,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			if !tr.queue.pushAt(ctx, m, claim.HighWaterMarkOffset()) {
 				return nil
 			}
+			pm.Consumed()
 		case <-ctx.Done():
 			return nil
 		case <-tr.gone:
@@ -204,7 +209,12 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 		before = append(before, tr.commits)
 	}
 	if ok {
-		if err := h.commit(sess, all); err != nil {
+		began := time.Now()
+		err := h.commit(sess, all)
+		if len(all) > 0 {
+			h.r.meter.ObserveCommit(time.Since(began))
+		}
+		if err != nil {
 			h.r.commitFailed(err)
 		}
 	}

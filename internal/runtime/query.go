@@ -261,46 +261,33 @@ type PartitionLag struct {
 	Partition int32
 	// Position is the offset of the next record the task will process.
 	Position int64
-	// End is the partition's high-water mark as last fetched.
+	// End is the partition's end offset as last seen: the high watermark
+	// (the last stable offset under exactly-once) from the monitor's
+	// last listing or the consumer's last fetch, whichever is newer.
 	End int64
-	// Lag is End - Position (0 when not known to be positive).
+	// Lag is End - Position (0 when not known to be positive, or when the
+	// offsets left hold only transaction markers).
 	Lag int64
 }
 
-// Lag returns the lag of each source partition of an open task, from the
-// consumer's last fetch; false when the task is not open here.
+// Lag returns the lag of each source partition of an open task, from
+// what the runtime last saw; false when the task is not open here.
 func (r *Runtime) Lag(id assign.TaskID) ([]PartitionLag, bool) {
 	q := &r.queries
 	q.mu.RLock()
-	qt := q.tasks[id]
+	_, open := q.tasks[id]
 	q.mu.RUnlock()
-	if qt == nil {
+	if !open {
 		return nil, false
 	}
-	qt.mu.Lock()
-	claims := slices.Clone(qt.claims)
-	qt.mu.Unlock()
-	pos := qt.tr.queue.positions()
-	out := make([]PartitionLag, 0, len(claims))
-	for _, c := range claims {
-		l := PartitionLag{Topic: c.Topic(), Partition: c.Partition(), End: c.HighWaterMarkOffset()}
-		p, ok := pos[tpKey{c.Topic(), c.Partition()}]
-		if !ok {
-			p = max(c.InitialOffset(), 0)
+	out := []PartitionLag{}
+	for _, st := range r.openInputs() {
+		if st.task != id {
+			continue
 		}
-		l.Position = p
-		l.Lag = max(l.End-l.Position, 0)
-		out = append(out, l)
+		end, lag, _ := r.lagOf(st)
+		out = append(out, PartitionLag{Topic: st.key.topic, Partition: st.key.partition, Position: st.position, End: end, Lag: max(lag, 0)})
 	}
-	slices.SortFunc(out, func(a, b PartitionLag) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
-	})
 	return out, true
 }
 
@@ -312,17 +299,3 @@ func (r *Runtime) ApplicationID() string { return r.cfg.ApplicationID }
 
 // Endpoint returns this instance's query endpoint.
 func (r *Runtime) Endpoint() string { return r.cfg.Endpoint }
-
-// positions returns, per partition, the offset after the last record
-// handed out by pop.
-func (q *recordQueue) positions() map[tpKey]int64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := make(map[tpKey]int64, len(q.parts))
-	for k, f := range q.parts {
-		if f.next > 0 {
-			out[k] = f.next
-		}
-	}
-	return out
-}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -51,8 +52,18 @@ type fifo struct {
 	msgs []*sarama.ConsumerMessage
 	head int
 	// next is the offset after the last popped record, 0 before the
-	// first (read by the interactive-query lag report, query.go).
+	// first.
 	next int64
+	// done is the offset after the last record the task processed
+	// successfully, 0 before the first (the worker sets it after each
+	// record: the position of lag reports and the caught-up check).
+	// committed is the last offset committed for the partition, or the
+	// committed offset its claim started from; -1 while unknown.
+	done, committed atomic.Int64
+	// start is where the partition's claim started reading (-1 before
+	// its claim started; 0 for "the log start", which may have moved
+	// past offset 0 by retention).
+	start int64
 	// tracked is set once the partition's claim reported its position;
 	// fetched is the offset after the last pushed record and hwm the
 	// claim's latest high watermark. idleSince is when the partition was
@@ -64,6 +75,16 @@ type fifo struct {
 
 func (f *fifo) len() int { return len(f.msgs) - f.head }
 
+func newFifo() *fifo {
+	f := &fifo{start: -1}
+	f.committed.Store(-1)
+	return f
+}
+
+// processed records that the task processed the record at offset off of
+// this partition.
+func (f *fifo) processed(off int64) { f.done.Store(off + 1) }
+
 func newRecordQueue(max int, notify func()) *recordQueue {
 	q := &recordQueue{max: max, parts: map[tpKey]*fifo{}, notify: notify, maxIdle: maxTaskIdle}
 	q.space = sync.NewCond(&q.mu)
@@ -74,11 +95,7 @@ func newRecordQueue(max int, notify func()) *recordQueue {
 func (q *recordQueue) addPartition(topic string, p int32) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	k := tpKey{topic, p}
-	if q.parts[k] == nil {
-		q.parts[k] = &fifo{}
-		q.order = append(q.order, k)
-	}
+	q.fifo(tpKey{topic, p})
 }
 
 // track records where a partition's claim starts reading (initial; a
@@ -88,10 +105,12 @@ func (q *recordQueue) track(topic string, p int32, initial, hwm int64) {
 	defer q.mu.Unlock()
 	f := q.fifo(tpKey{topic, p})
 	f.tracked = true
-	if initial < 0 {
+	if initial >= 0 {
+		f.committed.Store(initial) // a claim starts at the committed offset
+	} else {
 		initial = 0
 	}
-	f.fetched, f.hwm = initial, hwm
+	f.fetched, f.hwm, f.start = initial, hwm, initial
 	if q.notify != nil {
 		q.notify()
 	}
@@ -100,7 +119,7 @@ func (q *recordQueue) track(topic string, p int32, initial, hwm int64) {
 func (q *recordQueue) fifo(k tpKey) *fifo {
 	f := q.parts[k]
 	if f == nil {
-		f = &fifo{}
+		f = newFifo()
 		q.parts[k] = f
 		q.order = append(q.order, k)
 	}
@@ -146,6 +165,13 @@ func (q *recordQueue) pop() (*sarama.ConsumerMessage, bool) {
 }
 
 func (q *recordQueue) popAt(now time.Time) (*sarama.ConsumerMessage, bool) {
+	m, _, ok := q.popFifo(now)
+	return m, ok
+}
+
+// popFifo is popAt that also returns the record's partition FIFO, whose
+// processed the worker calls once the record is processed.
+func (q *recordQueue) popFifo(now time.Time) (*sarama.ConsumerMessage, *fifo, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var best *fifo
@@ -168,7 +194,7 @@ func (q *recordQueue) popAt(now time.Time) (*sarama.ConsumerMessage, bool) {
 		}
 	}
 	if best == nil || held {
-		return nil, false
+		return nil, nil, false
 	}
 	m := best.msgs[best.head]
 	best.next = m.Offset + 1
@@ -181,7 +207,17 @@ func (q *recordQueue) popAt(now time.Time) (*sarama.ConsumerMessage, bool) {
 		best.head = 0
 	}
 	q.space.Broadcast()
-	return m, true
+	return m, best, true
+}
+
+// committedAt records that offset off of a partition was committed.
+func (q *recordQueue) committedAt(topic string, p int32, off int64) {
+	q.mu.Lock()
+	f := q.parts[tpKey{topic, p}]
+	q.mu.Unlock()
+	if f != nil {
+		f.committed.Store(off)
+	}
 }
 
 // wake releases pushers waiting on a context that has ended.

@@ -21,6 +21,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
+	"github.com/brookstream/brook/internal/meter"
 	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/store"
@@ -116,6 +117,9 @@ type Config struct {
 	// LineageHeaders makes every sink record carry the lineage headers
 	// (processor.Lineage).
 	LineageHeaders bool
+	// Meter receives the runtime's measurements; nil measures nothing
+	// (metrics.go).
+	Meter *meter.App
 }
 
 // defaultStartupTimeout is the StartupTimeout when Config leaves it 0.
@@ -170,6 +174,15 @@ type Runtime struct {
 	// are restored; globalRestored counts the records they restored.
 	globals        *globalStores
 	globalRestored int64
+	// meter is cfg.Meter (nil: no metrics); ends caches the end offsets
+	// of input partitions and what is known of their tails (lag.go);
+	// sizes the stores' sizes (metrics.go).
+	meter *meter.App
+	ends  endCache
+	sizes sizeCache
+	// shared is client while Run runs (guarded by mu), for the
+	// goroutines of callers (the caught-up check).
+	shared sarama.Client
 }
 
 // New validates cfg and returns a runtime in state Created. Only
@@ -217,7 +230,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.Sarama = &sc
 	}
 	r := &Runtime{
-		cfg: cfg, log: cfg.Logger, base: cfg.Sarama,
+		cfg: cfg, log: cfg.Logger, base: cfg.Sarama, meter: cfg.Meter,
 		restored:        map[assign.TaskID]map[string]int64{},
 		restoredRecords: map[assign.TaskID]int64{},
 	}
@@ -271,6 +284,9 @@ func (r *Runtime) setState(s State) {
 	}
 	r.state = s
 	r.mu.Unlock()
+	if s == Rebalancing {
+		r.meter.RebalanceStarted(time.Now())
+	}
 	r.log.Info("brook: state change", "from", old.String(), "to", s.String())
 	if r.cfg.OnState != nil {
 		r.cfg.OnState(old, s)
@@ -405,6 +421,16 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 	if err := r.preflight(startCtx, st); err != nil {
 		return st.fail(err)
 	}
+	// Every input topic exists now (internal ones were created): the
+	// caught-up check may list their end offsets, from other goroutines.
+	r.mu.Lock()
+	r.shared = client
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.shared = nil
+		r.mu.Unlock()
+	}()
 
 	if r.cfg.ExactlyOnce {
 		// Every task has its own transactional producer (txn.go).
@@ -533,6 +559,19 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 		// sessions' tasks have closed (group.Consume returns after them).
 		defer gwg.Wait()
 		defer stopGlobals()
+	}
+
+	if r.meter != nil {
+		// Owned by Run: keeps the lag gauges and store sizes fresh.
+		mctx, stopMonitor := context.WithCancel(ctx)
+		var mwg sync.WaitGroup
+		mwg.Add(1)
+		go func() {
+			defer mwg.Done()
+			r.runMonitor(mctx, r.client)
+		}()
+		defer mwg.Wait()
+		defer stopMonitor()
 	}
 
 	topics := r.strategy.Topics()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
+	"github.com/brookstream/brook/internal/meter"
 	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/store"
@@ -51,6 +52,18 @@ type taskRun struct {
 	// commits counts the task's completed commits (Cleanup compares it
 	// across the final commit).
 	commits int
+	// meter receives the task's measurements (nil: the App measures
+	// nothing); stores are its stores' engines, for their sizes.
+	meter  *meter.Task
+	stores map[string]storeEngine
+}
+
+// storeEngine is one store of a task as the runtime opened it: its engine
+// (an overlay over LevelDB, or the in-memory engine) and, for a LevelDB
+// store, its folder.
+type storeEngine struct {
+	engine store.Engine
+	dir    string
 }
 
 // maxPendingWrites bounds the store writes a task holds in memory
@@ -106,8 +119,14 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 		id: id, dir: r.taskDir(id), worker: worker,
 		logged: map[store.TopicPartition]int64{}, tables: map[store.TopicPartition]bool{},
 		volatile: map[store.TopicPartition]bool{},
-		gone:     make(chan struct{}),
+		gone:     make(chan struct{}), meter: r.meter.Task(id.String()), stores: map[string]storeEngine{},
 	}
+	tr.meter.Restoring()
+	defer func() {
+		if tr.core == nil {
+			tr.meter.Closed()
+		}
+	}()
 	if err := r.ensureDir(tr.dir); err != nil {
 		return nil, err
 	}
@@ -119,6 +138,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 		if err != nil {
 			return nil, err
 		}
+		txn.meter = tr.meter
 		tr.txn = txn
 		coll.txn = txn
 		defer func() {
@@ -156,10 +176,12 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 	var restoredTotal int64
 	factory := func(pid processor.TaskID, spec *task.StoreSpec) (store.Engine, []store.Option, error) {
 		var opener store.Opener
+		dir := ""
 		if spec.InMemory {
 			opener = store.MemoryOpener()
 		} else {
-			opener = leveldb.Opener(filepath.Join(tr.dir, spec.Name), r.cfg.LevelDB)
+			dir = filepath.Join(tr.dir, spec.Name)
+			opener = leveldb.Opener(dir, r.cfg.LevelDB)
 		}
 		if !spec.Logged && spec.SourceTopic == "" {
 			e, err := opener.Open()
@@ -167,6 +189,9 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 				o := store.NewOverlay(e)
 				tr.overlays = append(tr.overlays, o)
 				e = o
+			}
+			if err == nil {
+				tr.stores[spec.Name] = storeEngine{engine: e, dir: dir}
 			}
 			return e, nil, err
 		}
@@ -190,11 +215,17 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 			reader = restoreUpTo{ChangelogReader: reader, end: max(committed[tp], 0)}
 		}
 		cp, has := checkpoint[tp]
+		rm := r.meter.Restore(id.String(), spec.Name, id.Partition)
+		rm.Begin(time.Now())
 		res, err := store.Restore(ctx, store.RestoreConfig{
 			Store: spec.Name, Changelog: tp, Opener: opener, Apply: spec.Apply,
 			Reader:     reader,
 			Checkpoint: cp, HasCheckpoint: has,
-			Progress: r.cfg.OnRestore, Logger: r.log,
+			Progress: func(p store.RestoreProgress) {
+				rm.Progress(time.Now(), p.Records, p.Total-p.Restored)
+				r.cfg.OnRestore(p)
+			},
+			Logger: r.log,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("restore from %s: %w", tp, err)
@@ -216,8 +247,10 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 			// flush, as the commit protocol's "flush stores" step.
 			o := store.NewOverlay(res.Engine)
 			tr.overlays = append(tr.overlays, o)
+			tr.stores[spec.Name] = storeEngine{engine: o, dir: dir}
 			return o, opts, nil
 		}
+		tr.stores[spec.Name] = storeEngine{engine: res.Engine}
 		return res.Engine, opts, nil
 	}
 	core, err := task.New(task.Config{
@@ -225,6 +258,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 		Collector: coll, Logger: r.log, WallClock: r.cfg.Clock(), StreamTime: streamTime, Globals: r.globalViews(),
 		Context:       ctx, // ends source waits for the registry at rebalance or shutdown
 		ApplicationID: r.cfg.ApplicationID, LineageHeaders: r.cfg.LineageHeaders,
+		Meter: tr.meter,
 	})
 	if err != nil {
 		return nil, taskError(id, "", err)
@@ -299,6 +333,7 @@ func (h *handler) closeTasks(checkpointed bool) {
 	h.r.unpublishTasks() // before closing: queries must let go of the stores
 	h.r.forgetFailures(h.tasks)
 	for id, tr := range h.tasks {
+		tr.meter.Closed()
 		if tr.core != nil {
 			h.r.logCloseError(id, tr.core.Close())
 		}

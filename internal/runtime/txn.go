@@ -15,6 +15,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
+	"github.com/brookstream/brook/internal/meter"
 )
 
 // TransactionalID returns the Kafka transactional id of a task's producer
@@ -38,6 +39,8 @@ type txnProducer struct {
 	sent bool
 	// abortErr is the coordinator's refusal of the last abort (abort).
 	abortErr error
+	// meter counts the task's aborted transactions (nil: not measured).
+	meter *meter.Task
 }
 
 // newTxnProducer creates the transactional producer of task id. Creating
@@ -118,6 +121,7 @@ func (tp *txnProducer) abort(log *slog.Logger) error {
 		log.Warn("brook: abort transaction", "action", "nothing: the transaction is aborted by the broker at its timeout and the task's next owner reprocesses it", "transactional.id", tp.tid, "err", err, "kafka_error", kafkaErrorName(err))
 		return err
 	}
+	tp.meter.TxnAborted()
 	log.Info("brook: transaction aborted", "transactional.id", tp.tid)
 	return nil
 }
@@ -222,6 +226,7 @@ func (h *handler) loseTask(tr *taskRun, err error) {
 		"action", "nothing if rare (exactly-once holds: the next owner redoes the work); if frequent, check for two instances sharing a state directory or a commit slower than the transaction timeout", "task", tr.id.String(), "transactional.id", tr.txn.tid, "reason", fenceName(err), "err", err)
 	h.discardTask(tr)
 	h.r.countFenced()
+	tr.meter.Fenced()
 }
 
 func (tr *taskRun) isLost() bool {

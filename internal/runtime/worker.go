@@ -38,10 +38,27 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 			if tr.isLost() {
 				continue
 			}
+			// Measuring (tr.meter nil: off) adds no clock reading: each
+			// record's time runs from the previous one's end (or the
+			// batch start) to its own end, so it includes taking it off
+			// the queue and handing its output over, and that reading
+			// also serves the queue as the time of the next pop.
+			tm := tr.meter
+			var t0 time.Time
+			if tm != nil {
+				t0 = time.Now()
+			}
 			for i := 0; i < batch; i++ {
-				m, ok := tr.queue.pop()
+				popAt := t0
+				if tm == nil {
+					popAt = time.Now()
+				}
+				m, f, ok := tr.queue.popFifo(popAt)
 				if !ok {
 					break
+				}
+				if tm != nil {
+					tm.Begin(t0)
 				}
 				tr.begin()
 				if err := tr.core.Process(rawRecord(m)); err != nil {
@@ -63,6 +80,12 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 					r.fail(err)
 					return
 				}
+				f.processed(m.Offset)
+				if tm != nil {
+					t1 := time.Now()
+					tm.Processed(t1.Sub(t0))
+					t0 = t1
+				}
 				processed++
 				if tr.core.CommitRequested() {
 					// A processor asked for a commit: the task processes
@@ -82,6 +105,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 				if tr.isLost() {
 					continue
 				}
+				tr.meter.Begin(now)
 				tr.begin()
 				if _, err := tr.core.Punctuate(now); err != nil {
 					tr.rollback()
@@ -97,7 +121,12 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 			nextPunct = now.Add(r.cfg.PunctuateInterval)
 		}
 		if commitNow || !now.Before(nextCommit) {
-			if err := h.commit(sess, tasks); err != nil {
+			began := time.Now()
+			err := h.commit(sess, tasks)
+			if len(tasks) > 0 {
+				r.meter.ObserveCommit(time.Since(began))
+			}
+			if err != nil {
 				r.commitFailed(err)
 				return
 			}

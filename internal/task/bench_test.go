@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brookstream/brook/internal/meter"
 	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
@@ -18,10 +19,18 @@ func (c *nopCollector) Send(processor.ProducedRecord, task.Origin) error { c.n++
 func (c *nopCollector) PartitionCount(string) (int32, error)             { return 1, nil }
 
 func benchTask(b *testing.B, build func(*topology.Builder)) *task.Task {
-	return benchTaskLineage(b, build, false)
+	return benchTaskWith(b, build, false, nil)
 }
 
 func benchTaskLineage(b *testing.B, build func(*topology.Builder), lineage bool) *task.Task {
+	return benchTaskWith(b, build, lineage, nil)
+}
+
+func benchTaskMeter(b *testing.B, build func(*topology.Builder), m *meter.Task) *task.Task {
+	return benchTaskWith(b, build, false, m)
+}
+
+func benchTaskWith(b *testing.B, build func(*topology.Builder), lineage bool, m *meter.Task) *task.Task {
 	tb := topology.New()
 	build(tb)
 	topo, err := tb.Build()
@@ -29,7 +38,7 @@ func benchTaskLineage(b *testing.B, build func(*topology.Builder), lineage bool)
 		b.Fatal(err)
 	}
 	g, _ := task.GraphOf(topo.InternalHandle())
-	tk, err := task.New(task.Config{Graph: g, Collector: &nopCollector{}, ApplicationID: "bench-app", LineageHeaders: lineage,
+	tk, err := task.New(task.Config{Graph: g, Collector: &nopCollector{}, ApplicationID: "bench-app", LineageHeaders: lineage, Meter: m,
 		Stores: func(processor.TaskID, *task.StoreSpec) (store.Engine, []store.Option, error) {
 			return store.NewMemoryEngine(), nil, nil
 		}})
@@ -104,4 +113,22 @@ func BenchmarkProcessCount(b *testing.B) {
 		topology.Sink(tb, "out", "out", n, serde.String(), serde.Int64())
 	})
 	runBench(b, tk, 10000)
+}
+
+// BenchmarkProcessMeter is BenchmarkProcessStateless with the task's
+// measurements off and on: the difference is the core's per-record cost
+// of measuring (a count per node, the sink's records and end-to-end
+// latency).
+func BenchmarkProcessMeter(b *testing.B) {
+	build := func(tb *topology.Builder) {
+		in := topology.Source(tb, "src", "in", serde.String(), serde.String())
+		n := topology.ProcessFunc(tb, "len", in, processor.MapValues(func(_ string, v string) (int64, error) { return int64(len(v)), nil }))
+		topology.Sink(tb, "out", "out", n, serde.String(), serde.Int64())
+	}
+	b.Run("metrics=false", func(b *testing.B) { runBench(b, benchTaskMeter(b, build, nil), 1000) })
+	b.Run("metrics=true", func(b *testing.B) {
+		tm := meter.NewApp().Task("0_0")
+		tm.Begin(time.Now())
+		runBench(b, benchTaskMeter(b, build, tm), 1000)
+	})
 }

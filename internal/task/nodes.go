@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/brookstream/brook/internal/meter"
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 )
@@ -83,10 +85,12 @@ type sourceNode[K, V any] struct {
 	extract    func(processor.Record[K, V], time.Time) (time.Time, error)
 	children   []receiver[K, V]
 	childNames []string
+	m          *meter.Node
 }
 
 func (s *sourceNode[K, V]) bind(t *Task, spec *NodeSpec, children []Node) (err error) {
 	s.t, s.spec, s.childNames = t, spec, spec.Children
+	s.m = t.meter.Node(spec.Name, "source")
 	s.children, err = bindChildren[K, V](spec.Name, children, spec.Children)
 	return err
 }
@@ -95,6 +99,7 @@ func (s *sourceNode[K, V]) init() error  { return nil }
 func (s *sourceNode[K, V]) close() error { return nil }
 
 func (s *sourceNode[K, V]) processRaw(rec *RawRecord) error {
+	s.m.Received()
 	k, err := s.keys(s.t.ctx, rec.Topic, rec.Key)
 	if err != nil {
 		return s.t.deserializationFailed(s.spec.Name, "key", err)
@@ -133,12 +138,14 @@ type procNode[KIn, VIn, KOut, VOut any] struct {
 	stores   map[string]any
 	logger   *slog.Logger
 	inited   bool
+	m        *meter.Node
 }
 
 var _ processor.Context[int, int] = (*procNode[int, int, int, int])(nil)
 
 func (n *procNode[KIn, VIn, KOut, VOut]) bind(t *Task, spec *NodeSpec, children []Node) (err error) {
 	n.t, n.spec = t, spec
+	n.m = t.meter.Node(spec.Name, "processor")
 	if n.children, err = bindChildren[KOut, VOut](spec.Name, children, spec.Children); err != nil {
 		return err
 	}
@@ -182,6 +189,7 @@ func (n *procNode[KIn, VIn, KOut, VOut]) close() error {
 }
 
 func (n *procNode[KIn, VIn, KOut, VOut]) receive(r processor.Record[KIn, VIn]) error {
+	n.m.Received()
 	if err := n.p.Process(n, r); err != nil {
 		return n.t.processingFailed(n.spec.Name, err, false)
 	}
@@ -234,6 +242,9 @@ func (n *procNode[KIn, VIn, KOut, VOut]) WallClockTime() time.Time { return n.t.
 func (n *procNode[KIn, VIn, KOut, VOut]) RequestCommit()           { n.t.commitRequested = true }
 func (n *procNode[KIn, VIn, KOut, VOut]) Logger() *slog.Logger     { return n.logger }
 
+// CountDropped implements DropCounter.
+func (n *procNode[KIn, VIn, KOut, VOut]) CountDropped(reason metrics.DropReason) { n.m.Dropped(reason) }
+
 // SinkNode returns the instance factory of a sink node. Exactly one of
 // topic and topicFn is set. partition, if not nil, picks the partition
 // from the record and the topic's partition count; otherwise the producer
@@ -255,10 +266,12 @@ type sinkNode[K, V any] struct {
 	partition func(string, K, V, int32) (int32, error)
 	// nodeBytes is the node's name as a lineage header value.
 	nodeBytes []byte
+	m         *meter.Node
 }
 
 func (s *sinkNode[K, V]) bind(t *Task, spec *NodeSpec, children []Node) error {
 	s.t, s.spec = t, spec
+	s.m = t.meter.Node(spec.Name, "sink")
 	if s.topicFn == nil {
 		// The spec's topic, not the one the factory was made with: an
 		// internal topic's name is only known once the graph runs for an
@@ -275,6 +288,7 @@ func (s *sinkNode[K, V]) init() error  { return nil }
 func (s *sinkNode[K, V]) close() error { return nil }
 
 func (s *sinkNode[K, V]) receive(r processor.Record[K, V]) error {
+	s.m.Received()
 	out := processor.ProducedRecord{Topic: s.topic, Partition: -1, Timestamp: r.Timestamp, Headers: r.Headers}
 	if s.topicFn != nil {
 		topic, err := s.topicFn(r)
@@ -317,6 +331,9 @@ func (s *sinkNode[K, V]) receive(r processor.Record[K, V]) error {
 	}
 	if err := s.t.collector.Send(out, from); err != nil {
 		return s.t.productionFailed(s.spec.Name, out, err)
+	}
+	if s.m != nil { // not inlined: skip the call when nothing is measured
+		s.m.Produced(out.Timestamp)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/brookstream/brook/internal/meter"
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -108,6 +110,11 @@ type Config struct {
 	// task is being stopped; Process then returns an error matching
 	// ErrInterrupted. Nil means a context that never ends.
 	Context context.Context
+	// Meter receives the task's measurements (records per node, records
+	// produced and their end-to-end latency, dead-lettered and dropped
+	// records); nil measures nothing. Measuring never changes what the
+	// task does.
+	Meter *meter.Task
 }
 
 // ErrInterrupted is matched by the error of a Process call whose source
@@ -162,6 +169,11 @@ type Task struct {
 	schedules []*schedule
 	seq       uint64
 	consumed  map[topicPartition]int64
+
+	meter *meter.Task
+	// handlerSent counts the records an error handler sent through
+	// ErrorContext.Produce during its current call.
+	handlerSent int
 }
 
 type patternSource struct {
@@ -208,6 +220,7 @@ func New(cfg Config) (*Task, error) {
 		wallTime: cfg.WallClock,
 		consumed: make(map[topicPartition]int64),
 		globals:  cfg.Globals,
+		meter:    cfg.Meter,
 	}
 	if !cfg.StreamTime.IsZero() {
 		t.streamTime, t.streamTimeKnown = cfg.StreamTime, true
@@ -506,7 +519,13 @@ func (t *Task) origin(node string) Origin {
 
 func (t *Task) errorContext(node string, err error) processor.ErrorContext {
 	from := t.origin(node)
-	produce := func(rec processor.ProducedRecord) error { return t.collector.Send(rec, from) }
+	produce := func(rec processor.ProducedRecord) error {
+		if err := t.collector.Send(rec, from); err != nil {
+			return err
+		}
+		t.handlerSent++
+		return nil
+	}
 	ec := processor.ErrorContext{TaskID: t.id, Node: node, ApplicationID: t.appID, Err: err, Offset: -1, Produce: produce}
 	if c := &t.current; t.hasCurrent && !t.punctuating {
 		ec.Topic, ec.Partition, ec.Offset = c.Topic, c.Partition, c.Offset
@@ -540,7 +559,7 @@ func (t *Task) deserializationFailed(node, part string, err error) error {
 		}
 		t.log.Error("schema registry unavailable: record not handed to the deserialization handler", "topic", ec.Topic,
 			"partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
-	} else if h := t.handlers.Deserialization; h != nil && h(ec) == processor.Continue {
+	} else if h := t.handlers.Deserialization; h != nil && t.ask(node, func() processor.HandlerResponse { return h(ec) }) == processor.Continue {
 		t.log.Warn("dropped record that could not be deserialized", "action", "your deserialization handler chose Continue: fix the producer of the record, or use processor.DeadLetter to keep it", "topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "part", part, "error", err)
 		return nil
 	}
@@ -553,7 +572,7 @@ func (t *Task) processingFailed(node string, err error, punctuation bool) error 
 	}
 	ec := t.errorContext(node, err)
 	if !unavailable(err) {
-		if h := t.handlers.Processing; h != nil && h(ec) == processor.Continue {
+		if h := t.handlers.Processing; h != nil && t.ask(node, func() processor.HandlerResponse { return h(ec) }) == processor.Continue {
 			return nil
 		}
 	}
@@ -564,9 +583,59 @@ func (t *Task) processingFailed(node string, err error, punctuation bool) error 
 func (t *Task) productionFailed(node string, out processor.ProducedRecord, err error) error {
 	ec := t.errorContext(node, err)
 	if !unavailable(err) {
-		if h := t.handlers.Production; h != nil && h(ec, out) == processor.Continue {
+		if h := t.handlers.Production; h != nil && t.ask(node, func() processor.HandlerResponse { return h(ec, out) }) == processor.Continue {
 			return nil
 		}
 	}
 	return &processor.ProductionError{Node: node, OutputTopic: out.Topic, Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Err: err}
+}
+
+// ask calls an error handler for a failure at node and counts what its
+// answer did to the record: Continue after the handler wrote records
+// through ErrorContext.Produce (a dead-letter handler) counts them as
+// dead-lettered; Continue without writing counts the record as dropped
+// (metrics.DropError).
+func (t *Task) ask(node string, call func() processor.HandlerResponse) processor.HandlerResponse {
+	t.handlerSent = 0
+	resp := call()
+	if resp == processor.Continue && t.meter != nil {
+		n := t.meterNode(node)
+		if t.handlerSent > 0 {
+			n.DeadLettered(t.handlerSent)
+		} else {
+			n.Dropped(metrics.DropError)
+		}
+	}
+	t.handlerSent = 0
+	return resp
+}
+
+// meterNode returns the measurements of node name (nil when the task
+// measures nothing).
+func (t *Task) meterNode(name string) *meter.Node {
+	if t.meter == nil {
+		return nil
+	}
+	kind := "processor"
+	if spec := t.graph.Nodes[name]; spec != nil {
+		kind = spec.Kind.String()
+	}
+	return t.meter.Node(name, kind)
+}
+
+// DropCounter is implemented by the processor.Context the task hands to
+// its processors: the DSL's processors count the records they drop (late,
+// duplicate, null key or value) through it, so that the App's metrics
+// show them. Processors of your own may use it too (a type assertion on
+// the Context); it does nothing when the App measures nothing.
+type DropCounter interface {
+	CountDropped(reason metrics.DropReason)
+}
+
+// CountDropped counts a record the current node dropped, when ctx (a
+// processor.Context) is one the task made; otherwise it does nothing.
+func CountDropped(ctx any, reason metrics.DropReason) {
+	if dc, ok := ctx.(DropCounter); ok {
+		dc.CountDropped(reason)
+	}
 }
