@@ -124,6 +124,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 		tr := d.tr
 		tr.commits++
 		r.purge.note(d.offs)
+		r.noteCommitted(tr.id, d.offs)
 		for tp := range tr.logged {
 			if tr.tables[tp] {
 				for _, o := range d.offs {
@@ -236,6 +237,7 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 	tp.sent = false
 	r.countTxn()
 	r.purge.note(offs)
+	r.noteCommitted(tr.id, offs)
 	// The transaction is committed: its writes may reach the local stores.
 	for _, o := range tr.overlays {
 		if err := o.Commit(); err != nil {

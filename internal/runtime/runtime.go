@@ -170,6 +170,8 @@ type Runtime struct {
 	// are restored; globalRestored counts the records they restored.
 	globals        *globalStores
 	globalRestored int64
+	// status keeps what the status page reads between calls (status.go).
+	status statusBook
 }
 
 // New validates cfg and returns a runtime in state Created. Only
@@ -221,6 +223,9 @@ func New(cfg Config) (*Runtime, error) {
 		restored:        map[assign.TaskID]map[string]int64{},
 		restoredRecords: map[assign.TaskID]int64{},
 	}
+	// Every log record passes the status book, which keeps the warnings.
+	r.log = slog.New(newRecentHandler(cfg.Logger.Handler(), &r.status.recent))
+	r.cfg.Logger = r.log
 	r.group = coordinatorGroup{r}
 	r.purge = &purger{r: r}
 	r.cfg.OnRestore = r.watchRestore(cfg.OnRestore)
@@ -231,7 +236,7 @@ func New(cfg Config) (*Runtime, error) {
 		r.groups = append(r.groups, assign.TaskGroup{ID: int32(st.ID), Topics: slices.Clone(st.SourceTopics)})
 	}
 	s, err := assign.NewStrategy(assign.Config{
-		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Logger: cfg.Logger,
+		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Logger: r.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)

@@ -1,0 +1,583 @@
+// status.go: what the status page (package query, Status) reads of a
+// running instance that the runtime does not already publish: per input
+// partition the committed offset, the position and the log end offset
+// (PartitionStatus), the last restore of each store partition
+// (RestoreHistory), the size of each store (StoreSizes) and the recent
+// warnings of the instance's log (RecentWarnings). Everything here is
+// computed on demand, when the status is asked for; the per-record path
+// is untouched (the committed offsets are noted once per commit).
+
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/task"
+	"github.com/brookstream/brook/store"
+)
+
+// PartitionStatus is where one input partition of an open task stands.
+type PartitionStatus struct {
+	// Task is the task that reads the partition.
+	Task      assign.TaskID
+	Topic     string
+	Partition int32
+	// Committed is the group's committed offset (the next offset a new
+	// owner would process): the last one this instance committed, or the
+	// one the task started from; -1 when the group has none yet.
+	Committed int64
+	// Position is the offset of the next record the task will process.
+	Position int64
+	// End is the log end offset: the high watermark, or under
+	// exactly-once the last stable offset (records of open transactions
+	// are not readable yet). EndKind says which, and where it came from.
+	End     int64
+	EndKind string
+	// Lag is End - Position, never negative.
+	Lag int64
+}
+
+// The EndKind values of PartitionStatus.
+const (
+	// EndHighWatermark: the high watermark, listed on demand.
+	EndHighWatermark = "high_watermark"
+	// EndLastStableOffset: the last stable offset (read_committed),
+	// listed on demand.
+	EndLastStableOffset = "last_stable_offset"
+	// EndLastFetch: listing the offsets failed; the high watermark of the
+	// consumer's last fetch response (it may be old while the partition
+	// is held back, and under exactly-once it counts open transactions).
+	EndLastFetch = "last_fetch"
+)
+
+// endCacheFor is how long listed end offsets are reused: status pages
+// poll every second or two, possibly several at once, and need not make
+// the brokers answer each of them.
+const endCacheFor = 500 * time.Millisecond
+
+// statusBook holds what the status keeps between calls: the listed end
+// offsets (a short cache), the last restore progress of each store
+// partition, and the log's recent warnings. Its zero value is ready.
+type statusBook struct {
+	mu       sync.Mutex
+	ends     map[tpKey]int64
+	endsKind string
+	endsAt   time.Time
+	restores map[restoreKey]store.RestoreProgress
+	recent   recentLog
+}
+
+// noteCommitted records the offsets a task just committed (called once
+// per commit, by both guarantees' commit paths).
+func (r *Runtime) noteCommitted(id assign.TaskID, offs []task.Offset) {
+	q := &r.queries
+	q.mu.RLock()
+	qt := q.tasks[id]
+	q.mu.RUnlock()
+	if qt == nil {
+		return
+	}
+	qt.mu.Lock()
+	if qt.committed == nil {
+		qt.committed = map[tpKey]int64{}
+	}
+	for _, o := range offs {
+		qt.committed[tpKey{o.Topic, o.Partition}] = o.Offset
+	}
+	qt.mu.Unlock()
+}
+
+// noteRestore keeps the latest restore progress of a store partition for
+// RestoreHistory (called from the restore listener).
+func (r *Runtime) noteRestore(p store.RestoreProgress) {
+	b := &r.status
+	b.mu.Lock()
+	if b.restores == nil {
+		b.restores = map[restoreKey]store.RestoreProgress{}
+	}
+	b.restores[restoreKey{p.Store, p.Partition}] = p
+	b.mu.Unlock()
+}
+
+// PartitionStatus returns, for each input partition of the tasks open
+// here, its committed offset, position, log end offset and lag, sorted
+// by task, topic and partition. The end offsets are listed from the
+// partitions' leaders (at most once per endCacheFor); when that fails,
+// they are the last fetch's high watermarks (EndLastFetch) and the error
+// says why. A partition whose position is not known yet (no record
+// processed and no committed offset) is placed at the log start offset.
+func (r *Runtime) PartitionStatus(ctx context.Context) ([]PartitionStatus, error) {
+	q := &r.queries
+	q.mu.RLock()
+	tasks := make([]*queryTask, 0, len(q.tasks))
+	for _, qt := range q.tasks {
+		tasks = append(tasks, qt)
+	}
+	q.mu.RUnlock()
+	var out []PartitionStatus
+	for _, qt := range tasks {
+		qt.mu.Lock()
+		claims := slices.Clone(qt.claims)
+		committed := make(map[tpKey]int64, len(qt.committed))
+		for k, v := range qt.committed {
+			committed[k] = v
+		}
+		qt.mu.Unlock()
+		pos := qt.tr.queue.positions()
+		for _, c := range claims {
+			k := tpKey{c.Topic(), c.Partition()}
+			ps := PartitionStatus{Task: qt.tr.id, Topic: k.topic, Partition: k.partition, Committed: -1, Position: -1, End: c.HighWaterMarkOffset(), EndKind: EndLastFetch}
+			if off, ok := committed[k]; ok {
+				ps.Committed = off
+			} else if c.InitialOffset() >= 0 {
+				ps.Committed = c.InitialOffset()
+			}
+			if p, ok := pos[k]; ok {
+				ps.Position = p
+			} else if ps.Committed >= 0 {
+				ps.Position = ps.Committed
+			}
+			out = append(out, ps)
+		}
+	}
+	slices.SortFunc(out, func(a, b PartitionStatus) int {
+		if c := a.Task.Compare(b.Task); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition - b.Partition)
+	})
+	err := r.fillEnds(ctx, out)
+	for i := range out {
+		out[i].Lag = max(out[i].End-out[i].Position, 0)
+	}
+	return out, err
+}
+
+// fillEnds sets the End of each partition from listed offsets, and the
+// Position of those not known yet to the log start offset. On failure
+// the ends stay the last fetch's, the positions not known become 0 (the
+// lowest offset there is, so the lag is not understated) and the error is
+// returned.
+func (r *Runtime) fillEnds(ctx context.Context, ps []PartitionStatus) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	kind, iso := EndHighWatermark, sarama.ReadUncommitted
+	if r.cfg.ExactlyOnce {
+		kind, iso = EndLastStableOffset, sarama.ReadCommitted
+	}
+	tps := make([]tpKey, len(ps))
+	var unknown []tpKey
+	for i, p := range ps {
+		tps[i] = tpKey{p.Topic, p.Partition}
+		if p.Position < 0 {
+			unknown = append(unknown, tps[i])
+		}
+	}
+	ends, err := r.cachedEnds(ctx, tps, iso)
+	var starts map[tpKey]int64
+	if err == nil && len(unknown) > 0 {
+		starts, err = r.listOffsets(ctx, unknown, sarama.OffsetOldest, iso)
+	}
+	for i := range ps {
+		if err == nil {
+			ps[i].End, ps[i].EndKind = ends[tps[i]], kind
+			if ps[i].Position < 0 {
+				ps[i].Position = starts[tps[i]]
+			}
+		} else if ps[i].Position < 0 {
+			ps[i].Position = 0
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("brook: status: end offsets are the last fetch's high watermarks: %w", err)
+	}
+	return nil
+}
+
+// cachedEnds returns the end offsets of tps, listed at most endCacheFor
+// ago.
+func (r *Runtime) cachedEnds(ctx context.Context, tps []tpKey, iso sarama.IsolationLevel) (map[tpKey]int64, error) {
+	b := &r.status
+	b.mu.Lock()
+	if time.Since(b.endsAt) < endCacheFor {
+		hit := true
+		for _, k := range tps {
+			if _, ok := b.ends[k]; !ok {
+				hit = false
+				break
+			}
+		}
+		if hit {
+			out := make(map[tpKey]int64, len(tps))
+			for _, k := range tps {
+				out[k] = b.ends[k]
+			}
+			b.mu.Unlock()
+			return out, nil
+		}
+	}
+	b.mu.Unlock()
+	ends, err := r.listOffsets(ctx, tps, sarama.OffsetNewest, iso)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.ends, b.endsAt = ends, time.Now()
+	b.mu.Unlock()
+	return ends, nil
+}
+
+// listOffsets lists the offset at which (sarama.OffsetNewest: the end
+// under iso; sarama.OffsetOldest: the log start) of every partition of
+// tps, with one ListOffsets request per leader.
+func (r *Runtime) listOffsets(ctx context.Context, tps []tpKey, which int64, iso sarama.IsolationLevel) (map[tpKey]int64, error) {
+	client := r.client
+	if client == nil {
+		return nil, errors.New("not connected")
+	}
+	byLeader := map[*sarama.Broker][]tpKey{}
+	for _, k := range tps {
+		b, err := client.Leader(k.topic, k.partition)
+		if err != nil {
+			return nil, fmt.Errorf("leader of %s[%d]: %w", k.topic, k.partition, err)
+		}
+		byLeader[b] = append(byLeader[b], k)
+	}
+	out := make(map[tpKey]int64, len(tps))
+	for b, ks := range byLeader {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		req := sarama.NewOffsetRequest(client.Config().Version)
+		if req.Version >= 2 {
+			req.IsolationLevel = iso
+		}
+		for _, k := range ks {
+			req.AddBlock(k.topic, k.partition, which, 1)
+		}
+		resp, err := b.GetAvailableOffsets(req)
+		if err != nil {
+			return nil, fmt.Errorf("list offsets at broker %d: %w", b.ID(), err)
+		}
+		for _, k := range ks {
+			blk := resp.GetBlock(k.topic, k.partition)
+			switch {
+			case blk == nil || len(blk.Offsets) == 0 && errors.Is(blk.Err, sarama.ErrNoError):
+				return nil, fmt.Errorf("list offsets of %s[%d]: %w", k.topic, k.partition, sarama.ErrIncompleteResponse)
+			case !errors.Is(blk.Err, sarama.ErrNoError):
+				return nil, fmt.Errorf("list offsets of %s[%d]: %w", k.topic, k.partition, blk.Err)
+			}
+			out[k] = blk.Offsets[0]
+		}
+	}
+	return out, nil
+}
+
+// RestoreRecord is the last restore progress of one store partition of a
+// task assigned here.
+type RestoreRecord struct {
+	Task assign.TaskID
+	store.RestoreProgress
+	// Done reports that the restore finished (the task opened, or the
+	// store reached its end offset).
+	Done bool
+}
+
+// RestoreHistory returns the last restore progress of each store
+// partition of the tasks this instance is assigned (restoring or done),
+// sorted by task and store.
+func (r *Runtime) RestoreHistory() []RestoreRecord {
+	asg, ok := r.strategy.Assignment()
+	if !ok {
+		return nil
+	}
+	open := r.OpenTasks()
+	b := &r.status
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []RestoreRecord
+	for _, id := range asg.Local() {
+		if int(id.Group) >= len(r.cfg.Graph.SubTopologies) {
+			continue
+		}
+		_, isOpen := slices.BinarySearchFunc(open, id, assign.TaskID.Compare)
+		for _, name := range r.cfg.Graph.SubTopologies[id.Group].Stores {
+			p, ok := b.restores[restoreKey{name, id.Partition}]
+			if !ok {
+				continue
+			}
+			out = append(out, RestoreRecord{Task: id, RestoreProgress: p, Done: isOpen || p.Restored >= p.Total})
+		}
+	}
+	return out
+}
+
+// StoreSize is the size of one store of a task open here (or of a global
+// table, Task GlobalTask).
+type StoreSize struct {
+	Task  assign.TaskID
+	Store string
+	// Keys is the number of keys, for in-memory stores only (-1 for
+	// persistent ones: LevelDB keeps no count, and counting reads every
+	// key).
+	Keys int64
+	// Bytes is the size of the store's folder on disk, for persistent
+	// stores only (-1 for in-memory ones).
+	Bytes int64
+}
+
+// StoreSizes returns the size of each store of the tasks open here and of
+// the global tables, sorted by task and store. Bytes on disk are summed
+// over the store's folder now; errors reading it are returned with what
+// could be measured.
+func (r *Runtime) StoreSizes() ([]StoreSize, error) {
+	var out []StoreSize
+	var errs []error
+	measure := func(id assign.TaskID, dir, name string) {
+		spec := r.cfg.Graph.Stores[name]
+		if spec == nil {
+			return
+		}
+		s := StoreSize{Task: id, Store: name, Keys: -1, Bytes: -1}
+		if spec.InMemory {
+			err := r.ReadStore(id, name, func(st any) error {
+				c, ok := st.(interface{ ApproximateCount() (int64, error) })
+				if !ok {
+					return nil
+				}
+				n, err := c.ApproximateCount()
+				s.Keys = n
+				return err
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("store %q of task %s: count keys: %w", name, id, err))
+			}
+		} else {
+			n, err := dirSize(filepath.Join(dir, name))
+			s.Bytes = n
+			if err != nil {
+				errs = append(errs, fmt.Errorf("store %q of task %s: %w", name, id, err))
+			}
+		}
+		out = append(out, s)
+	}
+	for _, id := range r.OpenTasks() {
+		if int(id.Group) >= len(r.cfg.Graph.SubTopologies) {
+			continue
+		}
+		for _, name := range r.cfg.Graph.SubTopologies[id.Group].Stores {
+			measure(id, r.taskDir(id), name)
+		}
+	}
+	if r.GlobalsReady() {
+		for _, spec := range r.globalSpecs() {
+			measure(GlobalTask, filepath.Join(r.cfg.StateDir, r.cfg.ApplicationID, "global"), spec.Name)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// dirSize sums the sizes of the regular files under dir. Files that
+// vanish while it walks (LevelDB compacts away old tables) are skipped; a
+// missing dir is 0.
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		n += info.Size()
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("size on disk of %s: %w", dir, err)
+	}
+	return n, nil
+}
+
+// recentLogSize is how many warnings and errors RecentWarnings keeps.
+const recentLogSize = 50
+
+// maxAttrLen bounds each attribute value RecentWarnings keeps.
+const maxAttrLen = 2000
+
+// LogRecord is one record of the instance's log at warning level or
+// above, as RecentWarnings keeps it.
+type LogRecord struct {
+	Time    time.Time
+	Level   slog.Level
+	Message string
+	// Action is the record's "action" attribute: what the operator should
+	// do ("" when the record has none).
+	Action string
+	// Attrs are the record's other attributes in order, group names
+	// joined to keys with dots, values as text (cut at 2000 bytes).
+	Attrs []LogAttr
+}
+
+// LogAttr is one attribute of a LogRecord.
+type LogAttr struct {
+	Key, Value string
+}
+
+// recentLog is a ring of the last recentLogSize warnings and errors.
+type recentLog struct {
+	mu   sync.Mutex
+	buf  []LogRecord
+	next int
+	full bool
+}
+
+func (l *recentLog) add(rec LogRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buf == nil {
+		l.buf = make([]LogRecord, recentLogSize)
+	}
+	l.buf[l.next] = rec
+	l.next = (l.next + 1) % len(l.buf)
+	if l.next == 0 {
+		l.full = true
+	}
+}
+
+// records returns the kept records, oldest first.
+func (l *recentLog) records() []LogRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.full {
+		return slices.Clone(l.buf[:l.next])
+	}
+	return append(slices.Clone(l.buf[l.next:]), l.buf[:l.next]...)
+}
+
+// RecentWarnings returns the last 50 records the instance logged at
+// warning level or above, oldest first, whatever level the App's own
+// logger lets through.
+func (r *Runtime) RecentWarnings() []LogRecord { return r.status.recent.records() }
+
+// recentHandler is a slog.Handler that passes every record to the App's
+// handler and keeps those at warning level or above in a recentLog.
+type recentHandler struct {
+	inner slog.Handler
+	log   *recentLog
+	// attrs are the attributes added with WithAttrs, already flattened;
+	// prefix is the group path ("a.b.") of attributes added later.
+	attrs  []LogAttr
+	prefix string
+}
+
+// newRecentHandler wraps inner so that log keeps its warnings.
+func newRecentHandler(inner slog.Handler, log *recentLog) *recentHandler {
+	return &recentHandler{inner: inner, log: log}
+}
+
+// Enabled implements slog.Handler: warnings are always wanted (they are
+// kept even when inner drops them).
+func (h *recentHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || h.inner.Enabled(ctx, l)
+}
+
+// Handle implements slog.Handler.
+func (h *recentHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Level >= slog.LevelWarn {
+		kept := LogRecord{Time: rec.Time, Level: rec.Level, Message: rec.Message}
+		attrs := slices.Clone(h.attrs)
+		rec.Attrs(func(a slog.Attr) bool {
+			attrs = flattenAttr(attrs, h.prefix, a)
+			return true
+		})
+		for _, a := range attrs {
+			if a.Key == "action" && kept.Action == "" {
+				kept.Action = a.Value
+				continue
+			}
+			kept.Attrs = append(kept.Attrs, a)
+		}
+		h.log.add(kept)
+	}
+	if !h.inner.Enabled(ctx, rec.Level) {
+		return nil
+	}
+	return h.inner.Handle(ctx, rec)
+}
+
+// WithAttrs implements slog.Handler.
+func (h *recentHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.inner = h.inner.WithAttrs(as)
+	c.attrs = slices.Clone(h.attrs)
+	for _, a := range as {
+		c.attrs = flattenAttr(c.attrs, h.prefix, a)
+	}
+	return &c
+}
+
+// WithGroup implements slog.Handler.
+func (h *recentHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	c := *h
+	c.inner = h.inner.WithGroup(name)
+	c.prefix = h.prefix + name + "."
+	return &c
+}
+
+// flattenAttr appends a (a group's members one by one) to out, with
+// prefix before its key.
+func flattenAttr(out []LogAttr, prefix string, a slog.Attr) []LogAttr {
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup {
+		p := prefix
+		if a.Key != "" {
+			p += a.Key + "."
+		}
+		for _, m := range v.Group() {
+			out = flattenAttr(out, p, m)
+		}
+		return out
+	}
+	if a.Key == "" {
+		return out
+	}
+	s := v.String()
+	if len(s) > maxAttrLen {
+		s = strings.ToValidUTF8(s[:maxAttrLen], "") + "…"
+	}
+	return append(out, LogAttr{Key: prefix + a.Key, Value: s})
+}
+
+// ExactlyOnce reports whether the runtime runs under exactly-once.
+func (r *Runtime) ExactlyOnce() bool { return r.cfg.ExactlyOnce }
+
+// HasGlobals reports whether the topology declares global tables.
+func (r *Runtime) HasGlobals() bool { return r.hasGlobals() }
