@@ -29,7 +29,8 @@ const (
 	svgMargin   = 16
 	svgBandHead = 28 // height of a band's title
 	svgBandGap  = 18 // space between bands
-	svgCharW    = 7.2
+	svgCharW    = 7.2 // of the 12px monospace labels
+	svgSubCharW = 6.0 // of the 10px kind lines
 	svgFontSize = 12
 )
 
@@ -130,17 +131,18 @@ func writeItem(s *strings.Builder, it *svgItem) {
 	}
 	cx := it.x + svgBoxW/2
 	if it.sub == "" {
-		fmt.Fprintf(s, `<text class="label" x="%d" y="%d" text-anchor="middle">%s</text>`, cx, it.y+svgBoxH/2+4, esc(fit(it.label, svgBoxW-12)))
+		fmt.Fprintf(s, `<text class="label" x="%d" y="%d" text-anchor="middle">%s</text>`, cx, it.y+svgBoxH/2+4, esc(fit(it.label, svgBoxW-12, svgCharW)))
 	} else {
-		fmt.Fprintf(s, `<text class="kind" x="%d" y="%d" text-anchor="middle">%s</text>`, cx, it.y+13, esc(fit(it.sub, svgBoxW-12)))
-		fmt.Fprintf(s, `<text class="label" x="%d" y="%d" text-anchor="middle">%s</text>`, cx, it.y+27, esc(fit(it.label, svgBoxW-12)))
+		fmt.Fprintf(s, `<text class="kind" x="%d" y="%d" text-anchor="middle">%s</text>`, cx, it.y+13, esc(fit(it.sub, svgBoxW-12, svgSubCharW)))
+		fmt.Fprintf(s, `<text class="label" x="%d" y="%d" text-anchor="middle">%s</text>`, cx, it.y+27, esc(fit(it.label, svgBoxW-12, svgCharW)))
 	}
 	s.WriteString(`</g>`)
 }
 
-// fit cuts text to what a box width holds, with an ellipsis.
-func fit(text string, width int) string {
-	n := int(float64(width) / svgCharW)
+// fit cuts text to what a box width holds at charW per character, with
+// an ellipsis.
+func fit(text string, width int, charW float64) string {
+	n := int(float64(width) / charW)
 	r := []rune(text)
 	if len(r) <= n {
 		return text
