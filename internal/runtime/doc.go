@@ -120,5 +120,8 @@
 //   - guard.go: the start-up dial guard;
 //   - lock.go: the state folder's lock;
 //   - query.go: what interactive queries read of the running tasks
-//     (stores, restore progress, lag).
+//     (stores, restore progress, lag);
+//   - status.go: what the status page reads (per-partition committed
+//     offset, position and listed end offset, restores, store sizes) and
+//     the ring of recent warnings every log record passes.
 package runtime
