@@ -27,8 +27,8 @@ const (
 	svgColPitch = 236 // horizontal distance between columns
 	svgRowPitch = 50  // vertical distance between rows
 	svgMargin   = 16
-	svgBandHead = 28 // height of a band's title
-	svgBandGap  = 18 // space between bands
+	svgBandHead = 28  // height of a band's title
+	svgBandGap  = 18  // space between bands
 	svgCharW    = 7.2 // of the 12px monospace labels
 	svgSubCharW = 6.0 // of the 10px kind lines
 	svgFontSize = 12
