@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // gatedCounter is counter that stops at the first record whose key
@@ -346,5 +348,104 @@ func testStatus(t *testing.T, guarantee topology.Guarantee) {
 			}
 		}
 		return nil
+	})
+}
+
+// TestStatusWhenEndOffsetsHang: while the brokers do not answer the
+// end-offset requests, GET /status still answers within its time-out,
+// with the last fetch's high watermarks and the reason in problems, and
+// asks the brokers once, not once per refresh; once they answer again,
+// the listed offsets come back. (The embedded broker holds the requests:
+// real Kafka cannot be made to.)
+func TestStatusWhenEndOffsetsHang(t *testing.T) {
+	cleanupClient(t)
+	b := testutil.NewBroker(t)
+	c := b.Embedded()
+	if c == nil {
+		t.Skip("needs the embedded broker, which can hold ListOffsets requests back; real Kafka cannot")
+	}
+	in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
+	b.CreateTopic(t, in, 2, nil)
+	b.CreateTopic(t, out, 2, nil)
+	var keys []string
+	for k := 0; k < 20; k++ {
+		keys = append(keys, fmt.Sprintf("key-%02d", k))
+	}
+	produceKeys(t, b, in, keys...)
+	g := newGate()
+	defer g.release()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	qi := startQueryInstance(t, ctx, gatedTopology(t, in, out, g), topology.Config{ApplicationID: testutil.TopicName(t, "app"),
+		Brokers: b.Addrs(), StateDir: t.TempDir(), Logger: testLogger(t), CommitInterval: 100 * time.Millisecond},
+		query.WithForwardTimeout(time.Second))
+	ends := partitionEnds(t, b, in)
+	eventually(t, 60*time.Second, func() error {
+		s, err := getStatus(qi.endpoint, nil)
+		if err != nil {
+			return err
+		}
+		return checkCaughtUp(s, in, ends, "high_watermark")
+	})
+
+	var armed atomic.Bool
+	var held atomic.Int32
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	open := func() { armed.Store(false); releaseOnce.Do(func() { close(release) }) }
+	defer open()
+	c.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if armed.Load() {
+			held.Add(1)
+			c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	armed.Store(true)
+	// Once the listed offsets are older than the half second they are
+	// reused, the next status lists them again, and the request hangs.
+	eventually(t, 10*time.Second, func() error {
+		s, err := getStatus(qi.endpoint, nil)
+		if err != nil {
+			return err
+		}
+		if len(s.Problems) == 0 {
+			return fmt.Errorf("still the listed offsets: %+v", s.Partitions)
+		}
+		return nil
+	})
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		s, err := getStatus(qi.endpoint, nil)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took > 4*time.Second {
+			t.Fatalf("GET /status took %v with a 1s time-out while the brokers hold the end-offset request", took)
+		}
+		if len(s.Problems) != 1 || !strings.Contains(s.Problems[0], "did not finish in time") {
+			t.Fatalf("problems %q, want the listing that did not finish", s.Problems)
+		}
+		for _, p := range s.Partitions {
+			if p.EndKind != "last_fetch" || p.End != ends[p.Partition] || p.Lag != 0 {
+				t.Fatalf("partition %+v: want the last fetch's high watermark %d", p, ends[p.Partition])
+			}
+		}
+	}
+	if n := held.Load(); n != 1 {
+		t.Fatalf("%d end-offset requests held, want 1: one listing at a time, however often the status is asked", n)
+	}
+	open()
+	eventually(t, 30*time.Second, func() error {
+		s, err := getStatus(qi.endpoint, nil)
+		if err != nil {
+			return err
+		}
+		if len(s.Problems) != 0 {
+			return fmt.Errorf("problems %q", s.Problems)
+		}
+		return checkCaughtUp(s, in, ends, "high_watermark")
 	})
 }

@@ -70,10 +70,13 @@ const endCacheFor = 500 * time.Millisecond
 // offsets (a short cache), the last restore progress of each store
 // partition, and the log's recent warnings. Its zero value is ready.
 type statusBook struct {
-	mu       sync.Mutex
-	ends     map[tpKey]int64
-	endsKind string
-	endsAt   time.Time
+	mu     sync.Mutex
+	ends   map[tpKey]int64
+	endsAt time.Time
+	// listing is closed when the listing under way ends (nil: none);
+	// listErr is the last listing's error.
+	listing  chan struct{}
+	listErr  error
 	restores map[restoreKey]store.RestoreProgress
 	recent   recentLog
 }
@@ -191,7 +194,7 @@ func (r *Runtime) fillEnds(ctx context.Context, ps []PartitionStatus) error {
 	ends, err := r.cachedEnds(ctx, tps, iso)
 	var starts map[tpKey]int64
 	if err == nil && len(unknown) > 0 {
-		starts, err = r.listOffsets(ctx, unknown, sarama.OffsetOldest, iso)
+		starts, err = r.listOffsetsWithin(ctx, unknown, sarama.OffsetOldest, iso)
 	}
 	for i := range ps {
 		if err == nil {
@@ -210,37 +213,105 @@ func (r *Runtime) fillEnds(ctx context.Context, ps []PartitionStatus) error {
 }
 
 // cachedEnds returns the end offsets of tps, listed at most endCacheFor
-// ago.
+// ago. One listing runs at a time, on a goroutine of its own, and the
+// callers wait for it at most until their ctx ends: sarama's requests
+// take no context, and an unreachable broker holds one for as long as
+// the client's dial and read time-outs (30 s each by default), which a
+// status page must not wait for, nor stack up one listing per refresh.
 func (r *Runtime) cachedEnds(ctx context.Context, tps []tpKey, iso sarama.IsolationLevel) (map[tpKey]int64, error) {
 	b := &r.status
-	b.mu.Lock()
-	if time.Since(b.endsAt) < endCacheFor {
-		hit := true
-		for _, k := range tps {
-			if _, ok := b.ends[k]; !ok {
-				hit = false
-				break
+	for {
+		b.mu.Lock()
+		if time.Since(b.endsAt) < endCacheFor {
+			if out, ok := b.cachedFor(tps); ok {
+				b.mu.Unlock()
+				return out, nil
 			}
 		}
-		if hit {
-			out := make(map[tpKey]int64, len(tps))
-			for _, k := range tps {
-				out[k] = b.ends[k]
-			}
-			b.mu.Unlock()
+		wait, started := b.listing, false
+		if wait == nil {
+			wait, started = make(chan struct{}), true
+			b.listing = wait
+			go r.listEnds(wait, slices.Clone(tps), iso) // owned by the status book: ends with the request
+		}
+		b.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("listing the end offsets did not finish in time: %w", ctx.Err())
+		}
+		b.mu.Lock()
+		err := b.listErr
+		out, ok := b.cachedFor(tps)
+		b.mu.Unlock()
+		switch {
+		case err != nil && started:
+			return nil, err
+		case ok && err == nil:
 			return out, nil
+		case !started:
+			continue // another caller's listing (other partitions, or it failed): list ours
 		}
+		return nil, errors.New("the partitions changed while their end offsets were listed")
 	}
-	b.mu.Unlock()
-	ends, err := r.listOffsets(ctx, tps, sarama.OffsetNewest, iso)
-	if err != nil {
-		return nil, err
-	}
-	b.mu.Lock()
-	b.ends, b.endsAt = ends, time.Now()
-	b.mu.Unlock()
-	return ends, nil
 }
+
+// cachedFor returns the cached end offsets of tps, if it has them all.
+// The caller holds b.mu.
+func (b *statusBook) cachedFor(tps []tpKey) (map[tpKey]int64, bool) {
+	out := make(map[tpKey]int64, len(tps))
+	for _, k := range tps {
+		v, ok := b.ends[k]
+		if !ok {
+			return nil, false
+		}
+		out[k] = v
+	}
+	return out, true
+}
+
+// listEnds lists the end offsets of tps into the status book and closes
+// done. It is bounded by listEndsTimeout between requests, and each
+// request by the client's own time-outs.
+func (r *Runtime) listEnds(done chan struct{}, tps []tpKey, iso sarama.IsolationLevel) {
+	ctx, cancel := context.WithTimeout(context.Background(), listEndsTimeout)
+	defer cancel()
+	ends, err := r.listOffsets(ctx, tps, sarama.OffsetNewest, iso)
+	b := &r.status
+	b.mu.Lock()
+	b.listErr = err
+	if err == nil {
+		b.ends, b.endsAt = ends, time.Now()
+	}
+	b.listing = nil
+	b.mu.Unlock()
+	close(done)
+}
+
+// listOffsetsWithin is listOffsets on a goroutine of its own that the
+// caller waits for until ctx ends (sarama's requests take no context).
+func (r *Runtime) listOffsetsWithin(ctx context.Context, tps []tpKey, which int64, iso sarama.IsolationLevel) (map[tpKey]int64, error) {
+	type result struct {
+		offs map[tpKey]int64
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() { // ends with its requests, bounded by the client's time-outs
+		lctx, cancel := context.WithTimeout(context.Background(), listEndsTimeout)
+		defer cancel()
+		offs, err := r.listOffsets(lctx, tps, which, iso)
+		ch <- result{offs, err}
+	}()
+	select {
+	case res := <-ch:
+		return res.offs, res.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("listing the log start offsets did not finish in time: %w", ctx.Err())
+	}
+}
+
+// listEndsTimeout bounds a listing of end offsets between its requests.
+const listEndsTimeout = 30 * time.Second
 
 // listOffsets lists the offset at which (sarama.OffsetNewest: the end
 // under iso; sarama.OffsetOldest: the log start) of every partition of
