@@ -102,7 +102,9 @@ type PartitionState struct {
 	// instance committed, or the one the task started from; -1 when the
 	// group has none yet.
 	Committed int64 `json:"committed"`
-	// Position is the offset of the next record the task processes.
+	// Position is the offset of the next record the task processes: the
+	// end when only transaction markers (and, under exactly-once,
+	// aborted records) lie between it and the end.
 	Position int64 `json:"position"`
 	// End is the log end offset and EndKind what it is:
 	// "high_watermark" (at-least-once), "last_stable_offset"
@@ -113,10 +115,10 @@ type PartitionState struct {
 	// Status.Problems).
 	End     int64  `json:"end"`
 	EndKind string `json:"end_kind"`
-	// Lag is End - Position, never negative. Under exactly-once a
-	// partition written by transactions counts its last commit marker
-	// (which takes an offset but is no record) until the next record:
-	// an idle, caught-up partition shows 1.
+	// Lag is End - Position, never negative: 0 when every record below
+	// the end is processed, also on a partition that ends with
+	// transaction markers (gaps of more than 32 offsets are not read, and
+	// count the markers inside them).
 	Lag int64 `json:"lag"`
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/assign"
+	"github.com/brookstream/brook/internal/changelog"
 	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/store"
 )
@@ -37,7 +38,8 @@ type PartitionStatus struct {
 	// owner would process): the last one this instance committed, or the
 	// one the task started from; -1 when the group has none yet.
 	Committed int64
-	// Position is the offset of the next record the task will process.
+	// Position is the offset of the next record the task will process
+	// (the end when only markers lie before it: skipMarkerTails).
 	Position int64
 	// End is the log end offset: the high watermark, or under
 	// exactly-once the last stable offset (records of open transactions
@@ -75,8 +77,11 @@ type statusBook struct {
 	endsAt time.Time
 	// listing is closed when the listing under way ends (nil: none);
 	// listErr is the last listing's error.
-	listing  chan struct{}
-	listErr  error
+	listing chan struct{}
+	listErr error
+	// probes are the last look between a partition's position and its
+	// end (skipMarkerTails).
+	probes   map[tpKey]tailProbe
 	restores map[restoreKey]store.RestoreProgress
 	recent   recentLog
 }
@@ -208,6 +213,103 @@ func (r *Runtime) fillEnds(ctx context.Context, ps []PartitionStatus) error {
 	}
 	if err != nil {
 		return fmt.Errorf("brook: status: end offsets are the last fetch's high watermarks: %w", err)
+	}
+	if err := r.skipMarkerTails(ctx, ps, iso); err != nil {
+		return fmt.Errorf("brook: status: %w", err)
+	}
+	return nil
+}
+
+// markerProbeMax is the largest gap between a partition's position and
+// its end that skipMarkerTails looks into.
+const markerProbeMax = 32
+
+// errHasRecord stops a probe at the first record it finds.
+var errHasRecord = errors.New("a record")
+
+// tailProbe is what a probe of [pos, end) of a partition found.
+type tailProbe struct {
+	pos, end int64
+	records  bool
+}
+
+// skipMarkerTails moves to the end the position of each partition whose
+// offsets from its position to its end hold no record a consumer sees:
+// transaction markers take offsets but are no records (and under
+// read_committed neither are aborted records), so a partition written by
+// transactions would otherwise show a lag of 1 or more with every record
+// processed. It reads the gap (of at most markerProbeMax offsets) with a
+// fetch that skips what the consumer skips; the answer is kept while the
+// position and end stay where they are, so an idle partition is read
+// once. A partition whose gap cannot be read keeps its lag, and the error
+// says why.
+func (r *Runtime) skipMarkerTails(ctx context.Context, ps []PartitionStatus, iso sarama.IsolationLevel) error {
+	var todo []int
+	b := &r.status
+	b.mu.Lock()
+	for i, p := range ps {
+		gap := p.End - p.Position
+		if gap <= 0 || gap > markerProbeMax {
+			continue
+		}
+		if pr, ok := b.probes[tpKey{p.Topic, p.Partition}]; ok && pr.pos == p.Position && pr.end == p.End {
+			if !pr.records {
+				ps[i].Position = p.End
+			}
+			continue
+		}
+		todo = append(todo, i)
+	}
+	b.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	type result struct {
+		found map[int]bool
+		err   error
+	}
+	ch := make(chan result, 1)
+	go func() { // ends with its fetches, bounded by the client's time-outs
+		pctx, cancel := context.WithTimeout(context.Background(), listEndsTimeout)
+		defer cancel()
+		found := map[int]bool{}
+		var errs []error
+		for _, i := range todo {
+			p := ps[i]
+			rd := changelog.NewReader(r.client, p.Topic, p.Partition, iso)
+			rd.MaxBytes, rd.Retries = 64<<10, 1
+			err := rd.Read(pctx, p.Position, p.End, func([]store.ChangelogRecord) error { return errHasRecord })
+			switch {
+			case errors.Is(err, errHasRecord):
+				found[i] = true
+			case err != nil:
+				errs = append(errs, fmt.Errorf("read %s[%d] from its position %d to its end %d: %w", p.Topic, p.Partition, p.Position, p.End, err))
+			default:
+				found[i] = false
+			}
+		}
+		ch <- result{found, errors.Join(errs...)}
+	}()
+	var res result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return fmt.Errorf("looking for records between the positions and the ends did not finish in time (lags may count transaction markers): %w", ctx.Err())
+	}
+	b.mu.Lock()
+	if b.probes == nil {
+		b.probes = map[tpKey]tailProbe{}
+	}
+	for i, records := range res.found {
+		p := ps[i]
+		b.probes[tpKey{p.Topic, p.Partition}] = tailProbe{pos: p.Position, end: p.End, records: records}
+		if !records {
+			ps[i].Position = p.End
+		}
+	}
+	b.mu.Unlock()
+	if res.err != nil {
+		return fmt.Errorf("lags may count transaction markers: %w", res.err)
 	}
 	return nil
 }
