@@ -38,20 +38,21 @@ const pageW, pageH = 1280, 900
 
 const token = "ui-test-token"
 
-// chromium returns the Chromium binary to drive: $CHROMIUM, else
-// Debian's /usr/bin/chromium. Without one the test skips, and fails
-// under CI=true (CI must run it).
+// chromium returns the Chromium binary to drive: $CHROMIUM when set,
+// else Debian's /usr/bin/chromium (or chromium on the PATH). Without one
+// the test skips, and fails under CI=true (CI must run it).
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "chromium"} {
-		if p == "" {
-			continue
-		}
+	candidates := []string{"/usr/bin/chromium", "chromium"}
+	if c := os.Getenv("CHROMIUM"); c != "" {
+		candidates = []string{c}
+	}
+	for _, p := range candidates {
 		if path, err := exec.LookPath(p); err == nil {
 			return path
 		}
 	}
-	const why = "Chromium is not installed (apt-get install chromium, or set CHROMIUM to its binary); scripts/test installs it"
+	why := fmt.Sprintf("Chromium is not installed (looked for %v; apt-get install chromium, or set CHROMIUM to its binary; scripts/test installs it)", candidates)
 	if testutil.InCI() {
 		t.Fatal(why + ": CI must run the browser test")
 	}
