@@ -24,6 +24,7 @@ import (
 const (
 	svgBoxW     = 180 // width of a node, topic or store
 	svgBoxH     = 34
+	svgStoreH   = 40  // a store's cylinder
 	svgColPitch = 236 // horizontal distance between columns
 	svgRowPitch = 50  // vertical distance between rows
 	svgMargin   = 16
@@ -83,27 +84,33 @@ func topologySVG(g *task.Graph) string {
 	height := max(y-svgBandGap+svgMargin, 2*svgMargin)
 
 	var s strings.Builder
-	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" id="topology-svg" class="topology" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="topology">`, width, height, width, height)
-	s.WriteString(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker></defs>`)
+	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" id="topology-svg" class="topology" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="topology" font-family="ui-monospace, DejaVu Sans Mono, monospace" font-size="12">`, width, height, width, height)
+	s.WriteString(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead" fill="#7d8796"/></marker></defs>`)
 	if len(bands) == 0 {
-		fmt.Fprintf(&s, `<text x="%d" y="%d" class="empty">empty topology</text>`, svgMargin, svgMargin+svgFontSize)
+		fmt.Fprintf(&s, `<text x="%d" y="%d" class="empty" fill="#5d6878">empty topology</text>`, svgMargin, svgMargin+svgFontSize)
 	}
 	for _, b := range bands {
 		fmt.Fprintf(&s, `<g class="band" data-kind="sub-topology" data-name="%s">`, esc(b.id))
-		fmt.Fprintf(&s, `<rect class="band-box" x="%d" y="%d" width="%d" height="%d" rx="8"/>`, svgMargin, b.y, width-2*svgMargin, b.h)
-		fmt.Fprintf(&s, `<text class="band-title" x="%d" y="%d">%s</text>`, svgMargin+10, b.y+18, esc(b.title))
+		fmt.Fprintf(&s, `<rect class="band-box" x="%d" y="%d" width="%d" height="%d" rx="8" fill="#fafbfc" stroke="#d9dee6"/>`, svgMargin, b.y, width-2*svgMargin, b.h)
+		fmt.Fprintf(&s, `<text class="band-title" x="%d" y="%d" fill="#5d6878" font-weight="600">%s</text>`, svgMargin+10, b.y+18, esc(b.title))
 		for _, e := range b.edges {
 			from, to := e[0], e[1]
 			x1, y1 := from.x+svgBoxW, from.y+svgBoxH/2
 			x2, y2 := to.x, to.y+svgBoxH/2
 			mid := (x1 + x2) / 2
-			fmt.Fprintf(&s, `<path class="edge" data-from="%s" data-to="%s" d="M%d,%d C%d,%d %d,%d %d,%d" marker-end="url(#arrow)"/>`,
+			fmt.Fprintf(&s, `<path class="edge" data-from="%s" data-to="%s" d="M%d,%d C%d,%d %d,%d %d,%d" marker-end="url(#arrow)" fill="none" stroke="#7d8796" stroke-width="1.2"/>`,
 				esc(from.name), esc(to.name), x1, y1, mid, y1, mid, y2, x2, y2)
 		}
 		for _, l := range b.links {
+			// An arc through the gutter left of the column, from the
+			// node's left side to the store's: a straight line down
+			// would cross the boxes between them. Longer arcs bulge
+			// further, so that nested ones stay apart.
 			n, st := l[0], l[1]
-			fmt.Fprintf(&s, `<line class="store-link" data-from="%s" data-to="%s" x1="%d" y1="%d" x2="%d" y2="%d"/>`,
-				esc(n.name), esc(st.name), n.x+svgBoxW/2, n.y+svgBoxH, st.x+svgBoxW/2, st.y)
+			y1, y2 := n.y+svgBoxH/2, st.y+svgStoreH/2
+			bulge := 14 + 5*min(abs(st.row-n.row), 6)
+			fmt.Fprintf(&s, `<path class="store-link" data-from="%s" data-to="%s" d="M%d,%d C%d,%d %d,%d %d,%d" fill="none" stroke="#a86400" stroke-dasharray="2 3"/>`,
+				esc(n.name), esc(st.name), n.x, y1, n.x-bulge, y1, st.x-bulge, y2, st.x, y2)
 		}
 		for _, it := range b.items {
 			writeItem(&s, it)
@@ -114,27 +121,45 @@ func topologySVG(g *task.Graph) string {
 	return s.String()
 }
 
+// svgPaint are the fill and stroke of each kind of box, as presentation
+// attributes: the drawing needs no style sheet (opened alone, it looks
+// as on the page, and a Content-Security-Policy that forbids inline
+// styles does not touch it).
+var svgPaint = map[string]string{
+	"source":         `fill="#e4efff" stroke="#2463b7" stroke-width="1.2"`,
+	"processor":      `fill="#ffffff" stroke="#8a96a8" stroke-width="1.2"`,
+	"sink":           `fill="#e8f6ee" stroke="#1d7a46" stroke-width="1.2"`,
+	"topic":          `fill="#f3f0ff" stroke="#6b52c4" stroke-width="1.2"`,
+	"internal-topic": `fill="#f3f0ff" stroke="#6b52c4" stroke-width="1.2" stroke-dasharray="4 3"`,
+	"store":          `fill="#fff7e6" stroke="#a86400" stroke-width="1.2"`,
+}
+
 // writeItem draws one box with its label (cut to fit; the full text is
 // the box's title).
 func writeItem(s *strings.Builder, it *svgItem) {
 	fmt.Fprintf(s, `<g class="item %s" data-kind="%s" data-name="%s"><title>%s</title>`, it.kind, it.kind, esc(it.name), esc(it.kind+": "+it.name))
+	paint := svgPaint[it.kind]
 	switch it.kind {
 	case "topic", "internal-topic":
-		fmt.Fprintf(s, `<rect class="shape" x="%d" y="%d" width="%d" height="%d" rx="%d"/>`, it.x, it.y, svgBoxW, svgBoxH, svgBoxH/2)
+		fmt.Fprintf(s, `<rect class="shape" x="%d" y="%d" width="%d" height="%d" rx="%d" %s/>`, it.x, it.y, svgBoxW, svgBoxH, svgBoxH/2, paint)
 	case "store":
 		// A cylinder: body, then the top ellipse.
 		e := 5
-		fmt.Fprintf(s, `<path class="shape" d="M%d,%d v%d a%d,%d 0 0 0 %d,0 v%d"/>`, it.x, it.y+e, svgBoxH-2*e, svgBoxW/2, e, svgBoxW, -(svgBoxH - 2*e))
-		fmt.Fprintf(s, `<ellipse class="shape" cx="%d" cy="%d" rx="%d" ry="%d"/>`, it.x+svgBoxW/2, it.y+e, svgBoxW/2, e)
+		fmt.Fprintf(s, `<path class="shape" d="M%d,%d v%d a%d,%d 0 0 0 %d,0 v%d" %s/>`, it.x, it.y+e, svgStoreH-2*e, svgBoxW/2, e, svgBoxW, -(svgStoreH - 2*e), paint)
+		fmt.Fprintf(s, `<ellipse class="shape" cx="%d" cy="%d" rx="%d" ry="%d" %s/>`, it.x+svgBoxW/2, it.y+e, svgBoxW/2, e, paint)
 	default:
-		fmt.Fprintf(s, `<rect class="shape" x="%d" y="%d" width="%d" height="%d" rx="4"/>`, it.x, it.y, svgBoxW, svgBoxH)
+		fmt.Fprintf(s, `<rect class="shape" x="%d" y="%d" width="%d" height="%d" rx="4" %s/>`, it.x, it.y, svgBoxW, svgBoxH, paint)
 	}
 	cx := it.x + svgBoxW/2
+	subY, labelY := it.y+13, it.y+27
+	if it.kind == "store" { // below the cylinder's top
+		subY, labelY = it.y+21, it.y+34
+	}
 	if it.sub == "" {
-		fmt.Fprintf(s, `<text class="label" x="%d" y="%d" text-anchor="middle">%s</text>`, cx, it.y+svgBoxH/2+4, esc(fit(it.label, svgBoxW-12, svgCharW)))
+		fmt.Fprintf(s, `<text class="label" x="%d" y="%d" text-anchor="middle" fill="#1d2430">%s</text>`, cx, it.y+svgBoxH/2+4, esc(fit(it.label, svgBoxW-12, svgCharW)))
 	} else {
-		fmt.Fprintf(s, `<text class="kind" x="%d" y="%d" text-anchor="middle">%s</text>`, cx, it.y+13, esc(fit(it.sub, svgBoxW-12, svgSubCharW)))
-		fmt.Fprintf(s, `<text class="label" x="%d" y="%d" text-anchor="middle">%s</text>`, cx, it.y+27, esc(fit(it.label, svgBoxW-12, svgCharW)))
+		fmt.Fprintf(s, `<text class="kind" x="%d" y="%d" text-anchor="middle" fill="#5d6878" font-size="10">%s</text>`, cx, subY, esc(fit(it.sub, svgBoxW-12, svgSubCharW)))
+		fmt.Fprintf(s, `<text class="label" x="%d" y="%d" text-anchor="middle" fill="#1d2430">%s</text>`, cx, labelY, esc(fit(it.label, svgBoxW-12, svgCharW)))
 	}
 	s.WriteString(`</g>`)
 }
@@ -338,4 +363,11 @@ func globalBand(g *task.Graph) *svgBand {
 		b.edges = append(b.edges, [2]*svgItem{t, s})
 	}
 	return b
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
