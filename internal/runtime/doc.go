@@ -123,5 +123,5 @@
 //     (stores, restore progress, lag);
 //   - status.go: what the status page reads (per-partition committed
 //     offset, position and listed end offset, restores, store sizes) and
-//     the ring of recent warnings every log record passes.
+//     the ring of recent warnings every log record passes (recentlog.go).
 package runtime
