@@ -13,6 +13,14 @@
 // from every instance, paged in key order. docs/QUERIES.md is the full
 // reference of the HTTP API.
 //
+// StatusOf (topology's App.Status) takes a snapshot of an instance for
+// operators: its tasks and their states, per input partition the
+// committed offset, position, log end offset and lag, restores, store
+// sizes and recent warnings. The handler serves it as GET /status, and at
+// GET /status/ui a status page that draws the topology and refreshes
+// itself, compiled into the binary (statusui/) and loading nothing from
+// the network; docs/OPERATIONS.md describes it.
+//
 // Package topology's App satisfies App, and keeps the same calls on
 // itself: app.QueryHandler(opts...) is NewHandler(app, opts...),
 // topology.QueryKeyValue is KeyValue and topology.QueryWindow is Window.

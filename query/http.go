@@ -96,6 +96,8 @@ const servedByHeader = "X-Brook-Served-By"
 //	                                     then start (window stores)
 //	GET /stores/{store}/metadata?key=    which instance hosts the key
 //	GET /instances                       the instances and their tasks
+//	GET /status                          the instance's Status (StatusOf)
+//	GET /status/ui                       the status page (HTML)
 //	GET /health, GET /ready              liveness and readiness
 //
 // Paths are taken literally (never cleaned or redirected) and every
@@ -158,6 +160,7 @@ type queryHandler struct {
 	a      Handle
 	cfg    queryConfig
 	routes queryRoutes
+	svgCache
 }
 
 // queryRoutes are the handlers of the API's paths.
@@ -184,6 +187,9 @@ func (h *queryHandler) route(r *http.Request) (http.HandlerFunc, string, *apiErr
 		return nil, routeUnknown, notFound
 	}
 	segs := strings.Split(p, "/")
+	if segs[0] == "status" {
+		return h.statusRoute(segs, notFound) // status_http.go
+	}
 	if len(segs) == 1 {
 		switch segs[0] {
 		case "health":

@@ -128,4 +128,7 @@
 //     WaitCaughtUp);
 //   - metrics.go: CollectMetrics (the meter's counters plus state, lag and
 //     store sizes) and the monitor goroutine.
+//   - status.go: what the status page reads (per-partition committed
+//     offset, position and listed end offset, restores, store sizes) and
+//     the ring of recent warnings every log record passes (recentlog.go).
 package runtime

@@ -8,8 +8,6 @@ package runtime
 import (
 	"cmp"
 	"context"
-	"io/fs"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -169,7 +167,7 @@ func (r *Runtime) refreshSizes(ctx context.Context) {
 			s := r.sizes.get(k, dir != "")
 			s.persistent = dir != ""
 			if s.persistent {
-				s.disk = dirSize(dir)
+				s.disk, _ = dirSize(dir) // what could be read; a vanished file counts 0
 			}
 			now := time.Now()
 			if !s.persistent || !now.Before(s.nextCount) {
@@ -217,23 +215,6 @@ func (r *Runtime) storeDir(id assign.TaskID, name string) (string, bool) {
 	}
 	se, ok := qt.tr.stores[name]
 	return se.dir, ok
-}
-
-// dirSize is the size of the files under dir (0 when it cannot be read).
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // a file removed by a compaction meanwhile
-		}
-		if !d.IsDir() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // countKeysChunk is how many keys countKeys reads per hold of its lock.

@@ -45,6 +45,8 @@ type queryTask struct {
 	iters  map[uint64]func()
 	next   uint64
 	claims []sarama.ConsumerGroupClaim
+	// committed holds the offsets this session last committed (status.go).
+	committed map[tpKey]int64
 }
 
 // TaskNotOpenError says that a task's stores cannot be read here now: the
@@ -85,6 +87,7 @@ func (r *Runtime) watchRestore(user func(store.RestoreProgress)) func(store.Rest
 		// the task is not queryable before all its stores are restored.
 		q.restoring[restoreKey{p.Store, p.Partition}] = p
 		q.mu.Unlock()
+		r.noteRestore(p)
 		if user != nil {
 			user(p)
 		}

@@ -183,6 +183,8 @@ type Runtime struct {
 	// shared is client while Run runs (guarded by mu), for the
 	// goroutines of callers (the caught-up check).
 	shared sarama.Client
+	// status keeps what the status page reads between calls (status.go).
+	status statusBook
 }
 
 // New validates cfg and returns a runtime in state Created. Only
@@ -234,6 +236,9 @@ func New(cfg Config) (*Runtime, error) {
 		restored:        map[assign.TaskID]map[string]int64{},
 		restoredRecords: map[assign.TaskID]int64{},
 	}
+	// Every log record passes the status book, which keeps the warnings.
+	r.log = slog.New(newRecentHandler(cfg.Logger.Handler(), &r.status.recent))
+	r.cfg.Logger = r.log
 	r.group = coordinatorGroup{r}
 	r.purge = &purger{r: r}
 	r.cfg.OnRestore = r.watchRestore(cfg.OnRestore)
@@ -244,7 +249,7 @@ func New(cfg Config) (*Runtime, error) {
 		r.groups = append(r.groups, assign.TaskGroup{ID: int32(st.ID), Topics: slices.Clone(st.SourceTopics)})
 	}
 	s, err := assign.NewStrategy(assign.Config{
-		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Describe: r.describeGroup, Logger: cfg.Logger,
+		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Describe: r.describeGroup, Logger: r.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
