@@ -212,7 +212,9 @@ func (a Handle) status(ctx context.Context) Status {
 	}
 	if ins, gen, err := a.instances(ctx); err == nil {
 		s.Instances, s.Generation = ins, gen
-	} else {
+	} else if rt.State() == runtime.Running {
+		// Before the first assignment there are no instances to list;
+		// once running, not knowing them is worth saying.
 		s.Problems = append(s.Problems, "instances of the group: "+err.Error())
 	}
 
