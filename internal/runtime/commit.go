@@ -125,7 +125,6 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 		tr.commits++
 		r.purge.note(d.offs)
 		tr.noteCommitted(d.offs)
-		r.noteCommitted(tr.id, d.offs)
 		for tp := range tr.logged {
 			if tr.tables[tp] {
 				for _, o := range d.offs {
@@ -240,7 +239,6 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 	tr.meter.TxnCommitted()
 	r.purge.note(offs)
 	tr.noteCommitted(offs)
-	r.noteCommitted(tr.id, offs)
 	// The transaction is committed: its writes may reach the local stores.
 	for _, o := range tr.overlays {
 		if err := o.Commit(); err != nil {

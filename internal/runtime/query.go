@@ -45,8 +45,6 @@ type queryTask struct {
 	iters  map[uint64]func()
 	next   uint64
 	claims []sarama.ConsumerGroupClaim
-	// committed holds the offsets this session last committed (status.go).
-	committed map[tpKey]int64
 }
 
 // TaskNotOpenError says that a task's stores cannot be read here now: the

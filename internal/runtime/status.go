@@ -23,7 +23,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/internal/assign"
 	"github.com/brookstream/brook/internal/changelog"
-	"github.com/brookstream/brook/internal/task"
 	"github.com/brookstream/brook/store"
 )
 
@@ -85,26 +84,6 @@ type statusBook struct {
 	recent   recentLog
 }
 
-// noteCommitted records the offsets a task just committed (called once
-// per commit, by both guarantees' commit paths).
-func (r *Runtime) noteCommitted(id assign.TaskID, offs []task.Offset) {
-	q := &r.queries
-	q.mu.RLock()
-	qt := q.tasks[id]
-	q.mu.RUnlock()
-	if qt == nil {
-		return
-	}
-	qt.mu.Lock()
-	if qt.committed == nil {
-		qt.committed = map[tpKey]int64{}
-	}
-	for _, o := range offs {
-		qt.committed[tpKey{o.Topic, o.Partition}] = o.Offset
-	}
-	qt.mu.Unlock()
-}
-
 // noteRestore keeps the latest restore progress of a store partition for
 // RestoreHistory (called from the restore listener).
 func (r *Runtime) noteRestore(p store.RestoreProgress) {
@@ -125,38 +104,17 @@ func (r *Runtime) noteRestore(p store.RestoreProgress) {
 // says why. A partition whose position is not known yet (no record
 // processed and no committed offset) is placed at the log start offset.
 func (r *Runtime) PartitionStatus(ctx context.Context) ([]PartitionStatus, error) {
-	q := &r.queries
-	q.mu.RLock()
-	tasks := make([]*queryTask, 0, len(q.tasks))
-	for _, qt := range q.tasks {
-		tasks = append(tasks, qt)
-	}
-	q.mu.RUnlock()
+	// Where each partition stands is what the metrics' lag reads too
+	// (openInputs): the committed offset and the offset after the last
+	// record the task processed.
 	var out []PartitionStatus
-	for _, qt := range tasks {
-		qt.mu.Lock()
-		claims := slices.Clone(qt.claims)
-		committed := make(map[tpKey]int64, len(qt.committed))
-		for k, v := range qt.committed {
-			committed[k] = v
+	for _, st := range r.openInputs() {
+		ps := PartitionStatus{Task: st.task, Topic: st.key.topic, Partition: st.key.partition,
+			Committed: st.committed, Position: st.position, End: st.hwm, EndKind: EndLastFetch}
+		if ps.Position <= 0 && ps.Committed < 0 {
+			ps.Position = -1 // nothing processed or committed: the log start (fillEnds)
 		}
-		qt.mu.Unlock()
-		pos := qt.tr.queue.positions()
-		for _, c := range claims {
-			k := tpKey{c.Topic(), c.Partition()}
-			ps := PartitionStatus{Task: qt.tr.id, Topic: k.topic, Partition: k.partition, Committed: -1, Position: -1, End: c.HighWaterMarkOffset(), EndKind: EndLastFetch}
-			if off, ok := committed[k]; ok {
-				ps.Committed = off
-			} else if c.InitialOffset() >= 0 {
-				ps.Committed = c.InitialOffset()
-			}
-			if p, ok := pos[k]; ok {
-				ps.Position = p
-			} else if ps.Committed >= 0 {
-				ps.Position = ps.Committed
-			}
-			out = append(out, ps)
-		}
+		out = append(out, ps)
 	}
 	slices.SortFunc(out, func(a, b PartitionStatus) int {
 		if c := a.Task.Compare(b.Task); c != 0 {
@@ -600,17 +558,3 @@ func (r *Runtime) ExactlyOnce() bool { return r.cfg.ExactlyOnce }
 
 // HasGlobals reports whether the topology declares global tables.
 func (r *Runtime) HasGlobals() bool { return r.hasGlobals() }
-
-// positions returns, per partition, the offset after the last record the
-// task processed (partitions with none processed yet are left out).
-func (q *recordQueue) positions() map[tpKey]int64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := make(map[tpKey]int64, len(q.parts))
-	for k, f := range q.parts {
-		if n := f.done.Load(); n > 0 {
-			out[k] = n
-		}
-	}
-	return out
-}
