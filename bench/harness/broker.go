@@ -342,7 +342,9 @@ func (b *broker) partitionEnds(topic string) (map[int32]int64, error) {
 // number of records and an order-independent sum of an FNV-1a hash of
 // each record's key, value and timestamp: equal digests mean (but for a
 // hash collision) the same records, whatever the order of partitions.
-func (b *broker) digest(ctx context.Context, topic string) (string, error) {
+// Headers are not in the digest; check, when not nil, is called on every
+// record read and the first error it returns fails the digest.
+func (b *broker) digest(ctx context.Context, topic string, check func(*sarama.ConsumerMessage) error) (string, error) {
 	ends, err := b.partitionEnds(topic)
 	if err != nil {
 		return "", err
@@ -361,6 +363,7 @@ func (b *broker) digest(ctx context.Context, topic string) (string, error) {
 	var mu sync.Mutex
 	var n int64
 	var sum uint64
+	var cerr error
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	err = b.consumeFrom(cctx, topic, from, func(m *sarama.ConsumerMessage) {
@@ -368,8 +371,15 @@ func (b *broker) digest(ctx context.Context, topic string) (string, error) {
 			return
 		}
 		x := recordHash(m.Key, m.Value, m.Timestamp.UnixMilli())
+		var bad error
+		if check != nil {
+			bad = check(m)
+		}
 		mu.Lock()
 		defer mu.Unlock()
+		if bad != nil && cerr == nil {
+			cerr = fmt.Errorf("%s partition %d offset %d: %w", topic, m.Partition, m.Offset, bad)
+		}
 		n++
 		sum += x
 		if n == want {
@@ -383,6 +393,9 @@ func (b *broker) digest(ctx context.Context, topic string) (string, error) {
 	}
 	if n != want {
 		return "", fmt.Errorf("read %d of %d records of %s", n, want, topic)
+	}
+	if cerr != nil {
+		return "", cerr
 	}
 	return digestString(n, sum), nil
 }

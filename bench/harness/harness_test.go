@@ -141,6 +141,46 @@ func TestOptionsValidate(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Errorf("smoke options: %v", err)
 	}
+	o.Systems = harness.ObservabilitySystems
+	if err := o.Validate(); err != nil {
+		t.Errorf("observability systems: %v", err)
+	}
+}
+
+// TestObservabilitySameOutput runs brook with metrics (and scrapes) and
+// with lineage headers beside plain brook on B2u and checks that they
+// write the same records (key, value, timestamp) and that every record
+// of brook-lineage carries lineage headers naming its input record (the
+// -verify read-back refuses a record without them, and one of plain
+// brook with any).
+func TestObservabilitySameOutput(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := harness.SmokeOptions()
+	o.Workloads, o.Systems = []string{"B2u"}, harness.ObservabilitySystems
+	o.LatencyFor, o.Verify = 0, true
+	o.WorkDir = t.TempDir()
+	o.WorkerCmd = []string{self}
+	o.Logf = t.Logf
+	rep, err := harness.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, ok := rep.Cell("B2u", harness.SysBrook)
+	if want := fmt.Sprintf("%d records, ", o.Records); !ok || plain.Missing != "" || !strings.HasPrefix(plain.Output, want) {
+		t.Fatalf("brook (the baseline, run with the observability systems): %+v, want output %q…", plain, want)
+	}
+	if _, ok := rep.Cell("B2u", harness.SysBrookDSL); ok {
+		t.Error("brook-dsl ran without brook being named")
+	}
+	for _, sys := range harness.ObservabilitySystems {
+		c, ok := rep.Cell("B2u", sys)
+		if !ok || c.Missing != "" || c.Output != plain.Output {
+			t.Errorf("%s: %+v, want output %q", sys, c, plain.Output)
+		}
+	}
 }
 
 // TestTargets checks the ratios the report derives from cells.
@@ -157,6 +197,10 @@ func TestTargets(t *testing.T) {
 		{Workload: "B2z", System: harness.SysBrookDSL, RecordsPerSec: 96, Runs: []float64{90, 96, 120}},
 		{Workload: "B4", System: harness.SysBrook, RecordsPerSec: 100},
 		{Workload: "B4", System: harness.SysBrookDSL, RecordsPerSec: 94},
+		// Issue 17: per-round ratios 0.94, 1.0, 0.96 (metrics) and 0.9,
+		// 0.85, 0.88 (lineage) on B2z.
+		{Workload: "B2z", System: harness.SysBrookMetrics, RecordsPerSec: 96, Runs: []float64{94, 80, 120}},
+		{Workload: "B2z", System: harness.SysBrookLineage, RecordsPerSec: 88, Runs: []float64{90, 68, 110}},
 	}}
 	got := map[string]harness.Target{}
 	for _, tg := range rep.Targets() {
@@ -175,6 +219,11 @@ func TestTargets(t *testing.T) {
 	check("B2z brook-dsl ≥ 0.95 × brook", "0.96", "yes")
 	check("B4 brook-dsl ≥ 0.95 × brook", "0.94", "**no**")
 	check("B3 brook-dsl ≥ 0.95 × brook", "–", "n/a (cell missing)")
+	check("B2z brook-metrics ≥ 0.95 × brook", "0.96", "yes")
+	check("B2z brook-lineage ≥ 0.90 × brook", "0.88", "**no**")
+	if _, ok := got["B2u brook-metrics ≥ 0.95 × brook"]; ok {
+		t.Error("issue 17's target listed for a run without brook-metrics")
+	}
 	if md := rep.Markdown(); !strings.Contains(md, "| B2 count per key, uniform keys | goka | 30 | 0.30 | 3.00 |") {
 		t.Errorf("markdown row of goka on B2u wrong:\n%s", md)
 	}

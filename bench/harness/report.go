@@ -192,9 +192,9 @@ type Target struct {
 	Target, Measured, Met string
 }
 
-// Targets evaluates the targets of issue 9 (brook against its peers) and
-// issues 15 and 16 (the DSL against the hand-written processors) on the
-// report.
+// Targets evaluates the targets of issue 9 (brook against its peers),
+// issues 15 and 16 (the DSL against the hand-written processors) and
+// issue 17 (metrics and lineage headers on against off) on the report.
 func (r *Report) Targets() []Target {
 	get := func(w, s string, f func(Cell) float64) float64 {
 		c, ok := r.Cell(w, s)
@@ -238,6 +238,18 @@ func (r *Report) Targets() []Target {
 		dsl, _ := r.Cell(w, SysBrookDSL)
 		hand, _ := r.Cell(w, SysBrook)
 		add(w+" brook-dsl ≥ 0.95 × brook", pairedRatio(dsl, hand), 0.95)
+	}
+	// Issue 17: metrics within 5 % of none, lineage headers within
+	// 10 %, same run; listed only when the systems ran (-systems names
+	// them).
+	for _, w := range []string{"B2u", "B2z"} {
+		hand, _ := r.Cell(w, SysBrook)
+		if c, ok := r.Cell(w, SysBrookMetrics); ok {
+			add(w+" brook-metrics ≥ 0.95 × brook", pairedRatio(c, hand), 0.95)
+		}
+		if c, ok := r.Cell(w, SysBrookLineage); ok {
+			add(w+" brook-lineage ≥ 0.90 × brook", pairedRatio(c, hand), 0.90)
+		}
 	}
 	b6 := Target{Target: "B6 p99 < 2 ms over HTTP on loopback", Measured: "–", Met: "n/a (cell missing)"}
 	if c, ok := r.Cell("B6", SysBrook); ok && c.Missing == "" && c.P99Ms > 0 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/processor"
 )
 
 // Cell is one system's result on one workload. Missing says why a cell
@@ -89,8 +90,8 @@ func (r *Report) Cell(workload, system string) (Cell, bool) {
 var systemsOf = map[string][]string{
 	"B0":  {SysSarama},
 	"B1":  {SysBrook, SysKStreams},
-	"B2u": {SysBrook, SysBrookDSL, SysGoka, SysKStreams},
-	"B2z": {SysBrook, SysBrookDSL, SysGoka, SysKStreams},
+	"B2u": {SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage, SysGoka, SysKStreams},
+	"B2z": {SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage, SysGoka, SysKStreams},
 	"B3":  {SysBrook, SysBrookDSL, SysGoka, SysKStreams},
 	"B4":  {SysBrook, SysBrookDSL, SysKStreams},
 	"B5":  {SysBrook, SysGoka, SysKStreams, SysLevelDB},
@@ -115,12 +116,25 @@ type runner struct {
 }
 
 // selected reports whether sys runs in this run: the reference rows
-// (goleveldb, brook-dsl) run with brook.
+// (goleveldb, brook-dsl) run with brook, and brook runs with
+// brook-metrics and brook-lineage (their baseline).
 func (o *Options) selected(sys string) bool {
-	if sys == SysLevelDB || sys == SysBrookDSL {
+	switch sys {
+	case SysLevelDB, SysBrookDSL:
 		return o.has(SysBrook)
+	case SysBrook:
+		return o.has(SysBrook) || o.has(SysBrookMetrics) || o.has(SysBrookLineage)
 	}
 	return o.has(sys)
+}
+
+// isBrook reports whether sys is one of brook's worker systems.
+func isBrook(sys string) bool {
+	switch sys {
+	case SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage:
+		return true
+	}
+	return false
 }
 
 // cellName names the topics, application id, state and log of sys on
@@ -172,6 +186,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				"latency":         "harness producer stamps each record with the send time; latency = harness receive time of the output − that timestamp (includes the harness producer's linger)",
 				"restore":         "brook: Restoring→Running state change; goka: first rebalance callback→Recovered(); Kafka Streams: first onRestoreStart→last onRestoreEnd",
 				"b4_brook":        "a hand-written processor over a window store (Fetch, Put, AdvanceTime per record), no grace, output key <key>@<window start ms>",
+				"brook_metrics":   "brook's hand-written B2 with topology.Config.Metrics = metrics.NewRegistry(), its Snapshot read every 5 s in the worker (a Prometheus scrape's cost)",
+				"brook_lineage":   "brook's hand-written B2 with topology.Config.LineageHeaders (5 brook.lineage.* headers on every output record, checked on every record of the output under -verify)",
 				"brook_dsl":       "brook's Streams DSL: B2 Stream → GroupByKey → Count → ToStream → MapValues(count) → To; B3 TableOf(table) and Join(Stream, table) → To; B4 WindowedBy(GroupByKey, Tumbling(10m)) → Count → ToStream → Map(<key>@<window start ms>, count) → To; same outputs as brook's hand-written processors",
 				"b8":              "authorisations (stream) joined with captures (stream), inner, window 0 before and 5 min after each authorisation, grace 20 min; brook: DSL JoinStreams with JoinWindow(0).After(5m).Grace(20m) (LevelDB window stores); Kafka Streams: KStream#join with JoinWindows.ofTimeDifferenceAndGrace(5m, 20m).before(0) (RocksDB); records/s counts join results, each system's output is checked against the harness's own join of the input",
 			},
@@ -570,7 +586,7 @@ func (r *runner) launch(name, sys, wl, app, in, out, second, state, guarantee st
 			"-system", sys, "-workload", wl, "-brokers", strings.Join(r.b.addrs, ","), "-app", app,
 			"-in", in, "-out", out, "-table", second, "-state", state, "-guarantee", guarantee,
 			"-keys", strconv.Itoa(r.o.RestoreKeys))
-		if r.o.Profile && (sys == SysBrook || sys == SysBrookDSL) {
+		if r.o.Profile && isBrook(sys) {
 			profile = filepath.Join(r.o.WorkDir, name+".cpu.pprof")
 			argv = append(argv, "-cpuprofile", profile)
 		}
@@ -686,7 +702,7 @@ func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, second, guaran
 				c.Note = "too few records to time"
 			}
 			if r.o.Verify || checked {
-				if c.Output, err = r.b.digest(ctx, out); err != nil {
+				if c.Output, err = r.b.digest(ctx, out, lineageCheck(sys, in, r.topic(name))); err != nil {
 					c.Missing = "output digest: " + err.Error()
 					return c
 				}
@@ -812,6 +828,34 @@ func (r *runner) latency(ctx context.Context, c *Cell, in, out string, gen func(
 		c.LatencyMissing = fmt.Sprintf("only %d of %d outputs arrived within 10s", len(lats), sent)
 	}
 	return nil
+}
+
+// lineageCheck returns the check of brook's output records' lineage
+// headers (nil for other systems): brook-lineage's records must each name
+// the application, the sink and an input record of in; plain brook's
+// (lineage off) must carry none.
+func lineageCheck(sys, in, app string) func(*sarama.ConsumerMessage) error {
+	if !isBrook(sys) {
+		return nil
+	}
+	return func(m *sarama.ConsumerMessage) error {
+		h := make(processor.Headers, 0, len(m.Headers))
+		for _, x := range m.Headers {
+			h = append(h, processor.Header{Key: string(x.Key), Value: x.Value})
+		}
+		l, ok := processor.LineageOf(h)
+		switch {
+		case sys != SysBrookLineage && len(m.Headers) > 0:
+			return fmt.Errorf("%s wrote %d headers with lineage off", sys, len(m.Headers))
+		case sys != SysBrookLineage:
+			return nil
+		case !ok:
+			return fmt.Errorf("no lineage headers (%d headers)", len(m.Headers))
+		case l.ApplicationID != app || l.Node != "out" || l.Topic != in || l.Partition < 0 || l.Offset < 0:
+			return fmt.Errorf("lineage %+v, want application %s, node out, an offset of %s", l, app, in)
+		}
+		return nil
+	}
 }
 
 func countBytes(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }

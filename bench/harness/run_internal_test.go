@@ -4,6 +4,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/processor"
 )
 
 // TestMergeRuns checks how repeats of one cell become the report's cell:
@@ -47,5 +50,45 @@ func TestMergeRuns(t *testing.T) {
 	one := Cell{RecordsPerSec: 5, Note: "n"}
 	if got := mergeRuns([]Cell{one}); !reflect.DeepEqual(got, one) {
 		t.Errorf("one run: %+v, want it unchanged", got)
+	}
+}
+
+// TestLineageCheck: brook-lineage's output must carry lineage headers
+// naming the application, the sink and an input record; plain brook's
+// none. A record that does not is refused, so a run without headers
+// cannot pass the -verify check.
+func TestLineageCheck(t *testing.T) {
+	hdr := func(kv ...string) []*sarama.RecordHeader {
+		var h []*sarama.RecordHeader
+		for i := 0; i < len(kv); i += 2 {
+			h = append(h, &sarama.RecordHeader{Key: []byte(kv[i]), Value: []byte(kv[i+1])})
+		}
+		return h
+	}
+	good := hdr(processor.HeaderLineageTopic, "in", processor.HeaderLineagePartition, "2", processor.HeaderLineageOffset, "41",
+		processor.HeaderLineageApplicationID, "app", processor.HeaderLineageNode, "out")
+	for _, tc := range []struct {
+		sys     string
+		headers []*sarama.RecordHeader
+		ok      bool
+	}{
+		{SysBrookLineage, good, true},
+		{SysBrookLineage, nil, false},
+		{SysBrookLineage, hdr(processor.HeaderLineageApplicationID, "app", processor.HeaderLineageNode, "out"), false}, // no input record
+		{SysBrookLineage, hdr(processor.HeaderLineageTopic, "other", processor.HeaderLineagePartition, "2", processor.HeaderLineageOffset, "41",
+			processor.HeaderLineageApplicationID, "app", processor.HeaderLineageNode, "out"), false},
+		{SysBrookLineage, hdr(processor.HeaderLineageTopic, "in", processor.HeaderLineagePartition, "2", processor.HeaderLineageOffset, "41",
+			processor.HeaderLineageApplicationID, "other-app", processor.HeaderLineageNode, "out"), false},
+		{SysBrook, nil, true},
+		{SysBrookMetrics, nil, true},
+		{SysBrook, good, false},
+	} {
+		err := lineageCheck(tc.sys, "in", "app")(&sarama.ConsumerMessage{Headers: tc.headers})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s with %d headers: error %v, want ok=%v", tc.sys, len(tc.headers), err, tc.ok)
+		}
+	}
+	if lineageCheck(SysGoka, "in", "app") != nil {
+		t.Error("goka's output checked for brook's headers")
 	}
 }

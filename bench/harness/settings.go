@@ -20,7 +20,25 @@ const (
 	// the hand-written brook processors whenever brook is selected (B8
 	// has no hand-written version: brook runs it through the DSL).
 	SysBrookDSL = "brook-dsl"
+	// SysBrookMetrics is brook's hand-written B2 with
+	// topology.Config.Metrics set and the registry read every
+	// ScrapeInterval, as a Prometheus scrape would (issue 17).
+	SysBrookMetrics = "brook-metrics"
+	// SysBrookLineage is brook's hand-written B2 with
+	// topology.Config.LineageHeaders on (issue 17).
+	SysBrookLineage = "brook-lineage"
 )
+
+// ObservabilitySystems are brook with its observability on (issue 17).
+// They run only when named in Options.Systems (the full run leaves them
+// out) and bring plain brook with them, their baseline, on B2u and B2z.
+var ObservabilitySystems = []string{SysBrookMetrics, SysBrookLineage}
+
+// ScrapeInterval is how often the brook-metrics worker reads its metrics
+// registry's Snapshot: what a Prometheus server scraping the App's
+// /metrics every 5 s costs it (the adapter renders one Snapshot per
+// scrape).
+const ScrapeInterval = 5 * time.Second
 
 // AllSystems lists the systems in report order.
 var AllSystems = []string{SysSarama, SysBrook, SysGoka, SysKStreams}
@@ -151,8 +169,8 @@ func (o *Options) Validate() error {
 		}
 	}
 	for _, s := range o.Systems {
-		if !slices.Contains(AllSystems, s) {
-			return fmt.Errorf("unknown system %q (have %s)", s, strings.Join(AllSystems, ","))
+		if !slices.Contains(AllSystems, s) && !slices.Contains(ObservabilitySystems, s) {
+			return fmt.Errorf("unknown system %q (have %s)", s, strings.Join(append(slices.Clone(AllSystems), ObservabilitySystems...), ","))
 		}
 	}
 	if o.Partitions <= 0 || o.Records <= 0 || o.ValueBytes <= 0 || o.UniformKeys <= 0 || o.ZipfKeys <= 0 ||

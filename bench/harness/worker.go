@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/metrics"
 	"github.com/brookstream/brook/processor"
 	"github.com/brookstream/brook/serde"
 	"github.com/brookstream/brook/store"
@@ -102,7 +103,7 @@ func WorkerMain(argv []string) int {
 	switch a.system {
 	case SysSarama:
 		err = runSaramaPipe(ctx, a)
-	case SysBrook, SysBrookDSL:
+	case SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage:
 		err = runBrook(ctx, a)
 	case SysGoka:
 		err = runGoka(ctx, a)
@@ -447,6 +448,14 @@ func runBrook(ctx context.Context, a workerArgs) error {
 	if a.guarantee == "eos" {
 		cfg.Guarantee = topology.ExactlyOnce
 	}
+	var reg *metrics.Registry
+	switch a.system {
+	case SysBrookMetrics:
+		reg = metrics.NewRegistry()
+		cfg.Metrics = reg
+	case SysBrookLineage:
+		cfg.LineageHeaders = true
+	}
 	ln, err := listenQuery(a)
 	if err != nil {
 		return err
@@ -490,9 +499,65 @@ func runBrook(ctx context.Context, a workerArgs) error {
 			}
 		}
 	}()
+	var scrapes scrapeStats
+	if reg != nil {
+		wg.Add(1)
+		go func() { // owned by runBrook: reads the metrics as a Prometheus scrape would
+			defer wg.Done()
+			scrapes.run(ctx, reg, a.app)
+		}()
+	}
 	err = runWithQuery(ctx, app, ln)
 	wg.Wait()
+	if reg != nil {
+		// In the worker's log: proof that the scrapes saw the App.
+		fmt.Fprintf(os.Stderr, "metrics: %d scrapes of %s, the last saw %d records consumed\n", scrapes.n, a.app, scrapes.consumed)
+		if err == nil && scrapes.missing > 0 {
+			err = fmt.Errorf("metrics: %d of %d scrapes did not list application %s", scrapes.missing, scrapes.n, a.app)
+		}
+	}
 	return err
+}
+
+// scrapeStats is what the brook-metrics worker's scrapes saw.
+type scrapeStats struct {
+	n, missing int
+	consumed   int64 // records consumed, summed over partitions, at the last scrape
+}
+
+// run reads reg's Snapshot every ScrapeInterval until ctx ends, as a
+// Prometheus scrape of the adapter would (it renders one Snapshot per
+// scrape), and keeps the records consumed so the reads are not dead code.
+func (s *scrapeStats) run(ctx context.Context, reg *metrics.Registry, app string) {
+	t := time.NewTicker(ScrapeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		snap := reg.Snapshot()
+		if ctx.Err() != nil {
+			return // the App may be closing and leaving the registry
+		}
+		s.n++
+		found := false
+		for _, a := range snap.Apps {
+			if a.ApplicationID != app {
+				continue
+			}
+			found = true
+			var c int64
+			for _, p := range a.Partitions {
+				c += p.RecordsConsumed
+			}
+			s.consumed = c
+		}
+		if !found {
+			s.missing++
+		}
+	}
 }
 
 // State is brook's App state (for the listener above).
