@@ -36,9 +36,14 @@ func (c *candidate) warmth(t TaskID) int64 {
 //  3. Stickiness: a member keeps the tasks it owned in the previous
 //     generation, up to its share. When two members claim the same task,
 //     the claim of the newer generation wins. A member over its share
-//     gives up first the tasks for which another member has warmer state.
-//  4. Warm state: a task that has to move (or has no owner) goes to the
-//     member with the most restored state for it, if that member has room.
+//     gives up first the tasks another member was warming up, then those
+//     for which another member has warmer state.
+//  4. Warm-ups, then warm state: a task that has to move (or has no
+//     owner) goes to the member that was warming it up (MemberData.Warmup),
+//     if that member has room, else to the member with the most restored
+//     state for it, if that member has room. (Without warm-ups, which
+//     only a leader with Config.EndOffsets assigns, rules 3 and 4 are
+//     those of the first assignor.)
 //  5. Everything else goes to the member with room that has the fewest
 //     tasks of the same sub-topology, then the fewest tasks, then the
 //     smallest member id.
@@ -46,6 +51,28 @@ func (c *candidate) warmth(t TaskID) int64 {
 // It returns each member's tasks (ascending; every member has an entry)
 // and the tasks no member may run.
 func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID) {
+	b := balanceDetail(tasks, members)
+	return b.byMember, b.unassigned
+}
+
+// balanced is balance's result with what the planner's later steps need.
+type balanced struct {
+	// members are the candidates sorted by id; the indexes below are
+	// into it.
+	members    []candidate
+	byMember   map[string][]TaskID
+	unassigned []TaskID
+	// owner is each task's previous owner (the winning claim).
+	owner map[TaskID]int
+	// warmest are the two warmest eligible members of each task that
+	// some member is warm for.
+	warmest map[TaskID]top2
+	// warming is the member that was warming each task up.
+	warming map[TaskID]int
+}
+
+// balanceDetail is balance, returning more.
+func balanceDetail(tasks []TaskID, members []candidate) balanced {
 	members = slices.Clone(members)
 	slices.SortFunc(members, func(a, b candidate) int { return strings.Compare(a.id, b.id) })
 	out := make(map[string][]TaskID, len(members))
@@ -55,7 +82,7 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 	tasks = slices.Clone(tasks)
 	slices.SortFunc(tasks, TaskID.Compare)
 	if len(members) == 0 {
-		return out, tasks
+		return balanced{members: members, byMember: out, unassigned: tasks}
 	}
 
 	exists := make(map[TaskID]bool, len(tasks))
@@ -112,6 +139,21 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 		return top.first > w
 	}
 
+	// The member that was warming each task up (the first in member
+	// order, should two claim it), if it may run the task.
+	warming := make(map[TaskID]int)
+	for mi := range members {
+		for _, t := range members[mi].data.Warmup {
+			if _, dup := warming[t]; !dup && exists[t] && eligible(mi, t) {
+				warming[t] = mi
+			}
+		}
+	}
+	warmingElsewhere := func(mi int, t TaskID) bool {
+		w, ok := warming[t]
+		return ok && w != mi
+	}
+
 	n, m := len(tasks), len(members)
 	base, extra := n/m, n%m
 	count := make([]int, m)
@@ -144,6 +186,12 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 	}
 	for mi := range members {
 		slices.SortStableFunc(owned[mi], func(a, b TaskID) int {
+			if wa, wb := warmingElsewhere(mi, a), warmingElsewhere(mi, b); wa != wb {
+				if wa {
+					return 1
+				}
+				return -1
+			}
 			if wa, wb := otherWarmer(mi, a), otherWarmer(mi, b); wa != wb {
 				if wa {
 					return 1
@@ -162,8 +210,16 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 		}
 	}
 	for mi := range members {
-		if extra > 0 && len(owned[mi]) > count[mi] && count[mi] == base {
+		if extra > 0 && len(owned[mi]) > count[mi] && count[mi] == base && !warmingElsewhere(mi, owned[mi][count[mi]]) {
 			take(mi, owned[mi][count[mi]])
+		}
+	}
+
+	// Warm-ups: a task goes back to the member that was warming it up,
+	// so that a warm-up ends where it started.
+	for _, t := range tasks {
+		if mi, ok := warming[t]; ok && !placed[t] && hasRoom(mi) {
+			take(mi, t)
 		}
 	}
 
@@ -273,7 +329,7 @@ func balance(tasks []TaskID, members []candidate) (map[string][]TaskID, []TaskID
 		slices.SortFunc(out[id], TaskID.Compare)
 	}
 	slices.SortFunc(unassigned, TaskID.Compare)
-	return out, unassigned
+	return balanced{members: members, byMember: out, unassigned: unassigned, owner: owner, warmest: warmest, warming: warming}
 }
 
 // top2 holds the largest warmth of a task among eligible members, the

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"time"
 )
 
 // Wire format of the two user-data payloads (see the package doc for where
@@ -15,7 +16,7 @@ import (
 //
 // Both start with a two-byte header: a kind byte ('S' for subscription
 // data, 'T' for a member's assignment) and a format version (currently
-// 1). After it: unsigned numbers are unsigned varints, signed ones
+// 2). After it: unsigned numbers are unsigned varints, signed ones
 // (generation) zig-zag varints (encoding/binary's AppendUvarint and
 // AppendVarint), and a string is its length followed by its UTF-8 bytes.
 //
@@ -31,35 +32,45 @@ import (
 //	           first partition, then per task the gap to the previous
 //	           partition minus one
 //
-// Subscription data ('S'), version 1, sent by every member in JoinGroup:
+// Subscription data ('S'), sent by every member in JoinGroup:
 //
+//	version 1:
 //	endpoint   string
 //	generation varint   generation of the assignment the owned tasks came from, -1 for none
 //	owned      task set
 //	owned sums one uvarint per owned task: its restored changelog offsets summed (0: none)
 //	warm       task set: other tasks whose state the member holds (disjoint from owned)
 //	warm sums  one uvarint (>= 1) per warm task
+//	appended in version 2:
+//	standby    task set: the standby tasks of the same assignment (disjoint from owned)
+//	warm-up    task set: the warm-up tasks of the same assignment (disjoint from owned and standby)
 //
-// Assignment data ('T'), version 1, sent by the leader to each member in
-// SyncGroup, beside sarama's list of the member's partitions (which names
-// its active tasks, so they are not repeated here):
+// Assignment data ('T'), sent by the leader to each member in SyncGroup,
+// beside sarama's list of the member's partitions (which names its active
+// tasks, so they are not repeated here):
 //
+//	version 1:
 //	generation varint
 //	partitions count, then per sub-topology (ascending): id (the first),
 //	           or the gap to the previous id minus one; partition count
-//	standby    task set (always empty so far: room for standby replicas)
+//	standby    task set
+//	appended in version 2:
+//	warm-up    task set (disjoint from standby)
+//	probing    uvarint: milliseconds after which a probing rebalance is
+//	           wanted, 0 for none
 //
 // Compatibility rule: a later version only appends fields. A decoder that
-// meets a higher version reads the version-1 fields and ignores the rest,
+// meets a higher version reads the fields it knows and ignores the rest,
 // so a leader running an older brook still understands newer members and
-// the other way round. Version 0, an unknown kind, or trailing bytes after
-// a version-1 payload are errors. brook's first format (kinds 'M' and 'A',
-// which sent every member the whole assignment) is rejected the same way:
-// its member is treated as new.
+// the other way round; a version-1 payload decodes with the version-2
+// fields empty. Version 0, an unknown kind, or trailing bytes after a
+// payload of a version this decoder knows are errors. brook's first
+// format (kinds 'M' and 'A', which sent every member the whole
+// assignment) is rejected the same way: its member is treated as new.
 const (
 	kindSubscription byte = 'S'
 	kindAssignment   byte = 'T'
-	formatVersion    byte = 1
+	formatVersion    byte = 2
 
 	// Kinds of brook's first format.
 	kindLegacyMember     byte = 'M'
@@ -86,15 +97,49 @@ type MemberData struct {
 	// sum of the changelog offsets its stores are restored to: larger
 	// means warmer. Only positive values are kept.
 	Warm map[TaskID]int64
+	// Standby are the tasks the member kept a standby copy of in
+	// Generation (disjoint from Owned). The leader keeps standbys where
+	// they were when it can. Format version 2; empty from older members.
+	Standby []TaskID
+	// Warmup are the tasks the member was warming up in Generation
+	// (disjoint from Owned and Standby). The leader makes the member the
+	// target of those tasks again, so that a warm-up finishes where it
+	// started. Format version 2; empty from older members.
+	Warmup []TaskID
 }
 
-// MarshalBinary encodes d in the version-1 subscription format. Owned is
-// sorted and de-duplicated, Warm entries that are not positive are left
-// out; a negative task is an error.
+// sortedSet returns tasks sorted and de-duplicated, as a new slice (nil
+// when empty).
+func sortedSet(tasks []TaskID) []TaskID {
+	if len(tasks) == 0 {
+		return nil
+	}
+	out := slices.Clone(tasks)
+	slices.SortFunc(out, TaskID.Compare)
+	return slices.Compact(out)
+}
+
+// overlap returns a task that is in both sorted sets.
+func overlap(a, b []TaskID) (TaskID, bool) {
+	for _, t := range a {
+		if _, ok := slices.BinarySearchFunc(b, t, TaskID.Compare); ok {
+			return t, true
+		}
+	}
+	return TaskID{}, false
+}
+
+// MarshalBinary encodes d in the version-2 subscription format. The task
+// sets are sorted and de-duplicated, Warm entries that are not positive
+// are left out; a negative task, or a task in more than one of Owned,
+// Standby and Warmup, is an error.
 func (d MemberData) MarshalBinary() ([]byte, error) {
-	owned := slices.Clone(d.Owned)
-	slices.SortFunc(owned, TaskID.Compare)
-	owned = slices.Compact(owned)
+	owned, standby, warmup := sortedSet(d.Owned), sortedSet(d.Standby), sortedSet(d.Warmup)
+	for _, p := range [][2][]TaskID{{owned, standby}, {owned, warmup}, {standby, warmup}} {
+		if t, ok := overlap(p[0], p[1]); ok {
+			return nil, fmt.Errorf("assign: task %s is in two of a member's owned, standby and warm-up tasks", t)
+		}
+	}
 	b := []byte{kindSubscription, formatVersion}
 	b = appendString(b, d.Endpoint)
 	b = binary.AppendVarint(b, int64(d.Generation))
@@ -118,7 +163,10 @@ func (d MemberData) MarshalBinary() ([]byte, error) {
 	for _, t := range warm {
 		b = binary.AppendUvarint(b, uint64(d.Warm[t]))
 	}
-	return b, nil
+	if b, err = appendTaskSet(b, standby); err != nil {
+		return nil, err
+	}
+	return appendTaskSet(b, warmup)
 }
 
 // DecodeMemberData decodes subscription data written by MarshalBinary of
@@ -155,6 +203,15 @@ func DecodeMemberData(data []byte) (MemberData, error) {
 		}
 		d.Warm[t] = w
 	}
+	if r.version >= 2 {
+		d.Standby = r.taskSet()
+		d.Warmup = r.taskSet()
+		for _, p := range [][2][]TaskID{{d.Owned, d.Standby}, {d.Owned, d.Warmup}, {d.Standby, d.Warmup}} {
+			if t, ok := overlap(p[0], p[1]); ok && r.err == nil {
+				r.fail("task %s is in two of owned, standby and warm-up", t)
+			}
+		}
+	}
 	if err := r.finish(); err != nil {
 		return MemberData{}, err
 	}
@@ -175,20 +232,35 @@ type MemberAssignment struct {
 	// MarshalBinary ignores them, DecodeMemberAssignment leaves them
 	// empty, and Strategy.Local fills them in from the partitions.
 	Tasks []TaskID
-	// Standby are the tasks the member keeps a standby copy of, ascending.
-	// The planner assigns none yet; the field reserves their place.
+	// Standby are the tasks the member keeps a standby copy of,
+	// ascending: it restores their stores from their changelogs and
+	// keeps them current, without processing (Config.Standbys).
 	Standby []TaskID
+	// Warmup are the tasks the member warms up, ascending: like Standby,
+	// but the leader placed them because the member is meant to take the
+	// task over once its lag is within Config.AcceptableRecoveryLag
+	// (KIP-441). Format version 2; empty from an older leader.
+	Warmup []TaskID
+	// ProbingRebalance, when positive, says that a follow-up (probing)
+	// rebalance is wanted this long after the assignment, to move tasks
+	// whose warm-ups have caught up. The leader sets it on the members
+	// that hold warm-ups (see the package doc for what the runtime does
+	// with it). Format version 2 (milliseconds on the wire); 0 from an
+	// older leader.
+	ProbingRebalance time.Duration
 }
 
 // clone returns a deep copy.
 func (a MemberAssignment) clone() MemberAssignment {
 	return MemberAssignment{Generation: a.Generation, Partitions: maps.Clone(a.Partitions),
-		Tasks: slices.Clone(a.Tasks), Standby: slices.Clone(a.Standby)}
+		Tasks: slices.Clone(a.Tasks), Standby: slices.Clone(a.Standby), Warmup: slices.Clone(a.Warmup),
+		ProbingRebalance: a.ProbingRebalance}
 }
 
-// MarshalBinary encodes a in the version-1 assignment format (without
-// Tasks, see there). A negative sub-topology, partition count or task is
-// an error.
+// MarshalBinary encodes a in the version-2 assignment format (without
+// Tasks, see there). A negative sub-topology, partition count, task or
+// ProbingRebalance, or a task both in Standby and Warmup, is an error.
+// ProbingRebalance is rounded up to whole milliseconds.
 func (a MemberAssignment) MarshalBinary() ([]byte, error) {
 	b := []byte{kindAssignment, formatVersion}
 	b = binary.AppendVarint(b, int64(a.Generation))
@@ -204,10 +276,26 @@ func (a MemberAssignment) MarshalBinary() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(n))
 		prev = g
 	}
-	standby := slices.Clone(a.Standby)
-	slices.SortFunc(standby, TaskID.Compare)
-	return appendTaskSet(b, slices.Compact(standby))
+	standby, warmup := sortedSet(a.Standby), sortedSet(a.Warmup)
+	if t, ok := overlap(standby, warmup); ok {
+		return nil, fmt.Errorf("assign: task %s is both a standby and a warm-up", t)
+	}
+	if a.ProbingRebalance < 0 {
+		return nil, fmt.Errorf("assign: negative probing rebalance delay %v", a.ProbingRebalance)
+	}
+	b, err := appendTaskSet(b, standby)
+	if err != nil {
+		return nil, err
+	}
+	if b, err = appendTaskSet(b, warmup); err != nil {
+		return nil, err
+	}
+	ms := (a.ProbingRebalance + time.Millisecond - 1) / time.Millisecond
+	return binary.AppendUvarint(b, uint64(ms)), nil
 }
+
+// maxProbingMillis is the largest probing delay a time.Duration holds.
+const maxProbingMillis = math.MaxInt64 / int64(time.Millisecond)
 
 // DecodeMemberAssignment decodes assignment data written by MarshalBinary
 // of this or a later format version. It never panics; malformed input
@@ -233,6 +321,17 @@ func DecodeMemberAssignment(data []byte) (MemberAssignment, error) {
 		a.Partitions[g] = int32(p)
 	}
 	a.Standby = r.taskSet()
+	if r.version >= 2 {
+		a.Warmup = r.taskSet()
+		if t, ok := overlap(a.Standby, a.Warmup); ok && r.err == nil {
+			r.fail("task %s is both a standby and a warm-up", t)
+		}
+		ms := r.uvarint()
+		if r.err == nil && ms > uint64(maxProbingMillis) {
+			r.fail("probing rebalance delay of %d ms does not fit a duration", ms)
+		}
+		a.ProbingRebalance = time.Duration(ms) * time.Millisecond
+	}
 	if err := r.finish(); err != nil {
 		return MemberAssignment{}, err
 	}
@@ -479,7 +578,7 @@ func (r *reader) finish() error {
 	if r.err != nil {
 		return r.err
 	}
-	if r.version == formatVersion && len(r.buf) > 0 {
+	if r.version <= formatVersion && len(r.buf) > 0 {
 		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.buf))
 	}
 	return nil

@@ -3,12 +3,14 @@ package assign
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"maps"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sampleMember() MemberData {
@@ -21,6 +23,8 @@ func sampleMember() MemberData {
 			{2, 9}:    7,       // not owned
 			{2, 4000}: 1 << 40, // not owned, far away
 		},
+		Standby: []TaskID{{2, 9}, {0, 2}},
+		Warmup:  []TaskID{{2, 4000}},
 	}
 }
 
@@ -29,6 +33,9 @@ func sampleAssignment() MemberAssignment {
 		Generation: 7,
 		Partitions: map[int32]int32{0: 6, 1: 2, 5: 20_000},
 		Standby:    []TaskID{{5, 19_999}, {0, 4}, {0, 2}},
+		Warmup:     []TaskID{{5, 3}, {0, 5}},
+		// Rounded up to whole milliseconds on the wire.
+		ProbingRebalance: time.Minute + time.Microsecond,
 	}
 }
 
@@ -56,12 +63,22 @@ func TestMemberDataRoundTrip(t *testing.T) {
 		if len(want.Warm) == 0 {
 			want.Warm = nil
 		}
+		want.Standby, want.Warmup = sortedSet(d.Standby), sortedSet(d.Warmup)
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 		}
 	}
 	if _, err := (MemberData{Owned: []TaskID{{-1, 0}}}).MarshalBinary(); err == nil {
 		t.Error("a negative task was encoded")
+	}
+	for _, d := range []MemberData{
+		{Owned: []TaskID{{0, 1}}, Standby: []TaskID{{0, 1}}},
+		{Owned: []TaskID{{0, 1}}, Warmup: []TaskID{{0, 1}}},
+		{Standby: []TaskID{{0, 1}}, Warmup: []TaskID{{0, 1}}},
+	} {
+		if _, err := d.MarshalBinary(); err == nil {
+			t.Errorf("%+v was encoded", d)
+		}
 	}
 }
 
@@ -78,6 +95,8 @@ func TestMemberAssignmentRoundTrip(t *testing.T) {
 	}
 	want := sampleAssignment()
 	slices.SortFunc(want.Standby, TaskID.Compare)
+	slices.SortFunc(want.Warmup, TaskID.Compare)
+	want.ProbingRebalance = time.Minute + time.Millisecond
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 	}
@@ -85,12 +104,65 @@ func TestMemberAssignmentRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Header, generation, no partitions, no standbys.
-	if len(empty) != 5 {
+	// Header, generation, no partitions, no standbys, no warm-ups, no
+	// probing.
+	if len(empty) != 7 {
 		t.Errorf("an empty assignment takes %d bytes: %x", len(empty), empty)
 	}
-	if _, err := (MemberAssignment{Partitions: map[int32]int32{-1: 3}}).MarshalBinary(); err == nil {
-		t.Error("a negative sub-topology was encoded")
+	for _, bad := range []MemberAssignment{
+		{Partitions: map[int32]int32{-1: 3}},
+		{Standby: []TaskID{{0, 1}}, Warmup: []TaskID{{0, 1}}},
+		{ProbingRebalance: -time.Second},
+	} {
+		if _, err := bad.MarshalBinary(); err == nil {
+			t.Errorf("%+v was encoded", bad)
+		}
+	}
+}
+
+// Version-1 payloads as brook wrote them before standbys and warm-ups
+// (sampleMember and sampleAssignment of that version, encoded by it).
+const (
+	v1Member     = "530128636f756e7465722d322e636f756e7465722e7376632e636c75737465722e6c6f63616c3a38303830520200020101000100d909000001020209961f07808080808020"
+	v1Assignment = "54010e030006000203a09c01020002020104019f9c01"
+)
+
+// TestDecodesVersion1: payloads of format version 1 (an older brook
+// during a rolling upgrade) still decode, with the version-2 fields empty.
+func TestDecodesVersion1(t *testing.T) {
+	mb, _ := hex.DecodeString(v1Member)
+	d, err := DecodeMemberData(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sampleMember()
+	want.Owned = sortedSet(want.Owned)
+	want.Standby, want.Warmup = nil, nil
+	if !reflect.DeepEqual(d, want) {
+		t.Errorf("version-1 member data:\n got %+v\nwant %+v", d, want)
+	}
+	ab, _ := hex.DecodeString(v1Assignment)
+	a, err := DecodeMemberAssignment(ab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantA := MemberAssignment{Generation: 7, Partitions: map[int32]int32{0: 6, 1: 2, 5: 20_000},
+		Standby: []TaskID{{0, 2}, {0, 4}, {5, 19_999}}}
+	if !reflect.DeepEqual(a, wantA) {
+		t.Errorf("version-1 assignment:\n got %+v\nwant %+v", a, wantA)
+	}
+	// A version-1 payload with the version-2 fields appended is not a
+	// valid version-1 payload.
+	for name, b := range map[string][]byte{"member": append(slices.Clone(mb), 0, 0), "assignment": append(slices.Clone(ab), 0, 0, 0)} {
+		var err error
+		if name == "member" {
+			_, err = DecodeMemberData(b)
+		} else {
+			_, err = DecodeMemberAssignment(b)
+		}
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s v1 with trailing bytes: err = %v", name, err)
+		}
 	}
 }
 
@@ -124,14 +196,14 @@ func TestPayloadSizesFollowTheShare(t *testing.T) {
 	md, _ := d.MarshalBinary()
 	// header 2, endpoint 51, generation 2, owned 85, sums 200, warm 85,
 	// sums 200.
-	if len(md) > 2+51+2+(1+2*2+2*40)+40*5+(1+2+2*40)+40*5 {
+	if len(md) > 2+51+2+(1+2*2+2*40)+40*5+(1+2+2*40)+40*5+1+1 {
 		t.Errorf("member data of 40 owned and 40 warm tasks takes %d bytes", len(md))
 	}
 	a := MemberAssignment{Generation: 1234, Partitions: map[int32]int32{0: 20_000, 3: 20_000}}
 	ab, _ := a.MarshalBinary()
 	a.Tasks = tasks
 	ab2, _ := a.MarshalBinary()
-	if len(ab) != len(ab2) || len(ab) > 2+2+1+2*(1+3)+1 {
+	if len(ab) != len(ab2) || len(ab) > 2+2+1+2*(1+3)+1+1+1 {
 		t.Errorf("assignment data takes %d bytes (%d with tasks)", len(ab), len(ab2))
 	}
 }
@@ -143,32 +215,32 @@ func TestForwardCompatible(t *testing.T) {
 	a, _ := sampleAssignment().MarshalBinary()
 	for name, b := range map[string][]byte{"member": m, "assignment": a} {
 		future := append(slices.Clone(b), 0x05, 'n', 'e', 'w', 0x01)
-		future[1] = 2
+		future[1] = formatVersion + 1
 		var err error
 		if name == "member" {
 			var d MemberData
 			d, err = DecodeMemberData(future)
-			if err == nil && (d.Endpoint != sampleMember().Endpoint || len(d.Warm) != 3) {
-				t.Errorf("member v2 read as %+v", d)
+			if err == nil && (d.Endpoint != sampleMember().Endpoint || len(d.Warm) != 3 || len(d.Standby) != 2 || len(d.Warmup) != 1) {
+				t.Errorf("member v3 read as %+v", d)
 			}
 		} else {
 			var d MemberAssignment
 			d, err = DecodeMemberAssignment(future)
-			if err == nil && (len(d.Partitions) != 3 || len(d.Standby) != 3) {
-				t.Errorf("assignment v2 read as %+v", d)
+			if err == nil && (len(d.Partitions) != 3 || len(d.Standby) != 3 || len(d.Warmup) != 2 || d.ProbingRebalance != time.Minute+time.Millisecond) {
+				t.Errorf("assignment v3 read as %+v", d)
 			}
 		}
 		if err != nil {
-			t.Errorf("%s v2: %v", name, err)
+			t.Errorf("%s v3: %v", name, err)
 		}
-		future[1] = 1
+		future[1] = formatVersion
 		if name == "member" {
 			_, err = DecodeMemberData(future)
 		} else {
 			_, err = DecodeMemberAssignment(future)
 		}
 		if !errors.Is(err, ErrMalformed) {
-			t.Errorf("%s v1 with trailing bytes: err = %v", name, err)
+			t.Errorf("%s v%d with trailing bytes: err = %v", name, formatVersion, err)
 		}
 	}
 }
@@ -197,6 +269,11 @@ func TestDecodeRejects(t *testing.T) {
 		"sum overflow":         binary.AppendUvarint(warm(1, 0, 1, 4), 1<<63),
 		"over-long varint":     head(0x80, 0x00, 0, 0, 0),
 		"legacy member":        {kindLegacyMember, 1, 0, 1, 0, 0},
+		// Version 2: owned {0_4}, then standby and warm-up sets.
+		"standby also owned":   {kindSubscription, 2, 0, 0, 1, 0, 1, 4, 0, 0, 1, 0, 1, 4, 0},
+		"warm-up also owned":   {kindSubscription, 2, 0, 0, 1, 0, 1, 4, 0, 0, 0, 1, 0, 1, 4},
+		"warm-up also standby": {kindSubscription, 2, 0, 0, 0, 0, 1, 0, 1, 4, 1, 0, 1, 4},
+		"v2 truncated":         {kindSubscription, 2, 0, 0, 0, 0, 0},
 	}
 	for name, b := range cases {
 		if _, err := DecodeMemberData(b); !errors.Is(err, ErrMalformed) {
@@ -212,6 +289,9 @@ func TestDecodeRejects(t *testing.T) {
 		"legacy assignment":         {kindLegacyAssignment, 1, 2, 0, 0, 0},
 		"partition count overflow":  binary.AppendUvarint([]byte{kindAssignment, 1, 2, 1, 0}, 1<<31),
 		"truncated":                 a[:len(a)-1],
+		"v2 without warm-ups":       {kindAssignment, 2, 2, 0, 0},
+		"warm-up also standby":      {kindAssignment, 2, 2, 0, 1, 0, 1, 4, 1, 0, 1, 4, 0},
+		"probing overflow":          binary.AppendUvarint([]byte{kindAssignment, 2, 2, 0, 0, 0}, 1<<62),
 	} {
 		if _, err := DecodeMemberAssignment(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err = %v", name, err)
@@ -246,7 +326,7 @@ func FuzzDecodeMemberData(f *testing.F) {
 			t.Fatalf("re-decode differs: %+v vs %+v", d, d2)
 		}
 		if data[1] == formatVersion && !bytes.Equal(b, data) {
-			t.Fatalf("version-1 encoding is not canonical:\n in %x\nout %x", data, b)
+			t.Fatalf("current version's encoding is not canonical:\n in %x\nout %x", data, b)
 		}
 	})
 }
@@ -268,7 +348,7 @@ func FuzzDecodeMemberAssignment(f *testing.F) {
 			t.Fatalf("decoded assignment does not encode: %v", err)
 		}
 		if data[1] == formatVersion && !bytes.Equal(b, data) {
-			t.Fatalf("version-1 encoding is not canonical:\n in %x\nout %x", data, b)
+			t.Fatalf("current version's encoding is not canonical:\n in %x\nout %x", data, b)
 		}
 	})
 }

@@ -46,9 +46,127 @@ type Config struct {
 	// (a DescribeGroups request for the application's group id), for
 	// Routing. Nil leaves Routing without a source: it fails.
 	Describe func(ctx context.Context) (*sarama.GroupDescription, error)
-	// Logger receives warnings about undecodable member data and tasks
-	// nobody can run. Nil discards them.
+	// Logger receives warnings about undecodable member data, tasks
+	// nobody can run, standbys that cannot be placed and failed
+	// EndOffsets calls. Nil discards them.
 	Logger *slog.Logger
+
+	// Standbys is the number of standby replicas per stateful task
+	// (Kafka Streams' num.standby.replicas): copies of its stores that
+	// other members keep current from the changelogs, never on the
+	// member running the task. With fewer members than Standbys+1 the
+	// leader places as many as it can. Only the leader's setting counts;
+	// every instance should have the same. 0 (the default): none.
+	Standbys int
+
+	// EndOffsets returns, for each of the given tasks, the sum of the end
+	// offsets of its changelog partitions (the runtime asks the brokers
+	// with ListOffsets, latest, under read_committed when exactly-once).
+	// A task missing from the map has nothing to restore and counts as
+	// caught up everywhere. The leader calls it during Plan, with a
+	// context bounded by EndOffsetsTimeout, and only for the stateful
+	// tasks whose balanced target is not their previous owner (none in a
+	// steady rebalance).
+	//
+	// Setting it enables warm-ups (KIP-441): a task whose target member
+	// lags more than AcceptableRecoveryLag behind the changelog stays on
+	// a caught-up member while the target warms it up (see the package
+	// doc). Nil: no warm-ups, tasks move at once (the first assignor's
+	// behaviour). If it fails, the plan is made as if it were nil, the
+	// error is logged and reported by LastPlan (an *EndOffsetsError),
+	// and the rebalance goes on.
+	EndOffsets func(ctx context.Context, tasks []TaskID) (map[TaskID]int64, error)
+	// EndOffsetsTimeout bounds each EndOffsets call. 0 means
+	// DefaultEndOffsetsTimeout.
+	EndOffsetsTimeout time.Duration
+	// AcceptableRecoveryLag is the largest lag (changelog offsets summed
+	// over a task's changelog partitions) at which a member counts as
+	// caught up for a task. 0 means DefaultAcceptableRecoveryLag.
+	AcceptableRecoveryLag int64
+	// MaxWarmups bounds the warm-up copies across the whole group at any
+	// time (max.warmup.replicas). 0 means DefaultMaxWarmups.
+	MaxWarmups int
+	// ProbingInterval is how long after an assignment with warm-ups the
+	// group should rebalance again to move the tasks that caught up
+	// (probing.rebalance.interval.ms). 0 means DefaultProbingInterval.
+	ProbingInterval time.Duration
+}
+
+// Defaults of the warm-up settings.
+const (
+	// DefaultAcceptableRecoveryLag is Kafka Streams' default
+	// acceptable.recovery.lag.
+	DefaultAcceptableRecoveryLag = 10_000
+	// DefaultMaxWarmups is Kafka Streams' default max.warmup.replicas.
+	DefaultMaxWarmups = 2
+	// DefaultProbingInterval is one minute, where Kafka Streams waits
+	// ten: a scale-out that moves 20 tasks, two warm-ups at a time, takes
+	// about ten probing rebalances, which is ten minutes here and over
+	// an hour at Kafka Streams' default. Each probing rebalance stops
+	// processing only briefly (and not at all for retained tasks under
+	// cooperative rebalancing), and the runtime may probe earlier, as
+	// soon as this instance's warm-ups are caught up.
+	DefaultProbingInterval = time.Minute
+	// DefaultEndOffsetsTimeout bounds the leader's EndOffsets call, which
+	// runs inside the rebalance (before SyncGroup).
+	DefaultEndOffsetsTimeout = 5 * time.Second
+)
+
+// EndOffsetsError reports that Config.EndOffsets failed during a plan: the
+// tasks were assigned without warm-ups (as with EndOffsets nil), so some
+// may have moved to members that must restore them first.
+type EndOffsetsError struct {
+	// Tasks is how many tasks the leader asked for.
+	Tasks int
+	// Err is EndOffsets' error.
+	Err error
+}
+
+func (e *EndOffsetsError) Error() string {
+	return fmt.Sprintf("assign: changelog end offsets of %d tasks: %v (planned without warm-ups)", e.Tasks, e.Err)
+}
+
+// Unwrap returns EndOffsets' error.
+func (e *EndOffsetsError) Unwrap() error { return e.Err }
+
+// Warmup is one warm-up copy the leader placed.
+type Warmup struct {
+	// Task is the task warmed up.
+	Task TaskID
+	// Member warms it up and is meant to run it once caught up.
+	Member string
+	// Active is the caught-up member that runs the task meanwhile.
+	Active string
+	// Lag is Member's lag for Task when planned: changelog offsets summed.
+	Lag int64
+}
+
+// PlanReport describes the leader's last plan, for logs, metrics and
+// status endpoints. Only the group leader plans.
+type PlanReport struct {
+	// Members and Tasks are the group's size in the plan.
+	Members, Tasks int
+	// Unassigned are the tasks no member may run.
+	Unassigned []TaskID
+	// Standbys is the number of standby copies placed; MissingStandbys
+	// those wanted (Config.Standbys per stateful task) that have no
+	// member to go to, because the group has fewer eligible members than
+	// Standbys+1.
+	Standbys, MissingStandbys int
+	// Warmups are the warm-ups placed, by task.
+	Warmups []Warmup
+	// HeldBack is how many tasks stay on a caught-up member instead of
+	// moving to their balanced target: the movements still to make
+	// (len(Warmups) of them are warming up now).
+	HeldBack int
+	// ProbingRebalance is the follow-up delay sent with the warm-ups, 0
+	// when no movement is pending.
+	ProbingRebalance time.Duration
+	// EndOffsetsErr is the *EndOffsetsError of a failed EndOffsets call
+	// (the plan was made without warm-ups), nil otherwise.
+	EndOffsetsErr error
+	// Took is how long Plan took, EndOffsets included.
+	Took time.Duration
 }
 
 // Strategy is the consumer-group balance strategy of a brook application.
@@ -67,13 +185,22 @@ type Strategy struct {
 	state    func() LocalState
 	describe func(ctx context.Context) (*sarama.GroupDescription, error)
 	log      *slog.Logger
+	// Standby and warm-up settings, defaults applied.
+	standbys   int
+	endOffsets func(ctx context.Context, tasks []TaskID) (map[TaskID]int64, error)
+	endTimeout time.Duration
+	acceptable int64
+	maxWarmups int
+	probing    time.Duration
 	// retry is how long a failed Routing answer is reused before the
 	// group is described again.
 	retry time.Duration
 
 	mu sync.Mutex
-	// plan is the leader's last Plan, read by AssignmentData.
-	plan *leaderPlan
+	// plan is the leader's last Plan, read by AssignmentData; report
+	// describes it.
+	plan   *leaderPlan
+	report *PlanReport
 	// current is the last assignment this member received.
 	current *MemberAssignment
 	// memberID is this member's id in the group, as the runtime last
@@ -94,6 +221,9 @@ type Strategy struct {
 type leaderPlan struct {
 	partitions map[int32]int32
 	members    map[string]bool
+	standby    map[string][]TaskID
+	warmup     map[string][]TaskID
+	probing    time.Duration
 }
 
 // DefaultRoutingRetry is how long Routing reuses a failure (the group is
@@ -116,12 +246,45 @@ func NewStrategy(cfg Config) (*Strategy, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case cfg.Standbys < 0:
+		return nil, fmt.Errorf("assign: Standbys is %d, want 0 or more", cfg.Standbys)
+	case cfg.AcceptableRecoveryLag < 0:
+		return nil, fmt.Errorf("assign: AcceptableRecoveryLag is %d, want 0 (the default) or more", cfg.AcceptableRecoveryLag)
+	case cfg.MaxWarmups < 0:
+		return nil, fmt.Errorf("assign: MaxWarmups is %d, want 0 (the default) or more", cfg.MaxWarmups)
+	case cfg.ProbingInterval < 0:
+		return nil, fmt.Errorf("assign: ProbingInterval is %v, want 0 (the default) or more", cfg.ProbingInterval)
+	case cfg.EndOffsetsTimeout < 0:
+		return nil, fmt.Errorf("assign: EndOffsetsTimeout is %v, want 0 (the default) or more", cfg.EndOffsetsTimeout)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Strategy{groups: gs, endpoint: cfg.Endpoint, state: cfg.State, describe: cfg.Describe,
-		log: log, retry: DefaultRoutingRetry}, nil
+	s := &Strategy{groups: gs, endpoint: cfg.Endpoint, state: cfg.State, describe: cfg.Describe,
+		log: log, retry: DefaultRoutingRetry, standbys: cfg.Standbys, endOffsets: cfg.EndOffsets,
+		endTimeout: cmp.Or(cfg.EndOffsetsTimeout, DefaultEndOffsetsTimeout),
+		acceptable: cmp.Or(cfg.AcceptableRecoveryLag, DefaultAcceptableRecoveryLag),
+		maxWarmups: cmp.Or(cfg.MaxWarmups, DefaultMaxWarmups),
+		probing:    cmp.Or(cfg.ProbingInterval, DefaultProbingInterval)}
+	return s, nil
+}
+
+// LastPlan returns the report of this member's last Plan, and false if it
+// has never led a rebalance. The runtime can log it, export it as metrics
+// or show it on a status endpoint after each rebalance it led (sarama
+// calls Plan before the leader's own OnAssignment and Setup).
+func (s *Strategy) LastPlan() (PlanReport, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.report == nil {
+		return PlanReport{}, false
+	}
+	r := *s.report
+	r.Unassigned = slices.Clone(r.Unassigned)
+	r.Warmups = slices.Clone(r.Warmups)
+	return r, true
 }
 
 // Name implements sarama.BalanceStrategy.
@@ -177,7 +340,8 @@ func (s *Strategy) Tasks(claims map[string][]int32) ([]TaskID, error) {
 }
 
 // Local returns a copy of this member's part of the last assignment it
-// received (its generation, tasks and the partition counts), and false
+// received (its generation, active, standby and warm-up tasks, the
+// partition counts and the probing delay), and false
 // before the first one or after one it could not read. It is updated
 // during each rebalance before sarama calls the ConsumerGroupHandler's
 // Setup, so Setup sees its own generation.
@@ -222,10 +386,10 @@ const minWarmReported = 8
 // sarama calls it before every JoinGroup and sends the result to the
 // leader as this member's user data.
 //
-// It reports the member's endpoint, the tasks of the last assignment it
-// received, and warm state: one sum of restored changelog offsets per
-// task, for the tasks it owned and for at most max(8, owned) others with
-// state on this instance — those with the largest sums, which would cost
+// It reports the member's endpoint, the active, standby and warm-up tasks
+// of the last assignment it received, and warm state: one sum of restored
+// changelog offsets per task, for those tasks and for at most
+// max(8, active) others with state on this instance — those with the largest sums, which would cost
 // the most to restore elsewhere. The rest is pruned, so the payload grows
 // with the member's share of the tasks, never with the group or with the
 // history of what the instance once ran.
@@ -235,17 +399,22 @@ func (s *Strategy) SubscriptionUserData(topics []string) ([]byte, error) {
 	if s.current != nil {
 		d.Generation = s.current.Generation
 		d.Owned = slices.Clone(s.current.Tasks)
+		d.Standby = slices.Clone(s.current.Standby)
+		d.Warmup = slices.Clone(s.current.Warmup)
 	}
 	s.mu.Unlock()
 	if s.state != nil {
-		d.Warm = s.warmth(s.state().Restored, d.Owned)
+		kept := slices.Concat(d.Owned, d.Standby, d.Warmup)
+		slices.SortFunc(kept, TaskID.Compare)
+		d.Warm = s.warmth(s.state().Restored, kept, len(d.Owned))
 	}
 	return d.MarshalBinary()
 }
 
-// warmth sums each task's restored offsets and keeps the owned tasks and
-// the warmest others (see SubscriptionUserData).
-func (s *Strategy) warmth(restored map[TaskID]map[string]int64, owned []TaskID) map[TaskID]int64 {
+// warmth sums each task's restored offsets and keeps those of the kept
+// tasks (ascending: the member's active, standby and warm-up tasks) and
+// of the max(8, owned) warmest others (see SubscriptionUserData).
+func (s *Strategy) warmth(restored map[TaskID]map[string]int64, kept []TaskID, owned int) map[TaskID]int64 {
 	type entry struct {
 		t TaskID
 		w int64
@@ -265,7 +434,7 @@ func (s *Strategy) warmth(restored map[TaskID]map[string]int64, owned []TaskID) 
 		if w <= 0 {
 			continue
 		}
-		if _, own := slices.BinarySearchFunc(owned, t, TaskID.Compare); own {
+		if _, keep := slices.BinarySearchFunc(kept, t, TaskID.Compare); keep {
 			out[t] = w
 		} else {
 			others = append(others, entry{t, w})
@@ -277,7 +446,7 @@ func (s *Strategy) warmth(restored map[TaskID]map[string]int64, owned []TaskID) 
 		}
 		return a.t.Compare(b.t)
 	})
-	for _, e := range others[:min(len(others), max(minWarmReported, len(owned)))] {
+	for _, e := range others[:min(len(others), max(minWarmReported, owned))] {
 		out[e.t] = e.w
 	}
 	return out
@@ -304,6 +473,9 @@ func (s *Strategy) OnAssignment(assignment *sarama.ConsumerGroupMemberAssignment
 	if err == nil {
 		a.Tasks, err = s.Tasks(assignment.Topics)
 	}
+	if err == nil {
+		err = s.checkCopies(a)
+	}
 	if err != nil {
 		s.log.Error("brook assignor: cannot read this member's assignment; interactive queries cannot be routed until the next rebalance",
 			"generation", generationID, "error", err)
@@ -323,11 +495,26 @@ func (s *Strategy) OnAssignment(assignment *sarama.ConsumerGroupMemberAssignment
 	s.mu.Unlock()
 }
 
+// checkCopies checks that a's standby and warm-up tasks are tasks of this
+// topology within the partition counts, and none of its active tasks.
+func (s *Strategy) checkCopies(a MemberAssignment) error {
+	for _, t := range slices.Concat(a.Standby, a.Warmup) {
+		if _, known := s.groups.group(t.Group); !known || t.Partition >= a.Partitions[t.Group] {
+			return fmt.Errorf("assign: standby or warm-up task %s is no task of this topology (sub-topology partitions %v)", t, a.Partitions)
+		}
+		if _, active := slices.BinarySearchFunc(a.Tasks, t, TaskID.Compare); active {
+			return fmt.Errorf("assign: task %s is both active and a standby or warm-up", t)
+		}
+	}
+	return nil
+}
+
 // Plan implements sarama.BalanceStrategy. sarama calls it on the group
 // leader only, with every member's subscription and the partitions of
 // every subscribed topic. It assigns tasks, expands them to partitions,
 // and keeps what AssignmentData needs.
 func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, topics map[string][]int32) (sarama.BalanceStrategyPlan, error) {
+	start := time.Now()
 	// The topology shape against the cluster: task counts per group.
 	partitions := make(map[int32]int32)
 	groupTopics := make(map[int32][]string)
@@ -406,12 +593,34 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 		cands = append(cands, c)
 	}
 
-	byMember, unassigned := balance(tasks, cands)
-	if len(unassigned) > 0 {
-		s.log.Warn("brook assignor: no member subscribes to the sources of these tasks; they stay unassigned", "action", "run the same topology on every instance of an application id", "tasks", fmt.Sprint(unassigned))
+	b := balanceDetail(tasks, cands)
+	if len(b.unassigned) > 0 {
+		s.log.Warn("brook assignor: no member subscribes to the sources of these tasks; they stay unassigned", "action", "run the same topology on every instance of an application id", "tasks", fmt.Sprint(b.unassigned))
+	}
+	params := planParams{standbys: s.standbys, stateless: s.groups.stateless, acceptable: s.acceptable, maxWarmups: s.maxWarmups}
+	report := &PlanReport{Members: len(cands), Tasks: len(tasks)}
+	if s.endOffsets != nil {
+		if moving := b.moving(params.stateless); len(moving) > 0 {
+			params.end, report.EndOffsetsErr = s.fetchEndOffsets(moving)
+			if report.EndOffsetsErr != nil {
+				s.log.Warn("brook assignor: cannot read the changelogs' end offsets; tasks move without warm-ups and restore on their new members", "action", "none needed: the next rebalance tries again; check the brokers if it repeats", "error", report.EndOffsetsErr)
+			}
+		}
+	}
+	pl := plan(tasks, b, params)
+	byMember := pl.active
+	if pl.missingStandbys > 0 {
+		s.log.Warn("brook assignor: fewer eligible members than standbys+1; some standby replicas are not placed", "action", "run at least standbys+1 instances", "standbys", s.standbys, "missing", pl.missingStandbys)
+	}
+	report.Unassigned, report.Standbys, report.MissingStandbys = pl.unassigned, pl.standbysPlaced, pl.missingStandbys
+	report.Warmups, report.HeldBack = pl.warmups, pl.heldBack
+	if pl.heldBack > 0 {
+		report.ProbingRebalance = s.probing
+		s.log.Info("brook assignor: tasks stay on caught-up members while others warm them up; a probing rebalance follows", "held_back", pl.heldBack, "warmups", len(pl.warmups), "probing_after", s.probing)
 	}
 
-	lp := &leaderPlan{partitions: partitions, members: make(map[string]bool, len(cands))}
+	lp := &leaderPlan{partitions: partitions, members: make(map[string]bool, len(cands)),
+		standby: pl.standby, warmup: pl.warmup, probing: report.ProbingRebalance}
 	plan := make(sarama.BalanceStrategyPlan, len(cands))
 	for _, c := range cands {
 		lp.members[c.id] = true
@@ -426,10 +635,31 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 		}
 	}
 
+	report.Took = time.Since(start)
 	s.mu.Lock()
-	s.plan = lp
+	s.plan, s.report = lp, report
 	s.mu.Unlock()
 	return plan, nil
+}
+
+// fetchEndOffsets calls Config.EndOffsets for tasks within the timeout.
+// Negative sums count as 0.
+func (s *Strategy) fetchEndOffsets(tasks []TaskID) (map[TaskID]int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.endTimeout)
+	defer cancel()
+	end, err := s.endOffsets(ctx, slices.Clone(tasks))
+	if err == nil && end == nil {
+		end = map[TaskID]int64{}
+	}
+	if err != nil {
+		return nil, &EndOffsetsError{Tasks: len(tasks), Err: err}
+	}
+	for t, e := range end {
+		if e < 0 {
+			end[t] = 0
+		}
+	}
+	return end, nil
 }
 
 // ErrNoPlan is returned by AssignmentData when Plan has not run.
@@ -438,8 +668,9 @@ var ErrNoPlan = errors.New("assign: AssignmentData called before Plan")
 // AssignmentData implements sarama.BalanceStrategy. sarama calls it on the
 // leader, after Plan, once per member of the plan; the bytes travel to
 // that member in its SyncGroup assignment, beside its partitions. They
-// hold the generation and the partition counts (and, later, the member's
-// standby tasks): nothing about the other members.
+// hold the generation, the partition counts, the member's standby and
+// warm-up tasks and, for a member with warm-ups, the probing delay:
+// nothing about the other members.
 func (s *Strategy) AssignmentData(memberID string, topics map[string][]int32, generationID int32) ([]byte, error) {
 	s.mu.Lock()
 	plan := s.plan
@@ -450,5 +681,10 @@ func (s *Strategy) AssignmentData(memberID string, topics map[string][]int32, ge
 	if !plan.members[memberID] {
 		return nil, fmt.Errorf("assign: member %q is not in the last plan", memberID)
 	}
-	return MemberAssignment{Generation: generationID, Partitions: plan.partitions}.MarshalBinary()
+	a := MemberAssignment{Generation: generationID, Partitions: plan.partitions,
+		Standby: plan.standby[memberID], Warmup: plan.warmup[memberID]}
+	if len(a.Warmup) > 0 {
+		a.ProbingRebalance = plan.probing
+	}
+	return a.MarshalBinary()
 }

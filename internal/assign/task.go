@@ -43,6 +43,10 @@ type TaskGroup struct {
 	// Topics are the sub-topology's source topics; at least one, and a
 	// topic belongs to one group only.
 	Topics []string
+	// Stateless says the sub-topology has no state to restore (no store
+	// with a changelog): its tasks get no standbys and no warm-ups, and
+	// every member is caught up for them.
+	Stateless bool
 }
 
 // ErrInvalidGroups is wrapped by the errors NewStrategy returns for a
@@ -51,12 +55,13 @@ var ErrInvalidGroups = errors.New("assign: invalid task groups")
 
 // groupSet is the validated, sorted topology shape.
 type groupSet struct {
-	groups  []TaskGroup      // sorted by ID, topics sorted
-	byTopic map[string]int32 // topic -> group id
+	groups    []TaskGroup      // sorted by ID, topics sorted
+	byTopic   map[string]int32 // topic -> group id
+	stateless map[int32]bool   // the Stateless groups
 }
 
 func newGroupSet(groups []TaskGroup) (groupSet, error) {
-	gs := groupSet{byTopic: make(map[string]int32)}
+	gs := groupSet{byTopic: make(map[string]int32), stateless: make(map[int32]bool)}
 	if len(groups) == 0 {
 		return gs, fmt.Errorf("%w: no task groups", ErrInvalidGroups)
 	}
@@ -86,7 +91,10 @@ func newGroupSet(groups []TaskGroup) (groupSet, error) {
 			}
 			gs.byTopic[t] = g.ID
 		}
-		gs.groups = append(gs.groups, TaskGroup{ID: g.ID, Topics: topics})
+		gs.groups = append(gs.groups, TaskGroup{ID: g.ID, Topics: topics, Stateless: g.Stateless})
+		if g.Stateless {
+			gs.stateless[g.ID] = true
+		}
 	}
 	slices.SortFunc(gs.groups, func(a, b TaskGroup) int { return cmp.Compare(a.ID, b.ID) })
 	return gs, nil
