@@ -347,10 +347,16 @@ type Host struct {
 	Endpoint string
 	// Tasks are the tasks it runs, ascending.
 	Tasks []TaskID
+	// Standby are the tasks it keeps a standby copy of, ascending.
+	Standby []TaskID
+	// Warmup are the tasks it warms up, ascending (see
+	// MemberAssignment.Warmup).
+	Warmup []TaskID
 }
 
 // Assignment is the whole assignment of one generation: which member (and
-// endpoint) runs which task. No member receives it from the leader; the
+// endpoint) runs which task, and which members keep standby and warm-up
+// copies of it. No member receives it from the leader; the
 // strategy assembles it on demand from the group coordinator's
 // description of the group (see Strategy.Routing).
 type Assignment struct {
@@ -366,8 +372,10 @@ type Assignment struct {
 	// are listed too.
 	Hosts []Host
 
-	// owners indexes Hosts by task (nil: Owner searches).
-	owners map[TaskID]int
+	// owners indexes Hosts by task (nil: Owner searches); standbys and
+	// warmups likewise for the copies (nil: Standbys and Warmups search).
+	owners            map[TaskID]int
+	standbys, warmups map[TaskID][]int
 }
 
 // Owner returns the host running task t.
@@ -385,6 +393,36 @@ func (a Assignment) Owner(t TaskID) (Host, bool) {
 		}
 	}
 	return Host{}, false
+}
+
+// Standbys returns the hosts that keep a standby copy of task t, in
+// Hosts' order (none when the task has no standbys). A query may read a
+// standby's stores when the runtime allows it, stating the standby's lag.
+func (a Assignment) Standbys(t TaskID) []Host {
+	return a.copies(t, a.standbys, func(h Host) []TaskID { return h.Standby })
+}
+
+// Warmups returns the hosts that warm up task t, in Hosts' order: members
+// that will run it once caught up (at most one in an assignment brook's
+// leader makes).
+func (a Assignment) Warmups(t TaskID) []Host {
+	return a.copies(t, a.warmups, func(h Host) []TaskID { return h.Warmup })
+}
+
+func (a Assignment) copies(t TaskID, index map[TaskID][]int, of func(Host) []TaskID) []Host {
+	var out []Host
+	if index != nil {
+		for _, i := range index[t] {
+			out = append(out, a.Hosts[i])
+		}
+		return out
+	}
+	for _, h := range a.Hosts {
+		if _, ok := slices.BinarySearchFunc(of(h), t, TaskID.Compare); ok {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // Local returns the tasks of this member.

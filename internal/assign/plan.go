@@ -283,11 +283,24 @@ func placeStandbys(tasks []TaskID, ms []candidate, p planParams, activeOf map[Ta
 	// The rest: per sub-topology, a heap of its eligible members by
 	// (standbys, actives and warm-ups, index). Members holding a copy of
 	// the task at hand are set aside and pushed back after it: at most
-	// 1 + p.standbys + 1 per task.
+	// 1 + p.standbys + 1 per task. Within a sub-topology the tasks come
+	// by active member, so that one member's tasks get their standbys on
+	// successive least-loaded members, not all on the same one: when it
+	// fails, its tasks spread over many standbys.
+	rest := slices.Clone(tasks)
+	slices.SortFunc(rest, func(a, b TaskID) int {
+		if c := cmp.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(activeOf[a], activeOf[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Partition, b.Partition)
+	})
 	var h *loadHeap
 	group := int32(-1)
 	var aside []load
-	for _, t := range tasks {
+	for _, t := range rest {
 		if need[t] <= 0 {
 			continue
 		}
@@ -319,5 +332,63 @@ func placeStandbys(tasks []TaskID, ms []candidate, p planParams, activeOf map[Ta
 			}
 		}
 	}
+	evenStandbys(ms, count, copies, out)
 	out.missingStandbys = wanted - out.standbysPlaced
+}
+
+// evenStandbys moves standbys from the member with the most to members
+// with at least two fewer that may hold them, until counts differ by at
+// most one or no such move exists. Stickiness can leave the counts
+// uneven: when the tasks still needing a standby are all active on the
+// members with the fewest, those members cannot take them. Each move
+// scans the group once, and the moves are few: the earlier steps keep
+// every member within one of its share except for such exclusions.
+func evenStandbys(ms []candidate, count []int, copies map[TaskID][]int, out *planned) {
+	hosts := make([]int, 0, len(ms))
+	for mi := range ms {
+		if len(ms[mi].groups) > 0 {
+			hosts = append(hosts, mi)
+		}
+	}
+	stuck := make(map[int]bool)
+	for {
+		hi, lo := -1, -1
+		for _, mi := range hosts {
+			if !stuck[mi] && (hi < 0 || count[mi] > count[hi]) {
+				hi = mi
+			}
+			if lo < 0 || count[mi] < count[lo] {
+				lo = mi
+			}
+		}
+		if hi < 0 || count[hi]-count[lo] <= 1 {
+			return
+		}
+		// The least-loaded member that can take one of hi's standbys,
+		// trying the latest placed (least sticky) first.
+		from := out.standby[ms[hi].id]
+		best, bestAt := -1, -1
+		for _, mi := range hosts {
+			if count[mi] > count[hi]-2 || (best >= 0 && count[mi] >= count[best]) {
+				continue
+			}
+			for i := len(from) - 1; i >= 0; i-- {
+				t := from[i]
+				if ms[mi].groups[t.Group] && !slices.Contains(copies[t], mi) {
+					best, bestAt = mi, i
+					break
+				}
+			}
+		}
+		if best < 0 {
+			stuck[hi] = true
+			continue
+		}
+		t := from[bestAt]
+		out.standby[ms[hi].id] = slices.Delete(from, bestAt, bestAt+1)
+		out.standby[ms[best].id] = append(out.standby[ms[best].id], t)
+		copies[t][slices.Index(copies[t], hi)] = best
+		count[hi]--
+		count[best]++
+	}
 }

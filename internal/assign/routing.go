@@ -40,14 +40,16 @@ func (e *RoutingError) Error() string {
 func (e *RoutingError) Unwrap() error { return e.Err }
 
 // Routing returns the whole assignment of this member's current
-// generation: every member with its query endpoint and tasks, which
-// interactive queries need to route a key to its owner.
+// generation: every member with its query endpoint, tasks, standby and
+// warm-up tasks, which interactive queries need to route a key to its
+// owner (Assignment.Owner) or to a standby (Assignment.Standbys).
 //
 // No member receives it from the leader (that would make every member's
 // assignment as large as the group's, see the package doc). Routing
 // assembles it from the group coordinator's description of the group
 // (Config.Describe): each member's endpoint comes from its subscription
-// data, its tasks from its assignment, and every assignment must belong
+// data, its tasks from its assignment (active ones from the partitions,
+// standbys and warm-ups from the assignment data), and every assignment must belong
 // to this member's generation. The coordinator describes members only
 // while the group is stable, so during a rebalance Routing fails with a
 // *RoutingError, as it does when the coordinator cannot be reached.
@@ -145,7 +147,7 @@ func (s *Strategy) routingFrom(desc *sarama.GroupDescription, own MemberAssignme
 		return fail(nil, "the group runs protocol %q, not %q", desc.Protocol, StrategyName)
 	}
 	a := Assignment{Generation: own.Generation, Self: -1, Partitions: maps.Clone(own.Partitions),
-		owners: make(map[TaskID]int)}
+		owners: make(map[TaskID]int), standbys: make(map[TaskID][]int), warmups: make(map[TaskID][]int)}
 	ids := slices.Sorted(maps.Keys(desc.Members))
 	unreadable := 0
 	for i, id := range ids {
@@ -185,13 +187,30 @@ func (s *Strategy) routingFrom(desc *sarama.GroupDescription, own MemberAssignme
 			}
 			a.owners[t] = i
 		}
+		h.Standby, h.Warmup = ma.Standby, ma.Warmup
+		if err := s.checkCopies(MemberAssignment{Partitions: a.Partitions, Tasks: h.Tasks, Standby: h.Standby, Warmup: h.Warmup}); err != nil {
+			return fail(err, "member %s's standby and warm-up tasks", id)
+		}
+		for _, t := range h.Standby {
+			a.standbys[t] = append(a.standbys[t], i)
+		}
+		for _, t := range h.Warmup {
+			a.warmups[t] = append(a.warmups[t], i)
+		}
 		if id == self {
-			if !slices.Equal(h.Tasks, own.Tasks) {
-				return fail(nil, "the coordinator lists tasks %v for this member, which received %v", h.Tasks, own.Tasks)
+			if !slices.Equal(h.Tasks, own.Tasks) || !slices.Equal(h.Standby, own.Standby) || !slices.Equal(h.Warmup, own.Warmup) {
+				return fail(nil, "the coordinator lists tasks %v, standbys %v, warm-ups %v for this member, which received %v, %v, %v",
+					h.Tasks, h.Standby, h.Warmup, own.Tasks, own.Standby, own.Warmup)
 			}
 			a.Self = i
 		}
 		a.Hosts = append(a.Hosts, h)
+	}
+	// A copy on the member running the task would be no copy.
+	for t, hs := range a.standbys {
+		if o, ok := a.owners[t]; ok && slices.Contains(hs, o) {
+			return fail(nil, "member %s runs task %s and keeps a standby of it", ids[o], t)
+		}
 	}
 	if a.Self < 0 {
 		return fail(nil, "this member (%s) is not in the group", self)

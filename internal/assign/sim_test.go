@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -29,6 +30,13 @@ type group struct {
 	// descriptions each member asked for.
 	desc      *sarama.GroupDescription
 	describes map[string]int
+	// cfg, when set, adjusts each member's Config (standbys, warm-ups).
+	cfg func(id string, c *Config)
+	// standby, warmup and probing are the last generation's copies and
+	// probing delays per member; report is the last leader's LastPlan.
+	standby, warmup map[string][]TaskID
+	probing         map[string]time.Duration
+	report          PlanReport
 }
 
 func newGroup(t *testing.T, groups []TaskGroup, partitions map[string]int) *group {
@@ -46,7 +54,7 @@ func newGroup(t *testing.T, groups []TaskGroup, partitions map[string]int) *grou
 func (g *group) join(ids ...string) {
 	g.t.Helper()
 	for _, id := range ids {
-		s, err := NewStrategy(Config{
+		cfg := Config{
 			Groups:   g.groups,
 			Endpoint: id + ".svc:8080",
 			State:    func() LocalState { return g.state[id] },
@@ -54,7 +62,11 @@ func (g *group) join(ids ...string) {
 				g.describes[id]++
 				return g.desc, nil
 			},
-		})
+		}
+		if g.cfg != nil {
+			g.cfg(id, &cfg)
+		}
+		s, err := NewStrategy(cfg)
 		if err != nil {
 			g.t.Fatal(err)
 		}
@@ -100,6 +112,12 @@ func (g *group) rebalance() map[string][]TaskID {
 		g.t.Fatalf("generation %d: Plan: %v", g.gen, err)
 	}
 	result := make(map[string][]TaskID)
+	g.standby, g.warmup, g.probing = map[string][]TaskID{}, map[string][]TaskID{}, map[string]time.Duration{}
+	if r, ok := leader.LastPlan(); ok {
+		g.report = r
+	} else {
+		g.t.Fatal("the leader has no plan report")
+	}
 	g.desc = &sarama.GroupDescription{State: "Stable", ProtocolType: "consumer", Protocol: StrategyName,
 		Members: map[string]*sarama.GroupMemberDescription{}}
 	for _, id := range ids {
@@ -131,6 +149,12 @@ func (g *group) rebalance() map[string][]TaskID {
 			g.t.Fatalf("member %s: claims give tasks %v, assignment says %v", id, tasks, local.Tasks)
 		}
 		result[id] = tasks
+		g.standby[id], g.warmup[id], g.probing[id] = local.Standby, local.Warmup, local.ProbingRebalance
+		for _, task := range slices.Concat(local.Standby, local.Warmup) {
+			if slices.Contains(tasks, task) {
+				g.t.Fatalf("member %s has task %s both active and as a copy", id, task)
+			}
+		}
 		g.desc.Members[id] = &sarama.GroupMemberDescription{MemberId: id, ClientId: "brook-test",
 			MemberMetadata: encodeMetadata(g.t, meta[id]), MemberAssignment: encodeAssignment(g.t, id, asg)}
 	}
@@ -152,6 +176,19 @@ func (g *group) rebalance() map[string][]TaskID {
 			for _, task := range h.Tasks {
 				if o, ok := a.Owner(task); !ok || o.MemberID != h.MemberID {
 					g.t.Fatalf("member %s: Owner(%s) = %v, %v", id, task, o, ok)
+				}
+			}
+			if !slices.Equal(h.Standby, g.standby[h.MemberID]) || !slices.Equal(h.Warmup, g.warmup[h.MemberID]) {
+				g.t.Fatalf("member %s routes %s with standbys %v and warm-ups %v, want %v and %v", id, h.MemberID, h.Standby, h.Warmup, g.standby[h.MemberID], g.warmup[h.MemberID])
+			}
+			for _, task := range h.Standby {
+				if !slices.ContainsFunc(a.Standbys(task), func(x Host) bool { return x.MemberID == h.MemberID }) {
+					g.t.Fatalf("member %s: Standbys(%s) = %v lacks %s", id, task, a.Standbys(task), h.MemberID)
+				}
+			}
+			for _, task := range h.Warmup {
+				if ws := a.Warmups(task); len(ws) != 1 || ws[0].MemberID != h.MemberID {
+					g.t.Fatalf("member %s: Warmups(%s) = %v, want %s", id, task, ws, h.MemberID)
 				}
 			}
 		}
@@ -193,7 +230,8 @@ func sameHosts(a, b Assignment) bool {
 	}
 	for i := range a.Hosts {
 		x, y := a.Hosts[i], b.Hosts[i]
-		if x.MemberID != y.MemberID || x.Endpoint != y.Endpoint || !slices.Equal(x.Tasks, y.Tasks) {
+		if x.MemberID != y.MemberID || x.Endpoint != y.Endpoint || !slices.Equal(x.Tasks, y.Tasks) ||
+			!slices.Equal(x.Standby, y.Standby) || !slices.Equal(x.Warmup, y.Warmup) {
 			return false
 		}
 	}
