@@ -1,6 +1,7 @@
 package assign
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -47,13 +48,23 @@ type scaleSim struct {
 	gen      int32
 	serial   int
 	last     map[string][]TaskID
+	// standbys is Config.Standbys; with it, every member also has an
+	// EndOffsets hook (warm-ups), answering from endSum.
+	standbys    int
+	lastStandby map[string][]TaskID
 }
 
 func newScaleSim(tb testing.TB, members, tasks int) *scaleSim {
+	return newScaleSimStandbys(tb, members, tasks, 0)
+}
+
+// newScaleSimStandbys is newScaleSim with standbys per task and, when
+// standbys > 0, warm-ups.
+func newScaleSimStandbys(tb testing.TB, members, tasks, standbys int) *scaleSim {
 	tb.Helper()
 	per := int32(tasks / len(scaleGroups))
 	sim := &scaleSim{tb: tb, topics: map[string][]int32{}, members: map[string]*Strategy{},
-		restored: map[string]map[TaskID]map[string]int64{}}
+		restored: map[string]map[TaskID]map[string]int64{}, standbys: standbys}
 	for _, g := range scaleGroups {
 		for _, topic := range g.Topics {
 			for p := range per {
@@ -76,11 +87,22 @@ func (sim *scaleSim) join() string {
 	id := fmt.Sprintf("%s-%08x-%04x-4%03x-8%03x-%012x", scaleClientID, n*2654435761%(1<<32), n%0xffff, n%0xfff, n%0xfff, n)
 	restored := map[TaskID]map[string]int64{}
 	sim.restored[id] = restored
-	s, err := NewStrategy(Config{
+	cfg := Config{
 		Groups:   scaleGroups,
 		Endpoint: fmt.Sprintf("payments-%d.payments.prod.svc.cluster.local:8080", n),
 		State:    func() LocalState { return LocalState{Restored: restored} },
-	})
+		Standbys: sim.standbys,
+	}
+	if sim.standbys > 0 {
+		cfg.EndOffsets = func(_ context.Context, tasks []TaskID) (map[TaskID]int64, error) {
+			out := make(map[TaskID]int64, len(tasks))
+			for _, t := range tasks {
+				out[t] = sim.endSum(t, sim.gen-1)
+			}
+			return out, nil
+		}
+	}
+	s, err := NewStrategy(cfg)
 	if err != nil {
 		sim.tb.Fatal(err)
 	}
@@ -105,6 +127,22 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
+// scaleOffset is the offset a changelog of task t is restored to after
+// generation gen (the changelogs grow by one offset per generation).
+func scaleOffset(t TaskID, changelog int, gen int32) int64 {
+	return 5_000_000 + int64(t.Partition)*1_000 + int64(changelog)*77 + int64(gen)
+}
+
+// endSum is the sum of task t's changelogs' end offsets after generation
+// gen.
+func (sim *scaleSim) endSum(t TaskID, gen int32) int64 {
+	var sum int64
+	for i := range scaleChangelogs[t.Group] {
+		sum += scaleOffset(t, i, gen)
+	}
+	return sum
+}
+
 // scaleRound is one rebalance's inputs and messages.
 type scaleRound struct {
 	leader *Strategy
@@ -115,6 +153,8 @@ type scaleRound struct {
 	userData  map[string]int    // the strategy's share of metaBytes
 	asgData   map[string]int    // the strategy's share of asgBytes
 	tasks     map[string][]TaskID
+	standby   map[string][]TaskID
+	warmups   int
 }
 
 // joinRound collects every member's subscription (the JoinGroup step).
@@ -171,7 +211,7 @@ func (sim *scaleSim) lead(r *scaleRound, gen int32) (sarama.BalanceStrategyPlan,
 // member now runs, as the runtime would after restoring.
 func (sim *scaleSim) syncRound(r *scaleRound, plan sarama.BalanceStrategyPlan, data map[string][]byte, gen int32) {
 	sim.tb.Helper()
-	r.asgBytes, r.asgData, r.tasks = map[string][]byte{}, map[string]int{}, map[string][]TaskID{}
+	r.asgBytes, r.asgData, r.tasks, r.standby = map[string][]byte{}, map[string]int{}, map[string][]TaskID{}, map[string][]TaskID{}
 	for id, s := range sim.members {
 		a := &sarama.ConsumerGroupMemberAssignment{Topics: plan[id], UserData: data[id]}
 		var req sarama.SyncGroupRequest
@@ -186,10 +226,17 @@ func (sim *scaleSim) syncRound(r *scaleRound, plan sarama.BalanceStrategyPlan, d
 			sim.tb.Fatal(err)
 		}
 		r.tasks[id] = tasks
-		for _, t := range tasks {
+		local, _ := s.Local()
+		r.standby[id] = local.Standby
+		r.warmups += len(local.Warmup)
+		// Actives and standbys are current; a warm-up has restored half.
+		for _, t := range slices.Concat(tasks, local.Standby, local.Warmup) {
 			offs := map[string]int64{}
 			for i, cl := range scaleChangelogs[t.Group] {
-				offs[cl] = 5_000_000 + int64(t.Partition)*1_000 + int64(i)*77 + int64(gen)
+				offs[cl] = scaleOffset(t, i, gen)
+				if slices.Contains(local.Warmup, t) {
+					offs[cl] /= 2
+				}
 			}
 			sim.restored[id][t] = offs
 		}
@@ -202,7 +249,7 @@ func (sim *scaleSim) rebalance() *scaleRound {
 	r := sim.joinRound()
 	plan, data := sim.lead(r, sim.gen)
 	sim.syncRound(r, plan, data, sim.gen)
-	sim.last = r.tasks
+	sim.last, sim.lastStandby = r.tasks, r.standby
 	return r
 }
 
@@ -218,6 +265,9 @@ type groupSizes struct {
 	record                 int // the coordinator's group record in __consumer_offsets
 	describe               int // DescribeGroups response for the group
 	spread, tasks, members int
+	// standbySpread is max − min standbys per member; standbys their
+	// total.
+	standbySpread, standbys, warmups int
 }
 
 func measure(r *scaleRound) groupSizes {
@@ -252,6 +302,10 @@ func measure(r *scaleRound) groupSizes {
 	}
 	z.members = len(r.meta)
 	z.spread = hi - lo
+	z.standbySpread, z.warmups = spread(r.standby), r.warmups
+	for _, ts := range r.standby {
+		z.standbys += len(ts)
+	}
 	// JoinGroup response: header, error, generation, protocol type and
 	// name, leader, own member id, members array.
 	z.joinLeader += header + 2 + 4 + 2 + len("consumer") + 2 + len(StrategyName) + 2*(2+len(leader)) + 4
@@ -277,6 +331,10 @@ func (z groupSizes) report(b *testing.B) {
 	b.ReportMetric(float64(z.record), "group-record-B")
 	b.ReportMetric(float64(z.describe), "describegroups-B")
 	b.ReportMetric(float64(z.spread), "spread")
+	if z.standbys > 0 {
+		b.ReportMetric(float64(z.standbySpread), "standby-spread")
+		b.ReportMetric(float64(z.warmups), "warmups")
+	}
 }
 
 // movedTasks counts tasks of before whose owner differs in after.
@@ -312,15 +370,19 @@ func movedTasks(before, after map[string][]TaskID) int {
 // coordinator's group record, the balance (max − min tasks per member)
 // and, for leave and join, the tasks that moved.
 func BenchmarkScale(b *testing.B) {
-	for _, size := range []struct{ members, tasks int }{{100, 2_000}, {1_000, 20_000}} {
+	for _, size := range []struct{ members, tasks, standbys int }{{100, 2_000, 0}, {1_000, 20_000, 0}, {1_000, 20_000, 1}} {
 		for _, kind := range []string{"cold", "steady", "leave", "join"} {
-			b.Run(fmt.Sprintf("%dx%d/%s", size.members, size.tasks, kind), func(b *testing.B) {
-				sim := newScaleSim(b, size.members, size.tasks)
-				var before map[string][]TaskID
+			name := fmt.Sprintf("%dx%d/%s", size.members, size.tasks, kind)
+			if size.standbys > 0 {
+				name = fmt.Sprintf("%dx%d-standbys%d/%s", size.members, size.tasks, size.standbys, kind)
+			}
+			b.Run(name, func(b *testing.B) {
+				sim := newScaleSimStandbys(b, size.members, size.tasks, size.standbys)
+				var before, beforeStandby map[string][]TaskID
 				if kind != "cold" {
 					sim.rebalance()
 					sim.rebalance()
-					before = sim.last
+					before, beforeStandby = sim.last, sim.lastStandby
 				}
 				switch kind {
 				case "leave":
@@ -347,6 +409,9 @@ func BenchmarkScale(b *testing.B) {
 				b.ReportMetric(float64(elapsed)/1e6, "leader-ms")
 				if before != nil {
 					b.ReportMetric(float64(movedTasks(before, r.tasks)), "moved")
+					if size.standbys > 0 {
+						b.ReportMetric(float64(movedTasks(beforeStandby, r.standby)), "moved-standbys")
+					}
 				}
 			})
 		}
@@ -402,15 +467,37 @@ func TestPayloadsIndependentOfGroupSize(t *testing.T) {
 // TestPlanAtScale: at 1,000 members and 20,000 tasks every task is
 // assigned once, task counts differ by at most one, a leave moves only
 // the leaver's tasks and a join only the newcomer's share, and the
-// group's record stays under Kafka's default 1 MB message size.
+// group's record stays under Kafka's default 1 MB message size. With a
+// standby per task (and warm-ups): every task has one standby, standby
+// counts differ by at most one, a leave moves only the leaver's tasks,
+// each to the member holding its standby, and a join moves no task but
+// gives the newcomer warm-ups.
 func TestPlanAtScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 members: not with -short")
 	}
-	sim := newScaleSim(t, 1_000, 20_000)
+	for _, standbys := range []int{0, 1} {
+		t.Run(fmt.Sprintf("standbys=%d", standbys), func(t *testing.T) { planAtScale(t, standbys) })
+	}
+}
+
+func planAtScale(t *testing.T, standbys int) {
+	sim := newScaleSimStandbys(t, 1_000, 20_000, standbys)
 	check := func(what string, r *scaleRound) groupSizes {
 		t.Helper()
 		z := measure(r)
+		// A leave with warm-ups: a failed task goes to its standby even
+		// when that member is at its share, until a probing rebalance
+		// moves it to where the balance wants it.
+		allowed := 1
+		if standbys > 0 && what == "leave" {
+			allowed = 2
+		}
+		// A join with warm-ups: the newcomer gets no task before its
+		// warm-ups catch up.
+		if standbys > 0 && what == "join" {
+			allowed = 20_000/len(r.meta) + 2
+		}
 		seen := map[TaskID]bool{}
 		for _, tasks := range r.tasks {
 			for _, task := range tasks {
@@ -420,29 +507,55 @@ func TestPlanAtScale(t *testing.T) {
 				seen[task] = true
 			}
 		}
-		if len(seen) != 20_000 || z.spread > 1 {
+		if len(seen) != 20_000 || z.spread > allowed {
 			t.Fatalf("%s: %d tasks assigned, spread %d", what, len(seen), z.spread)
 		}
 		if z.record >= 1_000_000 || z.joinLeader >= 1_000_000 || z.syncLeader >= 1_000_000 {
 			t.Errorf("%s: group record %d, JoinGroup %d, SyncGroup %d bytes", what, z.record, z.joinLeader, z.syncLeader)
 		}
+		if z.standbys != standbys*20_000 || z.standbySpread > 1 {
+			t.Errorf("%s: %d standbys, spread %d", what, z.standbys, z.standbySpread)
+		}
+		t.Logf("%s: record %d B, JoinGroup %d B, SyncGroup %d B, subscription ≤ %d B, assignment ≤ %d B, standby spread %d, warm-ups %d",
+			what, z.record, z.joinLeader, z.syncLeader, z.metaMax, z.asgMax, z.standbySpread, z.warmups)
 		return z
 	}
 	check("cold", sim.rebalance())
 	before := check("steady", sim.rebalance()).members
-	prev := sim.last
+	prev, prevStandby := sim.last, sim.lastStandby
 	left := sim.leave()
 	r := sim.rebalance()
 	check("leave", r)
 	if m := movedTasks(prev, r.tasks); m != len(prev[left]) {
 		t.Errorf("a leave moved %d tasks, want the leaver's %d", m, len(prev[left]))
 	}
+	if standbys > 0 {
+		holder := standbyHolders(prevStandby)
+		failed := 0
+		for id, tasks := range r.tasks {
+			for _, task := range tasks {
+				if slices.Contains(prev[left], task) {
+					if !slices.Contains(holder[task], id) {
+						t.Errorf("task %s of the leaver went to %s, not its standby %v", task, id, holder[task])
+					}
+					failed++
+				}
+			}
+		}
+		rep, _ := r.leader.LastPlan()
+		t.Logf("leave: %d tasks failed over to their standbys (%d held back there), %d standbys moved; plan took %v",
+			failed, rep.HeldBack, movedTasks(prevStandby, r.standby), rep.Took)
+	}
 	prev = sim.last
 	joined := sim.join()
 	r = sim.rebalance()
 	z := check("join", r)
-	if m := movedTasks(prev, r.tasks); m != len(r.tasks[joined]) || m != 20_000/z.members {
+	m := movedTasks(prev, r.tasks)
+	if standbys == 0 && (m != len(r.tasks[joined]) || m != 20_000/z.members) {
 		t.Errorf("a join moved %d tasks, the newcomer has %d, its share is %d", m, len(r.tasks[joined]), 20_000/z.members)
+	}
+	if standbys > 0 && (m != 0 || z.warmups != DefaultMaxWarmups) {
+		t.Errorf("a join moved %d tasks and placed %d warm-ups, want none and %d", m, z.warmups, DefaultMaxWarmups)
 	}
 	if z.members != before {
 		t.Errorf("%d members after a leave and a join, %d before", z.members, before)
