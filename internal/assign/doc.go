@@ -9,13 +9,19 @@
 // with the most restored state for it. Planning is near-linear in the
 // number of tasks and members.
 //
+// The leader also places standby replicas (Config.Standbys) and, when
+// the runtime gives it the changelogs' end offsets (Config.EndOffsets),
+// warm-up copies in the manner of Kafka Streams' KIP-441; see "Standbys
+// and warm-ups" below.
+//
 // Every member receives only its own part of the assignment, so no group
 // message grows with the group beyond one entry per member. Interactive
 // queries need the whole assignment (which member and query endpoint runs
 // which task); Strategy.Routing assembles it on demand from the group
 // coordinator's description of the group (DescribeGroups), where every
 // member's endpoint (in its subscription) and tasks (in its assignment)
-// already are. docs/ASSIGNMENT.md gives the reasons and the figures.
+// already are, standby and warm-up tasks included.
+// docs/ASSIGNMENT.md gives the reasons and the figures.
 //
 // # How it plugs into sarama (v1.61.1)
 //
@@ -67,6 +73,70 @@
 // ever failed, sarama would send those assignment bytes instead, which the
 // leader's decoder rejects by their kind byte, treating the member as new.
 //
+// # Standbys and warm-ups
+//
+// A standby of a task is a copy of its stores on another member, kept
+// current from the task's changelogs without processing, so that the
+// task can fail over there and restore only the tail. A warm-up is the
+// same kind of copy, placed because the member is meant to take the task
+// over. The leader plans both; the runtime runs them. What each side
+// does:
+//
+//   - Placement (leader). Each stateful task (TaskGroup.Stateless false)
+//     gets up to Config.Standbys standbys on distinct members that may
+//     run it, never on the member running it or warming it up. Previous
+//     standbys stay where they are, then members with restored state for
+//     the task are preferred, warmest first, then the least loaded;
+//     standby counts per member differ by at most one where the
+//     exclusions allow. With fewer members than Standbys+1, as many as
+//     possible are placed (PlanReport.MissingStandbys counts the rest).
+//   - Warm-ups (leader, only with Config.EndOffsets). After balancing,
+//     the leader asks EndOffsets for the stateful tasks whose target is
+//     not their previous owner (none in a steady rebalance). A member's
+//     lag for a task is the end offsets summed minus its reported sum
+//     (MemberData.Warm; nothing reported: the whole sum); the previous
+//     owner and tasks without end offsets are caught up by definition.
+//     When the target lags more than Config.AcceptableRecoveryLag and the
+//     previous owner, or else the warmest member, is caught up, the task
+//     stays active there and the target gets a warm-up, at most
+//     Config.MaxWarmups across the group (continuing warm-ups first).
+//     When nobody is caught up the target gets the task at once. The
+//     next plans send a task back to the member warming it up, so a
+//     warm-up ends where it started, and move it once its lag is within
+//     bound. If EndOffsets fails, the plan is made without warm-ups and
+//     the error is logged and kept in LastPlan (an *EndOffsetsError).
+//   - Failover. When a member leaves, its tasks go to the members with
+//     the most restored state, which are their standbys; with warm-ups,
+//     a caught-up standby wins even over the balanced target.
+//   - Running them (runtime). After OnAssignment, Local returns the
+//     member's Tasks (to process), Standby and Warmup (to restore and
+//     keep current from the changelogs: read_committed under
+//     exactly-once, no processing, no commits of source offsets). Their
+//     restored offsets must be in LocalState.Restored like those of
+//     active tasks: the next subscription reports them, which is what
+//     keeps standbys sticky and makes the leader prefer them.
+//   - Probing rebalances (runtime). A member whose assignment has
+//     warm-ups also has ProbingRebalance > 0: it should make the group
+//     rebalance (with sarama: end the session and call Consume again,
+//     which rejoins) once that long has passed without a rebalance, or
+//     earlier as soon as all its warm-ups are within
+//     AcceptableRecoveryLag. Only members with warm-ups are told, so at
+//     most MaxWarmups members trigger it.
+//   - Queries. Routing's Assignment lists each host's Standby and
+//     Warmup tasks; Assignment.Standbys(t) and Warmups(t) find the
+//     members with a copy of t, for queries that may be served from a
+//     standby with its lag stated.
+//   - Reporting. LastPlan describes the leader's last plan: standbys
+//     placed and missing, warm-ups, tasks held back, the probing delay,
+//     an EndOffsets failure and the planning time.
+//
+// Defaults: Standbys 0, AcceptableRecoveryLag 10,000 offsets and
+// MaxWarmups 2 (Kafka Streams' defaults), ProbingInterval one minute
+// (Kafka Streams: ten; see DefaultProbingInterval), EndOffsetsTimeout 5 s.
+// Only the leader's settings count; every instance should have the same.
+//
 // The byte formats of MemberData and MemberAssignment are described in
-// codec.go; they are versioned and later versions only append fields.
+// codec.go; they are versioned and later versions only append fields
+// (version 2 added the standby and warm-up sets and the probing delay;
+// version-1 payloads still decode).
 package assign
