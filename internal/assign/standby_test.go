@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"testing"
+
+	"github.com/IBM/sarama"
 )
 
 // copyShape has two stateful sub-topologies (20 tasks) and one stateless
@@ -359,5 +361,60 @@ func TestFailoverGoesToStandby(t *testing.T) {
 			}
 			t.Logf("%d failovers to a standby", failovers)
 		})
+	}
+}
+
+// TestCopySettingsValidated: negative standby and warm-up settings are
+// rejected; zero means the documented defaults.
+func TestCopySettingsValidated(t *testing.T) {
+	for name, c := range map[string]Config{
+		"standbys":    {Standbys: -1},
+		"lag":         {AcceptableRecoveryLag: -1},
+		"warm-ups":    {MaxWarmups: -1},
+		"probing":     {ProbingInterval: -1},
+		"end timeout": {EndOffsetsTimeout: -1},
+	} {
+		c.Groups = copyShape
+		if _, err := NewStrategy(c); err == nil {
+			t.Errorf("negative %s accepted", name)
+		}
+	}
+	s, err := NewStrategy(Config{Groups: copyShape})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.acceptable != DefaultAcceptableRecoveryLag || s.maxWarmups != DefaultMaxWarmups || s.probing != DefaultProbingInterval || s.endTimeout != DefaultEndOffsetsTimeout {
+		t.Errorf("defaults %d %d %v %v", s.acceptable, s.maxWarmups, s.probing, s.endTimeout)
+	}
+}
+
+// TestOnAssignmentRejectsBadCopies: an assignment whose standby or
+// warm-up tasks are active on the member, or no tasks of the topology,
+// cannot be read.
+func TestOnAssignmentRejectsBadCopies(t *testing.T) {
+	s, err := NewStrategy(Config{Groups: copyShape})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := map[int32]int32{0: 12, 1: 8, 2: 4}
+	for name, a := range map[string]MemberAssignment{
+		"standby also active": {Generation: 3, Partitions: parts, Standby: []TaskID{{1, 0}}},
+		"warm-up also active": {Generation: 3, Partitions: parts, Warmup: []TaskID{{1, 0}}},
+		"unknown group":       {Generation: 3, Partitions: parts, Standby: []TaskID{{7, 0}}},
+		"beyond partitions":   {Generation: 3, Partitions: parts, Standby: []TaskID{{1, 8}}},
+	} {
+		data, err := a.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.OnAssignment(&sarama.ConsumerGroupMemberAssignment{Topics: map[string][]int32{"profiles": {0}}, UserData: data}, 3)
+		if _, ok := s.Local(); ok {
+			t.Errorf("%s: assignment accepted", name)
+		}
+	}
+	good, _ := MemberAssignment{Generation: 3, Partitions: parts, Standby: []TaskID{{0, 1}}, Warmup: []TaskID{{1, 1}}}.MarshalBinary()
+	s.OnAssignment(&sarama.ConsumerGroupMemberAssignment{Topics: map[string][]int32{"profiles": {0}}, UserData: good}, 3)
+	if l, ok := s.Local(); !ok || !slices.Equal(l.Standby, []TaskID{{0, 1}}) || !slices.Equal(l.Warmup, []TaskID{{1, 1}}) || !slices.Equal(l.Tasks, []TaskID{{1, 0}}) {
+		t.Errorf("Local() = %+v, %v", l, ok)
 	}
 }
