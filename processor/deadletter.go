@@ -8,10 +8,11 @@ import (
 )
 
 // Headers a dead-letter record carries besides the original record's own
-// and the lineage headers (HeaderLineageTopic, HeaderLineagePartition,
-// HeaderLineageOffset, HeaderLineageApplicationID, HeaderLineageNode),
-// which name the failed source record, the application and the node where
-// the error happened.
+// and the lineage header (HeaderLineage), which names the failed source
+// record, the application and the node where the error happened. (Before
+// the lineage header, dead-letter records had brook.dlq.topic,
+// brook.dlq.partition, brook.dlq.offset and brook.dlq.node headers; read
+// the source record's location with LineageOf now.)
 const (
 	// HeaderDLQError holds the error message.
 	HeaderDLQError = "brook.dlq.error"
@@ -21,34 +22,13 @@ const (
 	// HeaderDLQTime is when the record was dead-lettered, in Unix
 	// milliseconds.
 	HeaderDLQTime = "brook.dlq.time"
-
-	// HeaderDLQTopic is the header locating the source record's topic.
-	//
-	// Deprecated: dead-letter records use the lineage scheme; this is
-	// HeaderLineageTopic (it was "brook.dlq.topic").
-	HeaderDLQTopic = HeaderLineageTopic
-	// HeaderDLQPartition is the header holding the source record's
-	// partition.
-	//
-	// Deprecated: this is HeaderLineagePartition (it was
-	// "brook.dlq.partition").
-	HeaderDLQPartition = HeaderLineagePartition
-	// HeaderDLQOffset is the header holding the source record's offset.
-	//
-	// Deprecated: this is HeaderLineageOffset (it was "brook.dlq.offset").
-	HeaderDLQOffset = HeaderLineageOffset
-	// HeaderDLQNode is the header naming the node where the error
-	// happened.
-	//
-	// Deprecated: this is HeaderLineageNode (it was "brook.dlq.node").
-	HeaderDLQNode = HeaderLineageNode
 )
 
 // DeadLetterRecord builds the dead-letter record for a failure: the
 // original key and value bytes, unchanged, on topic, with the original
-// headers (less any lineage headers they had) followed by the lineage
-// headers of the failed record (ec's topic, partition, offset,
-// application id and node) and the brook.dlq.* headers. The partition is
+// headers (less any lineage header they had) followed by the lineage
+// header of the failed record (ec's topic, partition, offset, application
+// id and node) and the brook.dlq.* headers. The partition is
 // the source partition when the dead-letter topic is expected to mirror
 // the source's partitioning, else -1 (key hash); DeadLetter uses -1.
 func DeadLetterRecord(topic string, ec ErrorContext, now time.Time) ProducedRecord {
@@ -108,7 +88,7 @@ var errTopicProbe = errors.New("processor: asking the handler for its topic; no 
 
 // DeadLetter returns a handler, usable as a DeserializationHandler or a
 // ProcessingHandler, that writes the failed source record's original
-// bytes to topic with the lineage and brook.dlq.* headers
+// bytes to topic with the lineage header and the brook.dlq.* headers
 // (DeadLetterRecord) and continues. If the
 // dead-letter record cannot be sent (or the failure happened during
 // punctuation, where there is no source record), it answers Fail: a
@@ -136,7 +116,7 @@ func DeadLetter(topic string, logger *slog.Logger) DeadLetterHandler {
 				"topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "err", err)
 			return Fail
 		}
-		logger.Warn("brook: record sent to the dead-letter topic", "action", "inspect the dead-letter record (its lineage headers name the source record) and replay it once the cause is fixed", "dlq", topic,
+		logger.Warn("brook: record sent to the dead-letter topic", "action", "inspect the dead-letter record (its brook.lineage header names the source record) and replay it once the cause is fixed", "dlq", topic,
 			"topic", ec.Topic, "partition", ec.Partition, "offset", ec.Offset, "err", ec.Err)
 		return Continue
 	}

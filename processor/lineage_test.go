@@ -36,11 +36,11 @@ func TestLineageRoundTrip(t *testing.T) {
 		t.Fatalf("second hop changed the first record's headers: %+v", got)
 	}
 
-	// A punctuator's record: no input record, no location headers.
+	// A punctuator's record: no input record, an empty source field.
 	p := processor.Lineage{ApplicationID: "app", Node: "sink", Offset: -1}
 	hp := p.AppendTo(nil)
-	if len(hp) != 2 {
-		t.Fatalf("punctuation lineage %v, want application id and node only", hp)
+	if len(hp) != 1 || string(hp[0].Value) != "|sink|app" {
+		t.Fatalf("punctuation lineage %v, want one header \"|sink|app\"", hp)
 	}
 	if got, ok := processor.LineageOf(hp); !ok || got != p {
 		t.Fatalf("LineageOf(punctuation) = %+v, %v", got, ok)
@@ -48,10 +48,18 @@ func TestLineageRoundTrip(t *testing.T) {
 }
 
 func TestLineageOfRejects(t *testing.T) {
+	lin := func(v string) processor.Headers { return processor.Headers{{Key: processor.HeaderLineage, Value: []byte(v)}} }
 	for name, h := range map[string]processor.Headers{
-		"none":        {{Key: "trace", Value: []byte("x")}},
-		"bad offset":  {{Key: processor.HeaderLineageApplicationID, Value: []byte("a")}, {Key: processor.HeaderLineageOffset, Value: []byte("x1")}, {Key: processor.HeaderLineagePartition, Value: []byte("0")}},
-		"bad partion": {{Key: processor.HeaderLineageApplicationID, Value: []byte("a")}, {Key: processor.HeaderLineageOffset, Value: []byte("1")}, {Key: processor.HeaderLineagePartition, Value: []byte("p")}},
+		"none":           {{Key: "trace", Value: []byte("x")}},
+		"bad offset":     lin("t/0/x1|n|a"),
+		"negative":       lin("t/0/-1|n|a"),
+		"bad partition":  lin("t/p/1|n|a"),
+		"no topic":       lin("/0/1|n|a"),
+		"no partition":   lin("t/1|n|a"),
+		"two fields":     lin("t/0/1|n"),
+		"one field":      lin("t/0/1"),
+		"bad escape":     lin("t/0/1|n%2|a"),
+		"unknown escape": lin("t/0/1|n|a%41"),
 	} {
 		if l, ok := processor.LineageOf(h); ok {
 			t.Errorf("%s: LineageOf = %+v, true; want false", name, l)
@@ -77,11 +85,33 @@ func TestDeadLetterRecordUsesLineage(t *testing.T) {
 	}
 	n := 0
 	for _, h := range rec.Headers {
-		if h.Key == processor.HeaderLineageOffset {
+		if h.Key == processor.HeaderLineage {
 			n++
 		}
 	}
 	if n != 1 {
-		t.Fatalf("%d offset lineage headers, want 1 (the upstream one replaced): %v", n, rec.Headers)
+		t.Fatalf("%d lineage headers, want 1 (the upstream one replaced): %v", n, rec.Headers)
+	}
+}
+
+// TestLineageValue pins the documented text of the header and checks that
+// a node or application id holding the separator or the escape character
+// survives the round trip.
+func TestLineageValue(t *testing.T) {
+	l := processor.Lineage{ApplicationID: "payments-enricher", Node: "enriched-sink", Topic: "payments", Partition: 3, Offset: 1234567}
+	if got := string(l.Value()); got != "payments/3/1234567|enriched-sink|payments-enricher" {
+		t.Fatalf("Value() = %q", got)
+	}
+	odd := processor.Lineage{ApplicationID: "a|b%7C|", Node: "n%|x", Topic: "t.v-1_x", Partition: 0, Offset: 0}
+	v := odd.Value()
+	if got := string(v); got != "t.v-1_x/0/0|n%25%7Cx|a%7Cb%257C%7C" {
+		t.Fatalf("escaped Value() = %q", got)
+	}
+	if got, ok := processor.ParseLineage(v); !ok || got != odd {
+		t.Fatalf("ParseLineage(%q) = %+v, %v; want %+v", v, got, ok, odd)
+	}
+	// Fields after the third are ignored (room for later versions).
+	if got, ok := processor.ParseLineage([]byte("t/1/2|n|a|future")); !ok || got != (processor.Lineage{ApplicationID: "a", Node: "n", Topic: "t", Partition: 1, Offset: 2}) {
+		t.Fatalf("ParseLineage with a fourth field = %+v, %v", got, ok)
 	}
 }

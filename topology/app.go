@@ -172,14 +172,14 @@ type Config struct {
 	// sarama dial time-out (30s) when some bootstrap brokers may be
 	// unreachable.
 	StartupTimeout time.Duration
-	// LineageHeaders makes every record a sink writes carry lineage
-	// headers naming the input record whose processing produced it
+	// LineageHeaders makes every record a sink writes carry a lineage
+	// header naming the input record whose processing produced it
 	// (topic, partition, offset), the application id and the sink node:
-	// processor.HeaderLineageTopic and the others, read back with
-	// processor.LineageOf. Off by default; when off nothing is added and
-	// nothing is spent. Dead-letter records carry the same headers
-	// whatever this says (processor.DeadLetterRecord). See
-	// docs/RUNTIME.md ("Lineage headers") for the scheme and its cost.
+	// processor.HeaderLineage, read back with processor.LineageOf. Off by
+	// default; when off nothing is added and nothing is spent.
+	// Dead-letter records carry the same header whatever this says
+	// (processor.DeadLetterRecord). See docs/RUNTIME.md ("Lineage
+	// headers") for the scheme and its cost.
 	LineageHeaders bool
 	// Logger receives the App's logs. Default: slog.Default().
 	Logger *slog.Logger

@@ -136,8 +136,7 @@ func TestAppPoisonPillFailsThenResumesAtIt(t *testing.T) {
 		hdr[string(h.Key)] = string(h.Value)
 	}
 	want := map[string]string{
-		"trace": "4", processor.HeaderLineageTopic: in, processor.HeaderLineagePartition: "0", processor.HeaderLineageOffset: "4",
-		processor.HeaderLineageApplicationID: cfg.ApplicationID, processor.HeaderLineageNode: "in",
+		"trace": "4", processor.HeaderLineage: in + "/0/4|in|" + cfg.ApplicationID,
 	}
 	for k, v := range want {
 		if hdr[k] != v {

@@ -124,12 +124,12 @@ func TestLineageHeadersTestDriver(t *testing.T) {
 				}
 				n := 0
 				for _, h := range r.Headers {
-					if h.Key == processor.HeaderLineageApplicationID {
+					if h.Key == processor.HeaderLineage {
 						n++
 					}
 				}
 				if n != 1 {
-					t.Errorf("out[%d] has %d application-id lineage headers, want 1 (upstream's replaced): %v", i, n, r.Headers)
+					t.Errorf("out[%d] has %d lineage headers, want 1 (upstream's replaced): %v", i, n, r.Headers)
 				}
 			}
 			for i, r := range counts {
@@ -143,8 +143,8 @@ func TestLineageHeadersTestDriver(t *testing.T) {
 				if got := lineageOf(t, r.Headers); got != want {
 					t.Errorf("tick lineage %+v, want %+v (no input record during punctuation)", got, want)
 				}
-				if _, ok := r.Headers.Get(processor.HeaderLineageOffset); ok {
-					t.Errorf("a punctuator's record names an offset: %v", r.Headers)
+				if v, _ := r.Headers.Get(processor.HeaderLineage); !strings.HasPrefix(string(v), "|") {
+					t.Errorf("a punctuator's record names a source record: %q", v)
 				}
 			}
 		})

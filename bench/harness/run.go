@@ -187,7 +187,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				"restore":         "brook: Restoring→Running state change; goka: first rebalance callback→Recovered(); Kafka Streams: first onRestoreStart→last onRestoreEnd",
 				"b4_brook":        "a hand-written processor over a window store (Fetch, Put, AdvanceTime per record), no grace, output key <key>@<window start ms>",
 				"brook_metrics":   "brook's hand-written B2 with topology.Config.Metrics = metrics.NewRegistry(), its Snapshot read every 5 s in the worker (a Prometheus scrape's cost)",
-				"brook_lineage":   "brook's hand-written B2 with topology.Config.LineageHeaders (5 brook.lineage.* headers on every output record, checked on every record of the output under -verify)",
+				"brook_lineage":   "brook's hand-written B2 with topology.Config.LineageHeaders (one brook.lineage header on every output record, checked on every record of the output under -verify)",
 				"brook_dsl":       "brook's Streams DSL: B2 Stream → GroupByKey → Count → ToStream → MapValues(count) → To; B3 TableOf(table) and Join(Stream, table) → To; B4 WindowedBy(GroupByKey, Tumbling(10m)) → Count → ToStream → Map(<key>@<window start ms>, count) → To; same outputs as brook's hand-written processors",
 				"b8":              "authorisations (stream) joined with captures (stream), inner, window 0 before and 5 min after each authorisation, grace 20 min; brook: DSL JoinStreams with JoinWindow(0).After(5m).Grace(20m) (LevelDB window stores); Kafka Streams: KStream#join with JoinWindows.ofTimeDifferenceAndGrace(5m, 20m).before(0) (RocksDB); records/s counts join results, each system's output is checked against the harness's own join of the input",
 			},
@@ -850,7 +850,7 @@ func lineageCheck(sys, in, app string) func(*sarama.ConsumerMessage) error {
 		case sys != SysBrookLineage:
 			return nil
 		case !ok:
-			return fmt.Errorf("no lineage headers (%d headers)", len(m.Headers))
+			return fmt.Errorf("no lineage header (%d headers)", len(m.Headers))
 		case l.ApplicationID != app || l.Node != "out" || l.Topic != in || l.Partition < 0 || l.Offset < 0:
 			return fmt.Errorf("lineage %+v, want application %s, node out, an offset of %s", l, app, in)
 		}

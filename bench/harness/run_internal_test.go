@@ -65,8 +65,8 @@ func TestLineageCheck(t *testing.T) {
 		}
 		return h
 	}
-	good := hdr(processor.HeaderLineageTopic, "in", processor.HeaderLineagePartition, "2", processor.HeaderLineageOffset, "41",
-		processor.HeaderLineageApplicationID, "app", processor.HeaderLineageNode, "out")
+	lin := func(v string) []*sarama.RecordHeader { return hdr(processor.HeaderLineage, v) }
+	good := lin("in/2/41|out|app")
 	for _, tc := range []struct {
 		sys     string
 		headers []*sarama.RecordHeader
@@ -74,11 +74,9 @@ func TestLineageCheck(t *testing.T) {
 	}{
 		{SysBrookLineage, good, true},
 		{SysBrookLineage, nil, false},
-		{SysBrookLineage, hdr(processor.HeaderLineageApplicationID, "app", processor.HeaderLineageNode, "out"), false}, // no input record
-		{SysBrookLineage, hdr(processor.HeaderLineageTopic, "other", processor.HeaderLineagePartition, "2", processor.HeaderLineageOffset, "41",
-			processor.HeaderLineageApplicationID, "app", processor.HeaderLineageNode, "out"), false},
-		{SysBrookLineage, hdr(processor.HeaderLineageTopic, "in", processor.HeaderLineagePartition, "2", processor.HeaderLineageOffset, "41",
-			processor.HeaderLineageApplicationID, "other-app", processor.HeaderLineageNode, "out"), false},
+		{SysBrookLineage, lin("|out|app"), false}, // no input record
+		{SysBrookLineage, lin("other/2/41|out|app"), false},
+		{SysBrookLineage, lin("in/2/41|out|other-app"), false},
 		{SysBrook, nil, true},
 		{SysBrookMetrics, nil, true},
 		{SysBrook, good, false},

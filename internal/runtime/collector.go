@@ -40,7 +40,12 @@ type collector struct {
 	scoped bool
 	held   []*sarama.ProducerMessage
 	undo   []changelogUndo
+	// headers is the slab sink records' sarama headers are carved from.
+	headers []sarama.RecordHeader
 }
+
+// headerSlab is how many sarama headers one slab allocation holds.
+const headerSlab = 512
 
 // changelogUndo restores records[i] to value, or removes it if it was
 // added by the write.
@@ -73,8 +78,14 @@ func (c *collector) Send(rec processor.ProducedRecord, from task.Origin) error {
 	if rec.Value != nil {
 		m.Value = sarama.ByteEncoder(rec.Value)
 	}
-	if len(rec.Headers) > 0 {
-		m.Headers = make([]sarama.RecordHeader, len(rec.Headers))
+	if n := len(rec.Headers); n > 0 {
+		// Carved from a slab: sarama only reads a message's headers.
+		if cap(c.headers)-len(c.headers) < n {
+			c.headers = make([]sarama.RecordHeader, 0, max(headerSlab, n))
+		}
+		at := len(c.headers)
+		c.headers = c.headers[:at+n]
+		m.Headers = c.headers[at : at+n : at+n]
 		for i, hd := range rec.Headers {
 			m.Headers[i] = sarama.RecordHeader{Key: headerKey(hd.Key), Value: hd.Value}
 		}
@@ -223,20 +234,14 @@ func producedFromMessage(m *sarama.ProducerMessage) processor.ProducedRecord {
 	return out
 }
 
-// lineageKeys are the lineage header keys as bytes, shared by every
-// record that carries them (sarama only reads them).
-var lineageKeys = map[string][]byte{
-	processor.HeaderLineageTopic:         []byte(processor.HeaderLineageTopic),
-	processor.HeaderLineagePartition:     []byte(processor.HeaderLineagePartition),
-	processor.HeaderLineageOffset:        []byte(processor.HeaderLineageOffset),
-	processor.HeaderLineageApplicationID: []byte(processor.HeaderLineageApplicationID),
-	processor.HeaderLineageNode:          []byte(processor.HeaderLineageNode),
-}
+// lineageKey is the lineage header's key as bytes, shared by every record
+// that carries it (sarama only reads it).
+var lineageKey = []byte(processor.HeaderLineage)
 
-// headerKey returns key as bytes, without allocating for a lineage key.
+// headerKey returns key as bytes, without allocating for the lineage key.
 func headerKey(key string) []byte {
-	if b, ok := lineageKeys[key]; ok {
-		return b
+	if key == processor.HeaderLineage {
+		return lineageKey
 	}
 	return []byte(key)
 }

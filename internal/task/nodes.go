@@ -264,9 +264,10 @@ type sinkNode[K, V any] struct {
 	keys      serde.Serde[K]
 	values    serde.Serde[V]
 	partition func(string, K, V, int32) (int32, error)
-	// nodeBytes is the node's name as a lineage header value.
-	nodeBytes []byte
-	m         *meter.Node
+	// lineage is the end of the node's lineage header value
+	// (Task.LineageSuffix).
+	lineage []byte
+	m       *meter.Node
 }
 
 func (s *sinkNode[K, V]) bind(t *Task, spec *NodeSpec, children []Node) error {
@@ -324,10 +325,10 @@ func (s *sinkNode[K, V]) receive(r processor.Record[K, V]) error {
 	}
 	from := s.t.origin(s.spec.Name)
 	if s.t.lineage {
-		if s.nodeBytes == nil {
-			s.nodeBytes = []byte(s.spec.Name)
+		if s.lineage == nil {
+			s.lineage = s.t.LineageSuffix(s.spec.Name)
 		}
-		out.Headers = s.t.withLineage(out.Headers, from, s.nodeBytes)
+		out.Headers = s.t.withLineage(out.Headers, from, s.lineage)
 	}
 	if err := s.t.collector.Send(out, from); err != nil {
 		return s.t.productionFailed(s.spec.Name, out, err)

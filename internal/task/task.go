@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/brookstream/brook/internal/meter"
@@ -142,10 +141,10 @@ type Task struct {
 	ctx       context.Context
 	appID     string
 	lineage   bool
-	// appIDBytes and lineageTopics are the lineage header values shared
-	// by every record (withLineage).
-	appIDBytes    []byte
-	lineageTopics map[string][]byte
+	// linBytes and linHeaders are slabs the lineage header values and
+	// header slices of sink records are carved from (withLineage).
+	linBytes   []byte
+	linHeaders processor.Headers
 
 	order     []string // node names, parents first
 	nodes     map[string]Node
@@ -211,7 +210,7 @@ func New(cfg Config) (*Task, error) {
 	}
 	t := &Task{
 		id: cfg.ID, sub: sub, graph: cfg.Graph, collector: cfg.Collector, handlers: cfg.Graph.Handlers, ctx: ctx,
-		appID: cfg.ApplicationID, lineage: cfg.LineageHeaders, appIDBytes: []byte(cfg.ApplicationID),
+		appID: cfg.ApplicationID, lineage: cfg.LineageHeaders,
 		log:      log.With("task", cfg.ID.String()),
 		order:    sub.Nodes,
 		nodes:    make(map[string]Node, len(sub.Nodes)),
@@ -472,40 +471,69 @@ func (t *Task) recordMetadata() (processor.RecordMetadata, bool) {
 	return processor.RecordMetadata{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset, NullKey: t.current.Key == nil}, true
 }
 
-// withLineage returns headers followed by the lineage headers of a record
-// the sink node sends now (from its origin), as processor.Lineage.AppendTo
-// does, with fewer allocations: the application id, node and topic bytes
-// are made once and shared by every record (header values are never
-// written to), and both numbers share one buffer.
-func (t *Task) withLineage(headers processor.Headers, from Origin, node []byte) processor.Headers {
-	out := make(processor.Headers, 0, len(headers)+5)
+// Slab sizes for lineage header values and header slices: one allocation
+// serves hundreds of records. A slab stays alive while any record carved
+// from it does (until the producer is done with it), which bounds what
+// this keeps to a few slabs per task.
+const (
+	lineageByteSlab   = 16 << 10
+	lineageHeaderSlab = 512
+)
+
+// LineageSuffix returns the end of a sink node's lineage header value:
+// "|<node>|<application-id>", escaped (processor.HeaderLineage). It is
+// the same for every record the node writes.
+func (t *Task) LineageSuffix(node string) []byte {
+	b := append([]byte{'|'}, processor.AppendLineageField(nil, node)...)
+	b = append(b, '|')
+	return processor.AppendLineageField(b, t.appID)
+}
+
+// withLineage returns headers, less any lineage header, followed by the
+// lineage header of a record the sink node sends now (from its origin),
+// as processor.Lineage.AppendTo does, without an allocation per record:
+// the value and the header slice are carved from per-task slabs (neither
+// is written to once handed on). suffix is the node's LineageSuffix.
+func (t *Task) withLineage(headers processor.Headers, from Origin, suffix []byte) processor.Headers {
+	n := len(suffix)
+	if from.Offset >= 0 {
+		n += len(from.Topic) + 2 + 10 + 19 // "/", partition, "/", offset
+	}
+	if cap(t.linBytes)-len(t.linBytes) < n {
+		t.linBytes = make([]byte, 0, max(lineageByteSlab, n))
+	}
+	at := len(t.linBytes)
+	v := t.linBytes[at:at:cap(t.linBytes)]
+	if from.Offset >= 0 {
+		v = append(v, from.Topic...)
+		v = append(v, '/')
+		v = strconv.AppendInt(v, int64(from.Partition), 10)
+		v = append(v, '/')
+		v = strconv.AppendInt(v, from.Offset, 10)
+	}
+	v = append(v, suffix...)
+	t.linBytes = t.linBytes[:at+len(v)]
+	v = v[:len(v):len(v)]
+
+	keep := len(headers) + 1
 	for _, h := range headers {
-		if !strings.HasPrefix(h.Key, "brook.lineage.") {
+		if h.Key == processor.HeaderLineage {
+			keep--
+		}
+	}
+	if cap(t.linHeaders)-len(t.linHeaders) < keep {
+		t.linHeaders = make(processor.Headers, 0, max(lineageHeaderSlab, keep))
+	}
+	at = len(t.linHeaders)
+	out := t.linHeaders[at : at : at+keep]
+	for _, h := range headers {
+		if h.Key != processor.HeaderLineage {
 			out = append(out, h)
 		}
 	}
-	if from.Offset >= 0 {
-		topic, ok := t.lineageTopics[from.Topic]
-		if !ok {
-			if t.lineageTopics == nil {
-				t.lineageTopics = map[string][]byte{}
-			}
-			topic = []byte(from.Topic)
-			t.lineageTopics[from.Topic] = topic
-		}
-		nums := strconv.AppendInt(make([]byte, 0, 32), int64(from.Partition), 10)
-		p := len(nums)
-		nums = strconv.AppendInt(nums, from.Offset, 10)
-		out = append(out,
-			processor.Header{Key: processor.HeaderLineageTopic, Value: topic},
-			processor.Header{Key: processor.HeaderLineagePartition, Value: nums[:p:p]},
-			processor.Header{Key: processor.HeaderLineageOffset, Value: nums[p:]},
-		)
-	}
-	return append(out,
-		processor.Header{Key: processor.HeaderLineageApplicationID, Value: t.appIDBytes},
-		processor.Header{Key: processor.HeaderLineageNode, Value: node},
-	)
+	out = append(out, processor.Header{Key: processor.HeaderLineage, Value: v})
+	t.linHeaders = t.linHeaders[:at+keep]
+	return out
 }
 
 // origin describes the record node is sending now.
