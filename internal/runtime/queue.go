@@ -220,7 +220,7 @@ func (q *recordQueue) popFifo(now time.Time) (*sarama.ConsumerMessage, *fifo, bo
 	for _, k := range q.order {
 		f := q.parts[k]
 		if f.len() == 0 {
-			if (!f.tracked || f.fetched < f.hwm) && q.holds(k, f, now) {
+			if (!f.tracked || f.fetched < f.hwm) && q.holds(f, now) {
 				held = true
 			}
 			continue
@@ -229,7 +229,11 @@ func (q *recordQueue) popFifo(now time.Time) (*sarama.ConsumerMessage, *fifo, bo
 			best = f
 		}
 	}
-	if best == nil || held {
+	if best == nil {
+		return nil, nil, false
+	}
+	if held {
+		q.probeHeld(now)
 		return nil, nil, false
 	}
 	m := best.msgs[best.head]
@@ -246,28 +250,42 @@ func (q *recordQueue) popFifo(now time.Time) (*sarama.ConsumerMessage, *fifo, bo
 	return m, best, true
 }
 
-// holds reports whether partition k, empty and with records left to
-// fetch or its claim not started, holds the others back at now, and asks
-// the probe about its unfetched offsets once it has held them probeDelay
-// (again probeRetry after a failed probe). A partition whose claim has
-// not started cannot be probed (its position is unknown): it holds for
-// as long as maxIdle allows, until the claim starts or the session ends.
-func (q *recordQueue) holds(k tpKey, f *fifo, now time.Time) bool {
+// holds reports whether f, empty and with records left to fetch or its
+// claim not started, holds the others back at now (starting its wait if
+// it was not waiting).
+func (q *recordQueue) holds(f *fifo, now time.Time) bool {
 	if q.maxIdle < 0 || f.idle.drained {
 		return false
 	}
 	if f.idle.since.IsZero() {
 		f.idle.since = now
 	}
-	waited := now.Sub(f.idle.since)
-	if q.maxIdle > 0 && waited >= q.maxIdle {
-		return false
+	return q.maxIdle == 0 || now.Sub(f.idle.since) < q.maxIdle
+}
+
+// probeHeld asks the probe about the unfetched offsets of every partition
+// that holds back a record of another (pop found one) and has waited
+// probeDelay (or probeRetry after a failed probe), unless a probe of it is
+// out or found records. A partition whose claim has not started cannot be
+// probed (its position is unknown): it holds for as long as maxIdle
+// allows, until the claim starts or the session ends. A partition that
+// holds nothing back is not probed: a task of one partition never is.
+func (q *recordQueue) probeHeld(now time.Time) {
+	if q.probe == nil {
+		return
 	}
-	if f.tracked && q.probe != nil && !f.probing && !f.idle.pending && waited >= probeDelay && !now.Before(f.idle.retryAt) {
+	for _, k := range q.order {
+		f := q.parts[k]
+		if f.len() > 0 || !f.tracked || f.fetched >= f.hwm || f.idle.since.IsZero() || f.idle.drained ||
+			f.idle.pending || f.probing || now.Before(f.idle.retryAt) {
+			continue
+		}
+		if waited := now.Sub(f.idle.since); waited < probeDelay || q.maxIdle > 0 && waited >= q.maxIdle {
+			continue
+		}
 		f.probing = true
 		q.probe(k.topic, k.partition, f.fetched)
 	}
-	return true
 }
 
 // probed takes a probe's answer about the offsets of a partition from

@@ -343,6 +343,29 @@ func TestQueueHoldsWhileTheGapHoldsRecords(t *testing.T) {
 	}
 }
 
+// TestQueueProbesOnlyWhatHoldsRecordsBack: a partition behind its high
+// watermark is not probed while no other partition has a record for it to
+// hold back (a task of one partition never is), and is once one has.
+func TestQueueProbesOnlyWhatHoldsRecordsBack(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Unix(1000, 0)
+	var calls []probeCall
+	q := newRecordQueue(10, nil)
+	q.probe = func(topic string, p int32, from int64) { calls = append(calls, probeCall{topic, p, from}) }
+	q.addPartition("rates", 0)
+	q.addPartition("txns", 0)
+	q.track("rates", 0, 0, 3) // ends in markers, say
+	q.track("txns", 0, 0, 0)
+	q.popAt(t0)
+	if q.popAt(t0.Add(time.Hour)); len(calls) != 0 {
+		t.Fatalf("probed with nothing held back: %v", calls)
+	}
+	q.pushAt(ctx, msg("txns", 0, 0, 50), 1)
+	if _, ok := q.popAt(t0.Add(time.Hour)); ok || !slices.Equal(calls, []probeCall{{"rates", 0, 0}}) {
+		t.Fatalf("a record held back: popped %v, probes %v", ok, calls)
+	}
+}
+
 // TestQueueMaxIdleSetting: a negative bound never holds a partition back;
 // a positive one holds it at most that long, even while the gap is known
 // to hold records; 0 (the default) holds it without a bound.
