@@ -116,9 +116,20 @@ type Config struct {
 	// buffered waits for a partition known to have records on the broker
 	// that are not fetched yet, before it processes the others' records
 	// past it: waiting keeps the merge in timestamp order (a stream record
-	// joins the table as of its time). Default 500ms; negative: never
-	// wait. Kafka Streams' max.task.idle.ms (KIP-695), except that brook
-	// always waits, at most this long, while the lag is known.
+	// joins the table as of its time).
+	//
+	// 0, the default, waits without a bound, as Kafka Streams'
+	// max.task.idle.ms=0 (KIP-695): no stream record is joined before
+	// earlier table records already on the broker, however slow their
+	// fetch. Offsets a consumer is never handed (transaction markers, and
+	// under exactly-once aborted records and records of transactions
+	// still open) are not waited for: once a partition has held the
+	// others for 500 ms, brook reads its unfetched offsets (up to the
+	// last stable offset under exactly-once) and stops waiting when they
+	// hold no record. While the brokers cannot be read the task keeps
+	// waiting and logs a warning. A positive value waits at most that
+	// long per wait, trading completeness for latency; negative: never
+	// wait.
 	MaxTaskIdle time.Duration
 	// RepartitionPurgeInterval is how often, at most, the App deletes the
 	// records of its repartition topics that it has consumed and

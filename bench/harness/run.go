@@ -178,7 +178,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			},
 			Configs: map[string]string{
 				"commit_interval": "1s for brook, goka (per message marking, sarama autocommit 1s), Kafka Streams and the sarama pipe",
-				"brook":           "topology.Config defaults (1 worker, LevelDB stores, MaxBufferedRecords 1000) but MaxTaskIdle 1 min (as Kafka Streams, wait for records already on the broker before taking another partition's later ones), at-least-once unless B7",
+				"brook":           "topology.Config defaults (1 worker, LevelDB stores, MaxBufferedRecords 1000; MaxTaskIdle 0: as Kafka Streams, wait without a bound for records already on the broker before taking another partition's later ones), at-least-once unless B7",
 				"goka":            "goka.DefaultConfig with the common producer settings, LevelDB storage (storage.DefaultBuilder), offsets oldest",
 				"kafka_streams":   "1 stream thread, statestore.cache.max.bytes=0 (one output per input, like brook and goka), topology.optimization=all (the B3 table topic is its changelog, as in brook), RocksDB stores, consumer internal.leave.group.on.close=true (as brook and goka leave on close), JVM -Xmx1g",
 				"sarama_pipe":     "consumer group + async producer, murmur2 partitioner, MarkMessage per record",

@@ -427,14 +427,14 @@ func runBrook(ctx context.Context, a workerArgs) error {
 	cfg := topology.Config{
 		ApplicationID: a.app, Brokers: a.brokerList(), StateDir: a.state,
 		CommitInterval: time.Second,
-		// Records already on the broker are merged in timestamp order, as
-		// Kafka Streams does for them (max.task.idle.ms=0 waits without
-		// bound for fetchable records). brook's default bound, 500 ms,
-		// let a B3 run on a loaded machine take events before the table
-		// records they join had been fetched, and the inner join dropped
-		// 127 of 300,000 (docs/BENCHMARKS.md, issue 16).
-		MaxTaskIdle: time.Minute,
-		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// MaxTaskIdle is left at its default, 0: records already on the
+		// broker are merged in timestamp order however slow their fetch,
+		// as Kafka Streams does (max.task.idle.ms=0). (The default used
+		// to be a 500 ms bound, which let a B3 run on a loaded machine
+		// take events before the table records they join had been
+		// fetched: the inner join dropped 127 of 300,000 —
+		// docs/BENCHMARKS.md, issue 16 — so the workers set 1 minute.)
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		StateListener: func(_, to topology.State) {
 			select {
 			case changes <- change{to, time.Now()}:

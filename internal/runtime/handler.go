@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -148,6 +149,11 @@ func (r *Runtime) tableTopics() map[string]bool {
 	return out
 }
 
+// claimHook, set by tests only (export_test.go), is called with each
+// consumed record before it goes into its task's queue; it may block, to
+// stand for a fetch that is slow.
+var claimHook atomic.Pointer[func(ctx context.Context, m *sarama.ConsumerMessage)]
+
 // ConsumeClaim feeds one partition's records into its task's queue.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	h.mu.Lock()
@@ -170,6 +176,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		case m, ok := <-claim.Messages():
 			if !ok {
 				return nil
+			}
+			if hook := claimHook.Load(); hook != nil {
+				(*hook)(ctx, m)
 			}
 			if !tr.queue.pushAt(ctx, m, claim.HighWaterMarkOffset()) {
 				return nil

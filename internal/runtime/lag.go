@@ -21,8 +21,8 @@ import (
 	"github.com/brookstream/brook/store"
 )
 
-// endCache remembers the end offsets the monitor last listed, and the
-// last tail probe of each partition.
+// endCache remembers the end offsets last listed (by the monitor, or by a
+// task's gap probe), and the last tail probe of each partition.
 type endCache struct {
 	mu    sync.Mutex
 	ends  map[tpKey]int64
@@ -198,6 +198,42 @@ func (r *Runtime) tailEmpty(ctx context.Context, client sarama.Client, k tpKey, 
 	}
 	r.ends.setTail(k, tailProbe{from: from, to: to, empty: true})
 	return true, nil
+}
+
+// gapProber returns the probe of task id's queue q (recordQueue.probe):
+// each call reads, in a goroutine of its own that ends with ctx (the
+// session's), whether the partition's offsets from from on hold a record
+// (gapEmpty), and tells q.
+func (r *Runtime) gapProber(ctx context.Context, id assign.TaskID, q *recordQueue) gapProbe {
+	return func(topic string, partition int32, from int64) {
+		r.probes.Add(1)
+		go func() {
+			defer r.probes.Done()
+			k := tpKey{topic, partition}
+			empty, err := r.gapEmpty(ctx, k, from)
+			if ctx.Err() != nil {
+				return // the session is over, and the queue with it
+			}
+			if q.probed(topic, partition, from, empty, err, time.Now()) {
+				r.log.Warn("brook: cannot read a partition's unfetched offsets; its task holds its other partitions' records back until they are read or fetched",
+					"action", "check that the brokers are reachable and the partition has a leader: the task waits (it skips nothing) and retries every second",
+					"task", id.String(), "topic", topic, "partition", partition, "offset", from, "err", err)
+			}
+		}()
+	}
+}
+
+// gapEmpty reports whether the offsets of partition k from from on, up to
+// its end offset now (the high watermark, or the last stable offset under
+// read_committed: the end a consumer of the application can reach), hold
+// no record such a consumer receives (tailEmpty).
+func (r *Runtime) gapEmpty(ctx context.Context, k tpKey, from int64) (bool, error) {
+	ends, err := r.listEnds(ctx, r.client, []tpKey{k})
+	r.ends.setEnds(ends)
+	if err != nil {
+		return false, err
+	}
+	return r.tailEmpty(ctx, r.client, k, from, ends[k])
 }
 
 // inputState is where one input partition of an open task stands.

@@ -9,11 +9,22 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// maxTaskIdle is the default bound (Config.MaxTaskIdle) on how long a task
-// holds back records of its other partitions while one partition is empty
-// but known to have records that are not fetched yet (see
-// recordQueue.pop).
-const maxTaskIdle = 500 * time.Millisecond
+// probeDelay is how long a partition holds a task's other partitions back
+// (recordQueue.pop) before the queue asks whether its unfetched offsets
+// hold any record at all (gapProbe); probeRetry is how long it waits
+// before asking again after a probe failed.
+const (
+	probeDelay = 500 * time.Millisecond
+	probeRetry = time.Second
+)
+
+// gapProbe asks whether the offsets of a partition from its fetch
+// position on, up to the end a consumer of the application can reach
+// (the high watermark, or the last stable offset under read_committed),
+// hold any record such a consumer receives. It answers later, through
+// recordQueue.probed, and must not block: the queue calls it under its
+// lock.
+type gapProbe func(topic string, partition int32, from int64)
 
 // recordQueue buffers the consumed records of one task, one FIFO per
 // partition, and hands them out merged in timestamp order: the next record
@@ -27,10 +38,14 @@ const maxTaskIdle = 500 * time.Millisecond
 // fetched yet (its fetch position is below the high watermark its claim
 // reported), nor of a partition whose claim has not started: otherwise a
 // stream record could be joined with a table before the table's earlier
-// records were applied. Such a partition holds the others back for at most
-// maxTaskIdle per episode (a transaction marker at the end of a log keeps
-// the position below the high watermark for good), then the merge goes on
-// without it.
+// records were applied. A consumer is never handed transaction markers
+// (nor, under read_committed, aborted records), so a log ending in them
+// keeps the position below the high watermark for good: once a partition
+// has held the others for probeDelay, the queue asks the probe whether its
+// unfetched offsets hold any record, and stops holding for it when they do
+// not (until its next record). When they do, or the probe fails, it holds
+// on: with maxIdle 0 without a time bound, as Kafka Streams'
+// max.task.idle.ms=0.
 type recordQueue struct {
 	mu     sync.Mutex
 	space  *sync.Cond // signalled when a FIFO shrinks or the queue closes
@@ -39,8 +54,13 @@ type recordQueue struct {
 	order  []tpKey
 	closed bool
 	notify func() // tells the worker there is work
-	// maxIdle bounds the hold per episode; negative: never hold.
+	// maxIdle bounds the hold per episode: 0 no bound (the partition's
+	// unfetched records are waited for, however long their fetch takes);
+	// negative: never hold.
 	maxIdle time.Duration
+	// probe tells a partition whose unfetched offsets hold no record
+	// (nil: none is asked, the hold lasts as long as maxIdle allows).
+	probe gapProbe
 }
 
 type tpKey struct {
@@ -66,11 +86,29 @@ type fifo struct {
 	start int64
 	// tracked is set once the partition's claim reported its position;
 	// fetched is the offset after the last pushed record and hwm the
-	// claim's latest high watermark. idleSince is when the partition was
-	// first seen empty with records left to fetch (zero: not waiting).
+	// claim's high watermark as of then.
 	tracked      bool
 	fetched, hwm int64
-	idleSince    time.Time
+	// idle is the partition's current wait (zero: not waiting); probing
+	// is set while a probe of it is out (at most one at a time).
+	idle    idleEpisode
+	probing bool
+}
+
+// idleEpisode is one wait of an empty partition with records left to
+// fetch, from when it was first seen so until its next record.
+type idleEpisode struct {
+	// since is when the wait began.
+	since time.Time
+	// drained is set when a probe found that the unfetched offsets hold
+	// no record a consumer receives: the partition holds nothing back.
+	// pending is set when a probe found records there: they are being
+	// fetched, and their push ends the wait; no need to ask again.
+	drained, pending bool
+	// retryAt is when a failed probe may be tried again; warned is set
+	// once a failure was reported.
+	retryAt time.Time
+	warned  bool
 }
 
 func (f *fifo) len() int { return len(f.msgs) - f.head }
@@ -86,7 +124,7 @@ func newFifo() *fifo {
 func (f *fifo) processed(off int64) { f.done.Store(off + 1) }
 
 func newRecordQueue(max int, notify func()) *recordQueue {
-	q := &recordQueue{max: max, parts: map[tpKey]*fifo{}, notify: notify, maxIdle: maxTaskIdle}
+	q := &recordQueue{max: max, parts: map[tpKey]*fifo{}, notify: notify}
 	q.space = sync.NewCond(&q.mu)
 	return q
 }
@@ -111,6 +149,7 @@ func (q *recordQueue) track(topic string, p int32, initial, hwm int64) {
 		initial = 0
 	}
 	f.fetched, f.hwm, f.start = initial, hwm, initial
+	f.idle = idleEpisode{}
 	if q.notify != nil {
 		q.notify()
 	}
@@ -150,7 +189,9 @@ func (q *recordQueue) pushAt(ctx context.Context, m *sarama.ConsumerMessage, hwm
 	if hwm >= 0 {
 		f.hwm = hwm
 	}
-	f.idleSince = time.Time{}
+	if !f.idle.since.IsZero() {
+		f.idle = idleEpisode{}
+	}
 	if q.notify != nil {
 		q.notify()
 	}
@@ -159,7 +200,7 @@ func (q *recordQueue) pushAt(ctx context.Context, m *sarama.ConsumerMessage, hwm
 
 // pop returns the next record in timestamp order, or false when every
 // FIFO is empty or an empty partition with records left to fetch holds
-// the others back (at most maxIdle). It never blocks.
+// the others back (holds). It never blocks.
 func (q *recordQueue) pop() (*sarama.ConsumerMessage, bool) {
 	return q.popAt(time.Now())
 }
@@ -179,13 +220,8 @@ func (q *recordQueue) popFifo(now time.Time) (*sarama.ConsumerMessage, *fifo, bo
 	for _, k := range q.order {
 		f := q.parts[k]
 		if f.len() == 0 {
-			if !f.tracked || f.fetched < f.hwm {
-				if f.idleSince.IsZero() {
-					f.idleSince = now
-				}
-				if now.Sub(f.idleSince) < q.maxIdle {
-					held = true
-				}
+			if (!f.tracked || f.fetched < f.hwm) && q.holds(f, now) {
+				held = true
 			}
 			continue
 		}
@@ -193,7 +229,11 @@ func (q *recordQueue) popFifo(now time.Time) (*sarama.ConsumerMessage, *fifo, bo
 			best = f
 		}
 	}
-	if best == nil || held {
+	if best == nil {
+		return nil, nil, false
+	}
+	if held {
+		q.probeHeld(now)
 		return nil, nil, false
 	}
 	m := best.msgs[best.head]
@@ -208,6 +248,78 @@ func (q *recordQueue) popFifo(now time.Time) (*sarama.ConsumerMessage, *fifo, bo
 	}
 	q.space.Broadcast()
 	return m, best, true
+}
+
+// holds reports whether f, empty and with records left to fetch or its
+// claim not started, holds the others back at now (starting its wait if
+// it was not waiting).
+func (q *recordQueue) holds(f *fifo, now time.Time) bool {
+	if q.maxIdle < 0 || f.idle.drained {
+		return false
+	}
+	if f.idle.since.IsZero() {
+		f.idle.since = now
+	}
+	return q.maxIdle == 0 || now.Sub(f.idle.since) < q.maxIdle
+}
+
+// probeHeld asks the probe about the unfetched offsets of every partition
+// that holds back a record of another (pop found one) and has waited
+// probeDelay (or probeRetry after a failed probe), unless a probe of it is
+// out or found records. A partition whose claim has not started cannot be
+// probed (its position is unknown): it holds for as long as maxIdle
+// allows, until the claim starts or the session ends. A partition that
+// holds nothing back is not probed: a task of one partition never is.
+func (q *recordQueue) probeHeld(now time.Time) {
+	if q.probe == nil {
+		return
+	}
+	for _, k := range q.order {
+		f := q.parts[k]
+		if f.len() > 0 || !f.tracked || f.fetched >= f.hwm || f.idle.since.IsZero() || f.idle.drained ||
+			f.idle.pending || f.probing || now.Before(f.idle.retryAt) {
+			continue
+		}
+		if waited := now.Sub(f.idle.since); waited < probeDelay || q.maxIdle > 0 && waited >= q.maxIdle {
+			continue
+		}
+		f.probing = true
+		q.probe(k.topic, k.partition, f.fetched)
+	}
+}
+
+// probed takes a probe's answer about the offsets of a partition from
+// from on: empty (none holds a record a consumer receives), or err when
+// the probe failed. An answer about an earlier wait (records arrived
+// since) changes nothing. firstFailure reports that err is the first
+// failure of the partition's current wait (for a single warning).
+func (q *recordQueue) probed(topic string, partition int32, from int64, empty bool, err error, now time.Time) (firstFailure bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f := q.parts[tpKey{topic, partition}]
+	if f == nil {
+		return false
+	}
+	f.probing = false
+	if q.closed || f.fetched != from || f.idle.since.IsZero() {
+		return false
+	}
+	switch {
+	case err != nil:
+		f.idle.retryAt = now.Add(probeRetry)
+		first := !f.idle.warned
+		f.idle.warned = true
+		return first
+	case empty:
+		f.idle.drained = true
+		if q.notify != nil {
+			q.notify()
+		}
+	default:
+		// Records to fetch: hold on; their push ends the wait.
+		f.idle.pending = true
+	}
+	return false
 }
 
 // committedAt records that offset off of a partition was committed.

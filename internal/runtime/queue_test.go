@@ -2,7 +2,10 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,8 +14,34 @@ import (
 	"go.uber.org/goleak"
 )
 
+// TestMain fails the run if goroutines are left over, as
+// testutil.VerifyTestMain does (which this package cannot import: testutil
+// imports topology, which imports it): it ignores the same third-party
+// goroutines and waits up to five seconds for those already ending (a
+// closed LevelDB's pool drainer lingers after Close; the broker tests run
+// Apps).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))
+	code := m.Run()
+	if code == 0 {
+		opts := []goleak.Option{
+			goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+			goleak.IgnoreAnyFunction("github.com/eapache/go-resiliency/breaker.(*Breaker).timer"),
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := goleak.Find(opts...)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintf(os.Stderr, "goleak: goroutines left after the tests: %v\n", err)
+				code = 1
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	os.Exit(code)
 }
 
 func msg(topic string, p int32, off int64, ts int64) *sarama.ConsumerMessage {
@@ -162,7 +191,7 @@ func TestPartitionerHonoursChosenPartition(t *testing.T) {
 // TestQueueWaitsForAPartitionWithUnfetchedRecords: a table partition whose
 // claim knows of records not fetched yet holds back the stream's records
 // (which would otherwise be joined against a table missing its earlier
-// updates), also before its claim starts, for at most maxTaskIdle.
+// updates), also before its claim starts.
 func TestQueueWaitsForAPartitionWithUnfetchedRecords(t *testing.T) {
 	q := newRecordQueue(10, nil)
 	ctx := context.Background()
@@ -175,6 +204,9 @@ func TestQueueWaitsForAPartitionWithUnfetchedRecords(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	if m, ok := q.popAt(t0); ok {
 		t.Fatalf("popped %s@%d before the table's claim started", m.Topic, m.Offset)
+	}
+	if m, ok := q.popAt(t0.Add(time.Hour)); ok {
+		t.Fatalf("popped %s@%d an hour later, the table's claim not started", m.Topic, m.Offset)
 	}
 	q.track("rates", 0, -2, 2) // from the log start; 2 records on the broker
 	if m, ok := q.popAt(t0.Add(time.Millisecond)); ok {
@@ -193,20 +225,150 @@ func TestQueueWaitsForAPartitionWithUnfetchedRecords(t *testing.T) {
 	if want := "[rates rates txns]"; fmt.Sprint(got) != want {
 		t.Fatalf("got %v, want %s", got, want)
 	}
-	// A partition that stays behind its high watermark (a transaction
-	// marker at the end of its log) holds the others for maxTaskIdle only.
-	q.track("rates", 0, 2, 3)
-	q.pushAt(ctx, msg("txns", 0, 1, 60), 2)
-	if _, ok := q.popAt(t0.Add(time.Second)); ok {
-		t.Fatal("popped at once while the table is behind")
+}
+
+// probeCall is one question a queue asked its gap probe.
+type probeCall struct {
+	topic     string
+	partition int32
+	from      int64
+}
+
+// TestQueueHoldsWhileTheGapHoldsRecords: past probeDelay, an empty
+// partition still behind its high watermark is probed (once, without
+// blocking pop); while the probe has not answered, or answered that the
+// unfetched offsets hold records (a fetch slower than the idle bound), or
+// failed (an outage), the partition holds the others back without a time
+// bound, a failed probe being asked again after probeRetry; once a probe
+// finds only markers there, the merge goes on, until the partition's next
+// record begins a new wait. An answer about an earlier wait changes
+// nothing.
+func TestQueueHoldsWhileTheGapHoldsRecords(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Unix(1000, 0)
+	var calls []probeCall
+	q := newRecordQueue(10, nil)
+	q.probe = func(topic string, p int32, from int64) { calls = append(calls, probeCall{topic, p, from}) }
+	q.addPartition("rates", 0)
+	q.addPartition("txns", 0)
+	q.track("rates", 0, 0, 3)
+	q.track("txns", 0, 0, 10)
+	q.pushAt(ctx, msg("rates", 0, 0, 10), 3)
+	q.pushAt(ctx, msg("txns", 0, 0, 50), 10)
+	q.pushAt(ctx, msg("txns", 0, 1, 60), 10)
+	if m, ok := q.popAt(t0); !ok || m.Topic != "rates" {
+		t.Fatalf("first pop: %v %v, want the rate", m, ok)
 	}
-	if _, ok := q.popAt(t0.Add(time.Second + maxTaskIdle)); !ok {
-		t.Fatal("still held after maxTaskIdle")
+	popped := func(at time.Duration) bool {
+		_, ok := q.popAt(t0.Add(at))
+		return ok
+	}
+	// rates: offset 1 onwards not fetched (fetched 1, high watermark 3).
+	if popped(0) || popped(probeDelay-time.Millisecond) {
+		t.Fatal("popped while the table has unfetched records")
+	}
+	if len(calls) != 0 {
+		t.Fatalf("probed before probeDelay: %v", calls)
+	}
+	if popped(probeDelay) {
+		t.Fatal("released at probeDelay, before any probe answered")
+	}
+	if want := []probeCall{{"rates", 0, 1}}; !slices.Equal(calls, want) {
+		t.Fatalf("probes %v, want %v", calls, want)
+	}
+	if popped(time.Minute) || len(calls) != 1 {
+		t.Fatalf("a minute on, with the probe out: released, or probed again (%v)", calls)
+	}
+	// The probe found records: they are on the broker, being fetched.
+	if q.probed("rates", 0, 1, false, nil, t0.Add(time.Minute)) {
+		t.Fatal("an answer reported as a failure")
+	}
+	if popped(time.Hour) {
+		t.Fatal("released an hour on, while the gap holds records")
+	}
+	if len(calls) != 1 {
+		t.Fatalf("probed again after the gap was found to hold records: %v", calls)
+	}
+	// The slow fetch delivers them.
+	q.pushAt(ctx, msg("rates", 0, 1, 20), 4)
+	q.pushAt(ctx, msg("rates", 0, 2, 30), 4)
+	var got []string
+	for {
+		m, ok := q.popAt(t0.Add(time.Hour + time.Millisecond))
+		if !ok {
+			break
+		}
+		got = append(got, fmt.Sprintf("%s@%d", m.Topic, m.Offset))
+	}
+	if want := "[rates@1 rates@2]"; fmt.Sprint(got) != want {
+		t.Fatalf("after the fetch: popped %v, want %s (a new wait: offset 3 not fetched)", got, want)
+	}
+	// A new wait (offset 3 left), probed after probeDelay; the probe fails.
+	at := time.Hour + time.Millisecond + probeDelay
+	if popped(at) || len(calls) != 2 || calls[1] != (probeCall{"rates", 0, 3}) {
+		t.Fatalf("second wait: probes %v", calls)
+	}
+	if !q.probed("rates", 0, 3, false, errors.New("broker down"), t0.Add(at)) {
+		t.Fatal("the first failure of a wait not reported as such")
+	}
+	if popped(at+probeRetry-time.Millisecond) || len(calls) != 2 {
+		t.Fatalf("released, or probed again before probeRetry: %v", calls)
+	}
+	if popped(at+probeRetry) || len(calls) != 3 {
+		t.Fatalf("released after a failed probe, or not probed again: %v", calls)
+	}
+	if q.probed("rates", 0, 3, false, errors.New("broker down"), t0.Add(at+probeRetry)) {
+		t.Fatal("a second failure of the same wait reported again")
+	}
+	if popped(at + 2*probeRetry); len(calls) != 4 {
+		t.Fatalf("not probed again: %v", calls)
+	}
+	// An answer about the first wait (from offset 1) changes nothing.
+	q.probed("rates", 0, 1, true, nil, t0.Add(at+2*probeRetry))
+	if popped(at + 2*probeRetry) {
+		t.Fatal("released by an answer about an earlier wait")
+	}
+	// Only markers from offset 3 on: the merge goes on past the table.
+	q.probed("rates", 0, 3, true, nil, t0.Add(at+2*probeRetry))
+	if m, ok := q.popAt(t0.Add(at + 2*probeRetry)); !ok || m.Topic != "txns" || m.Offset != 0 {
+		t.Fatalf("after a markers-only probe: %v %v, want txns@0", m, ok)
+	}
+	// The table's next record begins a new wait, which holds again.
+	q.pushAt(ctx, msg("rates", 0, 5, 55), 8)
+	if m, ok := q.popAt(t0.Add(at + 3*probeRetry)); !ok || m.Topic != "rates" {
+		t.Fatalf("%v %v, want the rate", m, ok)
+	}
+	if popped(at + 3*probeRetry) {
+		t.Fatal("popped while the table has unfetched records again")
+	}
+}
+
+// TestQueueProbesOnlyWhatHoldsRecordsBack: a partition behind its high
+// watermark is not probed while no other partition has a record for it to
+// hold back (a task of one partition never is), and is once one has.
+func TestQueueProbesOnlyWhatHoldsRecordsBack(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Unix(1000, 0)
+	var calls []probeCall
+	q := newRecordQueue(10, nil)
+	q.probe = func(topic string, p int32, from int64) { calls = append(calls, probeCall{topic, p, from}) }
+	q.addPartition("rates", 0)
+	q.addPartition("txns", 0)
+	q.track("rates", 0, 0, 3) // ends in markers, say
+	q.track("txns", 0, 0, 0)
+	q.popAt(t0)
+	if q.popAt(t0.Add(time.Hour)); len(calls) != 0 {
+		t.Fatalf("probed with nothing held back: %v", calls)
+	}
+	q.pushAt(ctx, msg("txns", 0, 0, 50), 1)
+	if _, ok := q.popAt(t0.Add(time.Hour)); ok || !slices.Equal(calls, []probeCall{{"rates", 0, 0}}) {
+		t.Fatalf("a record held back: popped %v, probes %v", ok, calls)
 	}
 }
 
 // TestQueueMaxIdleSetting: a negative bound never holds a partition back;
-// a longer one holds it that long.
+// a positive one holds it at most that long, even while the gap is known
+// to hold records; 0 (the default) holds it without a bound.
 func TestQueueMaxIdleSetting(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Unix(1000, 0)
@@ -218,15 +380,22 @@ func TestQueueMaxIdleSetting(t *testing.T) {
 		{-1, 0, true},
 		{2 * time.Second, time.Second, false},
 		{2 * time.Second, 2 * time.Second, true},
+		{0, 24 * time.Hour, false},
 	} {
 		q := newRecordQueue(10, nil)
 		q.maxIdle = tc.idle
+		q.probe = func(topic string, p int32, from int64) {}
 		q.addPartition("rates", 0)
 		q.addPartition("txns", 0)
 		q.track("txns", 0, 0, 1)
 		q.track("rates", 0, 0, 2) // two records on the broker, none fetched
 		q.pushAt(ctx, msg("txns", 0, 0, 50), 1)
 		_, ok := q.popAt(t0) // starts the table's idle episode, unless never held
+		if !ok {
+			if _, ok = q.popAt(t0.Add(probeDelay)); !ok {
+				q.probed("rates", 0, 0, false, nil, t0.Add(probeDelay)) // records
+			}
+		}
 		if !ok {
 			_, ok = q.popAt(t0.Add(tc.at))
 		}

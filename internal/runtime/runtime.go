@@ -69,8 +69,10 @@ type Config struct {
 	StateDir       string
 	CommitInterval time.Duration
 	// MaxTaskIdle bounds how long a task waits for a partition with
-	// unfetched records before merging past it (0: maxTaskIdle;
-	// negative: never wait).
+	// unfetched records before merging past it: 0 no bound (the records
+	// on the broker are waited for; offsets that hold none, such as
+	// transaction markers, are found by reading them); negative: never
+	// wait (recordQueue).
 	MaxTaskIdle time.Duration
 	// RepartitionPurgeInterval is how often, at most, consumed records of
 	// repartition topics are deleted (default
@@ -180,6 +182,9 @@ type Runtime struct {
 	meter *meter.App
 	ends  endCache
 	sizes sizeCache
+	// probes are the tasks' gap probes under way (recordQueue.probe),
+	// awaited before Run closes its client.
+	probes sync.WaitGroup
 	// shared is client while Run runs (guarded by mu), for the
 	// goroutines of callers (the caught-up check).
 	shared sarama.Client
@@ -532,6 +537,9 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 	}()
 	defer wg.Wait()
 	defer group.Close()
+	// The sessions have ended (and their probes' contexts with them) by
+	// the time the deferred calls run.
+	defer r.probes.Wait()
 
 	if r.hasGlobals() {
 		// Global tables restore before the group is joined, so before

@@ -155,9 +155,8 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 		default:
 		}
 	})
-	if r.cfg.MaxTaskIdle != 0 {
-		tr.queue.maxIdle = r.cfg.MaxTaskIdle
-	}
+	tr.queue.maxIdle = r.cfg.MaxTaskIdle
+	tr.queue.probe = r.gapProber(ctx, id, tr.queue)
 
 	checkpoint, err := store.ReadCheckpoint(tr.dir)
 	if err != nil {
