@@ -21,9 +21,10 @@ type proc struct {
 	logf   *os.File
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	hwm   int64 // largest VmHWM seen, bytes
-	quitc chan struct{}
+	mu       sync.Mutex
+	hwm      int64 // largest VmHWM seen, bytes
+	restored int64 // the last "restored" event's count (failover workloads)
+	quitc    chan struct{}
 }
 
 // startProc starts argv with stdout scanned for events and stderr written
@@ -57,6 +58,12 @@ func startProc(name string, argv []string, env []string, logPath string) (*proc,
 			line := sc.Text()
 			fmt.Fprintln(lf, "stdout:", line)
 			var e event
+			if json.Unmarshal([]byte(line), &e) == nil && e.Event == "restored" {
+				p.mu.Lock()
+				p.restored = e.Restored
+				p.mu.Unlock()
+				continue
+			}
 			if json.Unmarshal([]byte(line), &e) == nil && e.Event != "" {
 				select {
 				case p.events <- e:
@@ -187,6 +194,23 @@ func (p *proc) cpuSeconds() (float64, error) {
 		return 0, err
 	}
 	return float64(ut+st) / 100, nil
+}
+
+// restoredRecords returns the changelog records the process has
+// restored so far, as its last "restored" event said.
+func (p *proc) restoredRecords() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restored
+}
+
+// kill sends SIGKILL and waits until the process has been reaped.
+func (p *proc) kill() error {
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	<-p.exited
+	return nil
 }
 
 // stop asks the process to stop (SIGTERM), kills it after grace, and

@@ -68,6 +68,8 @@ var workloadTitle = map[string]string{
 	"B6":  "B6 interactive-query GET during B2",
 	"B7":  "B7 exactly-once on B2",
 	"B8":  "B8 stream-stream join (auth/capture)",
+	"F1":  "F1 failover, no standby",
+	"F1s": "F1s failover, one standby",
 }
 
 func f0(x float64) string {
@@ -160,6 +162,7 @@ func (r *Report) Markdown() string {
 		}
 	}
 	p("\n")
+	r.failoverMarkdown(p)
 	p("### Targets (issues 9, 15 and 16)\n\n| target | measured | met |\n|---|---|---|\n")
 	for _, t := range r.Targets() {
 		p("| %s | %s | %s |\n", t.Target, t.Measured, t.Met)
@@ -257,5 +260,5 @@ func (r *Report) Targets() []Target {
 		b6.Met = map[bool]string{true: "yes", false: "**no**"}[c.P99Ms < 2]
 	}
 	out = append(out, b6)
-	return out
+	return append(out, r.failoverTargets()...)
 }

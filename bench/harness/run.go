@@ -59,6 +59,38 @@ type Cell struct {
 	// CPURuns holds each run's CPUUsPerRecord likewise; CPUUsPerRecord is
 	// then their median.
 	CPURuns []float64 `json:"cpu_runs,omitempty"`
+	// The failover workloads (F1, F1s; failover.go). StoreKeys is the
+	// store's key count, Standbys the standby replicas per task,
+	// SessionTimeoutMs the group session timeout.
+	StoreKeys        int     `json:"store_keys,omitempty"`
+	Standbys         int     `json:"standbys,omitempty"`
+	SessionTimeoutMs float64 `json:"session_timeout_ms,omitempty"`
+	// FailoverMs is the time from the SIGKILL until the last of the
+	// killed instance's tasks processed again; with repeats the median,
+	// each run's in FailoverRuns (Runs).
+	FailoverMs float64 `json:"failover_ms,omitempty"`
+	// SteadyGapMs is the largest gap of any task in the steady phase
+	// before the kill (the reference for the others).
+	SteadyGapMs float64 `json:"steady_gap_ms,omitempty"`
+	// FailoverRetainedGapMs is the largest processing gap of the tasks
+	// the killed instance did not run, from the kill until the group
+	// settled; ScaleOutGapMs and ScaleOutRetainedGapMs the largest gap of
+	// any task and of the tasks that stayed where they were, from the
+	// start of a fourth instance until the group settled. With repeats,
+	// the largest over the runs.
+	FailoverRetainedGapMs float64 `json:"failover_retained_gap_ms,omitempty"`
+	ScaleOutGapMs         float64 `json:"scale_out_gap_ms,omitempty"`
+	ScaleOutRetainedGapMs float64 `json:"scale_out_retained_gap_ms,omitempty"`
+	// FailoverRestored and ScaleOutRestored are the changelog records the
+	// live instances restored during the failover and the scale-out (as
+	// the workers report them; with repeats, the median run's).
+	FailoverRestored int64 `json:"failover_restored,omitempty"`
+	ScaleOutRestored int64 `json:"scale_out_restored,omitempty"`
+	// Lost and Duplicated count input records without their output and
+	// outputs repeating a count, over every key (exactly-once: both 0;
+	// with repeats, summed over the runs).
+	Lost       int64 `json:"lost,omitempty"`
+	Duplicated int64 `json:"duplicated,omitempty"`
 }
 
 // Report is the result of a run.
@@ -98,6 +130,8 @@ var systemsOf = map[string][]string{
 	"B6":  {SysBrook, SysGoka},
 	"B7":  {SysBrook, SysKStreams},
 	"B8":  {SysBrook, SysKStreams},
+	"F1":  {SysBrook, SysKStreams},
+	"F1s": {SysBrook, SysKStreams},
 }
 
 type runner struct {
@@ -201,7 +235,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Repeat > 1 {
 		r.rep.Sizes["repeat"] = o.Repeat
 	}
-	for _, w := range AllWorkloads {
+	if slices.ContainsFunc(o.Workloads, func(w string) bool { return slices.Contains(FailoverWorkloads, w) }) {
+		r.rep.Sizes["failover_keys"] = o.FailoverKeys
+		r.rep.Sizes["failover_rate_per_partition_per_s"] = o.FailoverRate
+		r.rep.Sizes["failover_instances"] = failoverInstances
+		r.rep.Configs["failover"] = fmt.Sprintf("F1/F1s: B2's count per key, exactly-once (brook ExactlyOnce; Kafka Streams exactly_once_v2), %d instances as separate processes, each with its own state directory; "+
+			"group session timeout %v and heartbeat %v for both, static membership off; brook: eager rebalancing (its protocol today), its metrics registry on to report restored records; "+
+			"Kafka Streams: defaults otherwise (cooperative rebalancing, acceptable.recovery.lag 10000, probing.rebalance.interval.ms 10 min, transaction.timeout.ms 10 s); standbys: num.standby.replicas / brook's standby setting",
+			failoverInstances, o.SessionTimeout, o.SessionTimeout/3)
+	}
+	for _, w := range append(slices.Clone(AllWorkloads), FailoverWorkloads...) {
 		if !slices.Contains(o.Workloads, w) || ctx.Err() != nil {
 			continue
 		}
@@ -265,6 +308,9 @@ func runMetric(c Cell) float64 {
 	if c.Missing != "" {
 		return 0
 	}
+	if c.FailoverMs > 0 {
+		return c.FailoverMs
+	}
 	if c.RecordsPerSec > 0 {
 		return c.RecordsPerSec
 	}
@@ -301,9 +347,27 @@ func mergeRuns(cs []Cell) Cell {
 	}
 	sort.Slice(ok, func(i, j int) bool { return runMetric(ok[i]) < runMetric(ok[j]) })
 	c := ok[(len(ok)-1)/2]
-	if c.RecordsPerSec > 0 {
+	if c.FailoverMs > 0 {
+		// The worst gaps and every loss or duplicate over the runs.
+		c.Lost, c.Duplicated = 0, 0
+		for _, x := range cs {
+			c.FailoverRetainedGapMs = max(c.FailoverRetainedGapMs, x.FailoverRetainedGapMs)
+			c.ScaleOutGapMs = max(c.ScaleOutGapMs, x.ScaleOutGapMs)
+			c.ScaleOutRetainedGapMs = max(c.ScaleOutRetainedGapMs, x.ScaleOutRetainedGapMs)
+			c.SteadyGapMs = max(c.SteadyGapMs, x.SteadyGapMs)
+			c.Lost += x.Lost
+			c.Duplicated += x.Duplicated
+		}
+		if c.Lost > 0 || c.Duplicated > 0 {
+			c.Output = ""
+		}
+	}
+	switch {
+	case c.FailoverMs > 0:
+		c.FailoverMs = median(vals)
+	case c.RecordsPerSec > 0:
 		c.RecordsPerSec = median(vals)
-	} else {
+	default:
 		c.ColdKeysPerSec = median(vals)
 	}
 	if len(cpus) > 0 {
@@ -468,6 +532,8 @@ func (r *runner) runCell(ctx context.Context, w, sys string) Cell {
 		return Cell{Missing: why}
 	}
 	switch w {
+	case "F1", "F1s":
+		return r.failover(ctx, w, sys)
 	case "B0", "B1", "B2u":
 		in, err := r.uniformInput()
 		if err != nil {
@@ -581,6 +647,7 @@ func (r *runner) launch(name, sys, wl, app, in, out, second, state, guarantee st
 			"workload="+wl, "brokers="+strings.Join(r.b.addrs, ","), "app="+app, "in="+in, "out="+out,
 			"table="+second, "state="+state, "guarantee="+guarantee, "acks="+DefaultProducer.Acks,
 			"linger="+strconv.Itoa(DefaultProducer.LingerMs), "batch="+strconv.Itoa(DefaultProducer.BatchBytes))
+		argv = append(argv, extra...)
 	default:
 		argv = append(slices.Clone(r.o.WorkerCmd),
 			"-system", sys, "-workload", wl, "-brokers", strings.Join(r.b.addrs, ","), "-app", app,
@@ -609,7 +676,7 @@ func (r *runner) launch(name, sys, wl, app, in, out, second, state, guarantee st
 // workload wl for application app.
 func (r *runner) kstreamsTopics(app, wl string) error {
 	switch wl {
-	case "B2", "B7":
+	case "B2", "B7", "F1":
 		return r.b.createTopic(app+"-counts-changelog", r.o.Partitions, true)
 	case "B4":
 		return r.b.createTopicConfigs(app+"-window-counts-changelog", r.o.Partitions, map[string]string{

@@ -46,6 +46,13 @@ var AllSystems = []string{SysSarama, SysBrook, SysGoka, SysKStreams}
 // AllWorkloads lists the workloads in report order.
 var AllWorkloads = []string{"B0", "B1", "B2u", "B2z", "B3", "B4", "B5", "B6", "B7", "B8"}
 
+// FailoverWorkloads are the failover benchmark of issue 18: three
+// instances of B2's count under exactly-once, one SIGKILLed, then a new
+// one started; F1 with no standby replica, F1s with one. They run only
+// when named in Options.Workloads (they take about a minute per system
+// and round, and the default run stays as it was).
+var FailoverWorkloads = []string{"F1", "F1s"}
+
 // Producer holds the producer settings every system uses.
 type Producer struct {
 	// Acks is "all" (every in-sync replica) for everyone.
@@ -132,6 +139,22 @@ type Options struct {
 	// (Cell.Output), so the smoke pass can check that brook-dsl writes
 	// what brook writes.
 	Verify bool
+	// FailoverKeys is the key space of the failover workloads: the
+	// store is built with one record per key before the instances are
+	// measured (issue 18's target names a 1M-key store).
+	FailoverKeys int
+	// FailoverRate is the input rate of the failover workloads, in
+	// records/s per input partition.
+	FailoverRate int
+	// SessionTimeout is the consumer-group session timeout of every
+	// failover instance (brook and Kafka Streams alike; heartbeat a
+	// third of it). Static membership is off.
+	SessionTimeout time.Duration
+	// FailoverSteady is how long the failover workloads produce at
+	// FailoverRate before the kill (the steady-state reference), and
+	// FailoverSettle how long they keep measuring after every task
+	// processes again and the group is stable.
+	FailoverSteady, FailoverSettle time.Duration
 	// KeepTopics keeps the run's topics on a real broker; by default
 	// they are deleted at the end (the embedded broker goes away anyway).
 	KeepTopics bool
@@ -146,6 +169,8 @@ func FullOptions() Options {
 		Records: 300_000, ValueBytes: 100, UniformKeys: 10_000, ZipfKeys: 1_000_000, ZipfS: 1.1,
 		TableKeys: 1_000_000, RestoreKeys: 1_000_000, RestoreTail: 10_000,
 		Rate: 5_000, LatencyFor: 6 * time.Second, RunTimeout: 3 * time.Minute, Deadline: 18 * time.Minute,
+		FailoverKeys: 200_000, FailoverRate: 300, SessionTimeout: 10 * time.Second,
+		FailoverSteady: 5 * time.Second, FailoverSettle: 5 * time.Second,
 	}
 }
 
@@ -158,14 +183,16 @@ func SmokeOptions() Options {
 	o.TableKeys, o.RestoreKeys, o.RestoreTail = 2_000, 2_000, 100
 	o.Rate, o.LatencyFor = 500, time.Second
 	o.RunTimeout = time.Minute
+	o.FailoverKeys, o.FailoverRate = 2_000, 50
+	o.SessionTimeout, o.FailoverSteady, o.FailoverSettle = 6*time.Second, 2*time.Second, 2*time.Second
 	return o
 }
 
 // Validate checks names and sizes.
 func (o *Options) Validate() error {
 	for _, w := range o.Workloads {
-		if !slices.Contains(AllWorkloads, w) {
-			return fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(AllWorkloads, ","))
+		if !slices.Contains(AllWorkloads, w) && !slices.Contains(FailoverWorkloads, w) {
+			return fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(append(slices.Clone(AllWorkloads), FailoverWorkloads...), ","))
 		}
 	}
 	for _, s := range o.Systems {
@@ -176,6 +203,11 @@ func (o *Options) Validate() error {
 	if o.Partitions <= 0 || o.Records <= 0 || o.ValueBytes <= 0 || o.UniformKeys <= 0 || o.ZipfKeys <= 0 ||
 		o.TableKeys <= 0 || o.RestoreKeys <= 0 || o.RestoreTail < 0 {
 		return fmt.Errorf("sizes must be positive")
+	}
+	for _, w := range FailoverWorkloads {
+		if slices.Contains(o.Workloads, w) && (o.FailoverKeys <= 0 || o.FailoverRate <= 0 || o.SessionTimeout < time.Second || o.FailoverSteady <= 0 || o.FailoverSettle < 0) {
+			return fmt.Errorf("%s: failover keys and rate must be positive, the session timeout at least 1s", w)
+		}
 	}
 	if o.ZipfS <= 1 {
 		return fmt.Errorf("zipf exponent must be > 1")

@@ -47,6 +47,12 @@ type workerArgs struct {
 	windowMinutes        int
 	queryAddr            string
 	partitions           int
+	// The failover workloads (F1, F1s): the instance's name (its client
+	// id is "<app>-<instance>", how the harness tells the group's members
+	// apart), standby replicas per task, and the group session timeout.
+	instance string
+	standbys int
+	session  time.Duration
 }
 
 // event is a line a worker prints on stdout for the harness.
@@ -86,6 +92,9 @@ func WorkerMain(argv []string) int {
 	fs.IntVar(&a.windowMinutes, "window", 10, "window size in minutes (B4)")
 	fs.StringVar(&a.queryAddr, "query", "", "listen address of the query handler (B6)")
 	fs.IntVar(&a.partitions, "partitions", 0, "partitions")
+	fs.StringVar(&a.instance, "instance", "", "instance name (failover workloads): client id <app>-<instance>")
+	fs.IntVar(&a.standbys, "standbys", 0, "standby replicas per task (failover workloads)")
+	fs.DurationVar(&a.session, "session", 0, "consumer-group session timeout (failover workloads; heartbeat a third of it)")
 	if err := fs.Parse(argv); err != nil {
 		return 2
 	}
@@ -321,7 +330,7 @@ func brookTopology(a workerArgs) (*topology.Topology, error) {
 			return transform(v), nil
 		}))
 		topology.Sink(b, "out", a.out, m, serde.String(), serde.Bytes())
-	case "B2", "B5", "B6", "B7":
+	case "B2", "B5", "B6", "B7", "F1":
 		src := topology.Source(b, "in", a.in, serde.String(), serde.Bytes())
 		topology.KeyValueStore(b, "counts", serde.String(), serde.Int64())
 		c := topology.Process(b, "count", src, func() processor.Processor[string, []byte, string, int64] {
@@ -456,6 +465,14 @@ func runBrook(ctx context.Context, a workerArgs) error {
 	case SysBrookLineage:
 		cfg.LineageHeaders = true
 	}
+	var restores *metrics.Registry
+	if a.workload == "F1" {
+		if err := failoverConfig(&cfg, a); err != nil {
+			return err
+		}
+		restores = metrics.NewRegistry()
+		cfg.Metrics = restores
+	}
 	ln, err := listenQuery(a)
 	if err != nil {
 		return err
@@ -499,6 +516,13 @@ func runBrook(ctx context.Context, a workerArgs) error {
 			}
 		}
 	}()
+	if restores != nil {
+		wg.Add(1)
+		go func() { // owned by runBrook: reports the records restored so far
+			defer wg.Done()
+			reportRestored(ctx, restores, a.app)
+		}()
+	}
 	var scrapes scrapeStats
 	if reg != nil {
 		wg.Add(1)
@@ -517,6 +541,62 @@ func runBrook(ctx context.Context, a workerArgs) error {
 		}
 	}
 	return err
+}
+
+// failoverConfig sets what the failover workloads change in a brook
+// instance's configuration: its client id (the harness finds the
+// instance's partitions in the group's description by it), the group
+// session timeout and heartbeat (as the Kafka Streams peer's), and the
+// standby replicas.
+func failoverConfig(cfg *topology.Config, a workerArgs) error {
+	if a.instance == "" || a.session <= 0 {
+		return fmt.Errorf("workload F1 needs -instance and -session")
+	}
+	if a.standbys > 0 {
+		return fmt.Errorf("-standbys %d: needs topology.Config.NumStandbyReplicas (issue 18), which this brook does not have yet", a.standbys)
+	}
+	cfg.ClientID = a.app + "-" + a.instance
+	configure := cfg.ConfigureSarama
+	cfg.ConfigureSarama = func(c *sarama.Config) {
+		if configure != nil {
+			configure(c)
+		}
+		c.Consumer.Group.Session.Timeout = a.session
+		c.Consumer.Group.Heartbeat.Interval = a.session / 3
+	}
+	return nil
+}
+
+// reportRestored emits a "restored" event with the changelog records the
+// App's stores have restored so far (every restore on this instance,
+// summed from its metrics) whenever that number changes, every 100 ms at
+// most, until ctx ends.
+func reportRestored(ctx context.Context, reg *metrics.Registry, app string) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	last := int64(-1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var n int64
+		for _, s := range reg.Snapshot().Apps {
+			if s.ApplicationID != app {
+				continue
+			}
+			for _, r := range s.Restores {
+				if r.Task != metrics.GlobalTask {
+					n += r.Records
+				}
+			}
+		}
+		if n != last {
+			last = n
+			emit(os.Stdout, event{Event: "restored", Restored: n})
+		}
+	}
 }
 
 // scrapeStats is what the brook-metrics worker's scrapes saw.

@@ -29,7 +29,7 @@ func main() {
 func run() int {
 	full := harness.FullOptions()
 	var (
-		workloads  = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run")
+		workloads  = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run; the failover workloads F1 (no standby) and F1s (one standby), issue 18, run only when named")
 		systems    = flag.String("systems", strings.Join(harness.AllSystems, ","), "systems to run; brook-metrics and brook-lineage (issue 17, B2u and B2z) run only when named, with brook")
 		smoke      = flag.Bool("smoke", false, "tiny sizes (the CI smoke pass); size flags still apply")
 		records    = flag.Int("records", 0, "records per throughput workload (default 300000, smoke 2000)")
@@ -52,6 +52,9 @@ func run() int {
 		deadline   = flag.Duration("deadline", -1, "bound of the whole run; later cells are reported as not run (default 18m, 0: none)")
 		repeat     = flag.Int("repeat", 1, "run every cell this many times, systems interleaved; the report gives medians")
 		verify     = flag.Bool("verify", false, "read back every throughput cell's output and record a digest of it (equal digests: same records)")
+		foKeys     = flag.Int("failover-keys", 0, "F1/F1s store keys (default 200000, smoke 2000; issue 18's target names 1000000)")
+		foRate     = flag.Int("failover-rate", 0, "F1/F1s input records/s per partition (default 300)")
+		session    = flag.Duration("session-timeout", 0, "F1/F1s consumer-group session timeout of every instance, brook and Kafka Streams (default 10s)")
 		keepTopics = flag.Bool("keep-topics", false, "keep the run's topics on a real broker (KAFKA_BROKERS); by default they are deleted at the end")
 	)
 	flag.Parse()
@@ -71,6 +74,11 @@ func run() int {
 	setInt(&o.RestoreKeys, *restore)
 	setInt(&o.ZipfKeys, *zipfKeys)
 	setInt(&o.Rate, *rate)
+	setInt(&o.FailoverKeys, *foKeys)
+	setInt(&o.FailoverRate, *foRate)
+	if *session > 0 {
+		o.SessionTimeout = *session
+	}
 	if *partitions > 0 {
 		o.Partitions = int32(*partitions)
 	}

@@ -35,7 +35,12 @@ import org.apache.kafka.streams.state.WindowStore;
  * topic offsets, record timestamps, the process's peak RSS). Arguments are
  * key=value pairs: workload (B1..B5, B7, B8), brokers, app, in, out, table
  * (B3's table, B8's captures), state, guarantee (alos|eos), and the
- * producer settings acks, linger, batch.
+ * producer settings acks, linger, batch. The failover workload F1 (B2's
+ * count) also takes instance (the client id is app-instance, how the
+ * harness tells the group's members apart), standbys
+ * (num.standby.replicas) and session (session.timeout.ms; the heartbeat is
+ * a third of it), and prints a "restored" event whenever the records its
+ * restores applied change.
  */
 public final class Peer {
     private Peer() {}
@@ -60,7 +65,8 @@ public final class Peer {
             }
             case "B2":
             case "B5":
-            case "B7": {
+            case "B7":
+            case "F1": {
                 KStream<String, byte[]> s = b.stream(a.get("in"), in);
                 s.groupByKey(Grouped.with(Serdes.String(), Serdes.ByteArray()))
                         .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("counts")
@@ -125,6 +131,15 @@ public final class Peer {
         p.put(StreamsConfig.producerPrefix(ProducerConfig.BATCH_SIZE_CONFIG), Integer.parseInt(a.getOrDefault("batch", "65536")));
         p.put(StreamsConfig.producerPrefix(ProducerConfig.COMPRESSION_TYPE_CONFIG), "none");
         p.put(StreamsConfig.producerPrefix(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG), true);
+        boolean failover = "F1".equals(workload);
+        if (failover) {
+            // Static membership stays off (no group.instance.id), as in brook.
+            p.put(StreamsConfig.CLIENT_ID_CONFIG, a.get("app") + "-" + a.get("instance"));
+            p.put(StreamsConfig.NUM_STANDBY_REPLICAS_CONFIG, Integer.parseInt(a.getOrDefault("standbys", "0")));
+            int session = Integer.parseInt(a.get("session"));
+            p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), session);
+            p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), session / 3);
+        }
 
         KafkaStreams streams = new KafkaStreams(b.build(p), p);
         AtomicLong restoreStart = new AtomicLong(0);
@@ -163,6 +178,26 @@ public final class Peer {
             stop.countDown();
         }));
         streams.start();
+        if (failover) {
+            Thread t = new Thread(() -> {
+                long last = -1;
+                while (stop.getCount() > 0) {
+                    long n = restored.get();
+                    if (n != last) {
+                        last = n;
+                        System.out.printf("{\"event\":\"restored\",\"restored\":%d}%n", n);
+                        System.out.flush();
+                    }
+                    try {
+                        Thread.sleep(100);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            }, "restored-reporter");
+            t.setDaemon(true);
+            t.start();
+        }
         stop.await();
     }
 
