@@ -70,15 +70,24 @@ type Cell struct {
 	// each run's in FailoverRuns (Runs).
 	FailoverMs float64 `json:"failover_ms,omitempty"`
 	// SteadyGapMs is the largest gap of any task in the steady phase
-	// before the kill (the reference for the others).
+	// before the kill, from its second second to two seconds before the
+	// kill (the reference for the others).
 	SteadyGapMs float64 `json:"steady_gap_ms,omitempty"`
-	// FailoverRetainedGapMs is the largest processing gap of the tasks
-	// the killed instance did not run, from the kill until the group
-	// settled; ScaleOutGapMs and ScaleOutRetainedGapMs the largest gap of
-	// any task and of the tasks that stayed where they were, from the
-	// start of a fourth instance until the group settled. With repeats,
-	// the largest over the runs.
+	// FailoverRetainedGapMs is the largest processing gap, from the kill
+	// until the group settled, of the retained tasks: those a surviving
+	// instance ran before and after the kill. ScaleOutGapMs and
+	// ScaleOutRetainedGapMs are the largest gap of any task and of the
+	// tasks that stayed where they were, from the start of a fourth
+	// instance until the group settled. With repeats, the largest over
+	// the runs.
 	FailoverRetainedGapMs float64 `json:"failover_retained_gap_ms,omitempty"`
+	// FailoverOthersGapMs is the largest gap of every task the killed
+	// instance did not run (retained or moved between the survivors).
+	FailoverOthersGapMs float64 `json:"failover_others_gap_ms,omitempty"`
+	// FailoverRetained and ScaleOutRetained count the retained tasks (on
+	// the same instance before and after) of the median run.
+	FailoverRetained      int     `json:"failover_retained,omitempty"`
+	ScaleOutRetained      int     `json:"scale_out_retained,omitempty"`
 	ScaleOutGapMs         float64 `json:"scale_out_gap_ms,omitempty"`
 	ScaleOutRetainedGapMs float64 `json:"scale_out_retained_gap_ms,omitempty"`
 	// FailoverRestored and ScaleOutRestored are the changelog records the
@@ -352,6 +361,7 @@ func mergeRuns(cs []Cell) Cell {
 		c.Lost, c.Duplicated = 0, 0
 		for _, x := range cs {
 			c.FailoverRetainedGapMs = max(c.FailoverRetainedGapMs, x.FailoverRetainedGapMs)
+			c.FailoverOthersGapMs = max(c.FailoverOthersGapMs, x.FailoverOthersGapMs)
 			c.ScaleOutGapMs = max(c.ScaleOutGapMs, x.ScaleOutGapMs)
 			c.ScaleOutRetainedGapMs = max(c.ScaleOutRetainedGapMs, x.ScaleOutRetainedGapMs)
 			c.SteadyGapMs = max(c.SteadyGapMs, x.SteadyGapMs)

@@ -170,7 +170,7 @@ func FullOptions() Options {
 		TableKeys: 1_000_000, RestoreKeys: 1_000_000, RestoreTail: 10_000,
 		Rate: 5_000, LatencyFor: 6 * time.Second, RunTimeout: 3 * time.Minute, Deadline: 18 * time.Minute,
 		FailoverKeys: 200_000, FailoverRate: 300, SessionTimeout: 10 * time.Second,
-		FailoverSteady: 5 * time.Second, FailoverSettle: 5 * time.Second,
+		FailoverSteady: 6 * time.Second, FailoverSettle: 5 * time.Second,
 	}
 }
 
@@ -184,7 +184,7 @@ func SmokeOptions() Options {
 	o.Rate, o.LatencyFor = 500, time.Second
 	o.RunTimeout = time.Minute
 	o.FailoverKeys, o.FailoverRate = 2_000, 50
-	o.SessionTimeout, o.FailoverSteady, o.FailoverSettle = 6*time.Second, 2*time.Second, 2*time.Second
+	o.SessionTimeout, o.FailoverSteady, o.FailoverSettle = 6*time.Second, 4*time.Second, 2*time.Second
 	return o
 }
 
