@@ -22,7 +22,7 @@ func (r *Report) failoverMarkdown(p func(format string, args ...any)) {
 	p("### Failover (issue 18)\n\n")
 	p("Three instances, exactly-once, one SIGKILLed, then a fourth (empty) started; gaps are per task (input partition) in the output's processing times. ")
 	p("Failover: SIGKILL → the last of the killed instance's tasks processing again (median of the runs, min–max). Gaps with repeats: the largest over the runs.\n\n")
-	p("| workload | system | standbys | store keys | session timeout s | failover s | runs s | retained tasks' largest gap, failover ms | survivors' tasks' largest gap, failover ms | largest gap, scale-out ms | retained tasks' largest gap, scale-out ms | steady largest gap ms | restored on failover (% of store) | restored on scale-out | lost / duplicated | peak RSS MB | note |\n")
+	p("| workload | system | standbys | store keys | session timeout s | failover s | runs s | retained tasks' largest gap, failover ms | survivors' tasks' largest gap, failover ms | largest gap, scale-out ms | retained tasks' largest gap, scale-out ms | steady largest gap ms | restored on failover (%% of store) | restored on scale-out | lost / duplicated | peak RSS MB | note |\n")
 	p("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|\n")
 	for _, c := range cells {
 		note := c.Note
@@ -66,7 +66,10 @@ func (r *Report) failoverMarkdown(p func(format string, args ...any)) {
 // gapOf renders the largest gap of n retained tasks, "none retained"
 // when the phase (measured: its other figure) kept no task in place.
 func gapOf(gap float64, n int, measured float64) string {
-	if n == 0 && measured > 0 {
+	switch {
+	case measured == 0:
+		return "–"
+	case n == 0:
 		return "none retained"
 	}
 	return fmt.Sprintf("%s (%d tasks)", f0(gap), n)

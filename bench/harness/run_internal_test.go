@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/processor"
@@ -88,5 +89,76 @@ func TestLineageCheck(t *testing.T) {
 	}
 	if lineageCheck(SysGoka, "in", "app") != nil {
 		t.Error("goka's output checked for brook's headers")
+	}
+}
+
+// TestMaxGap checks the per-task gap arithmetic of the failover
+// workloads: gaps are cut to the window, a window with no processing is
+// one gap, and a task that stops before the window's end has the gap to
+// it.
+func TestMaxGap(t *testing.T) {
+	tr := &outputTracker{times: [][]int64{{1000, 1100, 1900, 2000, 2050}, {}, {1000, 1200}}}
+	at := func(ms int64) time.Time { return time.UnixMilli(ms) }
+	for _, tc := range []struct {
+		p        int32
+		from, to int64
+		gap      int64
+		start    int64
+	}{
+		{0, 1000, 2050, 800, 1100},
+		{0, 1500, 2050, 400, 1500}, // cut at the window's start
+		{0, 1000, 1500, 400, 1100}, // cut at its end
+		{0, 2000, 3000, 950, 2050}, // stopped processing at 2050
+		{1, 1000, 3000, 2000, 1000},
+		{2, 900, 1100, 100, 900},
+	} {
+		d, start := tr.maxGap(tc.p, at(tc.from), at(tc.to))
+		if d != time.Duration(tc.gap)*time.Millisecond || start.UnixMilli() != tc.start {
+			t.Errorf("task %d [%d, %d]: gap %v from %d, want %d ms from %d", tc.p, tc.from, tc.to, d, start.UnixMilli(), tc.gap, tc.start)
+		}
+	}
+	if g := tr.worstGap([]int32{0, 2}, at(1000), at(1300)); g.task != 0 || g.gap != 200*time.Millisecond {
+		t.Errorf("worst gap %v, want 200 ms on task 0 (found first)", g)
+	}
+}
+
+// TestOutputTrackerCheck: every key's counts must be 1..n once; a
+// repeated count is a duplicate, a skipped one or a short key a loss.
+func TestOutputTrackerCheck(t *testing.T) {
+	tr, err := newOutputTracker(3, 2, "in", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := func(key string, n int64) {
+		tr.add(&sarama.ConsumerMessage{Key: []byte(key), Value: countBytes(n), Partition: tr.part[0]})
+	}
+	out("k0000000", 1)
+	out("k0000000", 2)
+	out("k0000000", 2) // duplicate
+	out("k0000001", 2) // 1 skipped
+	out("k0000002", 1)
+	lost, dup, detail := tr.check([]int64{2, 2, 2}) // k0000002 one short
+	if lost != 2 || dup != 1 || !strings.Contains(detail, "1 keys short") || !strings.Contains(detail, "1 skipped counts") || !strings.Contains(detail, "1 repeated counts") {
+		t.Errorf("lost %d, duplicated %d (%s), want 2 and 1", lost, dup, detail)
+	}
+	if lost, dup, _ := tr.check([]int64{2, 2, 1}); lost != 1 || dup != 1 {
+		t.Errorf("lost %d duplicated %d, want the skipped count and the repeat", lost, dup)
+	}
+}
+
+// TestMergeFailoverRuns: repeats of a failover cell give the median
+// failover time, every run's in Runs, the largest gaps over the runs and
+// every loss summed.
+func TestMergeFailoverRuns(t *testing.T) {
+	c := mergeRuns([]Cell{
+		{FailoverMs: 12000, FailoverRetainedGapMs: 600, ScaleOutGapMs: 900, Output: "ok"},
+		{FailoverMs: 10000, FailoverRetainedGapMs: 800, ScaleOutGapMs: 100, Duplicated: 2},
+		{FailoverMs: 11000, FailoverRetainedGapMs: 100, ScaleOutGapMs: 300, Output: "ok"},
+	})
+	if c.FailoverMs != 11000 || !reflect.DeepEqual(c.Runs, []float64{12000, 10000, 11000}) {
+		t.Errorf("failover %v runs %v, want the median 11000 of all three", c.FailoverMs, c.Runs)
+	}
+	if c.FailoverRetainedGapMs != 800 || c.ScaleOutGapMs != 900 || c.Duplicated != 2 || c.Output != "" {
+		t.Errorf("merged %+v, want the largest gaps (800, 900), 2 duplicates and no clean-output claim", c)
 	}
 }
