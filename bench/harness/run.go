@@ -454,6 +454,10 @@ func (c Cell) summary() string {
 	if c.CPUUsPerRecord > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f CPU µs/rec", c.CPUUsPerRecord))
 	}
+	if c.FailoverMs > 0 {
+		parts = append(parts, fmt.Sprintf("failover %.1f s, retained gaps %.0f ms / %.0f ms (failover / scale-out), %d restored",
+			c.FailoverMs/1000, c.FailoverRetainedGapMs, c.ScaleOutRetainedGapMs, c.FailoverRestored))
+	}
 	if c.Output != "" {
 		parts = append(parts, "output "+c.Output)
 	}
