@@ -7,7 +7,10 @@
 // system from the outside: throughput from the output topic's end offsets,
 // end-to-end latency from the Kafka timestamps of output records at a fixed
 // input rate, restore speed from the system's own report of its restore,
-// and peak RSS from the finished process's rusage. Every system runs as a
+// and peak RSS from the finished process's rusage. The failover workloads
+// (F1, F1s; failover.go) run three instances of one system, SIGKILL one
+// and start a fourth, and measure per task the gaps in the committed
+// output's LogAppendTime. Every system runs as a
 // separate process (this binary re-executed as a worker, or the JVM for
 // Kafka Streams), so RSS and CPU are per system.
 package harness
