@@ -1,0 +1,125 @@
+package store
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// Benchmarks of the overlay's write path (issue #19). Each operation is
+// one record's worth of store work as the runtime does it: Mark, then the
+// reads and writes, with a Commit every overlayBenchCommitEvery operations
+// (the commit's cost is part of the figure).
+//
+//	go test -run XXX -bench Overlay -count 6 ./store
+
+const (
+	overlayBenchKeys        = 100_000
+	overlayBenchCommitEvery = 10_000
+)
+
+func overlayBenchKeySet() [][]byte {
+	keys := make([][]byte, overlayBenchKeys)
+	for i := range keys {
+		keys[i] = benchKey(i)
+	}
+	return keys
+}
+
+// BenchmarkOverlayGetPut is a keyed count's store work per record: Get and
+// Put of a random key of a 100,000-key space that the base already holds.
+func BenchmarkOverlayGetPut(b *testing.B) {
+	keys := overlayBenchKeySet()
+	benchEngines(b, func(b *testing.B, base Engine) {
+		preload(b, base, overlayBenchKeys)
+		o := NewOverlay(base)
+		rng := rand.New(rand.NewPCG(6, 6))
+		v := benchValue(rng)
+		n := 0
+		for b.Loop() {
+			k := keys[rng.IntN(len(keys))]
+			o.Mark()
+			if _, _, err := o.Get(k); err != nil {
+				b.Fatal(err)
+			}
+			if err := o.Put(k, v); err != nil {
+				b.Fatal(err)
+			}
+			if n++; n%overlayBenchCommitEvery == 0 {
+				if err := o.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		perSecond(b, n, "records/s")
+	})
+}
+
+// BenchmarkOverlayPutIterate is a window join's store work per record: a
+// Put, then a scan of the 16 keys from a random one (an iterator over the
+// pending writes and the base), as FetchRange does.
+func BenchmarkOverlayPutIterate(b *testing.B) {
+	const span = 16
+	keys := overlayBenchKeySet()
+	benchEngines(b, func(b *testing.B, base Engine) {
+		preload(b, base, overlayBenchKeys)
+		o := NewOverlay(base)
+		rng := rand.New(rand.NewPCG(7, 7))
+		v := benchValue(rng)
+		n := 0
+		for b.Loop() {
+			i := rng.IntN(len(keys) - span)
+			o.Mark()
+			if err := o.Put(keys[i+rng.IntN(span)], v); err != nil {
+				b.Fatal(err)
+			}
+			it, err := o.Iterate(keys[i], keys[i+span], false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for it.Next() {
+			}
+			if err := it.Close(); err != nil {
+				b.Fatal(err)
+			}
+			if n++; n%overlayBenchCommitEvery == 0 {
+				if err := o.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		perSecond(b, n, "records/s")
+	})
+}
+
+// BenchmarkOverlayScan reads ranges of 1,000 keys while 50,000 writes are
+// pending and nothing is written: the ordered view, once built, is reused.
+func BenchmarkOverlayScan(b *testing.B) {
+	const span = 1000
+	keys := overlayBenchKeySet()
+	base := NewMemoryEngine()
+	preload(b, base, overlayBenchKeys)
+	o := NewOverlay(base)
+	defer o.Close()
+	rng := rand.New(rand.NewPCG(8, 8))
+	v := benchValue(rng)
+	for i := 0; i < overlayBenchKeys; i += 2 {
+		if err := o.Put(keys[i], v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := 0
+	for b.Loop() {
+		i := rng.IntN(len(keys) - span)
+		it, err := o.Iterate(keys[i], keys[i+span], false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for it.Next() {
+			n++
+		}
+		if err := it.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perSecond(b, n, "keys/s")
+}
