@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 )
 
@@ -26,9 +27,14 @@ import (
 // concurrent readers (an iterator sees a snapshot of both layers taken when
 // it is created).
 type Overlay struct {
-	base   Engine
-	top    atomic.Pointer[memEngine] // the pending writes, values tagged by overlayPut/overlayDelete
-	closed atomic.Bool
+	base Engine
+	// commitMu keeps a Commit's base write from falling between the two
+	// snapshots an Iterate takes (pending writes, then the base): Iterate
+	// holds it for reading, the base write for writing. Without it an
+	// iterator could see writes made after it was created.
+	commitMu sync.RWMutex
+	top      atomic.Pointer[memEngine] // the pending writes, values tagged by overlayPut/overlayDelete
+	closed   atomic.Bool
 	// marked and undo implement Mark/RollbackToMark: undo holds, for
 	// every write since the Mark, the pending value it replaced. Only the
 	// writer goroutine touches them.
@@ -175,6 +181,8 @@ func (o *Overlay) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byte]
 	if o.closed.Load() {
 		return nil, ErrClosed
 	}
+	o.commitMu.RLock()
+	defer o.commitMu.RUnlock()
 	top, err := o.pending().Iterate(lo, hi, reverse)
 	if err != nil {
 		return nil, err
@@ -236,7 +244,10 @@ func (o *Overlay) Commit() error {
 		return fmt.Errorf("store: overlay commit: %w", err)
 	}
 	if b.Len() > 0 {
-		if err := b.Write(); err != nil {
+		o.commitMu.Lock()
+		err := b.Write()
+		o.commitMu.Unlock()
+		if err != nil {
 			return fmt.Errorf("store: overlay commit: %w", err)
 		}
 	}
