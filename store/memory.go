@@ -28,6 +28,32 @@ func NewMemoryEngine() Engine {
 	return &memEngine{rng: rand.New(rand.NewPCG(0x6272_6f6f6b, 0x6d656d)), gen: 1}
 }
 
+// newSortedMemEngine returns a memory engine holding keys[i]=values[i],
+// taking ownership of the slices; keys must be sorted and distinct. It
+// builds the treap in one pass along its right spine instead of inserting
+// key by key.
+func newSortedMemEngine(keys, values [][]byte) *memEngine {
+	e := NewMemoryEngine().(*memEngine)
+	var spine []*memNode // the right spine, priorities falling from the root
+	for i, k := range keys {
+		n := &memNode{key: k, value: values[i], prio: e.rng.Uint64(), gen: e.gen}
+		var below *memNode
+		for len(spine) > 0 && spine[len(spine)-1].prio < n.prio {
+			below, spine = spine[len(spine)-1], spine[:len(spine)-1]
+		}
+		n.left = below
+		if len(spine) > 0 {
+			spine[len(spine)-1].right = n
+		}
+		spine = append(spine, n)
+	}
+	if len(spine) > 0 {
+		e.root = spine[0]
+	}
+	e.count = int64(len(keys))
+	return e
+}
+
 // memNode is a treap node. A node whose gen is below the engine's gen is
 // reachable from a snapshot and must not change.
 type memNode struct {
