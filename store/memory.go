@@ -34,9 +34,11 @@ func NewMemoryEngine() Engine {
 // key by key.
 func newSortedMemEngine(keys, values [][]byte) *memEngine {
 	e := NewMemoryEngine().(*memEngine)
-	var spine []*memNode // the right spine, priorities falling from the root
+	nodes := make([]memNode, len(keys)) // one allocation for all nodes
+	var spine []*memNode                // the right spine, priorities falling from the root
 	for i, k := range keys {
-		n := &memNode{key: k, value: values[i], prio: e.rng.Uint64(), gen: e.gen}
+		n := &nodes[i]
+		*n = memNode{key: k, value: values[i], prio: e.rng.Uint64(), gen: e.gen}
 		var below *memNode
 		for len(spine) > 0 && spine[len(spine)-1].prio < n.prio {
 			below, spine = spine[len(spine)-1], spine[:len(spine)-1]

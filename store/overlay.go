@@ -208,13 +208,20 @@ func (o *Overlay) write(key, tagged []byte) error {
 func (o *Overlay) orderedLocked() *memEngine {
 	if o.ordered == nil {
 		keys := make([]string, 0, len(o.m))
+		size := 0
 		for k := range o.m {
 			keys = append(keys, k)
+			size += len(k)
 		}
 		slices.Sort(keys)
+		// The view's keys are copied into one buffer, each a full slice
+		// of its own bytes (the treap never changes a key).
+		buf := make([]byte, 0, size)
 		kbs, values := make([][]byte, len(keys)), make([][]byte, len(keys))
 		for i, k := range keys {
-			kbs[i], values[i] = []byte(k), o.m[k]
+			at := len(buf)
+			buf = append(buf, k...)
+			kbs[i], values[i] = buf[at:len(buf):len(buf)], o.m[k]
 		}
 		o.ordered = newSortedMemEngine(kbs, values)
 		clear(o.m)
