@@ -217,13 +217,11 @@ func (o *Overlay) orderedLocked() *memEngine {
 		// The view's keys are copied into one buffer, each a full slice
 		// of its own bytes (the treap never changes a key).
 		buf := make([]byte, 0, size)
-		kbs, values := make([][]byte, len(keys)), make([][]byte, len(keys))
-		for i, k := range keys {
+		o.ordered = newSortedMemEngine(len(keys), func(i int) ([]byte, []byte) {
 			at := len(buf)
-			buf = append(buf, k...)
-			kbs[i], values[i] = buf[at:len(buf):len(buf)], o.m[k]
-		}
-		o.ordered = newSortedMemEngine(kbs, values)
+			buf = append(buf, keys[i]...)
+			return buf[at:len(buf):len(buf)], o.m[keys[i]]
+		})
 		clear(o.m)
 	}
 	return o.ordered

@@ -299,7 +299,7 @@ func TestNewSortedMemEngineIsATreap(t *testing.T) {
 		for i := range keys {
 			keys[i], values[i] = fmt.Appendf(nil, "k%05d", i), fmt.Appendf(nil, "v%d", i)
 		}
-		e := newSortedMemEngine(keys, values)
+		e := newSortedMemEngine(n, func(i int) ([]byte, []byte) { return keys[i], values[i] })
 		var walk func(nd *memNode, lo, hi []byte) int
 		walk = func(nd *memNode, lo, hi []byte) int {
 			if nd == nil {
