@@ -11,6 +11,28 @@ import (
 // (the commit's cost is part of the figure).
 //
 //	go test -run XXX -bench Overlay -count 6 ./store
+//
+// Besides ns/op (wall time) they report cpu-ns/op, the process's CPU time
+// per operation (GC included), which other load on the machine disturbs
+// less than wall time.
+
+// cpuMeter measures the process's CPU time from its creation.
+type cpuMeter struct {
+	start int64
+	ok    bool
+}
+
+func startCPU() cpuMeter {
+	t, ok := processCPU()
+	return cpuMeter{t, ok}
+}
+
+// report adds cpu-ns/op over n operations.
+func (m cpuMeter) report(b *testing.B, n int) {
+	if t, ok := processCPU(); ok && m.ok && n > 0 {
+		b.ReportMetric(float64(t-m.start)/float64(n), "cpu-ns/op")
+	}
+}
 
 const (
 	overlayBenchKeys        = 100_000
@@ -73,6 +95,7 @@ func BenchmarkOverlayGetPut(b *testing.B) {
 		rng := rand.New(rand.NewPCG(6, 6))
 		v := benchValue(rng)
 		n := 0
+		cpu := startCPU()
 		for b.Loop() {
 			k := keys[rng.IntN(len(keys))]
 			o.Mark()
@@ -88,6 +111,7 @@ func BenchmarkOverlayGetPut(b *testing.B) {
 				}
 			}
 		}
+		cpu.report(b, n)
 		perSecond(b, n, "records/s")
 	})
 }
@@ -104,6 +128,7 @@ func BenchmarkOverlayPutIterate(b *testing.B) {
 		rng := rand.New(rand.NewPCG(7, 7))
 		v := benchValue(rng)
 		n := 0
+		cpu := startCPU()
 		for b.Loop() {
 			i := rng.IntN(len(keys) - span)
 			o.Mark()
@@ -125,6 +150,7 @@ func BenchmarkOverlayPutIterate(b *testing.B) {
 				}
 			}
 		}
+		cpu.report(b, n)
 		perSecond(b, n, "records/s")
 	})
 }
@@ -153,8 +179,10 @@ func BenchmarkOverlayScan(b *testing.B) {
 	if err := first.Close(); err != nil {
 		b.Fatal(err)
 	}
-	n := 0
+	n, ops := 0, 0
+	cpu := startCPU()
 	for b.Loop() {
+		ops++
 		i := rng.IntN(len(keys) - span)
 		it, err := o.Iterate(keys[i], keys[i+span], false)
 		if err != nil {
@@ -167,6 +195,7 @@ func BenchmarkOverlayScan(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, ops)
 	perSecond(b, n, "keys/s")
 }
 
@@ -181,7 +210,10 @@ func BenchmarkOverlayWritesThenScan(b *testing.B) {
 	defer o.Close()
 	rng := rand.New(rand.NewPCG(9, 9))
 	v := benchValue(rng)
+	ops := 0
+	cpu := startCPU()
 	for b.Loop() {
+		ops++
 		for j := 0; j < writes; j++ {
 			if err := o.Put(keys[rng.IntN(len(keys))], v); err != nil {
 				b.Fatal(err)
@@ -199,4 +231,5 @@ func BenchmarkOverlayWritesThenScan(b *testing.B) {
 		}
 		o.Discard()
 	}
+	cpu.report(b, ops)
 }
