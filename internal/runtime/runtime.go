@@ -120,6 +120,14 @@ type Config struct {
 	// Meter receives the runtime's measurements; nil measures nothing
 	// (metrics.go).
 	Meter *meter.App
+	// Standbys, AcceptableRecoveryLag, MaxWarmups and ProbingInterval
+	// are the assignor's standby and warm-up settings (assign.Config);
+	// standby.go runs the copies it places here and probe.go the probing
+	// rebalances.
+	Standbys              int
+	AcceptableRecoveryLag int64
+	MaxWarmups            int
+	ProbingInterval       time.Duration
 }
 
 // defaultStartupTimeout is the StartupTimeout when Config leaves it 0.
@@ -185,6 +193,9 @@ type Runtime struct {
 	shared sarama.Client
 	// status keeps what the status page reads between calls (status.go).
 	status statusBook
+	// standbys runs this instance's standby and warm-up copies while Run
+	// runs (standby.go; nil otherwise, guarded by mu).
+	standbys *standbyRunner
 }
 
 // New validates cfg and returns a runtime in state Created. Only
@@ -246,10 +257,12 @@ func New(cfg Config) (*Runtime, error) {
 		if len(st.SourcePatterns) > 0 {
 			return nil, fmt.Errorf("topology: sub-topology %d reads a topic pattern; the Kafka runtime supports fixed topics only so far", st.ID)
 		}
-		r.groups = append(r.groups, assign.TaskGroup{ID: int32(st.ID), Topics: slices.Clone(st.SourceTopics)})
+		r.groups = append(r.groups, assign.TaskGroup{ID: int32(st.ID), Topics: slices.Clone(st.SourceTopics), Stateless: r.stateless(st)})
 	}
 	s, err := assign.NewStrategy(assign.Config{
 		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Describe: r.describeGroup, Logger: r.log,
+		Standbys: cfg.Standbys, EndOffsets: r.endOffsets, AcceptableRecoveryLag: cfg.AcceptableRecoveryLag,
+		MaxWarmups: cfg.MaxWarmups, ProbingInterval: cfg.ProbingInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
@@ -531,6 +544,18 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 		}
 	}()
 	defer wg.Wait()
+	// The standby and warm-up copies outlive sessions; they stop (and
+	// release their stores) once the group is closed, before the client.
+	sb := newStandbyRunner(r, ctx)
+	r.mu.Lock()
+	r.standbys = sb
+	r.mu.Unlock()
+	defer func() {
+		sb.stopAll()
+		r.mu.Lock()
+		r.standbys = nil
+		r.mu.Unlock()
+	}()
 	defer group.Close()
 
 	if r.hasGlobals() {
