@@ -193,13 +193,15 @@ func TestAppFailoverToStandbyRestoresOnlyTheTail(t *testing.T) {
 	t.Logf("task %s: active on %s, standby on %s at %d of %d", task, victim, survivor, cp, lso)
 	before := len(restoreDone(t, insts[survivor], "balances", 0))
 
-	// Kill the victim; time until task 0_0's accounts get new committed
-	// updates (beyond those its last transactions may still bring in).
-	base := maxSeqOnPartition(w.snapshot(), parts, 0)
+	// Kill the victim; time until an account of task 0_0 has a committed
+	// update for a payment sent after the kill (its sequence number is
+	// above the payments it had when the victim died), which only the
+	// new owner can have made.
+	sentAtKill := f.counts()
 	killed := time.Now()
 	insts[victim].kill(t)
 	deadline = time.Now().Add(120 * time.Second)
-	for maxSeqOnPartition(w.snapshot(), parts, 0) <= base+10 {
+	for !w.beyond(sentAtKill, parts, 0) {
 		if time.Now().After(deadline) {
 			t.Fatalf("task %s did not resume within 120s of the kill", task)
 		}
@@ -253,17 +255,31 @@ func lastStable(t *testing.T, client sarama.Client, topic string, p int32) int64
 	return blk.Offsets[0]
 }
 
-// maxSeqOnPartition is the highest committed sequence number of the fed
-// accounts (the first 12) on partition p.
-func maxSeqOnPartition(got map[string][]balanceUpdate, parts int, p int) int64 {
-	var m int64
+// counts returns how many payments the feeder has sent to each account.
+func (f *feeder) counts() map[string]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]int64, len(f.sent))
+	for acct, a := range f.sent {
+		out[acct] = int64(len(a))
+	}
+	return out
+}
+
+// beyond reports whether some fed account on partition p has a
+// committed update whose sequence number exceeds sent[account] (plus
+// one, for the account's stored payment) — without copying the output.
+func (w *outputWatcher) beyond(sent map[string]int64, parts, p int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for i := 0; i < 12; i++ {
 		if i%parts != p {
 			continue
 		}
-		for _, u := range got[accountName(i)] {
-			m = max(m, u.Seq)
+		acct := accountName(i)
+		if ups := w.byAcct[acct]; len(ups) > 0 && ups[len(ups)-1].Seq > sent[acct]+1 {
+			return true
 		}
 	}
-	return m
+	return false
 }

@@ -109,6 +109,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		h.wg.Add(1)
 		go h.work(sess, w, mine)
 	}
+	h.startProbe(a)
 	return nil
 }
 

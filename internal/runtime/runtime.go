@@ -196,6 +196,9 @@ type Runtime struct {
 	// standbys runs this instance's standby and warm-up copies while Run
 	// runs (standby.go; nil otherwise, guarded by mu).
 	standbys *standbyRunner
+	// sessionEnd cancels the context of the Consume call in progress
+	// (probe.go; guarded by mu).
+	sessionEnd context.CancelCauseFunc
 }
 
 // New validates cfg and returns a runtime in state Created. Only
@@ -610,7 +613,14 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 	for ctx.Err() == nil {
 		r.setState(Rebalancing)
 		sessions := h.sessions.Load()
-		err := group.Consume(ctx, topics, h)
+		// Each Consume call has its own context, which a probing
+		// rebalance cancels to end the session (probe.go).
+		sctx, endSession := context.WithCancelCause(ctx)
+		r.mu.Lock()
+		r.sessionEnd = endSession
+		r.mu.Unlock()
+		err := group.Consume(sctx, topics, h)
+		endSession(nil)
 		if h.sessions.Load() != sessions {
 			outage.reset() // a session started: the group was reachable
 		}
