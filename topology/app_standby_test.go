@@ -156,3 +156,68 @@ func TestAppStandbyFollowsAndTakesOverWithTail(t *testing.T) {
 		t.Fatalf("B: %v", err)
 	}
 }
+
+// TestAppScaleOutWarmsUpThenMoves: a second instance joins an instance
+// whose stores lag it by more than AcceptableRecoveryLag. The leader keeps
+// the tasks where they are and gives the new instance a warm-up copy;
+// once the copy is within the acceptable lag the new instance probes (a
+// rebalance well before ProbingRebalanceInterval) and the task moves to
+// it, restoring only the tail.
+func TestAppScaleOutWarmsUpThenMoves(t *testing.T) {
+	b := testutil.NewBroker(t)
+	in, out := testutil.TopicName(t, "in"), testutil.TopicName(t, "out")
+	b.CreateTopic(t, in, 2, nil)
+	b.CreateTopic(t, out, 2, nil)
+	const keys, perKey = 2000, 2
+	produceKeys(t, b, in, 2, keys, perKey)
+
+	appID := testutil.TopicName(t, "app")
+	cfg := func(endpoint string) topology.Config {
+		return topology.Config{
+			ApplicationID: appID, Brokers: b.Addrs(), StateDir: t.TempDir(), QueryEndpoint: endpoint,
+			CommitInterval: 200 * time.Millisecond, Logger: testLogger(t),
+			AcceptableRecoveryLag: 100, ProbingRebalanceInterval: 10 * time.Minute,
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	appA, doneA := startApp(t, ctx, countTopology(t, in, out), cfg("a:1"))
+	waitCounts(t, b, out, keys, perKey, 60*time.Second)
+	appB, doneB := startApp(t, ctx, countTopology(t, in, out), cfg("b:1"))
+
+	// First a warm-up on B, A still running both tasks.
+	rs := waitRoles(t, "a warm-up on B while A runs both tasks", 60*time.Second, func(rs []map[string]query.TaskState) bool {
+		warm := 0
+		for _, ts := range rs[1] {
+			if ts.Role == query.RoleWarmup {
+				warm++
+			}
+		}
+		return warm > 0 && rs[0]["0_0"].Role == query.RoleActive && rs[0]["0_1"].Role == query.RoleActive
+	}, appA, appB)
+	var warming string
+	for task, ts := range rs[1] {
+		if ts.Role == query.RoleWarmup {
+			warming = task
+		}
+	}
+	began := time.Now()
+	// Then the probe: the task moves to B, well before the 10-minute
+	// probing interval.
+	waitRoles(t, "task "+warming+" running on B", 60*time.Second, func(rs []map[string]query.TaskState) bool {
+		return rs[1][warming].Role == query.RoleActive && rs[1][warming].State == query.TaskRunning
+	}, appA, appB)
+	restored := appB.RestoredRecords()[warming]
+	t.Logf("task %s warmed up on B, moved after %v, restored %d records on opening (store: %d keys)", warming, time.Since(began).Round(time.Millisecond), restored, keys/2)
+	if restored > 100 {
+		t.Fatalf("task %s restored %d records when it moved to B, want at most the acceptable lag (100)", warming, restored)
+	}
+	produceKeys(t, b, in, 2, keys, 1)
+	waitCounts(t, b, out, keys, perKey+1, 60*time.Second)
+	cancel()
+	for _, d := range []<-chan error{doneA, doneB} {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
