@@ -696,6 +696,11 @@ type Instance struct {
 	Self bool `json:"self"`
 	// Tasks are the tasks it runs ("<sub-topology>_<partition>").
 	Tasks []string `json:"tasks"`
+	// Standby are the tasks it keeps a standby copy of
+	// (topology.Config.NumStandbyReplicas), Warmup those it warms up to
+	// take them over; both are kept current from the changelogs.
+	Standby []string `json:"standby"`
+	Warmup  []string `json:"warmup"`
 }
 
 // Instances returns every instance of app with its tasks, from the
@@ -723,9 +728,16 @@ func (a Handle) instances(ctx context.Context) ([]Instance, int32, error) {
 	}
 	out := []Instance{}
 	for i, host := range asg.Hosts {
-		in := Instance{Endpoint: host.Endpoint, MemberID: host.MemberID, Self: i == asg.Self, Tasks: []string{}}
+		in := Instance{Endpoint: host.Endpoint, MemberID: host.MemberID, Self: i == asg.Self, Tasks: []string{},
+			Standby: []string{}, Warmup: []string{}}
 		for _, t := range host.Tasks {
 			in.Tasks = append(in.Tasks, t.String())
+		}
+		for _, t := range host.Standby {
+			in.Standby = append(in.Standby, t.String())
+		}
+		for _, t := range host.Warmup {
+			in.Warmup = append(in.Warmup, t.String())
 		}
 		out = append(out, in)
 	}

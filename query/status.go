@@ -76,6 +76,18 @@ const (
 	TaskStopped = "stopped"
 )
 
+// The TaskState.Role values.
+const (
+	// RoleActive: the task is assigned here to process.
+	RoleActive = runtime.RoleActive
+	// RoleStandby: this instance keeps a standby copy of the task's
+	// stores (topology.Config.NumStandbyReplicas).
+	RoleStandby = runtime.RoleStandby
+	// RoleWarmup: this instance warms the task's stores up, to take the
+	// task over once caught up.
+	RoleWarmup = runtime.RoleWarmup
+)
+
 // TaskState is one task of this instance.
 type TaskState struct {
 	// Task is "<sub-topology>_<partition>", or GlobalTaskName.
@@ -84,12 +96,22 @@ type TaskState struct {
 	// global tables).
 	SubTopology int32 `json:"sub_topology"`
 	Partition   int32 `json:"partition"`
+	// Role is RoleActive, RoleStandby or RoleWarmup ("active" for the
+	// global tables).
+	Role string `json:"role"`
 	// State is TaskRunning, TaskRestoring, TaskAssigned or TaskStopped.
+	// A standby or warm-up copy is TaskRestoring until it has reached
+	// its changelogs' ends once, TaskRunning while it follows them.
 	State string `json:"state"`
 	// RestoredRecords is how many changelog records the task's stores
-	// restored when it last opened (for the global tables: at start-up).
+	// restored when it last opened (for the global tables: at start-up);
+	// for a standby or warm-up copy, how many it has applied since it
+	// started here.
 	RestoredRecords int64 `json:"restored_records"`
-	// Lag is the sum of the lag of its input partitions (Partitions).
+	// Lag is the sum of the lag of its input partitions (Partitions);
+	// for a standby or warm-up copy, how far its stores are behind their
+	// changelogs: the end offsets (last stable offsets under
+	// exactly-once) minus the local offsets, summed.
 	Lag int64 `json:"lag"`
 }
 
@@ -276,7 +298,7 @@ func (a Handle) taskStates(appState string, lag map[assign.TaskID]int64) []TaskS
 	out := []TaskState{}
 	stopped := appState == runtime.Stopped.String() || appState == runtime.Error.String()
 	if rt.HasGlobals() {
-		ts := TaskState{Task: GlobalTaskName, SubTopology: -1, Partition: -1, State: TaskRestoring, RestoredRecords: rt.GlobalRestoredRecords()}
+		ts := TaskState{Task: GlobalTaskName, SubTopology: -1, Partition: -1, Role: RoleActive, State: TaskRestoring, RestoredRecords: rt.GlobalRestoredRecords()}
 		switch {
 		case stopped:
 			ts.State = TaskStopped
@@ -303,7 +325,7 @@ func (a Handle) taskStates(appState string, lag map[assign.TaskID]int64) []TaskS
 		}
 	}
 	for _, id := range asg.Tasks {
-		ts := TaskState{Task: id.String(), SubTopology: id.Group, Partition: id.Partition, State: TaskAssigned,
+		ts := TaskState{Task: id.String(), SubTopology: id.Group, Partition: id.Partition, Role: RoleActive, State: TaskAssigned,
 			RestoredRecords: restored[id], Lag: lag[id]}
 		_, isOpen := slices.BinarySearchFunc(open, id, assign.TaskID.Compare)
 		switch {
@@ -315,6 +337,31 @@ func (a Handle) taskStates(appState string, lag map[assign.TaskID]int64) []TaskS
 			ts.State = TaskRestoring
 		}
 		out = append(out, ts)
+	}
+	copies := map[assign.TaskID]runtime.StandbyStatus{}
+	for _, c := range rt.StandbyStatus() {
+		copies[c.Task] = c
+	}
+	for _, set := range []struct {
+		role  string
+		tasks []assign.TaskID
+	}{{RoleStandby, asg.Standby}, {RoleWarmup, asg.Warmup}} {
+		for _, id := range set.tasks {
+			ts := TaskState{Task: id.String(), SubTopology: id.Group, Partition: id.Partition, Role: set.role, State: TaskAssigned}
+			c, ok := copies[id]
+			switch {
+			case stopped:
+				ts.State = TaskStopped
+			case ok && c.CaughtUp:
+				ts.State = TaskRunning
+			case ok:
+				ts.State = TaskRestoring
+			}
+			if ok {
+				ts.RestoredRecords, ts.Lag = c.Records, c.Lag
+			}
+			out = append(out, ts)
+		}
 	}
 	return out
 }

@@ -215,7 +215,7 @@ func TestStatusTopologySVG(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.State != "created" || s.Generation != -1 || len(s.Instances) != 0 || len(s.Partitions) != 0 || len(s.Problems) != 0 ||
-		len(s.Tasks) != 1 || s.Tasks[0] != (query.TaskState{Task: "global", SubTopology: -1, Partition: -1, State: query.TaskAssigned}) {
+		len(s.Tasks) != 1 || s.Tasks[0] != (query.TaskState{Task: "global", SubTopology: -1, Partition: -1, Role: query.RoleActive, State: query.TaskAssigned}) {
 		t.Fatalf("status before Run: %+v", s)
 	}
 	if len(s.KeyValueStores) != 3 { // customers, order-counts, per-order

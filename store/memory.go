@@ -28,6 +28,35 @@ func NewMemoryEngine() Engine {
 	return &memEngine{rng: rand.New(rand.NewPCG(0x6272_6f6f6b, 0x6d656d)), gen: 1}
 }
 
+// newSortedMemEngine returns a memory engine holding the n pairs that
+// pair(0), ..., pair(n-1) return, taking ownership of their slices; the
+// keys must be sorted and distinct. It builds the treap in one pass along
+// its right spine instead of inserting key by key.
+func newSortedMemEngine(n int, pair func(i int) (key, value []byte)) *memEngine {
+	e := NewMemoryEngine().(*memEngine)
+	nodes := make([]memNode, n) // one allocation for all nodes
+	var spine []*memNode        // the right spine, priorities falling from the root
+	for i := range nodes {
+		nd := &nodes[i]
+		k, v := pair(i)
+		*nd = memNode{key: k, value: v, prio: e.rng.Uint64(), gen: e.gen}
+		var below *memNode
+		for len(spine) > 0 && spine[len(spine)-1].prio < nd.prio {
+			below, spine = spine[len(spine)-1], spine[:len(spine)-1]
+		}
+		nd.left = below
+		if len(spine) > 0 {
+			spine[len(spine)-1].right = nd
+		}
+		spine = append(spine, nd)
+	}
+	if len(spine) > 0 {
+		e.root = spine[0]
+	}
+	e.count = int64(n)
+	return e
+}
+
 // memNode is a treap node. A node whose gen is below the engine's gen is
 // reachable from a snapshot and must not change.
 type memNode struct {

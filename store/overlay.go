@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -20,6 +22,13 @@ import (
 // therefore holds the last committed state (or an older one, which the
 // changelog tail brings forward), never a write that Kafka did not commit.
 //
+// Pending writes live in a hash map, so that Get and Put cost one map
+// operation each. An ordered view of them (a copy-on-write treap, as in
+// NewMemoryEngine) is built only when an iterator asks for one; from then
+// until the next Commit or Discard writes go to that view instead of the
+// map, so that a store that is scanned often (a window store) pays for
+// the sort once per commit, not once per scan.
+//
 // Flush does nothing: the overlay's writes become durable only through
 // Commit, which flushes the base. Like the other engines, an Overlay has one
 // writer goroutine; Get, Iterate and ApproximateCount are safe for
@@ -27,8 +36,31 @@ import (
 // it is created).
 type Overlay struct {
 	base   Engine
-	top    atomic.Pointer[memEngine] // the pending writes, values tagged by overlayPut/overlayDelete
 	closed atomic.Bool
+	// commitMu keeps a Commit's base write from falling between the two
+	// snapshots an Iterate takes (pending writes, then the base): Iterate
+	// holds it for reading, the base write for writing. Without it an
+	// iterator could see writes made after it was created.
+	commitMu sync.RWMutex
+
+	// mu guards the pending writes: the writer holds it for writing while
+	// it changes them (a batch or a rollback under one hold, so that
+	// readers see all of it or none), readers for reading. Iterate holds
+	// it for writing when it builds the ordered view.
+	mu sync.RWMutex
+	// m holds the pending writes, values tagged by overlayPut or
+	// overlayDelete, while ordered is nil; it is empty otherwise. Commit
+	// and Discard clear it, so that its buckets serve the next commit
+	// interval, unless it has grown to more than four times what the
+	// interval just ended needed (see reset).
+	m map[string][]byte
+	// mSize is the most keys m held at a reset since it was made.
+	mSize int
+	// ordered holds the pending writes in key order once an iterator has
+	// asked for them, until the next reset. Its nodes are changed only with
+	// mu held for writing (and ordered.mu, which its iterators use).
+	ordered *memEngine
+
 	// marked and undo implement Mark/RollbackToMark: undo holds, for
 	// every write since the Mark, the pending value it replaced. Only the
 	// writer goroutine touches them.
@@ -37,12 +69,18 @@ type Overlay struct {
 }
 
 // overlayUndo restores one pending key: to prev if had, else to absent.
+// A write to the map records key; a write to the ordered view records
+// okey, the slice the treap holds (the view is dropped only at a reset,
+// which empties undo, so such an entry is always undone in the view).
 type overlayUndo struct {
-	key, prev []byte
-	had       bool
+	key  string
+	okey []byte
+	prev []byte
+	had  bool
+	tree bool // the write went to the ordered view: okey is set
 }
 
-// Tags of the values kept in the overlay's memory engine.
+// Tags of the values kept in the overlay's pending writes.
 const (
 	overlayDelete byte = 0
 	overlayPut    byte = 1
@@ -50,23 +88,38 @@ const (
 
 var overlayTombstone = []byte{overlayDelete}
 
+// minOverlayShrink is the size below which the pending map is always
+// reused.
+const minOverlayShrink = 4096
+
 // NewOverlay returns an Overlay over base with no pending writes. The
 // Overlay owns base from now on: Close closes it.
 func NewOverlay(base Engine) *Overlay {
-	o := &Overlay{base: base}
-	o.reset()
-	return o
+	return &Overlay{base: base, m: make(map[string][]byte)}
 }
 
+// reset drops the pending writes. Readers holding an iterator keep their
+// snapshot of the ordered view; Get answers from the base from now on.
 func (o *Overlay) reset() {
-	o.top.Store(NewMemoryEngine().(*memEngine))
-	// The undo entries describe the engine just dropped: a rollback now
+	o.mu.Lock()
+	n := len(o.m)
+	if o.ordered != nil {
+		n = int(o.ordered.count)
+	}
+	o.ordered = nil
+	if o.mSize > minOverlayShrink && n < o.mSize/4 {
+		// A burst made the map large: do not keep its memory for good.
+		o.m, o.mSize = make(map[string][]byte, n), n
+	} else {
+		clear(o.m)
+		o.mSize = max(o.mSize, n)
+	}
+	o.mu.Unlock()
+	// The undo entries describe the writes just dropped: a rollback now
 	// has nothing to undo.
 	clear(o.undo)
 	o.undo = o.undo[:0]
 }
-
-func (o *Overlay) pending() *memEngine { return o.top.Load() }
 
 // Mark sets a savepoint: RollbackToMark undoes every write made after it.
 // A new Mark replaces the previous one; after Commit or Discard only the
@@ -86,37 +139,92 @@ func (o *Overlay) RollbackToMark() {
 	if len(o.undo) == 0 {
 		return
 	}
-	m := o.pending()
-	m.mu.Lock()
-	if !m.closed {
+	o.mu.Lock()
+	if t := o.ordered; t != nil {
+		t.mu.Lock()
 		for i := len(o.undo) - 1; i >= 0; i-- {
-			if u := o.undo[i]; u.had {
-				m.swapLocked(u.key, u.prev)
+			u := o.undo[i]
+			k := u.okey
+			if !u.tree {
+				k = []byte(u.key)
+			}
+			if u.had {
+				t.swapLocked(k, u.prev)
 			} else {
-				m.deleteLocked(u.key)
+				t.deleteLocked(k)
+			}
+		}
+		t.mu.Unlock()
+	} else {
+		for i := len(o.undo) - 1; i >= 0; i-- {
+			// Entries made in the ordered view cannot be here: the
+			// view is dropped only by a reset, which empties undo.
+			if u := o.undo[i]; u.had {
+				o.m[u.key] = u.prev
+			} else {
+				delete(o.m, u.key)
 			}
 		}
 	}
-	m.mu.Unlock()
+	o.mu.Unlock()
 	clear(o.undo)
 	o.undo = o.undo[:0]
 }
 
-// write sets the pending value of key (a tagged value the overlay owns)
-// and remembers what it replaced while a Mark is set.
-func (o *Overlay) write(m *memEngine, key, tagged []byte) error {
-	k := bytes.Clone(key)
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return ErrClosed
+// setLocked sets the pending value of key (a tagged value the overlay
+// owns; key is copied) and remembers what it replaced while a Mark is set.
+// o.mu must be held for writing.
+func (o *Overlay) setLocked(key, tagged []byte) {
+	if t := o.ordered; t != nil {
+		k := bytes.Clone(key)
+		t.mu.Lock()
+		prev, had := t.swapLocked(k, tagged)
+		t.mu.Unlock()
+		if o.marked {
+			o.undo = append(o.undo, overlayUndo{okey: k, prev: prev, had: had, tree: true})
+		}
+		return
 	}
-	prev, had := m.swapLocked(k, tagged)
-	m.mu.Unlock()
+	k := string(key)
+	prev, had := o.m[k]
+	o.m[k] = tagged
 	if o.marked {
 		o.undo = append(o.undo, overlayUndo{key: k, prev: prev, had: had})
 	}
+}
+
+func (o *Overlay) write(key, tagged []byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed.Load() {
+		return ErrClosed
+	}
+	o.setLocked(key, tagged)
 	return nil
+}
+
+// orderedLocked returns the ordered view of the pending writes, building
+// it from the map first if needed. o.mu must be held for writing.
+func (o *Overlay) orderedLocked() *memEngine {
+	if o.ordered == nil {
+		keys := make([]string, 0, len(o.m))
+		size := 0
+		for k := range o.m {
+			keys = append(keys, k)
+			size += len(k)
+		}
+		slices.Sort(keys)
+		// The view's keys are copied into one buffer, each a full slice
+		// of its own bytes (the treap never changes a key).
+		buf := make([]byte, 0, size)
+		o.ordered = newSortedMemEngine(len(keys), func(i int) ([]byte, []byte) {
+			at := len(buf)
+			buf = append(buf, keys[i]...)
+			return buf[at:len(buf):len(buf)], o.m[keys[i]]
+		})
+		clear(o.m)
+	}
+	return o.ordered
 }
 
 // Base returns the engine under the overlay.
@@ -125,8 +233,12 @@ func (o *Overlay) Base() Engine { return o.base }
 // Pending returns the number of keys written or deleted since the last
 // Commit or Discard.
 func (o *Overlay) Pending() int {
-	n, _ := o.pending().ApproximateCount() // exact for the memory engine
-	return int(n)
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.ordered != nil {
+		return int(o.ordered.count) // changed only under o.mu held for writing
+	}
+	return len(o.m)
 }
 
 // Get implements Engine: a pending write answers first.
@@ -134,7 +246,18 @@ func (o *Overlay) Get(key []byte) ([]byte, bool, error) {
 	if o.closed.Load() {
 		return nil, false, ErrClosed
 	}
-	v, found, err := o.pending().Get(key)
+	var v []byte
+	var found bool
+	var err error
+	o.mu.RLock()
+	if o.ordered != nil {
+		v, found, err = o.ordered.Get(key)
+	} else {
+		// Stored values are replaced, never changed: v stays valid
+		// after the unlock.
+		v, found = o.m[string(key)]
+	}
+	o.mu.RUnlock()
 	if err != nil {
 		return nil, false, err
 	}
@@ -142,7 +265,7 @@ func (o *Overlay) Get(key []byte) ([]byte, bool, error) {
 		if v[0] == overlayDelete {
 			return nil, false, nil
 		}
-		return v[1:], true, nil
+		return bytes.Clone(v[1:]), true, nil
 	}
 	return o.base.Get(key)
 }
@@ -152,7 +275,7 @@ func (o *Overlay) Put(key, value []byte) error {
 	if o.closed.Load() {
 		return ErrClosed
 	}
-	return o.write(o.pending(), key, tagPut(value))
+	return o.write(key, tagPut(value))
 }
 
 // Delete implements Engine; the delete stays in memory until Commit.
@@ -160,7 +283,7 @@ func (o *Overlay) Delete(key []byte) error {
 	if o.closed.Load() {
 		return ErrClosed
 	}
-	return o.write(o.pending(), key, overlayTombstone)
+	return o.write(key, overlayTombstone)
 }
 
 func tagPut(value []byte) []byte {
@@ -171,11 +294,15 @@ func tagPut(value []byte) []byte {
 }
 
 // Iterate implements Engine: it merges the pending writes with the base.
+// The first iterator after a Commit or Discard sorts the pending writes
+// into the ordered view; later ones take a copy-on-write snapshot of it.
 func (o *Overlay) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byte], error) {
 	if o.closed.Load() {
 		return nil, ErrClosed
 	}
-	top, err := o.pending().Iterate(lo, hi, reverse)
+	o.commitMu.RLock()
+	defer o.commitMu.RUnlock()
+	top, err := o.iteratePending(lo, hi, reverse)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +311,18 @@ func (o *Overlay) Iterate(lo, hi []byte, reverse bool) (Iterator[[]byte, []byte]
 		return nil, errors.Join(err, top.Close())
 	}
 	return &overlayIter{o: o, base: base, top: top, reverse: reverse}, nil
+}
+
+func (o *Overlay) iteratePending(lo, hi []byte, reverse bool) (Iterator[[]byte, []byte], error) {
+	o.mu.RLock()
+	if t := o.ordered; t != nil {
+		defer o.mu.RUnlock()
+		return t.Iterate(lo, hi, reverse)
+	}
+	o.mu.RUnlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.orderedLocked().Iterate(lo, hi, reverse)
 }
 
 // NewBatch implements Engine: the batch writes into the overlay.
@@ -219,35 +358,57 @@ func (o *Overlay) Commit() error {
 	if o.closed.Load() {
 		return ErrClosed
 	}
-	top := o.pending()
-	it, err := top.Iterate(nil, nil, false)
+	b, err := o.baseBatch()
 	if err != nil {
 		return fmt.Errorf("store: overlay commit: %w", err)
 	}
-	b := o.base.NewBatch()
-	for it.Next() {
-		if v := it.Value(); v[0] == overlayDelete {
-			b.Delete(it.Key())
-		} else {
-			b.Put(it.Key(), v[1:])
-		}
-	}
-	if err := errors.Join(it.Err(), it.Close()); err != nil {
-		return fmt.Errorf("store: overlay commit: %w", err)
-	}
 	if b.Len() > 0 {
-		if err := b.Write(); err != nil {
+		o.commitMu.Lock()
+		err := b.Write()
+		o.commitMu.Unlock()
+		if err != nil {
 			return fmt.Errorf("store: overlay commit: %w", err)
 		}
 	}
 	if err := o.base.Flush(); err != nil {
 		return fmt.Errorf("store: overlay commit: %w", err)
 	}
-	// Readers holding the old memory engine keep a consistent view: its
-	// writes are in the base now. It is left to the garbage collector (an
-	// open iterator may still walk it).
+	// Readers see the base from now on, which holds these writes; an
+	// iterator still open keeps its snapshot of the ordered view.
 	o.reset()
 	return nil
+}
+
+// baseBatch returns a batch of the base holding every pending write.
+func (o *Overlay) baseBatch() (Batch, error) {
+	b := o.base.NewBatch()
+	add := func(k, v []byte) {
+		if v[0] == overlayDelete {
+			b.Delete(k)
+		} else {
+			b.Put(k, v[1:])
+		}
+	}
+	// Read lock: a reader's Iterate must not swap the map for the
+	// ordered view meanwhile.
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.ordered == nil {
+		var kb []byte // the batch copies its keys: one buffer serves all
+		for k, v := range o.m {
+			kb = append(kb[:0], k...)
+			add(kb, v)
+		}
+		return b, nil
+	}
+	it, err := o.ordered.Iterate(nil, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	for it.Next() {
+		add(it.Key(), it.Value())
+	}
+	return b, errors.Join(it.Err(), it.Close())
 }
 
 // Discard drops the pending writes: the store is back at its last
@@ -265,6 +426,9 @@ func (o *Overlay) Close() error {
 	}
 	err := o.base.Close()
 	o.reset()
+	o.mu.Lock()
+	o.m, o.mSize = map[string][]byte{}, 0
+	o.mu.Unlock()
 	return err
 }
 
@@ -289,22 +453,15 @@ func (b *overlayBatch) Len() int { return len(b.ops) }
 func (b *overlayBatch) Reset()   { b.ops = b.ops[:0] }
 
 func (b *overlayBatch) Write() error {
-	if b.o.closed.Load() {
-		return ErrClosed
-	}
+	o := b.o
 	// One lock for the whole batch: readers see all of it or none.
-	o, m := b.o, b.o.pending()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed.Load() {
 		return ErrClosed
 	}
 	for _, op := range b.ops {
-		k := op.key // the batch never changes a key or value it holds
-		prev, had := m.swapLocked(k, op.value)
-		if o.marked {
-			o.undo = append(o.undo, overlayUndo{key: k, prev: prev, had: had})
-		}
+		o.setLocked(op.key, op.value)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/brookstream/brook/internal/changelog"
+	"github.com/brookstream/brook/store"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -241,25 +243,11 @@ func (b *Broker) consumeAll(t testing.TB, topic string, iso sarama.IsolationLeve
 	if err != nil {
 		t.Fatalf("testutil: partitions of %q: %v", topic, err)
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		t.Fatalf("testutil: consumer: %v", err)
-	}
-	defer consumer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	var out []*sarama.ConsumerMessage
 	for _, p := range parts {
-		end, err := getOffset(client, topic, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatalf("testutil: end offset of %s/%d: %v", topic, p, err)
-		}
-		start, err := getOffset(client, topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatalf("testutil: start offset of %s/%d: %v", topic, p, err)
-		}
-		if start >= end {
-			continue
-		}
-		msgs, err := readPartition(consumer, topic, p, start, end)
+		msgs, err := readPartition(ctx, client, topic, p, iso)
 		if err != nil {
 			t.Fatalf("testutil: %v", err)
 		}
@@ -268,56 +256,42 @@ func (b *Broker) consumeAll(t testing.TB, topic string, iso sarama.IsolationLeve
 	return out
 }
 
-// getOffset asks for an offset of one partition, retrying for up to 30 s
-// while the answer is retriable: a real broker answers "not the leader"
-// for a short while after a topic is created or its leader moves.
-func getOffset(client sarama.Client, topic string, p int32, at int64) (int64, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		off, err := client.GetOffset(topic, p, at)
-		if err == nil || !retriable(err) || time.Now().After(deadline) {
-			return off, err
-		}
-		time.Sleep(100 * time.Millisecond)
-		_ = client.RefreshMetadata(topic) // the next GetOffset reports what still fails
-	}
-}
-
-// readPartition reads [start, end) of one partition. Transaction markers
-// and aborted records occupy offsets that are never delivered, so reading
-// stops at the first delivered offset >= end-1 or, when the tail is made of
-// such offsets, once the consumer has been idle past them.
-func readPartition(c sarama.Consumer, topic string, p int32, start, end int64) ([]*sarama.ConsumerMessage, error) {
-	pc, err := c.ConsumePartition(topic, p, start)
+// readPartition reads one partition from its start offset to its end
+// offset now: the high watermark, or under read_committed the last stable
+// offset (records of a transaction still open are not returned, as a
+// read_committed consumer would not return them yet). It reads with
+// brook's changelog reader, which sees the transaction markers and
+// aborted records that a consumer skips without a word, so it knows at
+// once when it has reached the end however the log ends (no idle
+// time-out).
+func readPartition(ctx context.Context, client sarama.Client, topic string, p int32, iso sarama.IsolationLevel) ([]*sarama.ConsumerMessage, error) {
+	rd := changelog.NewReader(client, topic, p, iso)
+	end, err := rd.EndOffset(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("consume %s/%d from %d: %w", topic, p, start, err)
+		return nil, fmt.Errorf("end offset of %s/%d: %w", topic, p, err)
 	}
-	defer pc.Close()
+	start, err := rd.BeginOffset(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start offset of %s/%d: %w", topic, p, err)
+	}
 	var out []*sarama.ConsumerMessage
-	idle := time.NewTimer(3 * time.Second)
-	defer idle.Stop()
-	for {
-		select {
-		case m, ok := <-pc.Messages():
-			if !ok {
-				// The consumer shut down on an error (sarama logs it).
-				return out, fmt.Errorf("consume %s/%d: the partition consumer stopped after %d records of [%d, %d)", topic, p, len(out), start, end)
-			}
-			if m.Offset >= end {
-				return out, nil
+	if start >= end {
+		return out, nil
+	}
+	err = rd.Read(ctx, start, end, func(recs []store.ChangelogRecord) error {
+		for _, r := range recs {
+			m := &sarama.ConsumerMessage{Topic: topic, Partition: p, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+			for _, h := range r.Headers {
+				m.Headers = append(m.Headers, &sarama.RecordHeader{Key: h.Key, Value: h.Value})
 			}
 			out = append(out, m)
-			if m.Offset == end-1 {
-				return out, nil
-			}
-			idle.Reset(3 * time.Second)
-		case cerr := <-pc.Errors():
-			return out, fmt.Errorf("consume %s/%d: %w", topic, p, cerr)
-		case <-idle.C:
-			// Only markers or aborted records remain below end.
-			return out, nil
 		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("read %s/%d [%d, %d): %w", topic, p, start, end, err)
 	}
+	return out, nil
 }
 
 // WaitForRecords consumes topic from the beginning until at least n

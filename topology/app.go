@@ -209,6 +209,46 @@ type Config struct {
 	// default) measures nothing. See package metrics and
 	// docs/OPERATIONS.md.
 	Metrics *metrics.Registry
+	// NumStandbyReplicas is the number of standby replicas of each
+	// stateful task (Kafka Streams' num.standby.replicas): other instances
+	// keep a copy of the task's persistent stores current by reading
+	// their changelogs (read_committed under ExactlyOnce), never the
+	// instance running the task, so that when that instance fails the task
+	// moves to one with a copy and restores only the tail. Each standby
+	// costs its instance the disk of the copy and the changelog reads. The
+	// group leader's setting counts; give every instance the same. Default
+	// 0: none. See docs/RUNTIME.md ("Standbys, warm-ups and static
+	// membership").
+	NumStandbyReplicas int
+	// AcceptableRecoveryLag is the largest lag (changelog offsets summed
+	// over a task's changelog partitions) at which an instance counts as
+	// caught up for a task (Kafka Streams' acceptable.recovery.lag): a
+	// task moves to an instance further behind only after a warm-up copy
+	// there has caught up, and stays meanwhile where it is. Default
+	// 10,000.
+	AcceptableRecoveryLag int64
+	// MaxWarmupReplicas bounds the warm-up copies in the whole group at
+	// any time (Kafka Streams' max.warmup.replicas). Default 2.
+	MaxWarmupReplicas int
+	// ProbingRebalanceInterval is how long after an assignment with
+	// warm-ups their instance makes the group rebalance again, to move the
+	// tasks whose warm-ups caught up (Kafka Streams'
+	// probing.rebalance.interval.ms); the instance does it earlier once
+	// all its warm-ups are within AcceptableRecoveryLag. Default one
+	// minute (Kafka Streams: ten).
+	ProbingRebalanceInterval time.Duration
+	// GroupInstanceID makes this instance a static member of its group
+	// (Kafka's group.instance.id, KIP-345): it does not leave the group
+	// when it stops, and when it starts again with the same id within the
+	// session timeout it gets its tasks back without a rebalance (the
+	// other instances go on processing). It must be unique in the group
+	// and stay with the instance across restarts (a host name, a pod
+	// name); a second instance started with the same id fences the first,
+	// which then stops with an error. Default "": dynamic membership. A
+	// static instance that stops for good is removed only when the
+	// session timeout (sarama's Consumer.Group.Session.Timeout, 10s by
+	// default) expires, so its tasks wait that long.
+	GroupInstanceID string
 	// ConfigureSarama is the escape hatch: it may change the sarama
 	// configuration brook built, before any client is created. brook's
 	// own settings for the producer and the consumer group are applied
@@ -261,6 +301,27 @@ func (c Config) Validate() error {
 	}
 	if c.RepartitionPurgeInterval < 0 {
 		return fmt.Errorf("topology: Config.RepartitionPurgeInterval %v is negative", c.RepartitionPurgeInterval)
+	}
+	if c.NumStandbyReplicas < 0 {
+		return fmt.Errorf("topology: Config.NumStandbyReplicas %d is negative", c.NumStandbyReplicas)
+	}
+	if c.AcceptableRecoveryLag < 0 {
+		return fmt.Errorf("topology: Config.AcceptableRecoveryLag %d is negative", c.AcceptableRecoveryLag)
+	}
+	if c.MaxWarmupReplicas < 0 {
+		return fmt.Errorf("topology: Config.MaxWarmupReplicas %d is negative", c.MaxWarmupReplicas)
+	}
+	if c.ProbingRebalanceInterval < 0 {
+		return fmt.Errorf("topology: Config.ProbingRebalanceInterval %v is negative", c.ProbingRebalanceInterval)
+	}
+	if id := c.GroupInstanceID; id != "" {
+		// The broker's own check (JoinGroup refuses other ids).
+		if err := validTopicPart(id); err != nil {
+			return fmt.Errorf("topology: Config.GroupInstanceID %q %w", id, err)
+		}
+		if len(id) > maxTopicLen || id == "." || id == ".." {
+			return fmt.Errorf("topology: Config.GroupInstanceID %q is not a legal group instance id: at most %d characters, not \".\" or \"..\"", id, maxTopicLen)
+		}
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("brook: Config.ShutdownTimeout %v is negative", c.ShutdownTimeout)
@@ -398,6 +459,7 @@ func (c *Config) sarama() *sarama.Config {
 			sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
 		}
 	}
+	sc.Consumer.Group.InstanceId = c.GroupInstanceID
 	if c.ConfigureSarama != nil {
 		c.ConfigureSarama(sc)
 	}
@@ -450,6 +512,8 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		RepartitionPurgeInterval: c.RepartitionPurgeInterval, MaxTaskIdle: c.MaxTaskIdle,
 		LineageHeaders: c.LineageHeaders,
 		Meter:          m,
+		Standbys:       c.NumStandbyReplicas, AcceptableRecoveryLag: c.AcceptableRecoveryLag,
+		MaxWarmups: c.MaxWarmupReplicas, ProbingInterval: c.ProbingRebalanceInterval,
 	})
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/brookstream/brook/serde"
+	"github.com/brookstream/brook/store"
 	"github.com/brookstream/brook/testutil"
 	"github.com/brookstream/brook/topology"
 )
@@ -59,10 +60,18 @@ func helperMain() int {
 	if ms, err := strconv.Atoi(env("COMMIT_MS")); err == nil {
 		commitInterval = time.Duration(ms) * time.Millisecond
 	}
+	standbys, _ := strconv.Atoi(env("STANDBYS"))
 	app, err := topology.NewApp(topo, topology.Config{
 		ApplicationID: env("APP_ID"), Brokers: strings.Split(env("BROKERS"), ","),
 		StateDir: env("STATE_DIR"), CommitInterval: commitInterval, Logger: log, Guarantee: guarantee,
-		QueryEndpoint: env("ENDPOINT"),
+		QueryEndpoint: env("ENDPOINT"), ClientID: env("CLIENT_ID"), NumStandbyReplicas: standbys,
+		GroupInstanceID: env("INSTANCE_ID"),
+		RestoreListener: func(p store.RestoreProgress) {
+			if p.Restored == p.Total {
+				// app_failover_kill_test.go reads these.
+				log.Info("helper: restore done", "store", p.Store, "partition", p.Partition, "records", p.Records)
+			}
+		},
 		ConfigureSarama: func(c *sarama.Config) {
 			// Notice a killed member quickly.
 			c.Consumer.Group.Session.Timeout = 6 * time.Second

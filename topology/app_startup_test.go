@@ -549,6 +549,12 @@ func TestConfigValidateRefusesBadApplicationIDsAndOptions(t *testing.T) {
 		{"replication factor", func(c *topology.Config) { c.ReplicationFactor = -2 }, "ReplicationFactor"},
 		{"min insync above replication", func(c *topology.Config) { c.ReplicationFactor, c.MinInsyncReplicas = 2, 3 }, "MinInsyncReplicas 3 exceeds"},
 		{"negative startup timeout", func(c *topology.Config) { c.StartupTimeout = -time.Second }, "StartupTimeout"},
+		{"negative standbys", func(c *topology.Config) { c.NumStandbyReplicas = -1 }, "NumStandbyReplicas -1 is negative"},
+		{"negative recovery lag", func(c *topology.Config) { c.AcceptableRecoveryLag = -1 }, "AcceptableRecoveryLag -1 is negative"},
+		{"negative warm-ups", func(c *topology.Config) { c.MaxWarmupReplicas = -2 }, "MaxWarmupReplicas -2 is negative"},
+		{"negative probing interval", func(c *topology.Config) { c.ProbingRebalanceInterval = -time.Second }, "ProbingRebalanceInterval -1s is negative"},
+		{"instance id with a space", func(c *topology.Config) { c.GroupInstanceID = "host 1" }, "GroupInstanceID"},
+		{"instance id too long", func(c *topology.Config) { c.GroupInstanceID = strings.Repeat("h", 250) }, "GroupInstanceID"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base

@@ -95,9 +95,11 @@
 //
 // Goroutines: Run owns the consumer-group loop, the producer's result
 // reader, the shutdown watch and, with metrics (Config.Meter), the
-// monitor that lists end offsets and measures stores (metrics.go); each group session owns its worker
-// goroutines and waits for them in Cleanup. Run returns only after all of
-// them have exited.
+// monitor that lists end offsets and measures stores (metrics.go), and the
+// standby runner, whose copies (one goroutine each) outlive sessions and
+// stop after the group closes (standby.go); each group session owns its
+// worker goroutines and its probe (probe.go) and waits for them in
+// Cleanup. Run returns only after all of them have exited.
 //
 // Files, one concern each:
 //
@@ -128,6 +130,9 @@
 //     WaitCaughtUp);
 //   - metrics.go: CollectMetrics (the meter's counters plus state, lag and
 //     store sizes) and the monitor goroutine.
+//   - standby.go: standby and warm-up copies kept current from the
+//     changelogs, their status, and the assignor's EndOffsets;
+//   - probe.go: probing rebalances (ending the session to rejoin);
 //   - status.go: what the status page reads (per-partition committed
 //     offset, position and listed end offset, restores, store sizes) and
 //     the ring of recent warnings every log record passes (recentlog.go).

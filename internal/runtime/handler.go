@@ -43,9 +43,17 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		return err
 	}
 	r.meter.RebalanceDone(time.Now())
-	if a, ok := r.strategy.Local(); ok && r.cfg.OnAssignment != nil {
+	a, ok := r.strategy.Local()
+	if ok && r.cfg.OnAssignment != nil {
 		r.cfg.OnAssignment(a)
 	}
+	// Copies of tasks that are active here now stop (and release their
+	// stores) before the tasks open; new copies start.
+	a.Tasks = ids
+	r.mu.Lock()
+	sb := r.standbys
+	r.mu.Unlock()
+	sb.reconcile(a)
 	h.tasks = map[assign.TaskID]*taskRun{}
 	h.byTP = map[tpKey]*taskRun{}
 	h.stop = make(chan struct{})
@@ -102,6 +110,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		h.wg.Add(1)
 		go h.work(sess, w, mine)
 	}
+	h.startProbe(a)
 	return nil
 }
 

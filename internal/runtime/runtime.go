@@ -122,6 +122,14 @@ type Config struct {
 	// Meter receives the runtime's measurements; nil measures nothing
 	// (metrics.go).
 	Meter *meter.App
+	// Standbys, AcceptableRecoveryLag, MaxWarmups and ProbingInterval
+	// are the assignor's standby and warm-up settings (assign.Config);
+	// standby.go runs the copies it places here and probe.go the probing
+	// rebalances.
+	Standbys              int
+	AcceptableRecoveryLag int64
+	MaxWarmups            int
+	ProbingInterval       time.Duration
 }
 
 // defaultStartupTimeout is the StartupTimeout when Config leaves it 0.
@@ -190,6 +198,12 @@ type Runtime struct {
 	shared sarama.Client
 	// status keeps what the status page reads between calls (status.go).
 	status statusBook
+	// standbys runs this instance's standby and warm-up copies while Run
+	// runs (standby.go; nil otherwise, guarded by mu).
+	standbys *standbyRunner
+	// sessionEnd cancels the context of the Consume call in progress
+	// (probe.go; guarded by mu).
+	sessionEnd context.CancelCauseFunc
 }
 
 // New validates cfg and returns a runtime in state Created. Only
@@ -251,10 +265,12 @@ func New(cfg Config) (*Runtime, error) {
 		if len(st.SourcePatterns) > 0 {
 			return nil, fmt.Errorf("topology: sub-topology %d reads a topic pattern; the Kafka runtime supports fixed topics only so far", st.ID)
 		}
-		r.groups = append(r.groups, assign.TaskGroup{ID: int32(st.ID), Topics: slices.Clone(st.SourceTopics)})
+		r.groups = append(r.groups, assign.TaskGroup{ID: int32(st.ID), Topics: slices.Clone(st.SourceTopics), Stateless: r.stateless(st)})
 	}
 	s, err := assign.NewStrategy(assign.Config{
 		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Describe: r.describeGroup, Logger: r.log,
+		Standbys: cfg.Standbys, EndOffsets: r.endOffsets, AcceptableRecoveryLag: cfg.AcceptableRecoveryLag,
+		MaxWarmups: cfg.MaxWarmups, ProbingInterval: cfg.ProbingInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
@@ -536,6 +552,18 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 		}
 	}()
 	defer wg.Wait()
+	// The standby and warm-up copies outlive sessions; they stop (and
+	// release their stores) once the group is closed, before the client.
+	sb := newStandbyRunner(r, ctx)
+	r.mu.Lock()
+	r.standbys = sb
+	r.mu.Unlock()
+	defer func() {
+		sb.stopAll()
+		r.mu.Lock()
+		r.standbys = nil
+		r.mu.Unlock()
+	}()
 	defer group.Close()
 	// The sessions have ended (and their probes' contexts with them) by
 	// the time the deferred calls run.
@@ -593,7 +621,14 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 	for ctx.Err() == nil {
 		r.setState(Rebalancing)
 		sessions := h.sessions.Load()
-		err := group.Consume(ctx, topics, h)
+		// Each Consume call has its own context, which a probing
+		// rebalance cancels to end the session (probe.go).
+		sctx, endSession := context.WithCancelCause(ctx)
+		r.mu.Lock()
+		r.sessionEnd = endSession
+		r.mu.Unlock()
+		err := group.Consume(sctx, topics, h)
+		endSession(nil)
 		if h.sessions.Load() != sessions {
 			outage.reset() // a session started: the group was reachable
 		}
