@@ -249,8 +249,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		r.rep.Sizes["failover_rate_per_partition_per_s"] = o.FailoverRate
 		r.rep.Sizes["failover_instances"] = failoverInstances
 		r.rep.Configs["failover"] = fmt.Sprintf("F1/F1s: B2's count per key, exactly-once (brook ExactlyOnce; Kafka Streams exactly_once_v2), %d instances as separate processes, each with its own state directory; "+
-			"group session timeout %v and heartbeat %v for both, static membership off; brook: eager rebalancing (its protocol today), its metrics registry on to report restored records; "+
-			"Kafka Streams: defaults otherwise (cooperative rebalancing, acceptable.recovery.lag 10000, probing.rebalance.interval.ms 10 min, transaction.timeout.ms 10 s); standbys: num.standby.replicas / brook's standby setting",
+			"group session timeout %v and heartbeat %v for both, static membership off; brook: eager rebalancing (its protocol today), warm-ups at their defaults (AcceptableRecoveryLag 10000, ProbingRebalanceInterval 1 min, earlier once caught up), its metrics registry on to report restored records; "+
+			"Kafka Streams: defaults otherwise (cooperative rebalancing, acceptable.recovery.lag 10000, probing.rebalance.interval.ms 10 min, transaction.timeout.ms 10 s); standbys: num.standby.replicas / topology.Config.NumStandbyReplicas",
 			failoverInstances, o.SessionTimeout, o.SessionTimeout/3)
 	}
 	for _, w := range append(slices.Clone(AllWorkloads), FailoverWorkloads...) {

@@ -547,15 +547,14 @@ func runBrook(ctx context.Context, a workerArgs) error {
 // instance's configuration: its client id (the harness finds the
 // instance's partitions in the group's description by it), the group
 // session timeout and heartbeat (as the Kafka Streams peer's), and the
-// standby replicas.
+// standby replicas (topology.Config.NumStandbyReplicas; warm-ups and the
+// recovery lag keep their defaults, as the Kafka Streams peer's do).
 func failoverConfig(cfg *topology.Config, a workerArgs) error {
 	if a.instance == "" || a.session <= 0 {
 		return fmt.Errorf("workload F1 needs -instance and -session")
 	}
-	if a.standbys > 0 {
-		return fmt.Errorf("-standbys %d: needs topology.Config.NumStandbyReplicas (issue 18), which this brook does not have yet", a.standbys)
-	}
 	cfg.ClientID = a.app + "-" + a.instance
+	cfg.NumStandbyReplicas = a.standbys
 	configure := cfg.ConfigureSarama
 	cfg.ConfigureSarama = func(c *sarama.Config) {
 		if configure != nil {
