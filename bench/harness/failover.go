@@ -779,8 +779,10 @@ func (r *runner) failover(ctx context.Context, w, sys string) (c Cell) {
 	if err := f.start("i4"); err != nil {
 		return fail("%v", err)
 	}
+	// stableResumed: the group is stable with live and every task has
+	// processed since it became so.
 	var stableAt time.Time
-	if err := wait("the fourth instance in the group", victim, func() (bool, error) {
+	stableResumed := func() (bool, error) {
 		ok, err := stableWith(live)()
 		if ok && stableAt.IsZero() {
 			stableAt = time.Now()
@@ -789,7 +791,8 @@ func (r *runner) failover(ctx context.Context, w, sys string) (c Cell) {
 			return false, err
 		}
 		return tr.resumed(allPartitions(o.Partitions), stableAt), nil
-	}); err != nil {
+	}
+	if err := wait("the fourth instance in the group", victim, stableResumed); err != nil {
 		return fail("%v", err)
 	}
 	// A scale-out may take more than one rebalance: brook's warm-ups end
@@ -803,16 +806,7 @@ func (r *runner) failover(ctx context.Context, w, sys string) (c Cell) {
 			break
 		}
 		stableAt = time.Time{}
-		if err := wait("the group stable again after a follow-up rebalance", victim, func() (bool, error) {
-			ok, err := stableWith(live)()
-			if ok && stableAt.IsZero() {
-				stableAt = time.Now()
-			}
-			if !ok {
-				return false, err
-			}
-			return tr.resumed(allPartitions(o.Partitions), stableAt), nil
-		}); err != nil {
+		if err := wait("the group stable again after a follow-up rebalance", victim, stableResumed); err != nil {
 			return fail("after the join: %v", err)
 		}
 	}
