@@ -48,7 +48,9 @@ func TestLineageRoundTrip(t *testing.T) {
 }
 
 func TestLineageOfRejects(t *testing.T) {
-	lin := func(v string) processor.Headers { return processor.Headers{{Key: processor.HeaderLineage, Value: []byte(v)}} }
+	lin := func(v string) processor.Headers {
+		return processor.Headers{{Key: processor.HeaderLineage, Value: []byte(v)}}
+	}
 	for name, h := range map[string]processor.Headers{
 		"none":           {{Key: "trace", Value: []byte("x")}},
 		"bad offset":     lin("t/0/x1|n|a"),
