@@ -42,6 +42,32 @@ type collector struct {
 	undo   []changelogUndo
 	// headers is the slab sink records' sarama headers are carved from.
 	headers []sarama.RecordHeader
+	// bytes is the slab the collector's copies of record keys and values
+	// are carved from (own): a serde may return its caller's slice
+	// (serde.Bytes does), which the processor may reuse before the record
+	// is sent. A full slab is left to the records that point into it and
+	// a new one started, never reused.
+	bytes []byte
+}
+
+// byteSlab is the size of one allocation of the collector's byte slab.
+const byteSlab = 64 << 10
+
+// own returns a copy of b carved from the slab (nil stays nil).
+func (c *collector) own(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	n := len(b)
+	if n > byteSlab/4 {
+		return append(make([]byte, 0, n), b...)
+	}
+	if cap(c.bytes)-len(c.bytes) < n {
+		c.bytes = make([]byte, 0, byteSlab)
+	}
+	at := len(c.bytes)
+	c.bytes = append(c.bytes, b...)
+	return c.bytes[at : at+n : at+n]
 }
 
 // headerSlab is how many sarama headers one slab allocation holds.
@@ -73,10 +99,10 @@ func (c *collector) Send(rec processor.ProducedRecord, from task.Origin) error {
 		}},
 	}
 	if rec.Key != nil {
-		m.Key = sarama.ByteEncoder(rec.Key)
+		m.Key = sarama.ByteEncoder(c.own(rec.Key))
 	}
 	if rec.Value != nil {
-		m.Value = sarama.ByteEncoder(rec.Value)
+		m.Value = sarama.ByteEncoder(c.own(rec.Value))
 	}
 	if n := len(rec.Headers); n > 0 {
 		// Carved from a slab: sarama only reads a message's headers.
@@ -120,14 +146,14 @@ func (c *collector) SendChangelog(topic string, partition int32, key, value []by
 		if c.scoped {
 			c.undo = append(c.undo, changelogUndo{i: i, value: c.records[i].value})
 		}
-		c.records[i].value = value
+		c.records[i].value = c.own(value)
 		return nil
 	}
 	if c.scoped {
 		c.undo = append(c.undo, changelogUndo{i: len(c.records), added: true})
 	}
 	c.pending[k] = len(c.records)
-	c.records = append(c.records, changelogRecord{topic: topic, partition: partition, key: key, value: value})
+	c.records = append(c.records, changelogRecord{topic: topic, partition: partition, key: c.own(key), value: c.own(value)})
 	return nil
 }
 
