@@ -270,28 +270,35 @@ func readPartition(ctx context.Context, client sarama.Client, topic string, p in
 	if err != nil {
 		return nil, fmt.Errorf("end offset of %s/%d: %w", topic, p, err)
 	}
-	start, err := rd.BeginOffset(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("start offset of %s/%d: %w", topic, p, err)
-	}
-	var out []*sarama.ConsumerMessage
-	if start >= end {
+	// The log start can move while the partition is read (compaction of
+	// a compacted topic, deleted records): start again from the new one.
+	for attempt := 0; ; attempt++ {
+		start, err := rd.BeginOffset(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("start offset of %s/%d: %w", topic, p, err)
+		}
+		var out []*sarama.ConsumerMessage
+		if start >= end {
+			return out, nil
+		}
+		err = rd.Read(ctx, start, end, func(recs []store.ChangelogRecord) error {
+			for _, r := range recs {
+				m := &sarama.ConsumerMessage{Topic: topic, Partition: p, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+				for _, h := range r.Headers {
+					m.Headers = append(m.Headers, &sarama.RecordHeader{Key: h.Key, Value: h.Value})
+				}
+				out = append(out, m)
+			}
+			return nil
+		})
+		if errors.Is(err, store.ErrChangelogTruncated) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("read %s/%d [%d, %d): %w", topic, p, start, end, err)
+		}
 		return out, nil
 	}
-	err = rd.Read(ctx, start, end, func(recs []store.ChangelogRecord) error {
-		for _, r := range recs {
-			m := &sarama.ConsumerMessage{Topic: topic, Partition: p, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
-			for _, h := range r.Headers {
-				m.Headers = append(m.Headers, &sarama.RecordHeader{Key: h.Key, Value: h.Value})
-			}
-			out = append(out, m)
-		}
-		return nil
-	})
-	if err != nil {
-		return out, fmt.Errorf("read %s/%d [%d, %d): %w", topic, p, start, end, err)
-	}
-	return out, nil
 }
 
 // WaitForRecords consumes topic from the beginning until at least n
