@@ -42,6 +42,24 @@
 // [ChangelogTopic] (appID, store), on the task's partition. A table fed by
 // a compacted source topic logs nothing and restores from that topic.
 //
+// # Record cache
+//
+// A [Cache] is a task's record cache, shared by its key-value stores
+// through [WithCache] (other stores ignore the option): bounded in
+// approximate bytes, least recently used entries evicted first, it keeps
+// decoded values so that a Get of a hot key costs neither an engine read
+// nor the value serde. It is write-through (writes reach the engine and
+// changelog at once; nothing is flushed at commit, no output is held
+// back), follows what the store's [Overlay] answers (a rollback, Discard,
+// Close and writes that bypass the store make it forget the keys
+// concerned), and never shares a value with a caller (values are copied,
+// or kept encoded when they cannot be). [CacheStats] are its counters.
+//
+// A cached store belongs to the task's goroutine. Interactive queries read
+// its [QueryView] instead: a read-only view that never touches the cache
+// and reads either what the task reads ([ReadUncommitted]) or only what
+// the last commit applied ([ReadCommitted]: the overlay's base).
+//
 // # Restore and checkpoints
 //
 // [Restore] opens an engine through an [Opener] and applies a changelog

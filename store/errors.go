@@ -44,3 +44,7 @@ func (e *CorruptionError) Error() string {
 
 // Unwrap returns the engine's error.
 func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// ErrReadOnly is returned by writes to a store's query view (QueryView):
+// only the task writes its stores.
+var ErrReadOnly = errors.New("store: a query view is read-only")

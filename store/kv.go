@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"time"
@@ -17,6 +18,7 @@ type storeConfig struct {
 	partition      int32
 	writer         ChangelogWriter
 	serdeTopic     string
+	cache          *Cache
 }
 
 // WithSerdeTopic sets the topic passed to the store's key and value serdes
@@ -54,8 +56,16 @@ func ChangelogTopic(appID, storeName string) string {
 //
 // A value that serializes to nil bytes is a Kafka null: Put of such a value
 // deletes the key, as a tombstone would.
+//
+// With [WithCache] the store answers Gets from the task's record cache
+// when it can (see [Cache]); such a store must then be read by the task's
+// goroutine only: hand interactive queries its [QueryView].
 func NewKeyValueStore[K, V any](name string, e Engine, keys serde.Serde[K], values serde.Serde[V], opts ...Option) KeyValueStore[K, V] {
-	s := &kvStore[K, V]{name: name, e: e, keys: keys, values: values}
+	return newKVStore(name, e, keys, values, false, opts)
+}
+
+func newKVStore[K, V any](name string, e Engine, keys serde.Serde[K], values serde.Serde[V], timestamped bool, opts []Option) *kvStore[K, V] {
+	s := &kvStore[K, V]{name: name, e: e, keys: keys, values: values, timestamped: timestamped}
 	for _, o := range opts {
 		o(&s.cfg)
 	}
@@ -65,6 +75,26 @@ func NewKeyValueStore[K, V any](name string, e Engine, keys serde.Serde[K], valu
 	}
 	if s.topic == "" {
 		s.topic = name
+	}
+	// The query views read the engine (or, committed, the overlay's
+	// base) and never the cache; they are made here, once, because
+	// queries ask for them from other goroutines.
+	views := new([2]*kvStore[K, V])
+	for iso := range views {
+		v := *s
+		v.cfg.cache, v.readOnly, v.views = nil, true, views
+		if o, ok := e.(*Overlay); ok && Isolation(iso) == ReadCommitted {
+			v.e = o.Base()
+		}
+		views[iso] = &v
+	}
+	s.views = views
+	if s.cfg.cache != nil {
+		s.kc = newKVCache[V](s.cfg.cache)
+		if o, ok := e.(*Overlay); ok {
+			s.ov = o
+			o.watch(s.kc)
+		}
 	}
 	return s
 }
@@ -79,6 +109,13 @@ type kvStore[K, V any] struct {
 	// timestamped: engine and changelog values are an 8-byte timestamp
 	// (see NewTimestampedKeyValueStore) before the value's bytes.
 	timestamped bool
+	// kc is the store's part of its record cache (nil: none); ov is the
+	// overlay it watches (nil when the engine is not one).
+	kc *kvCache[V]
+	ov *Overlay
+	// views are the query views by Isolation; readOnly marks a view.
+	views    *[2]*kvStore[K, V]
+	readOnly bool
 }
 
 // TimestampedKeyValueStore is a key-value store that keeps, with each
@@ -104,36 +141,18 @@ type TimestampedKeyValueStore[K, V any] interface {
 // bytes) followed by the value's bytes, so the default restore applies
 // its changelog unchanged.
 func NewTimestampedKeyValueStore[K, V any](name string, e Engine, keys serde.Serde[K], values serde.Serde[V], opts ...Option) TimestampedKeyValueStore[K, V] {
-	s := NewKeyValueStore(name, e, keys, values, opts...).(*kvStore[K, V])
-	s.timestamped = true
-	return s
+	return newKVStore(name, e, keys, values, true, opts)
 }
 
 // noTimestamp is the stored timestamp of a value put without one.
 const noTimestamp = math.MinInt64
 
 func (s *kvStore[K, V]) GetWithTimestamp(key K) (V, time.Time, bool, error) {
-	var zero V
-	kb, err := s.keyBytes(key)
-	if err != nil {
-		return zero, time.Time{}, false, err
+	v, ts, found, err := s.get(key)
+	if ts == noTimestamp {
+		return v, time.Time{}, found, err
 	}
-	vb, found, err := s.e.Get(kb)
-	if err != nil || !found {
-		if err != nil {
-			err = fmt.Errorf("store: %s: get: %w", s.name, err)
-		}
-		return zero, time.Time{}, false, err
-	}
-	ts, vb, err := s.split(vb)
-	if err != nil {
-		return zero, time.Time{}, false, err
-	}
-	v, err := s.values.Deserialize(s.topic, vb)
-	if err != nil {
-		return zero, time.Time{}, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
-	}
-	return v, ts, true, nil
+	return v, time.UnixMilli(ts), found, err
 }
 
 func (s *kvStore[K, V]) PutWithTimestamp(key K, value V, ts time.Time) error {
@@ -144,20 +163,17 @@ func (s *kvStore[K, V]) PutWithTimestamp(key K, value V, ts time.Time) error {
 	return s.put(key, value, ms)
 }
 
-// split separates a stored value into its timestamp and value bytes; a
-// store that is not timestamped has no timestamp.
-func (s *kvStore[K, V]) split(vb []byte) (time.Time, []byte, error) {
+// split separates a stored value into its timestamp (Unix ms, or
+// noTimestamp) and value bytes; a store that is not timestamped has no
+// timestamp.
+func (s *kvStore[K, V]) split(vb []byte) (int64, []byte, error) {
 	if !s.timestamped {
-		return time.Time{}, vb, nil
+		return noTimestamp, vb, nil
 	}
 	if len(vb) < 8 {
-		return time.Time{}, nil, fmt.Errorf("store: %s: timestamped value of %d bytes has no timestamp", s.name, len(vb))
+		return noTimestamp, nil, fmt.Errorf("store: %s: timestamped value of %d bytes has no timestamp", s.name, len(vb))
 	}
-	ms := readTime(vb)
-	if ms == noTimestamp {
-		return time.Time{}, vb[8:], nil
-	}
-	return time.UnixMilli(ms), vb[8:], nil
+	return readTime(vb), vb[8:], nil
 }
 
 func (s *kvStore[K, V]) Name() string { return s.name }
@@ -171,27 +187,62 @@ func (s *kvStore[K, V]) keyBytes(k K) ([]byte, error) {
 }
 
 func (s *kvStore[K, V]) Get(key K) (V, bool, error) {
+	v, _, found, err := s.get(key)
+	return v, found, err
+}
+
+// get returns key's value and timestamp: from the cache when it holds the
+// key, else from the engine (then caching what it read).
+func (s *kvStore[K, V]) get(key K) (V, int64, bool, error) {
 	var zero V
 	kb, err := s.keyBytes(key)
 	if err != nil {
-		return zero, false, err
+		return zero, noTimestamp, false, err
+	}
+	if s.kc != nil {
+		if e := s.kc.lookup(kb); e != nil {
+			if !e.found {
+				return zero, noTimestamp, false, nil
+			}
+			if !e.encoded {
+				if v, ok := s.kc.copy.clone(e.v); ok {
+					return v, e.ts, true, nil
+				}
+			} else {
+				enc, decode := s.kc.readEncoded(e)
+				v, err := s.values.Deserialize(s.topic, enc)
+				if err != nil {
+					return zero, noTimestamp, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
+				}
+				if decode {
+					s.kc.decoded(e, v)
+				}
+				return v, e.ts, true, nil
+			}
+		}
 	}
 	vb, found, err := s.e.Get(kb)
-	if err != nil || !found {
-		if err != nil {
-			err = fmt.Errorf("store: %s: get: %w", s.name, err)
-		}
-		return zero, false, err
-	}
-	_, vb, err = s.split(vb)
 	if err != nil {
-		return zero, false, err
+		return zero, noTimestamp, false, fmt.Errorf("store: %s: get: %w", s.name, err)
+	}
+	if !found {
+		if s.kc != nil {
+			s.kc.putDecoded(kb, zero, nil, noTimestamp, false)
+		}
+		return zero, noTimestamp, false, nil
+	}
+	ts, vb, err := s.split(vb)
+	if err != nil {
+		return zero, noTimestamp, false, err
 	}
 	v, err := s.values.Deserialize(s.topic, vb)
 	if err != nil {
-		return zero, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
+		return zero, noTimestamp, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
 	}
-	return v, true, nil
+	if s.kc != nil {
+		s.kc.putDecoded(kb, v, vb, ts, true)
+	}
+	return v, ts, true, nil
 }
 
 func (s *kvStore[K, V]) Put(key K, value V) error { return s.put(key, value, noTimestamp) }
@@ -208,17 +259,44 @@ func (s *kvStore[K, V]) put(key K, value V, tsMs int64) error {
 	if s.timestamped && vb != nil {
 		vb = append(appendTime(make([]byte, 0, 8+len(vb)), tsMs), vb...)
 	}
-	return s.putBytes(kb, vb)
+	return s.putBytes(kb, vb, tsMs)
 }
 
 // putBytes writes locally, then to the changelog. A nil value deletes.
-func (s *kvStore[K, V]) putBytes(kb, vb []byte) error {
+// The cache (write-through) takes the write once the engine has it.
+func (s *kvStore[K, V]) putBytes(kb, vb []byte, tsMs int64) error {
+	if s.readOnly {
+		return fmt.Errorf("store: %s: %w", s.name, ErrReadOnly)
+	}
+	if s.ov != nil {
+		s.ov.writer = s.kc // the overlay need not tell us of our own write
+	}
+	var err error
 	if vb == nil {
-		if err := s.e.Delete(kb); err != nil {
-			return fmt.Errorf("store: %s: delete: %w", s.name, err)
+		if err = s.e.Delete(kb); err != nil {
+			err = fmt.Errorf("store: %s: delete: %w", s.name, err)
 		}
-	} else if err := s.e.Put(kb, vb); err != nil {
-		return fmt.Errorf("store: %s: put: %w", s.name, err)
+	} else if err = s.e.Put(kb, vb); err != nil {
+		err = fmt.Errorf("store: %s: put: %w", s.name, err)
+	}
+	if s.ov != nil {
+		s.ov.writer = nil
+	}
+	if s.kc != nil {
+		if err != nil {
+			s.kc.forget(string(kb))
+			return err
+		}
+		enc := vb
+		if s.timestamped && vb != nil {
+			enc = vb[8:] // vb is ours: put made it
+		} else if vb != nil {
+			enc = bytes.Clone(vb) // a serde may hand back the caller's bytes
+		}
+		s.kc.putEncoded(kb, enc, tsMs)
+	}
+	if err != nil {
+		return err
 	}
 	return logWrite(s.name, &s.cfg, kb, vb)
 }
@@ -247,7 +325,7 @@ func (s *kvStore[K, V]) Delete(key K) error {
 	if err != nil {
 		return err
 	}
-	return s.putBytes(kb, nil)
+	return s.putBytes(kb, nil, noTimestamp)
 }
 
 func (s *kvStore[K, V]) Range(from, to K) (Iterator[K, V], error) {

@@ -66,6 +66,45 @@ type Overlay struct {
 	// writer goroutine touches them.
 	marked bool
 	undo   []overlayUndo
+
+	// watchers are the record caches of the typed stores over this
+	// overlay (see Cache). A watcher is told of every change to what the
+	// overlay answers that it did not make itself: a write by anyone else
+	// (a batch, another store, a restore into the overlay), a rollback,
+	// Discard and Close. writer is the watcher whose own write is in
+	// progress: it updates its cache itself. Only the writer goroutine
+	// touches them, and watchers are called without the overlay's locks.
+	watchers []overlayWatcher
+	writer   overlayWatcher
+}
+
+// overlayWatcher is told what changed under a cache.
+type overlayWatcher interface {
+	// overlayChanged: what key reads as may have changed.
+	overlayChanged(key string)
+	// overlayDropped: every pending write was dropped (Discard, Close).
+	overlayDropped()
+}
+
+// watch registers w to be told of changes it did not make (writer
+// goroutine only).
+func (o *Overlay) watch(w overlayWatcher) { o.watchers = append(o.watchers, w) }
+
+// changed tells the watchers other than the current writer that key may
+// read differently now.
+func (o *Overlay) changed(key []byte) {
+	for _, w := range o.watchers {
+		if w != o.writer {
+			w.overlayChanged(string(key))
+		}
+	}
+}
+
+// dropped tells every watcher that the pending writes are gone.
+func (o *Overlay) dropped() {
+	for _, w := range o.watchers {
+		w.overlayDropped()
+	}
 }
 
 // overlayUndo restores one pending key: to prev if had, else to absent.
@@ -140,6 +179,7 @@ func (o *Overlay) RollbackToMark() {
 		return
 	}
 	o.mu.Lock()
+	defer o.notifyUndone()
 	if t := o.ordered; t != nil {
 		t.mu.Lock()
 		for i := len(o.undo) - 1; i >= 0; i-- {
@@ -167,6 +207,20 @@ func (o *Overlay) RollbackToMark() {
 		}
 	}
 	o.mu.Unlock()
+}
+
+// notifyUndone tells the watchers which keys a rollback restored, then
+// forgets the undo entries.
+func (o *Overlay) notifyUndone() {
+	for _, w := range o.watchers {
+		for _, u := range o.undo {
+			k := u.key
+			if u.tree {
+				k = string(u.okey)
+			}
+			w.overlayChanged(k)
+		}
+	}
 	clear(o.undo)
 	o.undo = o.undo[:0]
 }
@@ -195,11 +249,15 @@ func (o *Overlay) setLocked(key, tagged []byte) {
 
 func (o *Overlay) write(key, tagged []byte) error {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.closed.Load() {
+		o.mu.Unlock()
 		return ErrClosed
 	}
 	o.setLocked(key, tagged)
+	o.mu.Unlock()
+	if len(o.watchers) > 0 {
+		o.changed(key)
+	}
 	return nil
 }
 
@@ -415,6 +473,7 @@ func (o *Overlay) baseBatch() (Batch, error) {
 // committed state.
 func (o *Overlay) Discard() {
 	o.reset()
+	o.dropped()
 }
 
 // Close drops the pending writes and closes the base. Like every engine
@@ -429,6 +488,7 @@ func (o *Overlay) Close() error {
 	o.mu.Lock()
 	o.m, o.mSize = map[string][]byte{}, 0
 	o.mu.Unlock()
+	o.dropped()
 	return err
 }
 
@@ -456,12 +516,18 @@ func (b *overlayBatch) Write() error {
 	o := b.o
 	// One lock for the whole batch: readers see all of it or none.
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.closed.Load() {
+		o.mu.Unlock()
 		return ErrClosed
 	}
 	for _, op := range b.ops {
 		o.setLocked(op.key, op.value)
+	}
+	o.mu.Unlock()
+	if len(o.watchers) > 0 {
+		for _, op := range b.ops {
+			o.changed(op.key)
+		}
 	}
 	return nil
 }

@@ -40,3 +40,53 @@ func SerializeKey[K, V any](s ReadOnlyKeyValueStore[K, V], key K) ([]byte, error
 	}
 	return kv.keyBytes(key)
 }
+
+// Isolation says what a query view of a store reads (see QueryView).
+type Isolation int
+
+const (
+	// ReadUncommitted reads what the task's processors read: the task's
+	// writes since its last commit included (under exactly-once, writes
+	// of a transaction that may still abort). Kafka Streams' interactive
+	// queries read this way.
+	ReadUncommitted Isolation = iota
+	// ReadCommitted reads only what the task's last commit applied: for a
+	// store over an Overlay, the overlay's base. A store over any other
+	// engine (an in-memory store the runtime does not wrap in an
+	// overlay) has no committed state apart from its current one, and
+	// reads that.
+	ReadCommitted
+)
+
+// String returns "read_uncommitted" or "read_committed".
+func (i Isolation) String() string {
+	if i == ReadCommitted {
+		return "read_committed"
+	}
+	return "read_uncommitted"
+}
+
+// kvQueryViewer is implemented by stores that have query views.
+type kvQueryViewer interface{ queryView(Isolation) any }
+
+func (s *kvStore[K, V]) queryView(iso Isolation) any {
+	if iso != ReadCommitted {
+		iso = ReadUncommitted
+	}
+	return s.views[iso]
+}
+
+// QueryView returns the view of st that interactive queries, on other
+// goroutines than the task's, must read instead of st. For a store made by
+// NewKeyValueStore or NewTimestampedKeyValueStore it is a store of the same
+// type (it implements the same interfaces and works with IterateBytes and
+// SerializeKey) that reads the engine as iso says and never the store's
+// record cache (see Cache), which belongs to the task's goroutine; its
+// writes fail with ErrReadOnly. The view is made with the store: asking
+// for it costs nothing. Any other st is returned as it is.
+func QueryView(st any, iso Isolation) any {
+	if v, ok := st.(kvQueryViewer); ok {
+		return v.queryView(iso)
+	}
+	return st
+}
