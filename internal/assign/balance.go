@@ -34,10 +34,12 @@ func (c *candidate) warmth(t TaskID) int64 {
 //     tasks (when every member may run every task; otherwise as close as
 //     the subscriptions allow).
 //  3. Stickiness: a member keeps the tasks it owned in the previous
-//     generation, up to its share. When two members claim the same task,
-//     the claim of the newer generation wins. A member over its share
-//     gives up first the tasks another member was warming up, then those
-//     for which another member has warmer state.
+//     generation, and those withheld for it then (MemberData.Pending),
+//     up to its share. When two members claim the same task, the claim
+//     of the newer generation wins, then an owned one over a pending
+//     one. A member over its share gives up first the tasks another
+//     member was warming up, then those for which another member has
+//     warmer state.
 //  4. Warm-ups, then warm state: a task that has to move (or has no
 //     owner) goes to the member that was warming it up (MemberData.Warmup),
 //     if that member has room, else to the member with the most restored
@@ -91,23 +93,53 @@ func balanceDetail(tasks []TaskID, members []candidate) balanced {
 	}
 	eligible := func(mi int, t TaskID) bool { return members[mi].groups[t.Group] }
 
-	// Previous owners, newest generation first, then warmest, then the
-	// member that sorts first.
+	// Previous owners, newest generation first, then owned before
+	// pending, then warmest, then the member that sorts first. A pending
+	// task was planned on the member in its generation but withheld,
+	// because another member still owned it (cooperative protocol); that
+	// member has given it up since and rejoined, which started this
+	// rebalance. Counting the pending claim as ownership gives the task
+	// to its target now, as the withholding plan meant, instead of
+	// planning it afresh: the member that gave it up is still the
+	// warmest for it, and with a free slot it would take the task back
+	// (the warm-state pass below, or plan's warm-up step, which keeps a
+	// task on a caught-up member), making the move ping-pong. In its
+	// generation the task was assigned to nobody, so no owned claim of
+	// that generation competes; an older claim loses to it, as any older
+	// claim does, and a member still holding the task wins the tie.
+	//
+	// With the pending claims, the follow-up's claims are the first
+	// plan's active tasks again, and balance keeps a balanced set of
+	// claims as it is (exactly n%m members claim one task more than the
+	// base share, and each of them gets one of the n%m larger shares):
+	// the follow-up completes the moves and changes nothing else, unless
+	// the members report something new (another join, a warm-up that has
+	// caught up meanwhile).
 	owner := make(map[TaskID]int)
+	ownerPending := make(map[TaskID]bool)
+	claim := func(mi int, t TaskID, pending bool) {
+		if !exists[t] || !eligible(mi, t) {
+			return
+		}
+		cur, claimed := owner[t]
+		if !claimed {
+			owner[t], ownerPending[t] = mi, pending
+			return
+		}
+		gNew, gCur := members[mi].data.Generation, members[cur].data.Generation
+		if gNew > gCur || (gNew == gCur && ownerPending[t] && !pending) ||
+			(gNew == gCur && ownerPending[t] == pending && members[mi].warmth(t) > members[cur].warmth(t)) {
+			owner[t], ownerPending[t] = mi, pending
+		}
+	}
 	for mi := range members {
 		for _, t := range members[mi].data.Owned {
-			if !exists[t] || !eligible(mi, t) {
-				continue
-			}
-			cur, claimed := owner[t]
-			if !claimed {
-				owner[t] = mi
-				continue
-			}
-			gNew, gCur := members[mi].data.Generation, members[cur].data.Generation
-			if gNew > gCur || (gNew == gCur && members[mi].warmth(t) > members[cur].warmth(t)) {
-				owner[t] = mi
-			}
+			claim(mi, t, false)
+		}
+	}
+	for mi := range members {
+		for _, t := range members[mi].data.Pending {
+			claim(mi, t, true)
 		}
 	}
 

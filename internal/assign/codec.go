@@ -16,7 +16,7 @@ import (
 //
 // Both start with a two-byte header: a kind byte ('S' for subscription
 // data, 'T' for a member's assignment) and a format version (currently
-// 2). After it: unsigned numbers are unsigned varints, signed ones
+// 3). After it: unsigned numbers are unsigned varints, signed ones
 // (generation) zig-zag varints (encoding/binary's AppendUvarint and
 // AppendVarint), and a string is its length followed by its UTF-8 bytes.
 //
@@ -44,6 +44,9 @@ import (
 //	appended in version 2:
 //	standby    task set: the standby tasks of the same assignment (disjoint from owned)
 //	warm-up    task set: the warm-up tasks of the same assignment (disjoint from owned and standby)
+//	appended in version 3:
+//	pending    task set: the tasks withheld for the member in the same assignment
+//	           (disjoint from owned, standby and warm-up)
 //
 // Assignment data ('T'), sent by the leader to each member in SyncGroup,
 // beside sarama's list of the member's partitions (which names its active
@@ -58,19 +61,21 @@ import (
 //	warm-up    task set (disjoint from standby)
 //	probing    uvarint: milliseconds after which a probing rebalance is
 //	           wanted, 0 for none
+//	appended in version 3:
+//	pending    task set (disjoint from standby and warm-up)
 //
 // Compatibility rule: a later version only appends fields. A decoder that
 // meets a higher version reads the fields it knows and ignores the rest,
 // so a leader running an older brook still understands newer members and
-// the other way round; a version-1 payload decodes with the version-2
-// fields empty. Version 0, an unknown kind, or trailing bytes after a
+// the other way round; a payload of an earlier version decodes with the
+// later fields empty. Version 0, an unknown kind, or trailing bytes after a
 // payload of a version this decoder knows are errors. brook's first
 // format (kinds 'M' and 'A', which sent every member the whole
 // assignment) is rejected the same way: its member is treated as new.
 const (
 	kindSubscription byte = 'S'
 	kindAssignment   byte = 'T'
-	formatVersion    byte = 2
+	formatVersion    byte = 3
 
 	// Kinds of brook's first format.
 	kindLegacyMember     byte = 'M'
@@ -106,6 +111,13 @@ type MemberData struct {
 	// target of those tasks again, so that a warm-up finishes where it
 	// started. Format version 2; empty from older members.
 	Warmup []TaskID
+	// Pending are the tasks that were withheld from the member in
+	// Generation (MemberAssignment.Pending), disjoint from Owned, Standby
+	// and Warmup. A pending task is a claim like an owned one: the leader
+	// gives the task to the member again, which completes a move that had
+	// to wait for the task's previous owner under the cooperative
+	// protocol. Format version 3; empty from older members.
+	Pending []TaskID
 }
 
 // sortedSet returns tasks sorted and de-duplicated, as a new slice (nil
@@ -119,6 +131,18 @@ func sortedSet(tasks []TaskID) []TaskID {
 	return slices.Compact(out)
 }
 
+// overlapAny returns a task that is in two of the sorted sets.
+func overlapAny(sets ...[]TaskID) (TaskID, bool) {
+	for i := range sets {
+		for j := i + 1; j < len(sets); j++ {
+			if t, ok := overlap(sets[i], sets[j]); ok {
+				return t, true
+			}
+		}
+	}
+	return TaskID{}, false
+}
+
 // overlap returns a task that is in both sorted sets.
 func overlap(a, b []TaskID) (TaskID, bool) {
 	for _, t := range a {
@@ -129,16 +153,14 @@ func overlap(a, b []TaskID) (TaskID, bool) {
 	return TaskID{}, false
 }
 
-// MarshalBinary encodes d in the version-2 subscription format. The task
+// MarshalBinary encodes d in the version-3 subscription format. The task
 // sets are sorted and de-duplicated, Warm entries that are not positive
 // are left out; a negative task, or a task in more than one of Owned,
-// Standby and Warmup, is an error.
+// Standby, Warmup and Pending, is an error.
 func (d MemberData) MarshalBinary() ([]byte, error) {
-	owned, standby, warmup := sortedSet(d.Owned), sortedSet(d.Standby), sortedSet(d.Warmup)
-	for _, p := range [][2][]TaskID{{owned, standby}, {owned, warmup}, {standby, warmup}} {
-		if t, ok := overlap(p[0], p[1]); ok {
-			return nil, fmt.Errorf("assign: task %s is in two of a member's owned, standby and warm-up tasks", t)
-		}
+	owned, standby, warmup, pending := sortedSet(d.Owned), sortedSet(d.Standby), sortedSet(d.Warmup), sortedSet(d.Pending)
+	if t, ok := overlapAny(owned, standby, warmup, pending); ok {
+		return nil, fmt.Errorf("assign: task %s is in two of a member's owned, standby, warm-up and pending tasks", t)
 	}
 	b := []byte{kindSubscription, formatVersion}
 	b = appendString(b, d.Endpoint)
@@ -166,7 +188,10 @@ func (d MemberData) MarshalBinary() ([]byte, error) {
 	if b, err = appendTaskSet(b, standby); err != nil {
 		return nil, err
 	}
-	return appendTaskSet(b, warmup)
+	if b, err = appendTaskSet(b, warmup); err != nil {
+		return nil, err
+	}
+	return appendTaskSet(b, pending)
 }
 
 // DecodeMemberData decodes subscription data written by MarshalBinary of
@@ -206,11 +231,12 @@ func DecodeMemberData(data []byte) (MemberData, error) {
 	if r.version >= 2 {
 		d.Standby = r.taskSet()
 		d.Warmup = r.taskSet()
-		for _, p := range [][2][]TaskID{{d.Owned, d.Standby}, {d.Owned, d.Warmup}, {d.Standby, d.Warmup}} {
-			if t, ok := overlap(p[0], p[1]); ok && r.err == nil {
-				r.fail("task %s is in two of owned, standby and warm-up", t)
-			}
-		}
+	}
+	if r.version >= 3 {
+		d.Pending = r.taskSet()
+	}
+	if t, ok := overlapAny(d.Owned, d.Standby, d.Warmup, d.Pending); ok && r.err == nil {
+		r.fail("task %s is in two of owned, standby, warm-up and pending", t)
 	}
 	if err := r.finish(); err != nil {
 		return MemberData{}, err
@@ -248,18 +274,29 @@ type MemberAssignment struct {
 	// with it). Format version 2 (milliseconds on the wire); 0 from an
 	// older leader.
 	ProbingRebalance time.Duration
+	// Pending are tasks the leader planned on this member but withheld
+	// for now, ascending: another member still owned them when the group
+	// rebalanced (on the cooperative protocol members keep their
+	// partitions meanwhile). That member gives them up and rejoins, and
+	// in the follow-up rebalance the leader gives them to this member:
+	// the member reports them in its next subscription
+	// (MemberData.Pending), which the strategy does by itself. The
+	// runtime need not do anything with them. Disjoint from Tasks,
+	// Standby and Warmup. Format version 3; empty from an older leader.
+	Pending []TaskID
 }
 
 // clone returns a deep copy.
 func (a MemberAssignment) clone() MemberAssignment {
 	return MemberAssignment{Generation: a.Generation, Partitions: maps.Clone(a.Partitions),
 		Tasks: slices.Clone(a.Tasks), Standby: slices.Clone(a.Standby), Warmup: slices.Clone(a.Warmup),
-		ProbingRebalance: a.ProbingRebalance}
+		ProbingRebalance: a.ProbingRebalance, Pending: slices.Clone(a.Pending)}
 }
 
-// MarshalBinary encodes a in the version-2 assignment format (without
+// MarshalBinary encodes a in the version-3 assignment format (without
 // Tasks, see there). A negative sub-topology, partition count, task or
-// ProbingRebalance, or a task both in Standby and Warmup, is an error.
+// ProbingRebalance, or a task in two of Standby, Warmup and Pending, is an
+// error.
 // ProbingRebalance is rounded up to whole milliseconds.
 func (a MemberAssignment) MarshalBinary() ([]byte, error) {
 	b := []byte{kindAssignment, formatVersion}
@@ -276,9 +313,9 @@ func (a MemberAssignment) MarshalBinary() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(n))
 		prev = g
 	}
-	standby, warmup := sortedSet(a.Standby), sortedSet(a.Warmup)
-	if t, ok := overlap(standby, warmup); ok {
-		return nil, fmt.Errorf("assign: task %s is both a standby and a warm-up", t)
+	standby, warmup, pending := sortedSet(a.Standby), sortedSet(a.Warmup), sortedSet(a.Pending)
+	if t, ok := overlapAny(standby, warmup, pending); ok {
+		return nil, fmt.Errorf("assign: task %s is in two of a member's standby, warm-up and pending tasks", t)
 	}
 	if a.ProbingRebalance < 0 {
 		return nil, fmt.Errorf("assign: negative probing rebalance delay %v", a.ProbingRebalance)
@@ -291,7 +328,8 @@ func (a MemberAssignment) MarshalBinary() ([]byte, error) {
 		return nil, err
 	}
 	ms := (a.ProbingRebalance + time.Millisecond - 1) / time.Millisecond
-	return binary.AppendUvarint(b, uint64(ms)), nil
+	b = binary.AppendUvarint(b, uint64(ms))
+	return appendTaskSet(b, pending)
 }
 
 // maxProbingMillis is the largest probing delay a time.Duration holds.
@@ -331,6 +369,12 @@ func DecodeMemberAssignment(data []byte) (MemberAssignment, error) {
 			r.fail("probing rebalance delay of %d ms does not fit a duration", ms)
 		}
 		a.ProbingRebalance = time.Duration(ms) * time.Millisecond
+	}
+	if r.version >= 3 {
+		a.Pending = r.taskSet()
+		if t, ok := overlapAny(a.Standby, a.Warmup, a.Pending); ok && r.err == nil {
+			r.fail("task %s is in two of standby, warm-up and pending", t)
+		}
 	}
 	if err := r.finish(); err != nil {
 		return MemberAssignment{}, err

@@ -25,6 +25,7 @@ func sampleMember() MemberData {
 		},
 		Standby: []TaskID{{2, 9}, {0, 2}},
 		Warmup:  []TaskID{{2, 4000}},
+		Pending: []TaskID{{0, 7}, {3, 1}},
 	}
 }
 
@@ -36,6 +37,7 @@ func sampleAssignment() MemberAssignment {
 		Warmup:     []TaskID{{5, 3}, {0, 5}},
 		// Rounded up to whole milliseconds on the wire.
 		ProbingRebalance: time.Minute + time.Microsecond,
+		Pending:          []TaskID{{5, 7}, {0, 0}},
 	}
 }
 
@@ -63,7 +65,7 @@ func TestMemberDataRoundTrip(t *testing.T) {
 		if len(want.Warm) == 0 {
 			want.Warm = nil
 		}
-		want.Standby, want.Warmup = sortedSet(d.Standby), sortedSet(d.Warmup)
+		want.Standby, want.Warmup, want.Pending = sortedSet(d.Standby), sortedSet(d.Warmup), sortedSet(d.Pending)
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 		}
@@ -75,6 +77,9 @@ func TestMemberDataRoundTrip(t *testing.T) {
 		{Owned: []TaskID{{0, 1}}, Standby: []TaskID{{0, 1}}},
 		{Owned: []TaskID{{0, 1}}, Warmup: []TaskID{{0, 1}}},
 		{Standby: []TaskID{{0, 1}}, Warmup: []TaskID{{0, 1}}},
+		{Owned: []TaskID{{0, 1}}, Pending: []TaskID{{0, 1}}},
+		{Standby: []TaskID{{0, 1}}, Pending: []TaskID{{0, 1}}},
+		{Warmup: []TaskID{{0, 1}}, Pending: []TaskID{{0, 1}}},
 	} {
 		if _, err := d.MarshalBinary(); err == nil {
 			t.Errorf("%+v was encoded", d)
@@ -96,6 +101,7 @@ func TestMemberAssignmentRoundTrip(t *testing.T) {
 	want := sampleAssignment()
 	slices.SortFunc(want.Standby, TaskID.Compare)
 	slices.SortFunc(want.Warmup, TaskID.Compare)
+	slices.SortFunc(want.Pending, TaskID.Compare)
 	want.ProbingRebalance = time.Minute + time.Millisecond
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
@@ -105,13 +111,15 @@ func TestMemberAssignmentRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Header, generation, no partitions, no standbys, no warm-ups, no
-	// probing.
-	if len(empty) != 7 {
+	// probing, no pending tasks.
+	if len(empty) != 8 {
 		t.Errorf("an empty assignment takes %d bytes: %x", len(empty), empty)
 	}
 	for _, bad := range []MemberAssignment{
 		{Partitions: map[int32]int32{-1: 3}},
 		{Standby: []TaskID{{0, 1}}, Warmup: []TaskID{{0, 1}}},
+		{Standby: []TaskID{{0, 1}}, Pending: []TaskID{{0, 1}}},
+		{Warmup: []TaskID{{0, 1}}, Pending: []TaskID{{0, 1}}},
 		{ProbingRebalance: -time.Second},
 	} {
 		if _, err := bad.MarshalBinary(); err == nil {
@@ -137,7 +145,7 @@ func TestDecodesVersion1(t *testing.T) {
 	}
 	want := sampleMember()
 	want.Owned = sortedSet(want.Owned)
-	want.Standby, want.Warmup = nil, nil
+	want.Standby, want.Warmup, want.Pending = nil, nil, nil
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("version-1 member data:\n got %+v\nwant %+v", d, want)
 	}
@@ -163,6 +171,39 @@ func TestDecodesVersion1(t *testing.T) {
 		if !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s v1 with trailing bytes: err = %v", name, err)
 		}
+	}
+}
+
+// Version-2 payloads as brook wrote them before pending tasks
+// (sampleMember and sampleAssignment without Pending, encoded by it).
+const (
+	v2Member     = "530228636f756e7465722d322e636f756e7465722e7376632e636c75737465722e6c6f63616c3a38303830520200020101000100d909000001020209961f0780808080802002000102010109010201a01f"
+	v2Assignment = "54020e030006000203a09c01020002020104019f9c0102000105040103e1d403"
+)
+
+// TestDecodesVersion2: payloads of format version 2 (a brook without
+// cooperative planning) still decode, with no pending tasks.
+func TestDecodesVersion2(t *testing.T) {
+	mb, _ := hex.DecodeString(v2Member)
+	d, err := DecodeMemberData(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sampleMember()
+	want.Owned, want.Standby, want.Warmup, want.Pending = sortedSet(want.Owned), sortedSet(want.Standby), sortedSet(want.Warmup), nil
+	if !reflect.DeepEqual(d, want) {
+		t.Errorf("version-2 member data:\n got %+v\nwant %+v", d, want)
+	}
+	ab, _ := hex.DecodeString(v2Assignment)
+	a, err := DecodeMemberAssignment(ab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantA := sampleAssignment()
+	wantA.Standby, wantA.Warmup, wantA.Pending = sortedSet(wantA.Standby), sortedSet(wantA.Warmup), nil
+	wantA.ProbingRebalance = time.Minute + time.Millisecond
+	if !reflect.DeepEqual(a, wantA) {
+		t.Errorf("version-2 assignment:\n got %+v\nwant %+v", a, wantA)
 	}
 }
 
@@ -195,15 +236,17 @@ func TestPayloadSizesFollowTheShare(t *testing.T) {
 	}
 	md, _ := d.MarshalBinary()
 	// header 2, endpoint 51, generation 2, owned 85, sums 200, warm 85,
-	// sums 200.
-	if len(md) > 2+51+2+(1+2*2+2*40)+40*5+(1+2+2*40)+40*5+1+1 {
+	// sums 200, empty standby, warm-up and pending sets.
+	if len(md) > 2+51+2+(1+2*2+2*40)+40*5+(1+2+2*40)+40*5+1+1+1 {
 		t.Errorf("member data of 40 owned and 40 warm tasks takes %d bytes", len(md))
 	}
 	a := MemberAssignment{Generation: 1234, Partitions: map[int32]int32{0: 20_000, 3: 20_000}}
 	ab, _ := a.MarshalBinary()
 	a.Tasks = tasks
 	ab2, _ := a.MarshalBinary()
-	if len(ab) != len(ab2) || len(ab) > 2+2+1+2*(1+3)+1+1+1 {
+	// header 2, generation 2, partitions 1+2*(1+3), empty standby and
+	// warm-up sets, no probing, empty pending set.
+	if len(ab) != len(ab2) || len(ab) > 2+2+1+2*(1+3)+1+1+1+1 {
 		t.Errorf("assignment data takes %d bytes (%d with tasks)", len(ab), len(ab2))
 	}
 }
@@ -220,18 +263,18 @@ func TestForwardCompatible(t *testing.T) {
 		if name == "member" {
 			var d MemberData
 			d, err = DecodeMemberData(future)
-			if err == nil && (d.Endpoint != sampleMember().Endpoint || len(d.Warm) != 3 || len(d.Standby) != 2 || len(d.Warmup) != 1) {
-				t.Errorf("member v3 read as %+v", d)
+			if err == nil && (d.Endpoint != sampleMember().Endpoint || len(d.Warm) != 3 || len(d.Standby) != 2 || len(d.Warmup) != 1 || len(d.Pending) != 2) {
+				t.Errorf("member v%d read as %+v", formatVersion+1, d)
 			}
 		} else {
 			var d MemberAssignment
 			d, err = DecodeMemberAssignment(future)
-			if err == nil && (len(d.Partitions) != 3 || len(d.Standby) != 3 || len(d.Warmup) != 2 || d.ProbingRebalance != time.Minute+time.Millisecond) {
-				t.Errorf("assignment v3 read as %+v", d)
+			if err == nil && (len(d.Partitions) != 3 || len(d.Standby) != 3 || len(d.Warmup) != 2 || d.ProbingRebalance != time.Minute+time.Millisecond || len(d.Pending) != 2) {
+				t.Errorf("assignment v%d read as %+v", formatVersion+1, d)
 			}
 		}
 		if err != nil {
-			t.Errorf("%s v3: %v", name, err)
+			t.Errorf("%s v%d: %v", name, formatVersion+1, err)
 		}
 		future[1] = formatVersion
 		if name == "member" {
@@ -274,6 +317,10 @@ func TestDecodeRejects(t *testing.T) {
 		"warm-up also owned":   {kindSubscription, 2, 0, 0, 1, 0, 1, 4, 0, 0, 0, 1, 0, 1, 4},
 		"warm-up also standby": {kindSubscription, 2, 0, 0, 0, 0, 1, 0, 1, 4, 1, 0, 1, 4},
 		"v2 truncated":         {kindSubscription, 2, 0, 0, 0, 0, 0},
+		// Version 3: owned {0_4}, no standbys, no warm-ups, pending {0_4}.
+		"pending also owned":   {kindSubscription, 3, 0, 0, 1, 0, 1, 4, 0, 0, 0, 0, 1, 0, 1, 4},
+		"pending also standby": {kindSubscription, 3, 0, 0, 0, 0, 1, 0, 1, 4, 0, 1, 0, 1, 4},
+		"v3 without pending":   {kindSubscription, 3, 0, 0, 0, 0, 0, 0},
 	}
 	for name, b := range cases {
 		if _, err := DecodeMemberData(b); !errors.Is(err, ErrMalformed) {
@@ -292,6 +339,9 @@ func TestDecodeRejects(t *testing.T) {
 		"v2 without warm-ups":       {kindAssignment, 2, 2, 0, 0},
 		"warm-up also standby":      {kindAssignment, 2, 2, 0, 1, 0, 1, 4, 1, 0, 1, 4, 0},
 		"probing overflow":          binary.AppendUvarint([]byte{kindAssignment, 2, 2, 0, 0, 0}, 1<<62),
+		"v3 without pending":        {kindAssignment, 3, 2, 0, 0, 0, 0},
+		"pending also standby":      {kindAssignment, 3, 2, 0, 1, 0, 1, 4, 0, 0, 1, 0, 1, 4},
+		"pending also warm-up":      {kindAssignment, 3, 2, 0, 0, 1, 0, 1, 4, 0, 1, 0, 1, 4},
 	} {
 		if _, err := DecodeMemberAssignment(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err = %v", name, err)

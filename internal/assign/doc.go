@@ -27,9 +27,11 @@
 //
 // The runtime creates one Strategy per application instance, sets
 // sarama.Config.Consumer.Group.Rebalance.GroupStrategies to it, and
-// consumes Strategy.Topics(). The strategy declares no rebalance protocol,
-// so sarama uses the eager one: before each rebalance every member gives
-// up all its partitions, and stickiness means it gets the same tasks back
+// consumes Strategy.Topics(). The strategy declares its rebalance
+// protocols (SupportedProtocols): eager only by default, cooperative and
+// eager with Config.Cooperative (see "Cooperative rebalancing" below).
+// Under the eager protocol, before each rebalance every member gives up
+// all its partitions, and stickiness means it gets the same tasks back
 // (with its local state still warm). A rebalance then runs as follows.
 //
 //  1. Join. Before every JoinGroup, sarama calls SubscriptionUserData on
@@ -39,20 +41,25 @@
 //     protocol StrategyName. They are a MemberData: the member's query
 //     endpoint, the generation and tasks of the last assignment it
 //     received (remembered by the strategy, since under the eager protocol
-//     the runtime has already closed them), and warm state: one sum of the
-//     restored changelog offsets that Config.State reports per task, for
-//     its tasks and a bounded number of others.
+//     the runtime has already closed them), the tasks withheld for it
+//     then, and warm state: one sum of the restored changelog offsets
+//     that Config.State reports per task, for its tasks and a bounded
+//     number of others. A member on the cooperative protocol also sends,
+//     in sarama's own fields, the partitions it still holds
+//     (OwnedPartitions) and their generation.
 //  2. Plan. sarama calls Plan on the group leader only, with every
-//     member's metadata (subscribed topics and UserData) and the partitions
-//     of every subscribed topic (fresh from a metadata refresh). Plan
-//     checks co-partitioning (a *PartitionCountError names the topics and
-//     their counts), balances the tasks and expands them to topic
+//     member's metadata (subscribed topics, UserData, OwnedPartitions)
+//     and the partitions of every subscribed topic (fresh from a metadata
+//     refresh). Plan checks co-partitioning (a *PartitionCountError names
+//     the topics and their counts), balances the tasks, withholds those
+//     another member still holds, and expands the rest to topic
 //     partitions.
 //  3. Sync. Still on the leader, sarama calls AssignmentData once per
 //     member in the plan and sends the bytes with that member's partitions
 //     as the UserData of its ConsumerGroupMemberAssignment. They hold the
 //     generation and every sub-topology's partition count (which key
-//     routing needs), and nothing about other members. sarama sends
+//     routing needs), the member's standby, warm-up and withheld
+//     (pending) tasks, and nothing about other members. sarama sends
 //     members missing from the plan an empty assignment without user
 //     data, so Plan lists every member, even those without tasks.
 //  4. Receive. On every member, after SyncGroup, sarama decodes its
@@ -62,7 +69,11 @@
 //     sarama.OnAssignmentBalanceStrategy) before it creates the session, so
 //     before the handler's Setup. OnAssignment decodes the user data and
 //     turns the partitions into tasks; Local returns them. The runtime's
-//     Setup tells the strategy its member id (SetMemberID).
+//     Setup tells the strategy its member id (SetMemberID). On the
+//     cooperative protocol only a session's first round ends in Setup:
+//     sarama runs later rounds inside the session, calling OnAssignment,
+//     ending the claims of revoked partitions and starting those of added
+//     ones, so Local changes during the session.
 //  5. Route. When a query needs a task this member does not run, Routing
 //     describes the group once per generation (Config.Describe) and
 //     checks that the group is stable and that every member's assignment
@@ -72,6 +83,64 @@
 // static user data; SubscriptionUserData replaces that on every join. If it
 // ever failed, sarama would send those assignment bytes instead, which the
 // leader's decoder rejects by their kind byte, treating the member as new.
+//
+// # Cooperative rebalancing
+//
+// With Config.Cooperative the strategy supports sarama's cooperative
+// protocol (KIP-429), which sarama uses when every strategy configured
+// on the member supports it. A member then keeps its session and its
+// partitions while the group rebalances: retained tasks never stop. What
+// changes:
+//
+//   - Withholding (leader). A member reports the partitions it holds
+//     (OwnedPartitions); eager members report none. After balancing, a
+//     task planned on member B is withheld from B when another member
+//     still holds a partition of it that B does not: none of the task's
+//     partitions go to B in this round, so no partition ever has two
+//     owners, and a task's partitions are never split. The member holding
+//     the task finds it missing from its new assignment and gives it up.
+//     PlanReport.Withheld counts the withheld tasks; the leader logs them
+//     at Info. The leader withholds whatever its own Config.Cooperative
+//     says, so a group may switch protocols member by member.
+//   - The follow-up (sarama). A member that gave up partitions rejoins at
+//     once, which makes the whole group rebalance again. Nobody holds the
+//     withheld task any more, and the leader gives it to its target: the
+//     withholding plan sent B its withheld tasks (MemberAssignment.Pending),
+//     B reports them back (MemberData.Pending), and the leader counts that
+//     as a claim like ownership. Without it the task would be planned
+//     afresh, and the member that just gave it up, still the warmest, could
+//     take it back (a ping-pong). Since the claims of the follow-up are the
+//     first plan's assignment again, the follow-up completes the moves and
+//     changes nothing else, unless members report something new meanwhile
+//     (a join, a warm-up that caught up, warm state a member did not report
+//     before). While its target stays in the group, a withheld task does
+//     not go back to the member that gave it up (if the target leaves
+//     first, the task is planned afresh).
+//   - Ownership by the protocol and by brook's data. A member's previous
+//     tasks, for stickiness, are MemberData.Owned: the tasks of the last
+//     assignment it received. On the cooperative protocol they equal what
+//     it reports holding; when they differ (it could not read its last
+//     assignment), the leader logs a warning and counts both, since the
+//     member does run what it holds.
+//   - Copies of a task given up (runtime). The plan that moves a task away
+//     may give its previous owner a standby of it (it is the warmest), or,
+//     rarely, a warm-up. OnAssignment accepts that: the task is not among
+//     the member's new Tasks. The runtime must close the active task
+//     (finish processing, commit, close its stores) before it opens the
+//     copy over the same stores.
+//   - Pending tasks (runtime). MemberAssignment.Pending needs nothing from
+//     the runtime: the strategy reports the tasks at the next join, which
+//     the follow-up makes happen at once.
+//   - Queries. Every round is a generation with its own assignments, and
+//     Routing keeps requiring one generation throughout; a withheld task
+//     has no owner until the follow-up, so a query for it is not ready
+//     until then.
+//   - Upgrading. A leader of an older brook does not withhold: it would
+//     give a cooperative member's tasks to others while that member still
+//     runs them, and an older member does not report its pending tasks.
+//     So turn Config.Cooperative on only once every instance runs a brook
+//     that withholds (a rolling restart with it off, then one with it on),
+//     and run one brook version per application id.
 //
 // # Standbys and warm-ups
 //
@@ -137,6 +206,6 @@
 //
 // The byte formats of MemberData and MemberAssignment are described in
 // codec.go; they are versioned and later versions only append fields
-// (version 2 added the standby and warm-up sets and the probing delay;
-// version-1 payloads still decode).
+// (version 2 added the standby and warm-up sets and the probing delay,
+// version 3 the pending tasks; earlier payloads still decode).
 package assign

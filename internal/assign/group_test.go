@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -29,7 +30,15 @@ type member struct {
 	cancel   context.CancelFunc
 	done     chan error
 
+	// coop: the member is on sarama's cooperative protocol, so rounds
+	// after a session's first change its claims without a new Setup:
+	// snapshots read the session. log, when set, records every claim
+	// the member's handler runs.
+	coop bool
+	log  *claimLog
+
 	mu      sync.Mutex
+	sess    sarama.ConsumerGroupSession
 	gen     int32
 	claims  map[string][]int32
 	own     assign.MemberAssignment
@@ -42,15 +51,71 @@ func (m *member) Setup(s sarama.ConsumerGroupSession) error {
 	a, ok := m.strategy.Local()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sess = s
 	m.gen = s.GenerationID()
 	m.claims = s.Claims()
 	m.own, m.hasView = a, ok
 	return nil
 }
 
+// claimLog records which member's handler consumes each partition, to
+// find a partition consumed by two members at once, and how often each
+// member started consuming each partition.
+type claimLog struct {
+	mu      sync.Mutex
+	running map[string]string         // "topic/partition" -> member
+	starts  map[string]map[string]int // member -> "topic/partition" -> claims started
+	overlap []string
+	// withheld sums the tasks the leaders withheld.
+	withheld int
+}
+
+func newClaimLog() *claimLog {
+	return &claimLog{running: map[string]string{}, starts: map[string]map[string]int{}}
+}
+
+func (l *claimLog) start(member, tp string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if other, ok := l.running[tp]; ok {
+		l.overlap = append(l.overlap, fmt.Sprintf("%s consumed by %s and %s at once", tp, other, member))
+	}
+	l.running[tp] = member
+	if l.starts[member] == nil {
+		l.starts[member] = map[string]int{}
+	}
+	l.starts[member][tp]++
+}
+
+func (l *claimLog) stop(member, tp string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running[tp] == member {
+		delete(l.running, tp)
+	}
+}
+
+// startsOf returns how often member started consuming each partition.
+func (l *claimLog) startsOf(member string) map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.starts[member])
+}
+
+func (l *claimLog) overlaps() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.overlap)
+}
+
 func (m *member) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 func (m *member) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	if m.log != nil {
+		tp := fmt.Sprintf("%s/%d", c.Topic(), c.Partition())
+		m.log.start(m.name, tp)
+		defer m.log.stop(m.name, tp)
+	}
 	for {
 		select {
 		case msg, ok := <-c.Messages():
@@ -83,6 +148,10 @@ type snapshot struct {
 func (m *member) snapshot() (snapshot, error) {
 	m.mu.Lock()
 	s := snapshot{gen: m.gen, claims: m.claims, own: m.own, hasView: m.hasView}
+	if m.coop && m.sess != nil {
+		s.gen, s.claims = m.sess.GenerationID(), m.sess.Claims()
+		s.own, s.hasView = m.strategy.Local()
+	}
 	m.mu.Unlock()
 	var err error
 	if s.hasView {
@@ -92,6 +161,13 @@ func (m *member) snapshot() (snapshot, error) {
 }
 
 func startMember(t *testing.T, b *testutil.Broker, groupID, name string, groups []assign.TaskGroup) *member {
+	t.Helper()
+	return startMemberWith(t, b, groupID, name, groups, false, nil)
+}
+
+// startMemberWith starts a member on the cooperative protocol when coop,
+// recording its claims in log when not nil.
+func startMemberWith(t *testing.T, b *testutil.Broker, groupID, name string, groups []assign.TaskGroup, coop bool, log *claimLog) *member {
 	t.Helper()
 	admin, err := sarama.NewClusterAdmin(b.Addrs(), b.SaramaConfig())
 	if err != nil {
@@ -107,7 +183,11 @@ func startMember(t *testing.T, b *testutil.Broker, groupID, name string, groups 
 		}
 		return ds[0], nil
 	}
-	s, err := assign.NewStrategy(assign.Config{Groups: groups, Endpoint: name + ":8080", Describe: describe})
+	cfgA := assign.Config{Groups: groups, Endpoint: name + ":8080", Describe: describe, Cooperative: coop}
+	if log != nil {
+		cfgA.Logger = slog.New(log)
+	}
+	s, err := assign.NewStrategy(cfgA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +202,7 @@ func startMember(t *testing.T, b *testutil.Broker, groupID, name string, groups 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{name: name, strategy: s, group: g, admin: admin, cancel: cancel, done: make(chan error, 1)}
+	m := &member{name: name, strategy: s, group: g, admin: admin, cancel: cancel, done: make(chan error, 1), coop: coop, log: log}
 	go func() {
 		var err error
 		for ctx.Err() == nil {
@@ -366,4 +446,109 @@ func TestIdleMemberReadsAssignmentOnBroker(t *testing.T) {
 	if !ok || h.Endpoint == idle.name+":8080" {
 		t.Errorf("idle %s routes task 0_0 to %+v, %v", idle.name, h, ok)
 	}
+}
+
+// TestCooperativeGroupOnBroker: members on sarama's cooperative protocol.
+// When a fourth member joins, the leader withholds the tasks that move
+// until their owners have given them up, and the follow-up rebalance
+// gives them to the newcomer: no partition is ever consumed by two
+// members at once, and the members' other tasks keep running (their
+// claims are never restarted). The same when a member leaves.
+func TestCooperativeGroupOnBroker(t *testing.T) {
+	b := testutil.NewBroker(t)
+	orders := testutil.TopicName(t, "orders")
+	payments := testutil.TopicName(t, "payments")
+	profiles := testutil.TopicName(t, "profiles")
+	b.CreateTopic(t, orders, 6, nil)
+	b.CreateTopic(t, payments, 6, nil)
+	b.CreateTopic(t, profiles, 6, nil)
+	groups := []assign.TaskGroup{
+		{ID: 0, Topics: []string{orders, payments}},
+		{ID: 1, Topics: []string{profiles}},
+	}
+	const tasks = 12
+	groupID := testutil.TopicName(t, "group")
+	log := newClaimLog()
+	start := func(name string) *member { return startMemberWith(t, b, groupID, name, groups, true, log) }
+
+	m1 := start("m1")
+	defer m1.stop(t)
+	m2 := start("m2")
+	defer m2.stop(t)
+	m3 := start("m3")
+	defer m3.stop(t)
+	three := converged(t, []*member{m1, m2, m3}, tasks)
+	// Partitions of a member's tasks, as the claim log names them.
+	tps := func(ts []assign.TaskID) []string {
+		var out []string
+		for _, task := range ts {
+			for _, topic := range groups[task.Group].Topics {
+				out = append(out, fmt.Sprintf("%s/%d", topic, task.Partition))
+			}
+		}
+		return out
+	}
+	// retained checks that every task a member keeps across a change
+	// was never restarted on it: it claimed each partition once.
+	retained := func(before, after map[string][]assign.TaskID) {
+		t.Helper()
+		for name, ts := range before {
+			var kept []assign.TaskID
+			for _, task := range ts {
+				if slices.Contains(after[name], task) {
+					kept = append(kept, task)
+				}
+			}
+			starts := log.startsOf(name)
+			for _, tp := range tps(kept) {
+				if starts[tp] != 1 {
+					t.Errorf("%s keeps %s but started consuming it %d times", name, tp, starts[tp])
+				}
+			}
+		}
+	}
+
+	m4 := start("m4")
+	defer m4.stop(t)
+	four := converged(t, []*member{m1, m2, m3, m4}, tasks)
+	if len(four["m4"]) != tasks/4 {
+		t.Errorf("m4 runs %v, want %d tasks", four["m4"], tasks/4)
+	}
+	retained(three, four)
+	if n := log.withheldTotal(); n < tasks/4 {
+		t.Errorf("the leaders withheld %d tasks, want at least m4's share %d", n, tasks/4)
+	}
+
+	m2.stop(t)
+	left := converged(t, []*member{m1, m3, m4}, tasks)
+	delete(four, "m2")
+	retained(four, left)
+	if o := log.overlaps(); len(o) > 0 {
+		t.Errorf("partitions consumed by two members at once: %v", o)
+	}
+}
+
+// Handle counts the tasks leaders report withholding (their Info record
+// with a "withheld" attribute): the claim log is the members' slog
+// handler.
+func (l *claimLog) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "withheld" {
+			l.mu.Lock()
+			l.withheld += int(a.Value.Int64())
+			l.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (l *claimLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *claimLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *claimLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *claimLog) withheldTotal() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.withheld
 }

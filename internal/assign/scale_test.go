@@ -52,6 +52,11 @@ type scaleSim struct {
 	// EndOffsets hook (warm-ups), answering from endSum.
 	standbys    int
 	lastStandby map[string][]TaskID
+	// coop puts the members on sarama's cooperative protocol: each
+	// reports the partitions it holds (its last assignment) as
+	// OwnedPartitions, with that generation.
+	coop   bool
+	claims map[string]map[string][]int32
 }
 
 func newScaleSim(tb testing.TB, members, tasks int) *scaleSim {
@@ -64,7 +69,7 @@ func newScaleSimStandbys(tb testing.TB, members, tasks, standbys int) *scaleSim 
 	tb.Helper()
 	per := int32(tasks / len(scaleGroups))
 	sim := &scaleSim{tb: tb, topics: map[string][]int32{}, members: map[string]*Strategy{},
-		restored: map[string]map[TaskID]map[string]int64{}, standbys: standbys}
+		restored: map[string]map[TaskID]map[string]int64{}, standbys: standbys, claims: map[string]map[string][]int32{}}
 	for _, g := range scaleGroups {
 		for _, topic := range g.Topics {
 			for p := range per {
@@ -114,6 +119,7 @@ func (sim *scaleSim) leave() string {
 	ids := slices.Sorted(mapsKeys(sim.members))
 	id := ids[len(ids)/2]
 	delete(sim.members, id)
+	delete(sim.claims, id)
 	return id
 }
 
@@ -170,6 +176,12 @@ func (sim *scaleSim) joinRound() *scaleRound {
 			sim.tb.Fatal(err)
 		}
 		m := sarama.ConsumerGroupMemberMetadata{Version: 2, Topics: s.Topics(), UserData: ud, GenerationID: -1}
+		if held := sim.claims[id]; sim.coop && len(held) > 0 {
+			for _, topic := range slices.Sorted(mapsKeys(held)) {
+				m.OwnedPartitions = append(m.OwnedPartitions, &sarama.OwnedPartition{Topic: topic, Partitions: held[topic]})
+			}
+			m.GenerationID = sim.gen - 1
+		}
 		sim.meta(r, id, m)
 		r.userData[id] = len(ud)
 	}
@@ -226,6 +238,7 @@ func (sim *scaleSim) syncRound(r *scaleRound, plan sarama.BalanceStrategyPlan, d
 			sim.tb.Fatal(err)
 		}
 		r.tasks[id] = tasks
+		sim.claims[id] = plan[id]
 		local, _ := s.Local()
 		r.standby[id] = local.Standby
 		r.warmups += len(local.Warmup)
@@ -368,16 +381,28 @@ func movedTasks(before, after map[string][]TaskID) int {
 //
 // Besides time it reports the bytes of every group message, the
 // coordinator's group record, the balance (max − min tasks per member)
-// and, for leave and join, the tasks that moved.
+// and, for leave and join, the tasks that moved. The -cooperative
+// variants put the members on sarama's cooperative protocol: they report
+// the partitions they hold (OwnedPartitions), which the leader reads to
+// withhold moving tasks (a join withholds the newcomer's share, which
+// counts as moved).
 func BenchmarkScale(b *testing.B) {
-	for _, size := range []struct{ members, tasks, standbys int }{{100, 2_000, 0}, {1_000, 20_000, 0}, {1_000, 20_000, 1}} {
+	for _, size := range []struct {
+		members, tasks, standbys int
+		coop                     bool
+	}{{100, 2_000, 0, false}, {1_000, 20_000, 0, false}, {1_000, 20_000, 1, false}, {1_000, 20_000, 0, true}, {1_000, 20_000, 1, true}} {
 		for _, kind := range []string{"cold", "steady", "leave", "join"} {
-			name := fmt.Sprintf("%dx%d/%s", size.members, size.tasks, kind)
+			name := fmt.Sprintf("%dx%d", size.members, size.tasks)
 			if size.standbys > 0 {
-				name = fmt.Sprintf("%dx%d-standbys%d/%s", size.members, size.tasks, size.standbys, kind)
+				name += fmt.Sprintf("-standbys%d", size.standbys)
 			}
+			if size.coop {
+				name += "-cooperative"
+			}
+			name += "/" + kind
 			b.Run(name, func(b *testing.B) {
 				sim := newScaleSimStandbys(b, size.members, size.tasks, size.standbys)
+				sim.coop = size.coop
 				var before, beforeStandby map[string][]TaskID
 				if kind != "cold" {
 					sim.rebalance()
@@ -402,8 +427,12 @@ func BenchmarkScale(b *testing.B) {
 				elapsed := time.Since(start) / time.Duration(b.N)
 				sim.syncRound(r, plan, data, sim.gen)
 				z := measure(r)
-				if z.tasks != size.tasks {
-					b.Fatalf("%d tasks assigned, want %d", z.tasks, size.tasks)
+				rep, _ := r.leader.LastPlan()
+				if z.tasks+rep.Withheld != size.tasks {
+					b.Fatalf("%d tasks assigned and %d withheld, want %d", z.tasks, rep.Withheld, size.tasks)
+				}
+				if size.coop {
+					b.ReportMetric(float64(rep.Withheld), "withheld")
 				}
 				z.report(b)
 				b.ReportMetric(float64(elapsed)/1e6, "leader-ms")
@@ -451,8 +480,9 @@ func TestPayloadsIndependentOfGroupSize(t *testing.T) {
 	}
 	for i := range sizes {
 		// Header, generation, then per sub-topology its id and
-		// partition count (varints: at most 5 bytes), standbys.
-		if bound := 2 + 5 + 1 + len(scaleGroups)*(1+5) + 1; asgUD[i] > bound {
+		// partition count (varints: at most 5 bytes), empty standby,
+		// warm-up and pending sets, no probing.
+		if bound := 2 + 5 + 1 + len(scaleGroups)*(1+5) + 4; asgUD[i] > bound {
 			t.Errorf("assignment user data of %d bytes at %d members, want at most %d", asgUD[i], sizes[i], bound)
 		}
 		// Partition numbers are 4 bytes each whatever their value; a
@@ -471,18 +501,29 @@ func TestPayloadsIndependentOfGroupSize(t *testing.T) {
 // standby per task (and warm-ups): every task has one standby, standby
 // counts differ by at most one, a leave moves only the leaver's tasks,
 // each to the member holding its standby, and a join moves no task but
-// gives the newcomer warm-ups.
+// gives the newcomer warm-ups. On the cooperative protocol (members
+// report the partitions they hold), nothing is withheld in a steady
+// rebalance or a leave; a join without standbys withholds the
+// newcomer's whole share in its first rebalance and the follow-up gives
+// it that share; the group record stays under Kafka's limit.
 func TestPlanAtScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 members: not with -short")
 	}
-	for _, standbys := range []int{0, 1} {
-		t.Run(fmt.Sprintf("standbys=%d", standbys), func(t *testing.T) { planAtScale(t, standbys) })
+	for _, coop := range []bool{false, true} {
+		for _, standbys := range []int{0, 1} {
+			t.Run(fmt.Sprintf("standbys=%d/cooperative=%v", standbys, coop), func(t *testing.T) { planAtScale(t, standbys, coop) })
+		}
 	}
 }
 
-func planAtScale(t *testing.T, standbys int) {
+// kafkaMaxMessageBytes is the default max.message.bytes of a broker and
+// of __consumer_offsets, which bounds the group record.
+const kafkaMaxMessageBytes = 1_048_588
+
+func planAtScale(t *testing.T, standbys int, coop bool) {
 	sim := newScaleSimStandbys(t, 1_000, 20_000, standbys)
+	sim.coop = coop
 	check := func(what string, r *scaleRound) groupSizes {
 		t.Helper()
 		z := measure(r)
@@ -494,10 +535,12 @@ func planAtScale(t *testing.T, standbys int) {
 			allowed = 2
 		}
 		// A join with warm-ups: the newcomer gets no task before its
-		// warm-ups catch up.
-		if standbys > 0 && what == "join" {
+		// warm-ups catch up; on the cooperative protocol without them,
+		// not before the follow-up.
+		if (standbys > 0 || coop) && what == "join" {
 			allowed = 20_000/len(r.meta) + 2
 		}
+		rep, _ := r.leader.LastPlan()
 		seen := map[TaskID]bool{}
 		for _, tasks := range r.tasks {
 			for _, task := range tasks {
@@ -507,17 +550,31 @@ func planAtScale(t *testing.T, standbys int) {
 				seen[task] = true
 			}
 		}
-		if len(seen) != 20_000 || z.spread > allowed {
-			t.Fatalf("%s: %d tasks assigned, spread %d", what, len(seen), z.spread)
+		// Withheld tasks are assigned in the follow-up.
+		if len(seen)+rep.Withheld != 20_000 || z.spread > allowed {
+			t.Fatalf("%s: %d tasks assigned, %d withheld, spread %d", what, len(seen), rep.Withheld, z.spread)
 		}
-		if z.record >= 1_000_000 || z.joinLeader >= 1_000_000 || z.syncLeader >= 1_000_000 {
+		// On the cooperative protocol every subscription also lists the
+		// partitions the member holds (sarama's OwnedPartitions, about
+		// 220 bytes per member here), which takes the record with one
+		// standby per task just past 1,000,000 bytes: check it against
+		// the limit itself, __consumer_offsets' default
+		// max.message.bytes.
+		limit := 1_000_000
+		if coop {
+			limit = kafkaMaxMessageBytes
+		}
+		if z.record >= limit || z.joinLeader >= limit || z.syncLeader >= limit {
 			t.Errorf("%s: group record %d, JoinGroup %d, SyncGroup %d bytes", what, z.record, z.joinLeader, z.syncLeader)
 		}
 		if z.standbys != standbys*20_000 || z.standbySpread > 1 {
 			t.Errorf("%s: %d standbys, spread %d", what, z.standbys, z.standbySpread)
 		}
-		t.Logf("%s: record %d B, JoinGroup %d B, SyncGroup %d B, subscription ≤ %d B, assignment ≤ %d B, standby spread %d, warm-ups %d",
-			what, z.record, z.joinLeader, z.syncLeader, z.metaMax, z.asgMax, z.standbySpread, z.warmups)
+		if coop && what != "join" && rep.Withheld != 0 {
+			t.Errorf("%s: %d tasks withheld", what, rep.Withheld)
+		}
+		t.Logf("%s: record %d B, JoinGroup %d B, SyncGroup %d B, subscription ≤ %d B, assignment ≤ %d B, standby spread %d, warm-ups %d, withheld %d; plan took %v",
+			what, z.record, z.joinLeader, z.syncLeader, z.metaMax, z.asgMax, z.standbySpread, z.warmups, rep.Withheld, rep.Took)
 		return z
 	}
 	check("cold", sim.rebalance())
@@ -551,6 +608,26 @@ func planAtScale(t *testing.T, standbys int) {
 	r = sim.rebalance()
 	z := check("join", r)
 	m := movedTasks(prev, r.tasks)
+	if standbys == 0 && coop {
+		// Every task of the newcomer's share is still held by its
+		// owner: all withheld, then given in the follow-up, which the
+		// owners that gave them up start.
+		rep, _ := r.leader.LastPlan()
+		now := owners(r.tasks)
+		for id, tasks := range prev {
+			for _, task := range tasks {
+				if o, ok := now[task]; ok && o != id {
+					t.Errorf("a cooperative join moved task %s from %s to %s at once", task, id, o)
+				}
+			}
+		}
+		if len(r.tasks[joined]) != 0 || rep.Withheld != 20_000/z.members || m != rep.Withheld {
+			t.Errorf("a cooperative join gave the newcomer %d tasks, withheld %d and left %d tasks without their owner, want 0 and its share %d twice", len(r.tasks[joined]), rep.Withheld, m, 20_000/z.members)
+		}
+		r = sim.rebalance()
+		z = check("follow-up", r)
+		m = movedTasks(prev, r.tasks)
+	}
 	if standbys == 0 && (m != len(r.tasks[joined]) || m != 20_000/z.members) {
 		t.Errorf("a join moved %d tasks, the newcomer has %d, its share is %d", m, len(r.tasks[joined]), 20_000/z.members)
 	}

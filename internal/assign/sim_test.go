@@ -32,11 +32,24 @@ type group struct {
 	describes map[string]int
 	// cfg, when set, adjusts each member's Config (standbys, warm-ups).
 	cfg func(id string, c *Config)
+	// fullWarm makes members report warm state for every task they
+	// have state for, not only their own and the 8 warmest others.
+	fullWarm bool
 	// standby, warmup and probing are the last generation's copies and
 	// probing delays per member; report is the last leader's LastPlan.
 	standby, warmup map[string][]TaskID
 	probing         map[string]time.Duration
 	report          PlanReport
+	// coop marks the members on sarama's cooperative protocol. claims
+	// are the partitions each member holds between rebalances (a
+	// cooperative member reports them as OwnedPartitions, an eager one
+	// gives them all up before it joins) and claimsGen the generation
+	// they come from; revoked are the tasks each cooperative member gave
+	// up after the last rebalance (sarama makes it rejoin at once).
+	coop      map[string]bool
+	claims    map[string]map[string][]int32
+	claimsGen map[string]int32
+	revoked   map[string][]TaskID
 }
 
 func newGroup(t *testing.T, groups []TaskGroup, partitions map[string]int) *group {
@@ -48,7 +61,8 @@ func newGroup(t *testing.T, groups []TaskGroup, partitions map[string]int) *grou
 		}
 	}
 	return &group{t: t, groups: groups, topics: topics, members: map[string]*Strategy{},
-		subscribed: map[string][]string{}, state: map[string]LocalState{}, describes: map[string]int{}}
+		subscribed: map[string][]string{}, state: map[string]LocalState{}, describes: map[string]int{},
+		coop: map[string]bool{}, claims: map[string]map[string][]int32{}, claimsGen: map[string]int32{}}
 }
 
 func (g *group) join(ids ...string) {
@@ -70,13 +84,18 @@ func (g *group) join(ids ...string) {
 		if err != nil {
 			g.t.Fatal(err)
 		}
+		if g.fullWarm {
+			s.minWarm = 1 << 20
+		}
 		g.members[id] = s
 	}
 }
 
 func (g *group) leave(ids ...string) {
 	for _, id := range ids {
+		// A member leaving gives up its partitions first.
 		delete(g.members, id)
+		delete(g.claims, id)
 	}
 }
 
@@ -96,7 +115,20 @@ func (g *group) rebalance() map[string][]TaskID {
 		if err != nil {
 			g.t.Fatal(err)
 		}
-		meta[id] = sarama.ConsumerGroupMemberMetadata{Version: 2, Topics: subs, UserData: ud}
+		meta[id] = sarama.ConsumerGroupMemberMetadata{Version: 2, Topics: subs, UserData: ud, GenerationID: -1}
+		if g.coop[id] {
+			m := meta[id]
+			for _, topic := range slices.Sorted(maps.Keys(g.claims[id])) {
+				m.OwnedPartitions = append(m.OwnedPartitions, &sarama.OwnedPartition{Topic: topic, Partitions: slices.Clone(g.claims[id][topic])})
+			}
+			if len(g.claims[id]) > 0 {
+				m.GenerationID = g.claimsGen[id]
+			}
+			meta[id] = m
+		} else {
+			// An eager member gives up everything before it joins.
+			delete(g.claims, id)
+		}
 	}
 	// sarama's leader plans only with the topics some member subscribes to.
 	subscribedTopics := make(map[string][]int32)
@@ -111,6 +143,26 @@ func (g *group) rebalance() map[string][]TaskID {
 	if err != nil {
 		g.t.Fatalf("generation %d: Plan: %v", g.gen, err)
 	}
+	// No partition is held by two members at once: members apply the
+	// new assignment one by one, so a partition a member still holds
+	// must go to nobody else.
+	holder := map[string]map[int32]string{}
+	for _, id := range ids {
+		for _, a := range []map[string][]int32{g.claims[id], plan[id]} {
+			for topic, parts := range a {
+				if holder[topic] == nil {
+					holder[topic] = map[int32]string{}
+				}
+				for _, p := range parts {
+					if other, ok := holder[topic][p]; ok && other != id {
+						g.t.Fatalf("generation %d: partition %s/%d held by %s and assigned to %s, or the other way round", g.gen, topic, p, other, id)
+					}
+					holder[topic][p] = id
+				}
+			}
+		}
+	}
+	g.revoked = map[string][]TaskID{}
 	result := make(map[string][]TaskID)
 	g.standby, g.warmup, g.probing = map[string][]TaskID{}, map[string][]TaskID{}, map[string]time.Duration{}
 	if r, ok := leader.LastPlan(); ok {
@@ -149,6 +201,18 @@ func (g *group) rebalance() map[string][]TaskID {
 			g.t.Fatalf("member %s: claims give tasks %v, assignment says %v", id, tasks, local.Tasks)
 		}
 		result[id] = tasks
+		if g.coop[id] {
+			before, err := s.Tasks(g.claims[id])
+			if err != nil {
+				g.t.Fatalf("member %s holds %v: %v", id, g.claims[id], err)
+			}
+			for _, task := range before {
+				if !slices.Contains(tasks, task) {
+					g.revoked[id] = append(g.revoked[id], task)
+				}
+			}
+		}
+		g.claims[id], g.claimsGen[id] = topics, g.gen
 		g.standby[id], g.warmup[id], g.probing[id] = local.Standby, local.Warmup, local.ProbingRebalance
 		for _, task := range slices.Concat(local.Standby, local.Warmup) {
 			if slices.Contains(tasks, task) {

@@ -90,6 +90,20 @@ type Config struct {
 	// group should rebalance again to move the tasks that caught up
 	// (probing.rebalance.interval.ms). 0 means DefaultProbingInterval.
 	ProbingInterval time.Duration
+
+	// Cooperative declares sarama's cooperative rebalance protocol
+	// (KIP-429) besides the eager one (see SupportedProtocols): members
+	// keep their partitions while the group rebalances and give up only
+	// those the new assignment moves away, so retained tasks never stop.
+	// sarama uses it only when every strategy configured on the member
+	// supports it; the runtime must then handle revocations during the
+	// session (see the package doc). Whatever this setting, a leader
+	// withholds a task from its new owner while another member still
+	// owns it (as cooperative members report), so turn it on only once
+	// every instance of the application runs a brook that withholds:
+	// an older leader would give a cooperative member's tasks to others
+	// before it has given them up. false (the default): eager only.
+	Cooperative bool
 }
 
 // Defaults of the warm-up settings.
@@ -159,6 +173,12 @@ type PlanReport struct {
 	// moving to their balanced target: the movements still to make
 	// (len(Warmups) of them are warming up now).
 	HeldBack int
+	// Withheld is how many tasks this plan withholds from the member
+	// balance planned them on, because another member still owns them
+	// (it reported their partitions in OwnedPartitions, as members on the
+	// cooperative protocol do). Their owners give them up and rejoin, and
+	// the follow-up rebalance assigns them. Always 0 with eager members.
+	Withheld int
 	// ProbingRebalance is the follow-up delay sent with the warm-ups, 0
 	// when no movement is pending.
 	ProbingRebalance time.Duration
@@ -192,6 +212,10 @@ type Strategy struct {
 	acceptable int64
 	maxWarmups int
 	probing    time.Duration
+	// cooperative is Config.Cooperative.
+	cooperative bool
+	// minWarm is minWarmReported (tests raise it to report all state).
+	minWarm int
 	// retry is how long a failed Routing answer is reused before the
 	// group is described again.
 	retry time.Duration
@@ -223,6 +247,7 @@ type leaderPlan struct {
 	members    map[string]bool
 	standby    map[string][]TaskID
 	warmup     map[string][]TaskID
+	pending    map[string][]TaskID
 	probing    time.Duration
 }
 
@@ -236,6 +261,7 @@ var (
 	_ sarama.BalanceStrategy                     = (*Strategy)(nil)
 	_ sarama.SubscriptionUserDataBalanceStrategy = (*Strategy)(nil)
 	_ sarama.OnAssignmentBalanceStrategy         = (*Strategy)(nil)
+	_ sarama.RebalanceProtocolBalanceStrategy    = (*Strategy)(nil)
 )
 
 // NewStrategy validates cfg and returns a strategy. Put it in
@@ -267,7 +293,7 @@ func NewStrategy(cfg Config) (*Strategy, error) {
 		endTimeout: cmp.Or(cfg.EndOffsetsTimeout, DefaultEndOffsetsTimeout),
 		acceptable: cmp.Or(cfg.AcceptableRecoveryLag, DefaultAcceptableRecoveryLag),
 		maxWarmups: cmp.Or(cfg.MaxWarmups, DefaultMaxWarmups),
-		probing:    cmp.Or(cfg.ProbingInterval, DefaultProbingInterval)}
+		probing:    cmp.Or(cfg.ProbingInterval, DefaultProbingInterval), cooperative: cfg.Cooperative, minWarm: minWarmReported}
 	return s, nil
 }
 
@@ -289,6 +315,21 @@ func (s *Strategy) LastPlan() (PlanReport, bool) {
 
 // Name implements sarama.BalanceStrategy.
 func (s *Strategy) Name() string { return StrategyName }
+
+// SupportedProtocols implements sarama.RebalanceProtocolBalanceStrategy:
+// the rebalance protocols this member can take part in, most preferred
+// first. With Config.Cooperative it is cooperative, then eager; without,
+// eager only. sarama picks cooperative only when every strategy in the
+// member's Consumer.Group.Rebalance.GroupStrategies supports it, eager
+// when every one supports that, and refuses the configuration otherwise.
+// The choice is each member's own: the group coordinator does not
+// negotiate it.
+func (s *Strategy) SupportedProtocols() []sarama.RebalanceProtocol {
+	if s.cooperative {
+		return []sarama.RebalanceProtocol{sarama.RebalanceProtocolCooperative, sarama.RebalanceProtocolEager}
+	}
+	return []sarama.RebalanceProtocol{sarama.RebalanceProtocolEager}
+}
 
 // Topics returns every source topic of every sub-topology, sorted: the
 // topics to subscribe the consumer group to.
@@ -386,11 +427,11 @@ const minWarmReported = 8
 // sarama calls it before every JoinGroup and sends the result to the
 // leader as this member's user data.
 //
-// It reports the member's endpoint, the active, standby and warm-up tasks
-// of the last assignment it received, and warm state: one sum of restored
-// changelog offsets per task, for those tasks and for at most
-// max(8, active) others with state on this instance — those with the largest sums, which would cost
-// the most to restore elsewhere. The rest is pruned, so the payload grows
+// It reports the member's endpoint, the active, standby, warm-up and
+// pending tasks of the last assignment it received, and warm state: one
+// sum of restored changelog offsets per task, for those tasks and for at
+// most max(8, active) others with state on this instance — those with
+// the largest sums, which would cost the most to restore elsewhere. The rest is pruned, so the payload grows
 // with the member's share of the tasks, never with the group or with the
 // history of what the instance once ran.
 func (s *Strategy) SubscriptionUserData(topics []string) ([]byte, error) {
@@ -401,10 +442,11 @@ func (s *Strategy) SubscriptionUserData(topics []string) ([]byte, error) {
 		d.Owned = slices.Clone(s.current.Tasks)
 		d.Standby = slices.Clone(s.current.Standby)
 		d.Warmup = slices.Clone(s.current.Warmup)
+		d.Pending = slices.Clone(s.current.Pending)
 	}
 	s.mu.Unlock()
 	if s.state != nil {
-		kept := slices.Concat(d.Owned, d.Standby, d.Warmup)
+		kept := slices.Concat(d.Owned, d.Standby, d.Warmup, d.Pending)
 		slices.SortFunc(kept, TaskID.Compare)
 		d.Warm = s.warmth(s.state().Restored, kept, len(d.Owned))
 	}
@@ -446,7 +488,7 @@ func (s *Strategy) warmth(restored map[TaskID]map[string]int64, kept []TaskID, o
 		}
 		return a.t.Compare(b.t)
 	})
-	for _, e := range others[:min(len(others), max(minWarmReported, owned))] {
+	for _, e := range others[:min(len(others), max(s.minWarm, owned))] {
 		out[e.t] = e.w
 	}
 	return out
@@ -495,15 +537,18 @@ func (s *Strategy) OnAssignment(assignment *sarama.ConsumerGroupMemberAssignment
 	s.mu.Unlock()
 }
 
-// checkCopies checks that a's standby and warm-up tasks are tasks of this
-// topology within the partition counts, and none of its active tasks.
+// checkCopies checks that a's standby, warm-up and pending tasks are
+// tasks of this topology within the partition counts, and none of its
+// active tasks. A standby or warm-up of a task this member ran until now
+// is fine: under the cooperative protocol the member gives the active
+// task up first (see the package doc).
 func (s *Strategy) checkCopies(a MemberAssignment) error {
-	for _, t := range slices.Concat(a.Standby, a.Warmup) {
+	for _, t := range slices.Concat(a.Standby, a.Warmup, a.Pending) {
 		if _, known := s.groups.group(t.Group); !known || t.Partition >= a.Partitions[t.Group] {
-			return fmt.Errorf("assign: standby or warm-up task %s is no task of this topology (sub-topology partitions %v)", t, a.Partitions)
+			return fmt.Errorf("assign: standby, warm-up or pending task %s is no task of this topology (sub-topology partitions %v)", t, a.Partitions)
 		}
 		if _, active := slices.BinarySearchFunc(a.Tasks, t, TaskID.Compare); active {
-			return fmt.Errorf("assign: task %s is both active and a standby or warm-up", t)
+			return fmt.Errorf("assign: task %s is both active and a standby, warm-up or pending task", t)
 		}
 	}
 	return nil
@@ -567,6 +612,8 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 	}
 
 	cands := make([]candidate, 0, len(members))
+	held := make(map[string][]heldTask)
+	var scratch []heldPartition
 	for id, meta := range members {
 		// A member without (readable) data is a new member: no
 		// endpoint, no previous tasks, no state.
@@ -578,6 +625,13 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 			} else {
 				c.data = d
 			}
+		}
+		// What the member holds now, by the protocol: cooperative
+		// members report it, eager ones (and a cooperative member's first
+		// join) report nothing.
+		if own := s.heldTasks(meta.OwnedPartitions, partitions, &scratch); len(own) > 0 {
+			held[id] = own
+			s.reconcileOwned(id, &c.data, own, meta.GenerationID, partitions)
 		}
 		subscribed := make(map[string]bool, len(meta.Topics))
 		for _, t := range meta.Topics {
@@ -609,6 +663,14 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 	}
 	pl := plan(tasks, b, params)
 	byMember := pl.active
+	// Cooperative members still run what they report owning: a task
+	// moving away from one waits for the follow-up round.
+	pending, withheld := withhold(byMember, held, func(g int32) int { return len(groupTopics[g]) })
+	report.Withheld = withheld
+	if report.Withheld > 0 {
+		s.log.Info("brook assignor: tasks withheld from their new owners until their current owners give them up; the follow-up rebalance those members start assigns them",
+			"withheld", report.Withheld)
+	}
 	if pl.missingStandbys > 0 {
 		s.log.Warn("brook assignor: fewer eligible members than standbys+1; some standby replicas are not placed", "action", "run at least standbys+1 instances", "standbys", s.standbys, "missing", pl.missingStandbys)
 	}
@@ -620,7 +682,7 @@ func (s *Strategy) Plan(members map[string]sarama.ConsumerGroupMemberMetadata, t
 	}
 
 	lp := &leaderPlan{partitions: partitions, members: make(map[string]bool, len(cands)),
-		standby: pl.standby, warmup: pl.warmup, probing: report.ProbingRebalance}
+		standby: pl.standby, warmup: pl.warmup, pending: pending, probing: report.ProbingRebalance}
 	plan := make(sarama.BalanceStrategyPlan, len(cands))
 	for _, c := range cands {
 		lp.members[c.id] = true
@@ -668,9 +730,9 @@ var ErrNoPlan = errors.New("assign: AssignmentData called before Plan")
 // AssignmentData implements sarama.BalanceStrategy. sarama calls it on the
 // leader, after Plan, once per member of the plan; the bytes travel to
 // that member in its SyncGroup assignment, beside its partitions. They
-// hold the generation, the partition counts, the member's standby and
-// warm-up tasks and, for a member with warm-ups, the probing delay:
-// nothing about the other members.
+// hold the generation, the partition counts, the member's standby,
+// warm-up and pending (withheld) tasks and, for a member with warm-ups,
+// the probing delay: nothing about the other members.
 func (s *Strategy) AssignmentData(memberID string, topics map[string][]int32, generationID int32) ([]byte, error) {
 	s.mu.Lock()
 	plan := s.plan
@@ -682,7 +744,7 @@ func (s *Strategy) AssignmentData(memberID string, topics map[string][]int32, ge
 		return nil, fmt.Errorf("assign: member %q is not in the last plan", memberID)
 	}
 	a := MemberAssignment{Generation: generationID, Partitions: plan.partitions,
-		Standby: plan.standby[memberID], Warmup: plan.warmup[memberID]}
+		Standby: plan.standby[memberID], Warmup: plan.warmup[memberID], Pending: plan.pending[memberID]}
 	if len(a.Warmup) > 0 {
 		a.ProbingRebalance = plan.probing
 	}

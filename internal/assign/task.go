@@ -57,11 +57,12 @@ var ErrInvalidGroups = errors.New("assign: invalid task groups")
 type groupSet struct {
 	groups    []TaskGroup      // sorted by ID, topics sorted
 	byTopic   map[string]int32 // topic -> group id
+	topicAt   map[string]int   // topic -> its index in its group's sorted Topics
 	stateless map[int32]bool   // the Stateless groups
 }
 
 func newGroupSet(groups []TaskGroup) (groupSet, error) {
-	gs := groupSet{byTopic: make(map[string]int32), stateless: make(map[int32]bool)}
+	gs := groupSet{byTopic: make(map[string]int32), topicAt: make(map[string]int), stateless: make(map[int32]bool)}
 	if len(groups) == 0 {
 		return gs, fmt.Errorf("%w: no task groups", ErrInvalidGroups)
 	}
@@ -90,6 +91,9 @@ func newGroupSet(groups []TaskGroup) (groupSet, error) {
 				return gs, fmt.Errorf("%w: topic %q is a source of sub-topologies %d and %d", ErrInvalidGroups, t, other, g.ID)
 			}
 			gs.byTopic[t] = g.ID
+		}
+		for i, t := range topics {
+			gs.topicAt[t] = i
 		}
 		gs.groups = append(gs.groups, TaskGroup{ID: g.ID, Topics: topics, Stateless: g.Stateless})
 		if g.Stateless {
