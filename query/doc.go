@@ -13,6 +13,12 @@
 // from every instance, paged in key order. docs/QUERIES.md is the full
 // reference of the HTTP API.
 //
+// Stale reads: a view made WithStaleReads (and an HTTP key lookup with
+// ?stale=true) may be answered by this instance's standby or warm-up copy
+// of a task it does not run (Config.NumStandbyReplicas); GetFrom and the
+// HTTP answer say which copy answered and its lag, and KeyMetadata lists
+// the instances with copies.
+//
 // StatusOf (topology's App.Status) takes a snapshot of an instance for
 // operators: its tasks and their states, per input partition the
 // committed offset, position, log end offset and lag, restores, store

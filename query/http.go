@@ -536,6 +536,10 @@ type keyAnswer struct {
 	Partition int32           `json:"partition"`
 	Task      string          `json:"task"`
 	Host      string          `json:"host"`
+	// Role and Lag are set when stale reads were asked for: which copy
+	// answered ("active", "standby", "warm-up") and its lag (ReadSource).
+	Role string `json:"role,omitempty"`
+	Lag  *int64 `json:"lag,omitempty"`
 }
 
 func (h *queryHandler) get(w http.ResponseWriter, r *http.Request) {
@@ -560,19 +564,39 @@ func (h *queryHandler) get(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, &apiError{Status: http.StatusBadRequest, Error: fmt.Sprintf("store %q: %v", spec.Name, err)})
 		return
 	}
-	loc, err := h.a.locate(r.Context(), spec, kb)
+	stale, e := staleParam(r)
+	if e != nil {
+		h.fail(w, e)
+		return
+	}
+	loc, err := h.a.locateFor(r.Context(), spec, kb, stale)
 	if err != nil {
 		h.fail(w, h.errorFor(err))
 		return
 	}
 	if !loc.local {
+		if stale {
+			h.forwardStale(w, r, loc, hops)
+			return
+		}
 		h.forward(w, r, loc.host, hops)
 		return
 	}
-	v, found, err := q.localGet(h.a.rt, loc.task, spec.Name, k)
+	var v json.RawMessage
+	var found bool
+	src := ReadSource{Role: runtime.RoleActive}
+	if loc.copyRole != "" {
+		v, found, src, err = q.copyGet(h.a.rt, loc.task, spec.Name, k)
+	} else {
+		v, found, err = q.localGet(h.a.rt, loc.task, spec.Name, k)
+	}
 	if err != nil {
 		h.fail(w, h.errorFor(h.a.queryErr(spec.Name, err)))
 		return
+	}
+	if stale {
+		w.Header().Set(roleHeader, src.Role)
+		w.Header().Set(lagHeader, strconv.FormatInt(src.Lag, 10))
 	}
 	if !found {
 		h.fail(w, &apiError{Status: http.StatusNotFound, Error: fmt.Sprintf("store %q has no key %q", spec.Name, text)})
@@ -582,7 +606,11 @@ func (h *queryHandler) get(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		kj, _ = json.Marshal(text)
 	}
-	h.reply(w, http.StatusOK, keyAnswer{Store: spec.Name, Key: kj, Value: v, Partition: loc.task.Partition, Task: taskName(loc.task), Host: h.a.endpoint()})
+	ans := keyAnswer{Store: spec.Name, Key: kj, Value: v, Partition: loc.task.Partition, Task: taskName(loc.task), Host: h.a.endpoint()}
+	if stale {
+		ans.Role, ans.Lag = src.Role, &src.Lag
+	}
+	h.reply(w, http.StatusOK, ans)
 }
 
 // forward relays the request to host and its answer back.
@@ -608,7 +636,12 @@ func (h *queryHandler) forward(w http.ResponseWriter, r *http.Request, host assi
 		h.fail(w, &apiError{Status: http.StatusBadGateway, Error: fmt.Sprintf("owner %s answered %d with a body that is not JSON (Content-Type %q)", host.Endpoint, status, hdr.Get("Content-Type"))})
 		return
 	}
-	for _, k := range []string{"Content-Type", "Retry-After", "WWW-Authenticate", servedByHeader} {
+	relay(w, status, hdr, body)
+}
+
+// relay writes an answer of another instance back to the client.
+func relay(w http.ResponseWriter, status int, hdr http.Header, body []byte) {
+	for _, k := range []string{"Content-Type", "Retry-After", "WWW-Authenticate", servedByHeader, roleHeader, lagHeader} {
 		if v := hdr.Get(k); v != "" {
 			w.Header().Set(k, v)
 		}
@@ -684,6 +717,7 @@ func (h *queryHandler) metadata(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, h.errorFor(err))
 		return
 	}
+	h.a.withCopies(r.Context(), &loc)
 	kj, err := q.keyJSON(k)
 	if err != nil {
 		kj, _ = json.Marshal(text)

@@ -86,6 +86,11 @@ type NotLocalError struct {
 	// Task is the task holding the key ("<sub-topology>_<partition>").
 	Task     string
 	Endpoint string
+	// Standbys are the instances keeping a standby or warm-up copy of
+	// the task, when the assignment of the whole group was known: a view
+	// made WithStaleReads on one of them (or an HTTP key lookup with
+	// ?stale=true) answers from its copy.
+	Standbys []StandbyHost
 }
 
 // Error implements error.
@@ -144,6 +149,7 @@ type kvCodec interface {
 	StoreCodec
 	localGet(rt *runtime.Runtime, id assign.TaskID, name string, k any) (json.RawMessage, bool, error)
 	localScan(rt *runtime.Runtime, tasks []assign.TaskID, name string, lo, hi []byte, limit int) ([]scanEntry, bool, error)
+	copyGet(rt *runtime.Runtime, id assign.TaskID, name string, k any) (json.RawMessage, bool, ReadSource, error)
 }
 
 // scanEntry is one key of a range answer.
@@ -274,10 +280,18 @@ func typedStore[K, V any](st any, name string) (store.KeyValueStore[K, V], error
 }
 
 func (q *kvQuery[K, V]) localGet(rt *runtime.Runtime, id assign.TaskID, name string, k any) (json.RawMessage, bool, error) {
-	kk, _ := k.(K)
 	var out json.RawMessage
 	var found bool
-	err := rt.ReadStore(id, name, func(st any) error {
+	err := rt.ReadStore(id, name, q.getJSON(name, k, &out, &found))
+	return out, found, err
+}
+
+// getJSON returns the read of key k from store name as JSON, into out
+// (found says whether the key was there), for ReadStore and
+// ReadCopyStore.
+func (q *kvQuery[K, V]) getJSON(name string, k any, out *json.RawMessage, found *bool) func(st any) error {
+	kk, _ := k.(K)
+	return func(st any) error {
 		s, err := typedStore[K, V](st, name)
 		if err != nil {
 			return err
@@ -286,11 +300,10 @@ func (q *kvQuery[K, V]) localGet(rt *runtime.Runtime, id assign.TaskID, name str
 		if err != nil || !ok {
 			return err
 		}
-		found = true
-		out, err = q.valueJSON(v)
+		*found = true
+		*out, err = q.valueJSON(v)
 		return err
-	})
-	return out, found, err
+	}
 }
 
 func (q *kvQuery[K, V]) localScan(rt *runtime.Runtime, tasks []assign.TaskID, name string, lo, hi []byte, limit int) ([]scanEntry, bool, error) {
@@ -389,10 +402,35 @@ type mergedIter[K, V any] struct {
 }
 
 func openMerged[K, V any](rt *runtime.Runtime, tasks []assign.TaskID, name string, lo, hi []byte, reverse bool) (*mergedIter[K, V], error) {
+	return openMergedCopies[K, V](rt, tasks, nil, name, lo, hi, reverse)
+}
+
+// openMergedCopies is openMerged over the active tasks and, for a stale
+// read, this instance's copies of other tasks.
+func openMergedCopies[K, V any](rt *runtime.Runtime, tasks, copies []assign.TaskID, name string, lo, hi []byte, reverse bool) (*mergedIter[K, V], error) {
 	m := &mergedIter[K, V]{reverse: reverse}
+	type source struct {
+		id   assign.TaskID
+		copy bool
+	}
+	var srcs []source
 	for _, id := range tasks {
+		srcs = append(srcs, source{id: id})
+	}
+	for _, id := range copies {
+		srcs = append(srcs, source{id: id, copy: true})
+	}
+	for _, src := range srcs {
+		id := src.id
 		g := &guardedIter[K, V]{}
-		done, err := rt.OpenIterator(id, name, func(st any) (func(), error) {
+		open := rt.OpenIterator
+		if src.copy {
+			open = func(id assign.TaskID, name string, open func(st any) (func(), error)) (func(), error) {
+				done, _, err := rt.OpenCopyIterator(id, name, open)
+				return done, err
+			}
+		}
+		done, err := open(id, name, func(st any) (func(), error) {
 			s, err := typedStore[K, V](st, name)
 			if err != nil {
 				return nil, err
@@ -480,6 +518,8 @@ type KeyValueView[K, V any] struct {
 	name string
 	spec *task.StoreSpec
 	q    *kvQuery[K, V]
+	// stale: WithStaleReads was given.
+	stale bool
 }
 
 var _ store.ReadOnlyKeyValueStore[string, int64] = (*KeyValueView[string, int64])(nil)
@@ -489,7 +529,10 @@ var _ store.ReadOnlyKeyValueStore[string, int64] = (*KeyValueView[string, int64]
 // *processor.UnknownStoreError when the topology has no such store and
 // with a *processor.StoreTypeError when the store is not a key-value store
 // of K to V.
-func KeyValue[K, V any](app App, storeName string) (*KeyValueView[K, V], error) {
+//
+// With WithStaleReads, the view also reads this instance's standby and
+// warm-up copies of tasks it does not run (see GetFrom).
+func KeyValue[K, V any](app App, storeName string, opts ...ViewOption) (*KeyValueView[K, V], error) {
 	a, err := handleOf(app, "KeyValue")
 	if err != nil {
 		return nil, err
@@ -502,7 +545,8 @@ func KeyValue[K, V any](app App, storeName string) (*KeyValueView[K, V], error) 
 	if !ok {
 		return nil, viewTypeError[store.KeyValueStore[K, V]](spec)
 	}
-	return &KeyValueView[K, V]{app: a, name: storeName, spec: spec, q: q}, nil
+	vc := viewOptions(opts)
+	return &KeyValueView[K, V]{app: a, name: storeName, spec: spec, q: q, stale: vc.stale}, nil
 }
 
 // viewTypeError is the error of a view of spec asked for as a Want: a
@@ -520,34 +564,57 @@ func (v *KeyValueView[K, V]) Name() string { return v.name }
 
 // Get returns the value of key. It returns a *NotLocalError when another
 // instance runs the key's task and a *NotReadyError while the task is
-// restoring or the group rebalancing.
+// restoring or the group rebalancing. On a view made WithStaleReads it
+// may answer from a standby or warm-up copy; GetFrom says which.
 func (v *KeyValueView[K, V]) Get(key K) (V, bool, error) {
+	out, found, _, err := v.GetFrom(key)
+	return out, found, err
+}
+
+// GetFrom is Get that also says which copy of the key's task answered:
+// the active task (Role "active", Lag 0) or, on a view made
+// WithStaleReads, this instance's standby or warm-up copy of the task
+// when the task does not run here, with the copy's lag. A copy answers
+// only once it has listed its changelogs' ends; until then, and while it
+// stops, the read fails with a *NotReadyError (whose Err is a
+// *runtime.CopyNotOpenError saying why). Without a copy here, the key
+// of a task run elsewhere is a *NotLocalError, whose Standbys lists
+// the instances with copies.
+func (v *KeyValueView[K, V]) GetFrom(key K) (V, bool, ReadSource, error) {
 	var zero V
 	kb, err := v.q.keyBytes(v.app.serdeTopic(v.spec), key)
 	if err != nil {
-		return zero, false, fmt.Errorf("query: store %q: %w", v.name, err)
+		return zero, false, ReadSource{}, fmt.Errorf("query: store %q: %w", v.name, err)
 	}
-	loc, err := v.app.locate(context.Background(), v.spec, kb)
+	loc, err := v.app.locateFor(context.Background(), v.spec, kb, v.stale)
 	if err != nil {
-		return zero, false, err
+		return zero, false, ReadSource{}, err
 	}
 	if !loc.local {
-		return zero, false, &NotLocalError{Store: v.name, Partition: loc.task.Partition, Task: taskName(loc.task), Endpoint: loc.host.Endpoint}
+		return zero, false, ReadSource{}, loc.notLocal(v.name)
 	}
 	var out V
 	var found bool
-	err = v.app.rt.ReadStore(loc.task, v.name, func(st any) error {
+	read := func(st any) error {
 		s, err := typedStore[K, V](st, v.name)
 		if err != nil {
 			return err
 		}
 		out, found, err = s.Get(key)
 		return err
-	})
-	if err != nil {
-		return zero, false, v.app.queryErr(v.name, err)
 	}
-	return out, found, nil
+	src := ReadSource{Task: taskName(loc.task), Partition: loc.task.Partition, Role: runtime.RoleActive}
+	if loc.copyRole != "" {
+		var info runtime.CopyRead
+		info, err = v.app.rt.ReadCopyStore(loc.task, v.name, read)
+		src = copySource(info)
+	} else {
+		err = v.app.rt.ReadStore(loc.task, v.name, read)
+	}
+	if err != nil {
+		return zero, false, ReadSource{}, v.app.queryErr(v.name, err)
+	}
+	return out, found, src, nil
 }
 
 func (v *KeyValueView[K, V]) scan(lo, hi []byte, reverse bool) (store.Iterator[K, V], error) {
@@ -555,7 +622,11 @@ func (v *KeyValueView[K, V]) scan(lo, hi []byte, reverse bool) (store.Iterator[K
 	if err != nil {
 		return nil, err
 	}
-	it, err := openMerged[K, V](v.app.rt, tasks, v.name, lo, hi, reverse)
+	var copies []assign.TaskID
+	if v.stale {
+		copies = v.app.readableCopiesOf(v.spec, tasks)
+	}
+	it, err := openMergedCopies[K, V](v.app.rt, tasks, copies, v.name, lo, hi, reverse)
 	if err != nil {
 		return nil, v.app.queryErr(v.name, err)
 	}
@@ -650,6 +721,7 @@ func (v *KeyValueView[K, V]) Metadata(key K) (KeyMetadata, error) {
 	if err != nil {
 		return KeyMetadata{}, err
 	}
+	v.app.withCopies(context.Background(), &loc)
 	return loc.metadata(v.name), nil
 }
 
@@ -667,6 +739,13 @@ type KeyMetadata struct {
 	Local bool `json:"local"`
 	// Generation is the consumer-group generation of the assignment.
 	Generation int32 `json:"generation"`
+	// Standbys are the instances that keep a standby or warm-up copy of
+	// the task (Kafka Streams' KeyQueryMetadata.standbyHosts): a stale
+	// read (WithStaleReads, or ?stale=true over HTTP) may be answered
+	// by them. Empty when the task has none, or when the assignment of
+	// the whole group cannot be had now (rebalancing, coordinator
+	// unreachable).
+	Standbys []StandbyHost `json:"standbys"`
 }
 
 // GlobalTaskName is the Task of a global store's answers and metadata
@@ -684,8 +763,13 @@ func taskName(id assign.TaskID) string {
 }
 
 func (l location) metadata(store string) KeyMetadata {
-	return KeyMetadata{Store: store, Partition: l.task.Partition, Task: taskName(l.task),
-		Endpoint: l.host.Endpoint, MemberID: l.host.MemberID, Local: l.local, Generation: l.gen}
+	md := KeyMetadata{Store: store, Partition: l.task.Partition, Task: taskName(l.task),
+		Endpoint: l.host.Endpoint, MemberID: l.host.MemberID, Local: l.local && l.copyRole == "", Generation: l.gen,
+		Standbys: l.copies}
+	if md.Standbys == nil {
+		md.Standbys = []StandbyHost{}
+	}
+	return md
 }
 
 // Instance is one instance of the application in the current assignment.
@@ -769,6 +853,10 @@ type StoreStatus struct {
 	// tasks being opened here (restoring, or restored and waiting for the
 	// task's other stores).
 	Restoring []RestoreStatus `json:"restoring,omitempty"`
+	// Standbys are this instance's standby and warm-up copies of the
+	// store's tasks, with their lag (Kafka Streams'
+	// allLocalStorePartitionLags); absent when there are none.
+	Standbys []CopyStatus `json:"standbys,omitempty"`
 }
 
 // RestoreStatus is the restore progress of one store partition: Restored
@@ -820,6 +908,16 @@ type location struct {
 	host  assign.Host
 	local bool
 	gen   int32
+	// copyRole is set when a stale read is to be answered from this
+	// instance's standby or warm-up copy of task (local is then true
+	// and host this instance): runtime.RoleStandby or RoleWarmup.
+	copyRole string
+	// copies are the other instances keeping a copy of task, when the
+	// assignment of the whole group was consulted (see withCopies).
+	copies []StandbyHost
+	// noOwner: a stale read found no active owner of task in the
+	// assignment; host is then unset and only copies may answer.
+	noOwner bool
 }
 
 func (a Handle) storeNames() []string {
@@ -863,6 +961,14 @@ func (a Handle) notReady(name string, id assign.TaskID, known bool) *NotReadyErr
 // owner comes from the whole assignment (assign.Strategy.Routing), and
 // while it cannot be had the key is not ready.
 func (a Handle) locate(ctx context.Context, spec *task.StoreSpec, kb []byte) (location, error) {
+	return a.locateFor(ctx, spec, kb, false)
+}
+
+// locateFor is locate; with stale set, a key whose task is not active
+// here is answered from this instance's readable copy of the task, if it
+// holds one (copyRole), and when the assignment names no owner the
+// location lists the instances with copies (noOwner).
+func (a Handle) locateFor(ctx context.Context, spec *task.StoreSpec, kb []byte, stale bool) (location, error) {
 	strategy := a.rt.Strategy()
 	self := assign.Host{MemberID: strategy.MemberID(), Endpoint: a.endpoint()}
 	if spec.Global {
@@ -889,18 +995,27 @@ func (a Handle) locate(ctx context.Context, spec *task.StoreSpec, kb []byte) (lo
 	if _, mine := slices.BinarySearchFunc(own.Tasks, id, assign.TaskID.Compare); mine {
 		return location{task: id, host: self, local: true, gen: own.Generation}, nil
 	}
+	if stale {
+		if role, ok := a.rt.CopyReadable(id); ok {
+			return location{task: id, host: self, local: true, gen: own.Generation, copyRole: role}, nil
+		}
+	}
 	asg, err := strategy.Routing(ctx)
 	if err != nil {
 		nr := a.notReady(spec.Name, id, true)
 		nr.Err = err
 		return location{}, nr
 	}
+	copies := copiesOf(asg, id)
 	h, ok := asg.Owner(id)
 	if !ok {
+		if stale && len(copies) > 0 {
+			return location{task: id, gen: asg.Generation, copies: copies, noOwner: true}, nil
+		}
 		return location{}, a.notReady(spec.Name, id, true)
 	}
 	local := asg.Self >= 0 && asg.Hosts[asg.Self].MemberID == h.MemberID
-	return location{task: id, host: h, local: local, gen: asg.Generation}, nil
+	return location{task: id, host: h, local: local, gen: asg.Generation, copies: copies}, nil
 }
 
 // localTasksOf returns this instance's open tasks of the store; a
@@ -936,6 +1051,12 @@ func (a Handle) queryErr(name string, err error) error {
 	var tn *runtime.TaskNotOpenError
 	if errors.As(err, &tn) {
 		return a.notReady(name, tn.Task, true)
+	}
+	var cn *runtime.CopyNotOpenError
+	if errors.As(err, &cn) {
+		nr := a.notReady(name, cn.Task, true)
+		nr.Err = err
+		return nr
 	}
 	return err
 }
@@ -979,5 +1100,6 @@ func (a Handle) storeStatus(name string, spec *task.StoreSpec) StoreStatus {
 			st.Restoring = append(st.Restoring, RestoreStatus(p))
 		}
 	}
+	st.Standbys = a.copyStatuses(spec)
 	return st
 }

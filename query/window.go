@@ -557,6 +557,7 @@ func (v *WindowView[K, V]) Metadata(key K) (KeyMetadata, error) {
 	if err != nil {
 		return KeyMetadata{}, err
 	}
+	v.app.withCopies(context.Background(), &loc)
 	return loc.metadata(v.name), nil
 }
 

@@ -249,6 +249,28 @@ type Config struct {
 	// session timeout (sarama's Consumer.Group.Session.Timeout, 10s by
 	// default) expires, so its tasks wait that long.
 	GroupInstanceID string
+	// StoreCacheMaxBytes bounds the record cache in front of the
+	// instance's key-value stores (Kafka Streams'
+	// statestore.cache.max.bytes), shared evenly by the tasks assigned
+	// when each opens: a lookup that hits it costs neither a LevelDB read
+	// nor the value serde. It only holds what the store holds (every
+	// write still goes to the store and its changelog at once; outputs
+	// are never held back), a failed record's writes leave it with their
+	// rollback, and interactive queries never read it. Default 0: 10 MiB;
+	// negative turns it off. See docs/RUNTIME.md ("Record cache").
+	StoreCacheMaxBytes int64
+	// EagerRebalancing selects Kafka's eager rebalance protocol: at every
+	// rebalance every instance stops and closes all its tasks before the
+	// group re-forms, and reopens those it gets back. The default (false)
+	// is the cooperative protocol (KIP-429, as Kafka Streams since 2.4):
+	// only the tasks that move stop (committed and closed on the instance
+	// they leave, then opened on their new one in a follow-up rebalance);
+	// the others go on processing throughout. Every instance of a group
+	// should use the same. Upgrading from a brook version without
+	// cooperative rebalancing takes two rolling restarts: first with
+	// EagerRebalancing set, then without. See docs/RUNTIME.md ("Rebalance
+	// protocol").
+	EagerRebalancing bool
 	// ConfigureSarama is the escape hatch: it may change the sarama
 	// configuration brook built, before any client is created. brook's
 	// own settings for the producer and the consumer group are applied
@@ -514,6 +536,7 @@ func NewApp(topo *Topology, cfg Config) (*App, error) {
 		Meter:          m,
 		Standbys:       c.NumStandbyReplicas, AcceptableRecoveryLag: c.AcceptableRecoveryLag,
 		MaxWarmups: c.MaxWarmupReplicas, ProbingInterval: c.ProbingRebalanceInterval,
+		Eager: c.EagerRebalancing, CacheMaxBytes: c.StoreCacheMaxBytes,
 	})
 	if err != nil {
 		return nil, err

@@ -110,6 +110,9 @@ type outputWatcher struct {
 	mu     sync.Mutex
 	byAcct map[string][]balanceUpdate
 	err    error
+	// appended holds, per partition, the timestamps of the records read
+	// (their broker append times on a LogAppendTime topic).
+	appended map[int32][]time.Time
 }
 
 func watchOutput(t *testing.T, b *testutil.Broker, topic string) *outputWatcher {
@@ -124,7 +127,7 @@ func watchOutput(t *testing.T, b *testutil.Broker, topic string) *outputWatcher 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &outputWatcher{byAcct: map[string][]balanceUpdate{}}
+	w := &outputWatcher{byAcct: map[string][]balanceUpdate{}, appended: map[int32][]time.Time{}}
 	var wg sync.WaitGroup
 	var pcs []sarama.PartitionConsumer
 	t.Cleanup(func() {
@@ -157,12 +160,44 @@ func watchOutput(t *testing.T, b *testutil.Broker, topic string) *outputWatcher 
 					w.err = fmt.Errorf("%s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
 				}
 				w.byAcct[string(m.Key)] = append(w.byAcct[string(m.Key)], u)
+				w.appended[m.Partition] = append(w.appended[m.Partition], m.Timestamp)
 				w.mu.Unlock()
 			}
 		}()
 		pcs = append(pcs, pc)
 	}
 	return w
+}
+
+// largestGap returns the longest time between two consecutive records of
+// partition p appended within [from, to] (from and to count as records),
+// by their timestamps.
+func (w *outputWatcher) largestGap(p int32, from, to time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prev, gap := from, time.Duration(0)
+	for _, ts := range w.appended[p] {
+		if ts.Before(from) || ts.After(to) {
+			continue
+		}
+		gap = max(gap, ts.Sub(prev))
+		prev = ts
+	}
+	return max(gap, to.Sub(prev))
+}
+
+// appendedAfter reports whether each of partitions 0..parts-1 has a
+// record appended after t.
+func (w *outputWatcher) appendedAfter(parts int, t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for p := range int32(parts) {
+		ts := w.appended[p]
+		if len(ts) == 0 || !ts[len(ts)-1].After(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // snapshot returns a copy of what the watcher has seen.

@@ -78,8 +78,12 @@ func restoreDone(t *testing.T, in *instance, storeName string, partition int32) 
 // exactly-once, NumStandbyReplicas 1, a store of failoverKeys accounts.
 // SIGKILL the instance running task 0_0: the task resumes on the
 // instance that kept its standby, which restores only the changelog tail
-// its standby had not read (asserted under 1% of the task's store), and
-// the committed output shows every payment exactly once.
+// its standby had not read (asserted under 1% of the task's store). Then
+// a fourth instance joins and a task moves to it: under the cooperative
+// protocol the tasks that stay where they are are never closed or
+// reopened (none of them restores again), and their largest gaps between
+// committed outputs (by the output topic's append time) are logged. The
+// committed output shows every payment exactly once.
 func TestAppFailoverToStandbyRestoresOnlyTheTail(t *testing.T) {
 	keys := failoverKeys
 	if v, err := strconv.Atoi(os.Getenv("BROOK_FAILOVER_KEYS")); err == nil && v > 0 {
@@ -89,7 +93,8 @@ func TestAppFailoverToStandbyRestoresOnlyTheTail(t *testing.T) {
 	in, out := testutil.TopicName(t, "payments"), testutil.TopicName(t, "balances")
 	const parts = 3
 	b.CreateTopic(t, in, parts, nil)
-	b.CreateTopic(t, out, parts, nil)
+	// Append times: the retained tasks' output gaps during the scale-out.
+	b.CreateTopic(t, out, parts, map[string]string{"message.timestamp.type": "LogAppendTime"})
 	appID := testutil.TopicName(t, "app")
 	client, err := sarama.NewClient(b.Addrs(), b.SaramaConfig())
 	if err != nil {
@@ -208,6 +213,79 @@ func TestAppFailoverToStandbyRestoresOnlyTheTail(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	resumed := time.Since(killed)
+	if os.Getenv("BROOK_FAILOVER_DUMP") != "" {
+		b, _ := os.ReadFile(insts[survivor].log)
+		t.Logf("--- %s log ---\n%s", survivor, tail(string(b), 60))
+	}
+
+	// Scale out: a fourth instance joins the two survivors.
+	var before2 map[string][]assign.TaskID
+	deadline = time.Now().Add(120 * time.Second)
+	for {
+		var ok bool
+		if before2, _, ok = groupRoles(t, admin, appID, 2); ok && len(before2) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group did not settle with the two survivors: %v", before2)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	restoresAt := map[string]map[int32]int{}
+	for name, ts := range before2 {
+		restoresAt[name] = map[int32]int{}
+		for _, tk := range ts {
+			restoresAt[name][tk.Partition] = len(restoreDone(t, insts[name], "balances", tk.Partition))
+		}
+	}
+	joined := time.Now()
+	newcomer := "inst-3"
+	dirs[newcomer] = t.TempDir()
+	insts[newcomer] = startInstance(t, newcomer, "payments", map[string]string{
+		"IN": in, "OUT": out, "APP_ID": appID, "BROKERS": strings.Join(b.Addrs(), ","),
+		"STATE_DIR": dirs[newcomer], "GUARANTEE": "exactly-once", "COMMIT_MS": "100",
+		"STANDBYS": "1", "CLIENT_ID": newcomer,
+	})
+	var after map[string][]assign.TaskID
+	deadline = time.Now().Add(180 * time.Second)
+	for {
+		var ok bool
+		if after, _, ok = groupRoles(t, admin, appID, 3); ok && len(after[newcomer]) == 1 && len(after) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no task moved to the new instance within 180s: %v", after)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	moved := time.Since(joined)
+	// Every partition has committed output after the move, so the gaps
+	// below cover the whole rebalance.
+	movedAt := time.Now()
+	for deadline := time.Now().Add(60 * time.Second); !w.appendedAfter(parts, movedAt); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not every partition had committed output within 60s of the move")
+		}
+	}
+	settled := time.Now()
+	var retained []string
+	for name, ts := range after {
+		for _, tk := range ts {
+			n, ok := restoresAt[name][tk.Partition]
+			if !ok {
+				continue // arrived here in the scale-out
+			}
+			gap := w.largestGap(tk.Partition, joined, settled)
+			retained = append(retained, fmt.Sprintf("%s on %s: largest output gap %v", tk, name, gap.Round(time.Millisecond)))
+			if got := len(restoreDone(t, insts[name], "balances", tk.Partition)); got != n {
+				t.Errorf("task %s stayed on %s but was closed and reopened during the scale-out (restores %d → %d)", tk, name, n, got)
+			}
+		}
+	}
+	if len(retained) != 2 {
+		t.Errorf("retained tasks: %v; want 2 (before %v, after %v)", retained, before2, after)
+	}
+	t.Logf("scale-out: %s got task %v after %v; retained: %s", newcomer, after[newcomer], moved.Round(time.Millisecond), strings.Join(retained, "; "))
 
 	sentAll := f.stop(t)
 	for acct, a := range sentAll {

@@ -65,7 +65,7 @@ func helperMain() int {
 		ApplicationID: env("APP_ID"), Brokers: strings.Split(env("BROKERS"), ","),
 		StateDir: env("STATE_DIR"), CommitInterval: commitInterval, Logger: log, Guarantee: guarantee,
 		QueryEndpoint: env("ENDPOINT"), ClientID: env("CLIENT_ID"), NumStandbyReplicas: standbys,
-		GroupInstanceID: env("INSTANCE_ID"),
+		GroupInstanceID: env("INSTANCE_ID"), EagerRebalancing: env("EAGER") == "1",
 		RestoreListener: func(p store.RestoreProgress) {
 			if p.Restored == p.Total {
 				// app_failover_kill_test.go reads these.

@@ -114,16 +114,27 @@ func TestAppStandbyFollowsAndTakesOverWithTail(t *testing.T) {
 		t.Fatalf("B has no standby: %v", rs[1])
 	}
 	p := int32(standbyOnB[2] - '0')
-	end, err := client.GetOffset(changelog, p, sarama.OffsetNewest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := store.ReadCheckpoint(filepath.Join(dirB, appID, standbyOnB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cp[store.TopicPartition{Topic: changelog, Partition: p}]; got != end {
-		t.Fatalf("standby %s on B: checkpoint %v, want %s[%d] at the changelog end %d", standbyOnB, cp, changelog, p, end)
+	// The active sends its changelog records at its commit, which may
+	// come after the output the test waited for: poll.
+	var end int64
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		end, err = client.GetOffset(changelog, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := store.ReadCheckpoint(filepath.Join(dirB, appID, standbyOnB))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := cp[store.TopicPartition{Topic: changelog, Partition: p}]
+		// Two rounds of counts: at least one changelog record per key
+		// of the partition each.
+		if got == end && end >= int64(keys) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("standby %s on B: checkpoint %v, want %s[%d] at the changelog end %d", standbyOnB, cp, changelog, p, end)
+		}
 	}
 
 	// A stops: B runs both tasks; the one it kept a standby of restores

@@ -28,9 +28,10 @@ func (a *App) QueryHandler(opts ...query.Option) http.Handler {
 
 // QueryKeyValue returns a read-only view of the key-value store named
 // storeName of app, whose keys are K and values V; it is
-// query.KeyValue[K, V](app, storeName).
-func QueryKeyValue[K, V any](app *App, storeName string) (*query.KeyValueView[K, V], error) {
-	return query.KeyValue[K, V](app, storeName)
+// query.KeyValue[K, V](app, storeName, opts...). query.WithStaleReads
+// lets the view read this instance's standby and warm-up copies.
+func QueryKeyValue[K, V any](app *App, storeName string, opts ...query.ViewOption) (*query.KeyValueView[K, V], error) {
+	return query.KeyValue[K, V](app, storeName, opts...)
 }
 
 // QueryWindow returns a read-only view of the window store named

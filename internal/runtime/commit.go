@@ -34,6 +34,9 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	if len(tasks) == 0 {
 		return nil
 	}
+	// Not while the member negotiates a new generation (coop.go).
+	r.gate.enter(sess.Context(), sess)
+	defer r.gate.leave()
 	if r.cfg.ExactlyOnce {
 		return h.commitTasksEOS(sess, tasks)
 	}

@@ -101,7 +101,7 @@ func TestRequestCommitCommitsBeforeTheNextRecord(t *testing.T) {
 		fakeSession: fakeSession{ctx: context.Background(), claims: map[string][]int32{topic: {0}}},
 		marked:      map[tpKey]int64{}, committed: map[tpKey]int64{},
 	}
-	h := &handler{r: r, stop: make(chan struct{}), signals: []chan struct{}{make(chan struct{}, 1)}}
+	h := &handler{r: r, stop: make(chan struct{}), signals: []chan struct{}{make(chan struct{}, 1)}, workers: []*workerTasks{newWorkerTasks()}}
 	tr, err := h.openTask(context.Background(), assign.TaskID{Group: 0, Partition: 0}, 0, time.Time{})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,8 @@ func TestRequestCommitCommitsBeforeTheNextRecord(t *testing.T) {
 		}
 	}
 	h.wg.Add(1)
-	go h.work(sess, 0, []*taskRun{tr})
+	h.workers[0].add(tr)
+	go h.work(sess, 0)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

@@ -13,3 +13,7 @@ func SetClaimHook(f func(ctx context.Context, m *sarama.ConsumerMessage)) (reset
 	claimHook.Store(&f)
 	return func() { claimHook.Store(nil) }
 }
+
+// RequestRejoin is requestRejoin, for the test of the pinned sarama
+// version's session.
+var RequestRejoin = requestRejoin

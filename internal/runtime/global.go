@@ -500,10 +500,7 @@ func (r *Runtime) closeGlobals() {
 	}
 	gs.mu.Lock()
 	gs.closed, gs.ready = true, false
-	kills := make([]func(), 0, len(gs.iters))
-	for _, k := range gs.iters {
-		kills = append(kills, k)
-	}
+	kills := iteratorKills(gs.iters)
 	gs.iters = nil
 	gs.mu.Unlock()
 	for _, k := range kills {

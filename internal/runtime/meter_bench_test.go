@@ -109,7 +109,7 @@ func benchWorker(b *testing.B, m *meter.App) {
 		fakeSession: fakeSession{ctx: context.Background(), claims: map[string][]int32{topic: {0}}},
 		marked:      map[tpKey]int64{}, committed: map[tpKey]int64{},
 	}
-	h := &handler{r: r, stop: make(chan struct{}), signals: []chan struct{}{make(chan struct{}, 1)}}
+	h := &handler{r: r, stop: make(chan struct{}), signals: []chan struct{}{make(chan struct{}, 1)}, workers: []*workerTasks{newWorkerTasks()}}
 	tr, err := h.openTask(context.Background(), assign.TaskID{Group: 0, Partition: 0}, 0, time.Time{})
 	if err != nil {
 		b.Fatal(err)
@@ -126,7 +126,8 @@ func benchWorker(b *testing.B, m *meter.App) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	h.wg.Add(1)
-	go h.work(sess, 0, []*taskRun{tr})
+	h.workers[0].add(tr)
+	go h.work(sess, 0)
 	go func() { // as ConsumeClaim does
 		for i := 0; i < b.N; i++ {
 			m := msgs[i%len(msgs)]

@@ -1,4 +1,7 @@
-// probe.go: probing rebalances (KIP-441). When the leader keeps a task on
+// probe.go: probing rebalances (KIP-441). Under the cooperative protocol
+// the member asks its session to join again (requestRejoin, coop.go) and
+// keeps its tasks; what follows describes the eager protocol, and the
+// fallback when the session cannot be asked. When the leader keeps a task on
 // a caught-up member while another warms it up, the warming member's
 // assignment carries ProbingRebalance: the group should rebalance again
 // after that delay so that the leader can move the tasks whose warm-ups
@@ -48,8 +51,9 @@ const probeEarliest = 5 * time.Second
 const probePoll = time.Second
 
 // startProbe, for an assignment with a probing delay, starts the
-// goroutine (owned by the session: it ends with h.stop) that ends the
-// session once the delay has passed, or earlier once every warm-up here
+// goroutine (owned by the session: it ends with the session, or with the
+// next assignment under the cooperative protocol) that makes the group
+// rebalance once the delay has passed, or earlier once every warm-up here
 // is within the acceptable recovery lag.
 func (h *handler) startProbe(a assign.MemberAssignment) {
 	if a.ProbingRebalance <= 0 {
@@ -60,9 +64,18 @@ func (h *handler) startProbe(a assign.MemberAssignment) {
 	if lag <= 0 {
 		lag = assign.DefaultAcceptableRecoveryLag
 	}
-	stop := h.stop
-	began := time.Now()
+	h.mu.Lock()
+	if !h.live {
+		h.mu.Unlock()
+		return
+	}
+	sessStop, sess := h.stop, h.sess
+	h.stopProbe()
+	h.probeStop = make(chan struct{})
+	stop := h.probeStop
 	h.wg.Add(1)
+	h.mu.Unlock()
+	began := time.Now()
 	go func() {
 		defer h.wg.Done()
 		deadline := time.NewTimer(a.ProbingRebalance)
@@ -73,6 +86,8 @@ func (h *handler) startProbe(a assign.MemberAssignment) {
 		for {
 			select {
 			case <-stop:
+				return
+			case <-sessStop:
 				return
 			case <-deadline.C:
 			case <-tick.C:
@@ -86,10 +101,22 @@ func (h *handler) startProbe(a assign.MemberAssignment) {
 			}
 			r.log.Info("brook: probing rebalance: rejoining the group so the leader can move tasks whose warm-ups caught up",
 				"reason", reason, "warmups", len(a.Warmup), "generation", a.Generation)
+			if h.cooperative && requestRejoin(sess, errProbing) {
+				return // the session, and its tasks, go on
+			}
 			r.endSession(errProbing)
 			return
 		}
 	}()
+}
+
+// stopProbe ends the probing timer of the previous assignment. h.mu is
+// held.
+func (h *handler) stopProbe() {
+	if h.probeStop != nil {
+		close(h.probeStop)
+		h.probeStop = nil
+	}
 }
 
 // endSession ends the current group session with cause (consume then

@@ -130,6 +130,15 @@ type Config struct {
 	AcceptableRecoveryLag int64
 	MaxWarmups            int
 	ProbingInterval       time.Duration
+	// CacheMaxBytes bounds the record caches of this instance's tasks
+	// (store.Cache), shared evenly by its active tasks; 0 means
+	// DefaultCacheMaxBytes, negative turns caching off.
+	CacheMaxBytes int64
+	// Eager selects the eager rebalance protocol: every rebalance closes
+	// every task of every instance, and their stores reopen. The default
+	// is the cooperative protocol (coop.go), under which only the tasks
+	// that move are closed.
+	Eager bool
 }
 
 // defaultStartupTimeout is the StartupTimeout when Config leaves it 0.
@@ -141,7 +150,9 @@ type Runtime struct {
 	// group checks membership and commits offsets at an at-least-once
 	// commit: the group coordinator (coordinatorGroup); unit tests that
 	// run the worker without a broker put a fake here.
-	group    groupCommitter
+	group groupCommitter
+	// gate keeps commits out of a join (coop.go).
+	gate     *commitGate
 	log      *slog.Logger
 	strategy *assign.Strategy
 	groups   []assign.TaskGroup
@@ -271,11 +282,17 @@ func New(cfg Config) (*Runtime, error) {
 		Groups: r.groups, Endpoint: cfg.Endpoint, State: r.localState, Describe: r.describeGroup, Logger: r.log,
 		Standbys: cfg.Standbys, EndOffsets: r.endOffsets, AcceptableRecoveryLag: cfg.AcceptableRecoveryLag,
 		MaxWarmups: cfg.MaxWarmups, ProbingInterval: cfg.ProbingInterval,
+		Cooperative: !cfg.Eager,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
 	r.strategy = s
+	bound := cfg.Sarama.Consumer.Group.Rebalance.Timeout
+	if bound <= 0 {
+		bound = time.Minute
+	}
+	r.gate = newCommitGate(bound)
 	return r, nil
 }
 
@@ -523,7 +540,10 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 	gcfg := *base
 	gcfg.Consumer.Offsets.AutoCommit.Enable = false
 	gcfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-	gcfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{r.strategy}
+	hnd := &handler{r: r, cooperative: !r.cfg.Eager}
+	gcfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{&groupStrategy{
+		Strategy: r.strategy, gate: r.gate, assigned: hnd.assigned, beforeJoin: hnd.awaitPoll,
+	}}
 	gcfg.Consumer.Return.Errors = true
 	// The coordinator may hold a JoinGroup (and a follower's SyncGroup)
 	// until every member has rejoined, up to the rebalance time-out, but
@@ -616,7 +636,7 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 	}
 
 	topics := r.strategy.Topics()
-	h := &joinedHook{ConsumerGroupHandler: &handler{r: r}, joined: guard.disarm}
+	h := &joinedHook{ConsumerGroupHandler: hnd, joined: guard.disarm}
 	var outage rejoinOutage
 	for ctx.Err() == nil {
 		r.setState(Rebalancing)
@@ -635,6 +655,17 @@ func (r *Runtime) consume(ctx context.Context, base *sarama.Config, st *startup,
 		if err != nil {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) || ctx.Err() != nil {
 				break
+			}
+			if (errors.Is(err, sarama.ErrUnknownMemberId) || errors.Is(err, sarama.ErrIllegalGeneration) ||
+				errors.Is(err, sarama.ErrRebalanceTimedOut)) && r.failed() == nil {
+				// A cooperative session's member was dropped by the group
+				// (it could not rejoin in time: a worker stalled, or a
+				// revoked task took too long to close). Its tasks were
+				// closed without committing what the group may have given
+				// away (loseMembership); join again as a new member.
+				r.log.Warn("brook: this instance was dropped from the group during a rebalance; joining again",
+					"action", "nothing if rare; if frequent, a processor blocks longer than the rebalance timeout: find it, or raise the rebalance timeout", "err", err)
+				continue
 			}
 			if r.cfg.ExactlyOnce && errors.Is(err, sarama.ErrUnstableOffsetCommit) && r.failed() == nil {
 				// A previous owner's transaction holds offsets of our

@@ -47,6 +47,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/brookstream/brook/internal/assign"
@@ -148,6 +149,12 @@ type standbyRunner struct {
 
 	mu     sync.Mutex
 	copies map[assign.TaskID]*standbyCopy
+	// parked holds the open engines of copies stopped because their task
+	// became active here, by store folder, for openTask to take
+	// (takeParked) instead of closing and reopening them: a LevelDB
+	// reopened replays its journal, up to its write buffer of writes,
+	// which took seconds on a failover.
+	parked map[string]store.Engine
 }
 
 // standbyCopy is one running copy.
@@ -157,6 +164,9 @@ type standbyCopy struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	wake   chan struct{}
+	// promoted is set before cancel when the copy stops because its task
+	// becomes active here: its engines are parked, not closed.
+	promoted atomic.Bool
 
 	mu       sync.Mutex
 	role     string
@@ -165,6 +175,14 @@ type standbyCopy struct {
 	records  int64
 	caughtUp bool
 	err      error
+	// roundEnds are the ends of the last complete round: every
+	// changelog's end (a table's stops at the group's committed offset;
+	// absent when that was not known), for the lag of stale reads.
+	roundEnds map[store.TopicPartition]int64
+
+	// reads publishes the copy's key-value stores to stale queries
+	// (query.go).
+	reads copyReads
 }
 
 func newStandbyRunner(r *Runtime, ctx context.Context) *standbyRunner {
@@ -177,9 +195,11 @@ func newStandbyRunner(r *Runtime, ctx context.Context) *standbyRunner {
 
 // reconcile makes the running copies those of a: it stops (and waits
 // for) every copy that a no longer lists or whose task a makes active
-// here, then starts the new ones. It returns once every stopped copy has
-// released its stores, so the active tasks may open them.
-func (s *standbyRunner) reconcile(a assign.MemberAssignment) {
+// here, then starts the new ones, except those of busy tasks (still open
+// here as active tasks, about to be revoked: their copies start at a
+// later call, once they have closed). It returns once every stopped copy
+// has released its stores, so the active tasks may open them.
+func (s *standbyRunner) reconcile(a assign.MemberAssignment, busy map[assign.TaskID]bool) {
 	if s == nil {
 		return
 	}
@@ -190,6 +210,9 @@ func (s *standbyRunner) reconcile(a assign.MemberAssignment) {
 	for _, t := range a.Warmup {
 		want[t] = RoleWarmup
 	}
+	for t := range busy {
+		delete(want, t)
+	}
 	for _, t := range a.Tasks {
 		if role, ok := want[t]; ok {
 			// The assignor never does this (Strategy.OnAssignment checks
@@ -199,20 +222,31 @@ func (s *standbyRunner) reconcile(a assign.MemberAssignment) {
 			delete(want, t)
 		}
 	}
+	active := make(map[assign.TaskID]bool, len(a.Tasks))
+	for _, t := range a.Tasks {
+		active[t] = true
+	}
 	s.mu.Lock()
 	var stop []*standbyCopy
 	for id, c := range s.copies {
 		if _, ok := want[id]; !ok {
+			if active[id] {
+				c.promoted.Store(true)
+			}
 			stop = append(stop, c)
 			delete(s.copies, id)
 		}
 	}
 	s.mu.Unlock()
+	began := time.Now()
 	for _, c := range stop {
 		c.cancel()
 	}
 	for _, c := range stop {
 		<-c.done
+	}
+	if len(stop) > 0 {
+		s.r.log.Info("brook: standby copies stopped", "copies", len(stop), "took", time.Since(began).Round(time.Millisecond).String())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -247,12 +281,99 @@ func (s *standbyRunner) reconcile(a assign.MemberAssignment) {
 	}
 }
 
-// stopAll stops every copy and waits for them.
+// stopAll stops every copy and waits for them, and closes the engines
+// no task took.
 func (s *standbyRunner) stopAll() {
 	if s == nil {
 		return
 	}
-	s.reconcile(assign.MemberAssignment{})
+	s.reconcile(assign.MemberAssignment{}, nil)
+	s.closeParked()
+}
+
+// park keeps the open engine of a promoted copy's store for openTask.
+func (s *standbyRunner) park(dir string, e store.Engine) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.parked == nil {
+		s.parked = map[string]store.Engine{}
+	}
+	if old := s.parked[dir]; old != nil {
+		_ = old.Close()
+	}
+	s.parked[dir] = e
+}
+
+// takeParked returns (and forgets) the parked engine of the store folder
+// dir, or nil.
+func (s *standbyRunner) takeParked(dir string) store.Engine {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.parked[dir]
+	delete(s.parked, dir)
+	return e
+}
+
+// closeParked closes the parked engines no task took (the task did not
+// open here after all).
+func (s *standbyRunner) closeParked() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	parked := s.parked
+	s.parked = nil
+	s.mu.Unlock()
+	for dir, e := range parked {
+		if err := e.Close(); err != nil {
+			s.r.log.Warn("brook: close a standby store no task took", "action", "nothing: the next open restores what the close could not flush", "store", dir, "err", err)
+		}
+	}
+}
+
+// parkedOpener opens a store from the engine a promoted standby copy
+// left open for it, when there is one, else as its Opener does.
+type parkedOpener struct {
+	store.Opener
+	dir string
+	sb  *standbyRunner
+}
+
+// HasLocalData implements store.LocalDataChecker: a parked engine is
+// local data.
+func (o parkedOpener) HasLocalData() (bool, error) {
+	if o.sb == nil {
+		return hasLocalData(o.Opener)
+	}
+	o.sb.mu.Lock()
+	_, parked := o.sb.parked[o.dir]
+	o.sb.mu.Unlock()
+	if parked {
+		return true, nil
+	}
+	return hasLocalData(o.Opener)
+}
+
+// Open implements store.Opener.
+func (o parkedOpener) Open() (store.Engine, error) {
+	if e := o.sb.takeParked(o.dir); e != nil {
+		return e, nil
+	}
+	return o.Opener.Open()
+}
+
+// list returns the running copies.
+func (s *standbyRunner) list() []*standbyCopy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	copies := make([]*standbyCopy, 0, len(s.copies))
+	for _, c := range s.copies {
+		copies = append(copies, c)
+	}
+	return copies
 }
 
 // status returns where every copy stands, by task.
@@ -260,12 +381,7 @@ func (s *standbyRunner) status() []StandbyStatus {
 	if s == nil {
 		return nil
 	}
-	s.mu.Lock()
-	copies := make([]*standbyCopy, 0, len(s.copies))
-	for _, c := range s.copies {
-		copies = append(copies, c)
-	}
-	s.mu.Unlock()
+	copies := s.list()
 	out := make([]StandbyStatus, 0, len(copies))
 	for _, c := range copies {
 		c.mu.Lock()
@@ -356,6 +472,9 @@ func (s *standbyRunner) follow(ctx context.Context, c *standbyCopy) (err error) 
 	var stores []*openStore
 	offsets := map[store.TopicPartition]int64{}
 	defer func() {
+		// Queries first: point reads in flight finish, open iterators
+		// are invalidated, before the engines close.
+		c.reads.unpublish()
 		// The last checkpoint: every engine is flushed first, then the
 		// offsets they reflect written; the engines close, releasing the
 		// LevelDB locks for openTask.
@@ -368,7 +487,11 @@ func (s *standbyRunner) follow(ctx context.Context, c *standbyCopy) (err error) 
 				err = errors.Join(err, fmt.Errorf("brook: standby %s: %w", c.id, cerr))
 			}
 		}
-		for _, e := range engines {
+		for i, e := range engines {
+			if c.promoted.Load() && err == nil {
+				s.park(filepath.Join(c.dir, stores[i].spec.Name), e)
+				continue
+			}
 			if cerr := e.Close(); cerr != nil {
 				err = errors.Join(err, fmt.Errorf("brook: standby %s: close store: %w", c.id, cerr))
 			}
@@ -404,7 +527,8 @@ func (s *standbyRunner) follow(ctx context.Context, c *standbyCopy) (err error) 
 		// most standbyChunk offsets; the rest follows in steps.
 		res, err := store.Restore(ctx, store.RestoreConfig{
 			Store: tc.spec.Name, Changelog: tc.tp, Apply: tc.spec.Apply,
-			Opener:     leveldb.Opener(filepath.Join(c.dir, tc.spec.Name), r.cfg.LevelDB),
+			Opener: parkedOpener{Opener: leveldb.Opener(filepath.Join(c.dir, tc.spec.Name), r.cfg.LevelDB),
+				dir: filepath.Join(c.dir, tc.spec.Name), sb: s},
 			Reader:     restoreUpTo{ChangelogReader: reader, end: upTo},
 			Checkpoint: cp, HasCheckpoint: has, Logger: r.log,
 		})
@@ -418,6 +542,11 @@ func (s *standbyRunner) follow(ctx context.Context, c *standbyCopy) (err error) 
 	if err := store.WriteCheckpoint(c.dir, offsets); err != nil {
 		return fmt.Errorf("brook: standby %s: %w", c.id, err)
 	}
+	views, err := s.queryViews(stores)
+	if err != nil {
+		return fmt.Errorf("brook: standby %s: %w", c.id, err)
+	}
+	published := false
 	for {
 		caughtUp, err := s.round(ctx, c, stores, offsets)
 		if err != nil {
@@ -425,6 +554,12 @@ func (s *standbyRunner) follow(ctx context.Context, c *standbyCopy) (err error) 
 				return nil
 			}
 			return err
+		}
+		if !published {
+			// Readable once the copy has looked at its ends: a stale
+			// read states its lag.
+			c.reads.publish(views)
+			published = true
 		}
 		if caughtUp {
 			c.mu.Lock()
@@ -492,7 +627,29 @@ func (s *standbyRunner) round(ctx context.Context, c *standbyCopy, stores []*ope
 		}
 	}
 	s.noteProgress(c, offsets, ends, 0)
+	c.mu.Lock()
+	c.roundEnds = cloneOffsets(ends)
+	c.mu.Unlock()
 	return all, nil
+}
+
+// queryViews builds the typed stores that stale queries read over the
+// copy's open engines, with the options a task's query view has (the
+// serde topic; no changelog, no cache): key-value stores only (see
+// "Stale reads" in query.go), as read-only query views.
+func (s *standbyRunner) queryViews(stores []*openStore) (map[string]any, error) {
+	views := map[string]any{}
+	for _, st := range stores {
+		if st.spec.Kind != "key-value" || st.spec.Open == nil {
+			continue
+		}
+		typed, err := st.spec.Open(st.engine, store.WithSerdeTopic(st.spec.SerdeTopic(s.r.cfg.ApplicationID)))
+		if err != nil {
+			return nil, fmt.Errorf("open store %q for queries: %w", st.spec.Name, err)
+		}
+		views[st.spec.Name] = store.QueryView(typed, store.ReadUncommitted)
+	}
+	return views, nil
 }
 
 // tableEnds returns the group's committed offsets of the table source

@@ -10,8 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/brookstream/brook/internal/assign"
@@ -56,6 +58,29 @@ type taskRun struct {
 	// nothing); stores are its stores' engines, for their sizes.
 	meter  *meter.Task
 	stores map[string]storeEngine
+	// parts are the task's claimed partitions, in claimOrder; cancel
+	// ends the context the task was opened with (its registry waits and
+	// gap probes).
+	parts  []tpKey
+	cancel context.CancelFunc
+	// cache is the record cache of the task's key-value stores (nil:
+	// none); only the task's worker touches it.
+	cache *store.Cache
+	// Cooperative revocation (revokeTask): revoking is closed when it
+	// starts, revokeDone when the task is committed and closed.
+	revokeOnce sync.Once
+	revoking   chan struct{}
+	revokeDone chan struct{}
+}
+
+// isRevoking reports whether a cooperative rebalance is revoking the task.
+func (tr *taskRun) isRevoking() bool {
+	select {
+	case <-tr.revoking:
+		return true
+	default:
+		return false
+	}
 }
 
 // storeEngine is one store of a task as the runtime opened it: its engine
@@ -120,6 +145,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 		logged: map[store.TopicPartition]int64{}, tables: map[store.TopicPartition]bool{},
 		volatile: map[store.TopicPartition]bool{},
 		gone:     make(chan struct{}), meter: r.meter.Task(id.String()), stores: map[string]storeEngine{},
+		revoking: make(chan struct{}), revokeDone: make(chan struct{}), cancel: func() {},
 	}
 	tr.meter.Restoring()
 	defer func() {
@@ -133,10 +159,15 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 	coll := &collector{r: r, task: id.String()}
 	if r.cfg.ExactlyOnce {
 		// Before the restore: registering the task's transactional id
-		// fences older owners and aborts what they left open.
-		txn, err := r.newTxnProducer(id)
-		if err != nil {
-			return nil, err
+		// fences older owners and aborts what they left open (done
+		// already, for a task that arrived in this generation, when the
+		// assignment came: handler.assigned).
+		txn := h.takeFenced(id)
+		if txn == nil {
+			var err error
+			if txn, err = r.newTxnProducer(id); err != nil {
+				return nil, err
+			}
 		}
 		txn.meter = tr.meter
 		tr.txn = txn
@@ -148,6 +179,9 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 		}()
 	}
 	tr.coll = coll
+	if n := r.cacheBytesPerTask(); n > 0 {
+		tr.cache = store.NewCache(n)
+	}
 	signal := h.signals[worker]
 	tr.queue = newRecordQueue(r.cfg.MaxBuffered, func() {
 		select {
@@ -180,7 +214,11 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 			opener = store.MemoryOpener()
 		} else {
 			dir = filepath.Join(tr.dir, spec.Name)
-			opener = leveldb.Opener(dir, r.cfg.LevelDB)
+			r.mu.Lock()
+			sb := r.standbys
+			r.mu.Unlock()
+			opener = timedOpener{Opener: parkedOpener{Opener: leveldb.Opener(dir, r.cfg.LevelDB), dir: dir, sb: sb},
+				log: r.log, task: id.String(), store: spec.Name}
 		}
 		if !spec.Logged && spec.SourceTopic == "" {
 			e, err := opener.Open()
@@ -192,7 +230,7 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 			if err == nil {
 				tr.stores[spec.Name] = storeEngine{engine: e, dir: dir}
 			}
-			return e, nil, err
+			return e, tr.storeOptions(nil), err
 		}
 		tp := store.TopicPartition{Topic: store.ChangelogTopic(r.cfg.ApplicationID, spec.Name), Partition: id.Partition}
 		if spec.SourceTopic != "" {
@@ -247,10 +285,10 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 			o := store.NewOverlay(res.Engine)
 			tr.overlays = append(tr.overlays, o)
 			tr.stores[spec.Name] = storeEngine{engine: o, dir: dir}
-			return o, opts, nil
+			return o, tr.storeOptions(opts), nil
 		}
 		tr.stores[spec.Name] = storeEngine{engine: res.Engine}
-		return res.Engine, opts, nil
+		return res.Engine, tr.storeOptions(opts), nil
 	}
 	core, err := task.New(task.Config{
 		ID: toProcessorTaskID(id), Graph: r.cfg.Graph, Stores: factory,
@@ -283,6 +321,71 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 	r.mu.Unlock()
 	return tr, nil
 }
+
+// timedOpener logs an engine open that takes more than slowOpen
+// (LevelDB replays its journal when it opens: up to its write buffer of
+// writes a copy or a previous owner left unflushed).
+type timedOpener struct {
+	store.Opener
+	log         *slog.Logger
+	task, store string
+}
+
+// slowOpen is the open time past which timedOpener logs.
+const slowOpen = 500 * time.Millisecond
+
+// Open implements store.Opener.
+func (o timedOpener) Open() (store.Engine, error) {
+	began := time.Now()
+	e, err := o.Opener.Open()
+	if took := time.Since(began); took > slowOpen {
+		o.log.Info("brook: store open was slow", "task", o.task, "store", o.store, "took", took.Round(time.Millisecond).String(), "engine", o.Opener.String())
+	}
+	return e, err
+}
+
+// HasLocalData implements store.LocalDataChecker for the wrapped opener
+// (restore tells "no local state" from "state it cannot trust" by it).
+func (o timedOpener) HasLocalData() (bool, error) { return hasLocalData(o.Opener) }
+
+// hasLocalData asks o whether its engine's data exists; an opener that
+// cannot tell counts as having some.
+func hasLocalData(o store.Opener) (bool, error) {
+	if lc, ok := o.(store.LocalDataChecker); ok {
+		return lc.HasLocalData()
+	}
+	return true, nil
+}
+
+// storeOptions adds the task's record cache to a store's options.
+func (tr *taskRun) storeOptions(opts []store.Option) []store.Option {
+	if tr.cache == nil {
+		return opts
+	}
+	return append(opts, store.WithCache(tr.cache))
+}
+
+// cacheBytesPerTask is the record-cache bound of a task opening now:
+// Config.CacheMaxBytes shared evenly by the active tasks of the current
+// assignment (at least one), or 0 when caching is off.
+func (r *Runtime) cacheBytesPerTask() int64 {
+	total := r.cfg.CacheMaxBytes
+	if total == 0 {
+		total = DefaultCacheMaxBytes
+	}
+	if total < 0 {
+		return 0
+	}
+	n := int64(1)
+	if a, ok := r.strategy.Local(); ok && len(a.Tasks) > 1 {
+		n = int64(len(a.Tasks))
+	}
+	return total / n
+}
+
+// DefaultCacheMaxBytes is Config.CacheMaxBytes when it is 0: 10 MiB, as
+// Kafka Streams' statestore.cache.max.bytes.
+const DefaultCacheMaxBytes = 10 << 20
 
 // taskError wraps err, an error of task id, for Run: "brook: task 0_1:
 // <what>: ...". An error the task package made already starts with
@@ -330,20 +433,37 @@ func (tr *taskRun) offsetsByTopic() map[string]int64 {
 
 func (h *handler) closeTasks(checkpointed bool) {
 	h.r.unpublishTasks() // before closing: queries must let go of the stores
-	h.r.forgetFailures(h.tasks)
-	for id, tr := range h.tasks {
-		tr.meter.Closed()
-		if tr.core != nil {
-			h.r.logCloseError(id, tr.core.Close())
-		}
-		if tr.txn != nil {
-			// Aborts what was not committed (the overlays died with
-			// the core).
-			tr.txn.close(h.r.log)
-		}
-	}
+	h.mu.Lock()
+	tasks := h.tasks
 	h.tasks = nil
 	h.byTP = nil
+	h.mu.Unlock()
+	h.r.forgetFailures(tasks)
+	for _, tr := range tasks {
+		h.releaseTask(tr)
+	}
+}
+
+// closeTask closes one task (a cooperative revocation): queries let go
+// of it first.
+func (h *handler) closeTask(tr *taskRun) {
+	h.r.unpublishTask(tr.id)
+	h.r.forgetFailures(map[assign.TaskID]*taskRun{tr.id: tr})
+	h.releaseTask(tr)
+}
+
+// releaseTask closes a task's core and transactional producer.
+func (h *handler) releaseTask(tr *taskRun) {
+	tr.meter.Closed()
+	if tr.core != nil {
+		h.r.logCloseError(tr.id, tr.core.Close())
+	}
+	if tr.txn != nil {
+		// Aborts what was not committed (the overlays died with
+		// the core).
+		tr.txn.close(h.r.log)
+	}
+	tr.cancel()
 }
 
 // logCloseError logs what went wrong closing a task. A store closed under

@@ -7,6 +7,8 @@ package runtime
 
 import (
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -14,11 +16,115 @@ import (
 	"github.com/brookstream/brook/processor"
 )
 
+// workerTasks is the set of tasks one worker drives. Under the
+// cooperative protocol it changes while the worker runs: tasks are added
+// once open, and removed (revokeTask) only when the worker acknowledges
+// it between two batches, so that a task is never committed or closed
+// while its worker is inside one of its records.
+type workerTasks struct {
+	changed atomic.Bool
+	// polls counts the worker's passes between two batches; parked is
+	// set while it waits for work or commits (awaitPoll).
+	polls   atomic.Uint64
+	parked  atomic.Bool
+	done    atomic.Bool
+	mu      sync.Mutex
+	tasks   []*taskRun
+	leaving map[*taskRun]chan struct{}
+	exited  bool
+}
+
+func newWorkerTasks() *workerTasks {
+	return &workerTasks{leaving: map[*taskRun]chan struct{}{}}
+}
+
+// add gives the worker a task.
+func (w *workerTasks) add(tr *taskRun) {
+	w.mu.Lock()
+	w.tasks = append(w.tasks, tr)
+	w.mu.Unlock()
+	w.changed.Store(true)
+	tr.queue.wake()
+	if tr.queue.notify != nil {
+		tr.queue.notify()
+	}
+}
+
+// remove asks the worker to let go of tr; the channel closes once it has
+// (at once when the worker has stopped).
+func (w *workerTasks) remove(tr *taskRun) <-chan struct{} {
+	ack := make(chan struct{})
+	w.mu.Lock()
+	if w.exited {
+		w.tasks = deleteTask(w.tasks, tr)
+		close(ack)
+	} else {
+		w.leaving[tr] = ack
+	}
+	w.mu.Unlock()
+	w.changed.Store(true)
+	if tr.queue.notify != nil {
+		tr.queue.notify()
+	}
+	return ack
+}
+
+// count is the number of tasks the worker drives.
+func (w *workerTasks) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.tasks)
+}
+
+// refresh, called by the worker between batches, applies the changes
+// since the last call: it returns the current tasks and acknowledges the
+// removals.
+func (w *workerTasks) refresh(cur []*taskRun) []*taskRun {
+	if !w.changed.Swap(false) {
+		return cur
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for tr, ack := range w.leaving {
+		w.tasks = deleteTask(w.tasks, tr)
+		close(ack)
+		delete(w.leaving, tr)
+	}
+	return append(cur[:0:0], w.tasks...)
+}
+
+// exit marks the worker stopped and acknowledges pending removals.
+func (w *workerTasks) exit() {
+	w.done.Store(true)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.exited = true
+	for tr, ack := range w.leaving {
+		w.tasks = deleteTask(w.tasks, tr)
+		close(ack)
+		delete(w.leaving, tr)
+	}
+}
+
+func deleteTask(ts []*taskRun, tr *taskRun) []*taskRun {
+	out := ts[:0:0]
+	for _, t := range ts {
+		if t != tr {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // work is one processing goroutine: it drives its tasks until the session
 // stops.
-func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun) {
+func (h *handler) work(sess sarama.ConsumerGroupSession, w int) {
 	defer h.wg.Done()
 	r := h.r
+	ws := h.workers[w]
+	defer ws.exit()
+	var tasks []*taskRun
+	ws.changed.Store(true)
 	signal := h.signals[w]
 	now := r.cfg.Clock()
 	nextCommit := now.Add(r.cfg.CommitInterval)
@@ -32,6 +138,8 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 			return
 		default:
 		}
+		tasks = ws.refresh(tasks)
+		ws.polls.Add(1)
 		processed := 0
 		commitNow := false
 		for _, tr := range tasks {
@@ -67,10 +175,14 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 					// both guarantees, and a restart resumes at it.
 					tr.rollback()
 					if errors.Is(err, task.ErrInterrupted) {
-						// The session ended while the record waited for the
-						// schema registry; nothing of it happened, and it is
-						// not committed: its next owner processes it.
+						// The session ended (or the task is being revoked)
+						// while the record waited for the schema registry;
+						// nothing of it happened, and it is not committed:
+						// its next owner processes it.
 						r.log.Info("brook: record left for the next owner", "task", tr.id.String(), "err", err)
+						if tr.isRevoking() && sess.Context().Err() == nil {
+							break
+						}
 						return
 					}
 					r.failRecord(taskError(tr.id, "", err))
@@ -122,7 +234,9 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 		}
 		if commitNow || !now.Before(nextCommit) {
 			began := time.Now()
+			ws.parked.Store(true)
 			err := h.commit(sess, tasks)
+			ws.parked.Store(false)
 			if len(tasks) > 0 {
 				r.meter.ObserveCommit(time.Since(began))
 			}
@@ -139,12 +253,14 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int, tasks []*taskRun
 				wait = time.Millisecond
 			}
 			timer.Reset(wait)
+			ws.parked.Store(true)
 			select {
 			case <-h.stop:
 				return
 			case <-signal:
 			case <-timer.C:
 			}
+			ws.parked.Store(false)
 			if !timer.Stop() {
 				select {
 				case <-timer.C:
