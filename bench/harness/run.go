@@ -131,9 +131,9 @@ func (r *Report) Cell(workload, system string) (Cell, bool) {
 var systemsOf = map[string][]string{
 	"B0":  {SysSarama},
 	"B1":  {SysBrook, SysKStreams},
-	"B2u": {SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage, SysGoka, SysKStreams},
-	"B2z": {SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage, SysGoka, SysKStreams},
-	"B3":  {SysBrook, SysBrookDSL, SysGoka, SysKStreams},
+	"B2u": {SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage, SysBrookNoCache, SysGoka, SysKStreams},
+	"B2z": {SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage, SysBrookNoCache, SysGoka, SysKStreams},
+	"B3":  {SysBrook, SysBrookDSL, SysBrookNoCache, SysGoka, SysKStreams},
 	"B4":  {SysBrook, SysBrookDSL, SysKStreams},
 	"B5":  {SysBrook, SysGoka, SysKStreams, SysLevelDB},
 	"B6":  {SysBrook, SysGoka},
@@ -166,7 +166,7 @@ func (o *Options) selected(sys string) bool {
 	case SysLevelDB, SysBrookDSL:
 		return o.has(SysBrook)
 	case SysBrook:
-		return o.has(SysBrook) || o.has(SysBrookMetrics) || o.has(SysBrookLineage)
+		return o.has(SysBrook) || o.has(SysBrookMetrics) || o.has(SysBrookLineage) || o.has(SysBrookNoCache)
 	}
 	return o.has(sys)
 }
@@ -174,7 +174,7 @@ func (o *Options) selected(sys string) bool {
 // isBrook reports whether sys is one of brook's worker systems.
 func isBrook(sys string) bool {
 	switch sys {
-	case SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage:
+	case SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage, SysBrookNoCache:
 		return true
 	}
 	return false

@@ -27,12 +27,17 @@ const (
 	// SysBrookLineage is brook's hand-written B2 with
 	// topology.Config.LineageHeaders on (issue 17).
 	SysBrookLineage = "brook-lineage"
+	// SysBrookNoCache is brook's hand-written B2 and B3 with the record
+	// cache off (topology.Config.StoreCacheMaxBytes < 0), the "before" of
+	// the cache (issue 19).
+	SysBrookNoCache = "brook-nocache"
 )
 
 // ObservabilitySystems are brook with its observability on (issue 17).
 // They run only when named in Options.Systems (the full run leaves them
 // out) and bring plain brook with them, their baseline, on B2u and B2z.
-var ObservabilitySystems = []string{SysBrookMetrics, SysBrookLineage}
+// (brook-nocache, issue 19, is run the same way.)
+var ObservabilitySystems = []string{SysBrookMetrics, SysBrookLineage, SysBrookNoCache}
 
 // ScrapeInterval is how often the brook-metrics worker reads its metrics
 // registry's Snapshot: what a Prometheus server scraping the App's

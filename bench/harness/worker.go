@@ -112,7 +112,7 @@ func WorkerMain(argv []string) int {
 	switch a.system {
 	case SysSarama:
 		err = runSaramaPipe(ctx, a)
-	case SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage:
+	case SysBrook, SysBrookDSL, SysBrookMetrics, SysBrookLineage, SysBrookNoCache:
 		err = runBrook(ctx, a)
 	case SysGoka:
 		err = runGoka(ctx, a)
@@ -464,6 +464,8 @@ func runBrook(ctx context.Context, a workerArgs) error {
 		cfg.Metrics = reg
 	case SysBrookLineage:
 		cfg.LineageHeaders = true
+	case SysBrookNoCache:
+		cfg.StoreCacheMaxBytes = -1
 	}
 	var restores *metrics.Registry
 	if a.workload == "F1" {

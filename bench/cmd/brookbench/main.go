@@ -30,7 +30,7 @@ func run() int {
 	full := harness.FullOptions()
 	var (
 		workloads  = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run; the failover workloads F1 (no standby) and F1s (one standby), issue 18, run only when named")
-		systems    = flag.String("systems", strings.Join(harness.AllSystems, ","), "systems to run; brook-metrics and brook-lineage (issue 17, B2u and B2z) run only when named, with brook")
+		systems    = flag.String("systems", strings.Join(harness.AllSystems, ","), "systems to run; brook-metrics and brook-lineage (issue 17, B2u and B2z) and brook-nocache (issue 19, B2u, B2z, B3: the record cache off) run only when named, with brook")
 		smoke      = flag.Bool("smoke", false, "tiny sizes (the CI smoke pass); size flags still apply")
 		records    = flag.Int("records", 0, "records per throughput workload (default 300000, smoke 2000)")
 		tableKeys  = flag.Int("table-keys", 0, "B3 table keys (default 1000000)")
