@@ -26,9 +26,14 @@ type Cell struct {
 	Records       int64   `json:"records,omitempty"`
 	RecordsPerSec float64 `json:"records_per_sec,omitempty"`
 	// End-to-end latency (input record timestamp to the harness reading
-	// the output) at Options.Rate records/s.
+	// the output) at Options.Rate records/s: its 50th, 99th and 99.9th
+	// percentiles and its largest value. With repeats, each percentile
+	// is the median over the runs with latency figures, MaxLatencyMs the
+	// largest over them and LatencySamples their sum.
 	P50Ms          float64 `json:"p50_ms,omitempty"`
 	P99Ms          float64 `json:"p99_ms,omitempty"`
+	P999Ms         float64 `json:"p999_ms,omitempty"`
+	MaxLatencyMs   float64 `json:"max_latency_ms,omitempty"`
 	LatencySamples int     `json:"latency_samples,omitempty"`
 	LatencyMissing string  `json:"latency_missing,omitempty"`
 	// Restore (B5): cold from an empty state directory, warm from a
@@ -53,12 +58,16 @@ type Cell struct {
 	Output string `json:"output,omitempty"`
 	// Runs holds, with Options.Repeat above 1, each run's records/s (B5:
 	// cold keys/s) in run order, 0 for a run without figures; the cell's
-	// figures are then the median run's, and RecordsPerSec (B5:
-	// ColdKeysPerSec) the median of Runs.
+	// figures are then the median run's (but for the latency figures),
+	// and RecordsPerSec (B5: ColdKeysPerSec) the median of Runs.
 	Runs []float64 `json:"runs,omitempty"`
 	// CPURuns holds each run's CPUUsPerRecord likewise; CPUUsPerRecord is
 	// then their median.
 	CPURuns []float64 `json:"cpu_runs,omitempty"`
+	// P99Runs holds, with repeats, each run's P99Ms in run order, 0 for a
+	// run without latency figures; P99Ms is then the median of the
+	// others.
+	P99Runs []float64 `json:"p99_runs,omitempty"`
 	// The failover workloads (F1, F1s; failover.go). StoreKeys is the
 	// store's key count, Standbys the standby replicas per task,
 	// SessionTimeoutMs the group session timeout.
@@ -329,15 +338,18 @@ func runMetric(c Cell) float64 {
 // mergeRuns folds the repeats of one system on one workload into a cell:
 // the figures of the median run (by runMetric; the lower middle one of an
 // even count), the median of runMetric over the runs that have one, and
-// every run's value in Runs. A cell is missing only if every run is.
+// every run's value in Runs. The latency percentiles are each the median
+// over the runs with latency figures (not the median run's: a run's
+// throughput says nothing of its tail), every run's p99 in P99Runs. A
+// cell is missing only if every run is.
 func mergeRuns(cs []Cell) Cell {
 	if len(cs) == 1 {
 		return cs[0]
 	}
-	var ok []Cell
+	var ok, lat []Cell
 	var vals, cpus []float64
 	var total float64
-	runs, cpuRuns := make([]float64, len(cs)), make([]float64, len(cs))
+	runs, cpuRuns, p99Runs := make([]float64, len(cs)), make([]float64, len(cs)), make([]float64, len(cs))
 	for i, c := range cs {
 		total += c.DurationSeconds
 		runs[i] = runMetric(c)
@@ -346,6 +358,9 @@ func mergeRuns(cs []Cell) Cell {
 			vals = append(vals, runs[i])
 			if cpuRuns[i] = c.CPUUsPerRecord; cpuRuns[i] > 0 {
 				cpus = append(cpus, cpuRuns[i])
+			}
+			if p99Runs[i] = c.P99Ms; p99Runs[i] > 0 {
+				lat = append(lat, c)
 			}
 		}
 	}
@@ -356,6 +371,10 @@ func mergeRuns(cs []Cell) Cell {
 	}
 	sort.Slice(ok, func(i, j int) bool { return runMetric(ok[i]) < runMetric(ok[j]) })
 	c := ok[(len(ok)-1)/2]
+	if len(lat) > 0 {
+		mergeLatency(&c, lat, len(ok))
+		c.P99Runs = p99Runs
+	}
 	if c.FailoverMs > 0 {
 		// The worst gaps and every loss or duplicate over the runs.
 		c.Lost, c.Duplicated = 0, 0
@@ -389,6 +408,9 @@ func mergeRuns(cs []Cell) Cell {
 		strs[i] = f0(v)
 	}
 	note := fmt.Sprintf("median of %d runs (%s); other figures from the median run", len(cs), strings.Join(strs, ", "))
+	if len(lat) > 0 {
+		note = fmt.Sprintf("median of %d runs (%s); latency percentiles the medians over %d runs; other figures from the median run", len(cs), strings.Join(strs, ", "), len(lat))
+	}
 	if n := len(cs) - len(ok); n > 0 {
 		for _, m := range cs {
 			if runMetric(m) == 0 {
@@ -399,6 +421,35 @@ func mergeRuns(cs []Cell) Cell {
 	}
 	c.Note = strings.TrimPrefix(c.Note+"; "+note, "; ")
 	return c
+}
+
+// mergeLatency sets c's latency figures (c is the median run) from lat,
+// the runs with latency figures among the withFigures runs that have
+// throughput figures: each percentile the median over them, the largest
+// latency of any, their samples summed. The median run's LatencyMissing
+// stays if it has latency figures (it is then a caveat, such as outputs
+// that did not arrive); runs without latency figures are counted in it.
+func mergeLatency(c *Cell, lat []Cell, withFigures int) {
+	if c.P99Ms == 0 {
+		c.LatencyMissing = "" // why the median run has none: the others' stand
+	}
+	var p50s, p99s, p999s []float64
+	c.MaxLatencyMs, c.LatencySamples = 0, 0
+	for _, x := range lat {
+		p99s = append(p99s, x.P99Ms)
+		if x.P50Ms > 0 {
+			p50s = append(p50s, x.P50Ms)
+		}
+		if x.P999Ms > 0 {
+			p999s = append(p999s, x.P999Ms)
+		}
+		c.MaxLatencyMs = max(c.MaxLatencyMs, x.MaxLatencyMs)
+		c.LatencySamples += x.LatencySamples
+	}
+	c.P50Ms, c.P99Ms, c.P999Ms = median(p50s), median(p99s), median(p999s)
+	if n := withFigures - len(lat); n > 0 {
+		c.LatencyMissing = strings.TrimPrefix(c.LatencyMissing+fmt.Sprintf("; %d of %d runs without latency figures", n, withFigures), "; ")
+	}
 }
 
 // median returns the median of xs (the mean of the middle two of an even
@@ -446,7 +497,14 @@ func (c Cell) summary() string {
 		parts = append(parts, fmt.Sprintf("%.0f rec/s", c.RecordsPerSec))
 	}
 	if c.P99Ms > 0 {
-		parts = append(parts, fmt.Sprintf("p50 %.1fms p99 %.1fms", c.P50Ms, c.P99Ms))
+		lat := fmt.Sprintf("p50 %.1fms p99 %.1fms", c.P50Ms, c.P99Ms)
+		if c.P999Ms > 0 {
+			lat += fmt.Sprintf(" p99.9 %.1fms", c.P999Ms)
+		}
+		if c.MaxLatencyMs > 0 {
+			lat += fmt.Sprintf(" max %.1fms", c.MaxLatencyMs)
+		}
+		parts = append(parts, lat)
 	}
 	if c.ColdKeysPerSec > 0 {
 		parts = append(parts, fmt.Sprintf("cold %.0f keys/s warm %.0f keys/s", c.ColdKeysPerSec, c.WarmKeysPerSec))
@@ -615,7 +673,11 @@ func (r *runner) runCell(ctx context.Context, w, sys string) Cell {
 		}
 		fp50, fp99, fn := q.quantiles(1)
 		p50, p99, n := q.quantiles(2)
+		// The cell's latency is the GETs': drop the fixed-rate phase's
+		// end-to-end p99.9 and largest latency (the queries report no
+		// such figures).
 		c.P50Ms, c.P99Ms, c.LatencySamples, c.LatencyMissing = p50, p99, n, ""
+		c.P999Ms, c.MaxLatencyMs = 0, 0
 		c.Note = fmt.Sprintf("GET latency over HTTP on loopback, one client back to back, while B2 runs at %d records/s (%d answers); while B2 runs at full speed: p50 %.2f ms, p99 %.2f ms (%d answers); records/s is B2's while queried", r.o.Rate, n, fp50, fp99, fn)
 		if q.other > 0 || q.errs > 0 {
 			c.Note += fmt.Sprintf("; %d not-ready answers, %d errors", q.other, q.errs)
@@ -831,7 +893,8 @@ func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, second, guaran
 }
 
 // latency produces at Options.Rate for Options.LatencyFor and measures
-// output timestamp age at arrival.
+// output timestamp age at arrival: its p50, p99, p99.9 and largest value
+// into c.
 func (r *runner) latency(ctx context.Context, c *Cell, in, out string, gen func() record) error {
 	ends, err := r.b.partitionEnds(out)
 	if err != nil {
@@ -904,7 +967,8 @@ func (r *runner) latency(ctx context.Context, c *Cell, in, out string, gen func(
 	q := func(f float64) float64 {
 		return float64(lats[min(len(lats)-1, int(f*float64(len(lats))))].Microseconds()) / 1000
 	}
-	c.P50Ms, c.P99Ms, c.LatencySamples = q(0.50), q(0.99), len(lats)
+	c.P50Ms, c.P99Ms, c.P999Ms, c.LatencySamples = q(0.50), q(0.99), q(0.999), len(lats)
+	c.MaxLatencyMs = float64(lats[len(lats)-1].Microseconds()) / 1000
 	if int64(len(lats)) < sent {
 		c.LatencyMissing = fmt.Sprintf("only %d of %d outputs arrived within 10s", len(lats), sent)
 	}

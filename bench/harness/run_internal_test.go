@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 // TestMergeRuns checks how repeats of one cell become the report's cell:
 // the median run's figures, the median rate, every run's rate in order,
+// the latency percentiles' medians over the runs with latency figures,
 // and runs without figures named rather than averaged in.
 func TestMergeRuns(t *testing.T) {
 	c := mergeRuns([]Cell{
@@ -33,9 +35,39 @@ func TestMergeRuns(t *testing.T) {
 		t.Errorf("note = %q", c.Note)
 	}
 
-	even := mergeRuns([]Cell{{RecordsPerSec: 100, P99Ms: 1}, {RecordsPerSec: 300, P99Ms: 3}})
-	if even.RecordsPerSec != 200 || even.P99Ms != 1 {
-		t.Errorf("even count: %+v, want the mean of the middle two and the lower run's other figures", even)
+	even := mergeRuns([]Cell{{RecordsPerSec: 100, P99Ms: 1, PeakRSSMB: 1}, {RecordsPerSec: 300, P99Ms: 3, PeakRSSMB: 3}})
+	if even.RecordsPerSec != 200 || even.P99Ms != 2 || even.PeakRSSMB != 1 || !reflect.DeepEqual(even.P99Runs, []float64{1, 3}) {
+		t.Errorf("even count: %+v, want the mean of the middle two (200 records/s, p99 2) and the lower run's other figures", even)
+	}
+
+	// Latency: each percentile the median over the runs with latency
+	// figures, not the median run's; the largest latency of any.
+	lat := mergeRuns([]Cell{
+		{RecordsPerSec: 100, P50Ms: 10, P99Ms: 80, P999Ms: 200, MaxLatencyMs: 300, LatencySamples: 5},
+		{RecordsPerSec: 300, P50Ms: 12, P99Ms: 40, P999Ms: 90, MaxLatencyMs: 100, LatencySamples: 5},
+		{Missing: "timeout"},
+		{RecordsPerSec: 200, LatencyMissing: "no output records in the latency phase"}, // the median run
+		{RecordsPerSec: 250, P50Ms: 11, P99Ms: 60, P999Ms: 70, MaxLatencyMs: 120, LatencySamples: 5, LatencyMissing: "only 5 of 6 outputs arrived within 10s"},
+	})
+	if lat.RecordsPerSec != 225 || lat.P50Ms != 11 || lat.P99Ms != 60 || lat.P999Ms != 90 || lat.MaxLatencyMs != 300 || lat.LatencySamples != 15 {
+		t.Errorf("latency merged = %+v, want p50 11, p99 60, p99.9 90, max 300 over 15 samples", lat)
+	}
+	if want := []float64{80, 40, 0, 0, 60}; !reflect.DeepEqual(lat.P99Runs, want) {
+		t.Errorf("p99 runs = %v, want %v", lat.P99Runs, want)
+	}
+	if lat.LatencyMissing != "1 of 4 runs without latency figures" {
+		t.Errorf("latency missing = %q, want the run without figures counted (not the median run's reason)", lat.LatencyMissing)
+	}
+	if !strings.Contains(lat.Note, "latency percentiles the medians over 3 runs") {
+		t.Errorf("note = %q", lat.Note)
+	}
+	caveat := mergeRuns([]Cell{{RecordsPerSec: 2, P99Ms: 4}, {RecordsPerSec: 1, P99Ms: 2, LatencyMissing: "only 5 of 6 outputs arrived within 10s"}})
+	if caveat.LatencyMissing != "only 5 of 6 outputs arrived within 10s" || caveat.P99Ms != 3 {
+		t.Errorf("the median run's latency caveat: %+v, want it kept", caveat)
+	}
+	noLat := mergeRuns([]Cell{{RecordsPerSec: 1, LatencyMissing: "goka"}, {RecordsPerSec: 2, LatencyMissing: "goka"}})
+	if noLat.P99Ms != 0 || noLat.P99Runs != nil || noLat.LatencyMissing != "goka" {
+		t.Errorf("no run with latency: %+v, want no latency figures and the reason", noLat)
 	}
 
 	cold := mergeRuns([]Cell{{ColdKeysPerSec: 5}, {ColdKeysPerSec: 9}, {ColdKeysPerSec: 7, WarmKeysPerSec: 1}})
@@ -160,5 +192,53 @@ func TestMergeFailoverRuns(t *testing.T) {
 	}
 	if c.FailoverRetainedGapMs != 800 || c.ScaleOutGapMs != 900 || c.Duplicated != 2 || c.Output != "" {
 		t.Errorf("merged %+v, want the largest gaps (800, 900), 2 duplicates and no clean-output claim", c)
+	}
+}
+
+// TestReportSpread: with repeats, a figure is shown with the smallest
+// and largest run that has figures; a single run (or a single run with
+// figures) as before.
+func TestReportSpread(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		runs []float64
+		f    func(float64) string
+		want string
+	}{
+		{141082, nil, f0, "141082"},
+		{141082, []float64{141082}, f0, "141082"},
+		{141082, []float64{150000, 0, 120333, 141082}, f0, "141082 (120333–150000)"},
+		{64.6, []float64{40.1, 64.6, 80.2}, f1, "64.6 (40.1–80.2)"},
+		{5, []float64{0, 5, 0}, f0, "5"},
+		{0, []float64{0, 0}, f0, "–"},
+	} {
+		if got := spread(tc.v, tc.runs, tc.f); got != tc.want {
+			t.Errorf("spread(%v, %v) = %q, want %q", tc.v, tc.runs, got, tc.want)
+		}
+	}
+}
+
+// TestReportRatioOf: a ratio between two cells pairs their runs by round
+// when it can, and says when it falls back to the medians' ratio.
+func TestReportRatioOf(t *testing.T) {
+	a := Cell{RecordsPerSec: 100, Runs: []float64{100, 80, 125}}
+	b := Cell{RecordsPerSec: 100, Runs: []float64{90, 96, 120}}
+	if v, how := ratioOf(b, a); fmt.Sprintf("%.2f", v) != "0.96" || how != "" {
+		t.Errorf("paired: %v %q, want the median per-round ratio 0.96", v, how)
+	}
+	if v, how := ratioOf(Cell{RecordsPerSec: 50}, a); v != 0.5 || how != "ratio of medians: 1 and 3 runs, not paired by round" {
+		t.Errorf("unpaired: %v %q", v, how)
+	}
+	if v, how := ratioOf(Cell{RecordsPerSec: 50, Runs: []float64{0, 0, 50}}, Cell{RecordsPerSec: 25, Runs: []float64{25, 25, 0}}); v != 2 || how != "ratio of medians: no round with figures for both" {
+		t.Errorf("no common round: %v %q", v, how)
+	}
+	if v, how := ratioOf(Cell{ColdKeysPerSec: 9, Runs: []float64{9, 8}}, Cell{ColdKeysPerSec: 3, Runs: []float64{3, 4}}); v != 2.5 || how != "" {
+		t.Errorf("restore rates: %v %q, want the median of 3 and 2", v, how)
+	}
+	if v, _ := ratioOf(Cell{Missing: "x", RecordsPerSec: 5}, a); v != 0 {
+		t.Errorf("missing cell: %v, want 0", v)
+	}
+	if v, _ := ratioOf(Cell{RecordsPerSec: 5}, Cell{RecordsPerSec: 10}); v != 0.5 {
+		t.Errorf("single runs: %v, want 0.5", v)
 	}
 }
