@@ -55,7 +55,7 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("B5/%s: no warm restore time: %+v", c.System, c)
 			}
 		default:
-			if c.RecordsPerSec <= 0 && c.Note != "too few records to time" {
+			if c.RecordsPerSec <= 0 && !strings.HasPrefix(c.Note, "too few records to time") {
 				t.Errorf("%s/%s: no throughput: %+v", c.Workload, c.System, c)
 			}
 			if c.Records < int64(o.Records) {
