@@ -330,9 +330,9 @@ func (k *kvCache[V]) putEncoded(kb, enc []byte, ts int64) {
 	})
 }
 
-// putDecoded caches a value read from the engine (encLen bytes encoded;
-// enc is the cache's to keep if the value cannot be copied), or an absent
-// key for !found.
+// putDecoded caches a value read from the engine (enc its encoded bytes,
+// copied if the entry must keep them because the value cannot be copied),
+// or an absent key for !found.
 func (k *kvCache[V]) putDecoded(kb []byte, v V, enc []byte, ts int64, found bool) {
 	k.set(kb, len(enc), func(e *kvEntry[V]) {
 		var zero V
@@ -343,7 +343,9 @@ func (k *kvCache[V]) putDecoded(kb []byte, v V, enc []byte, ts int64, found bool
 		if c, ok := k.copy.clone(v); ok {
 			e.v = c
 		} else {
-			e.enc, e.encoded = enc, true
+			// The value read may share enc (a serde may decode into
+			// the bytes it is given): keep bytes of the cache's own.
+			e.enc, e.encoded = bytes.Clone(enc), true
 		}
 	})
 }

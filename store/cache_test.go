@@ -763,6 +763,23 @@ func TestCacheValuesNotShared(t *testing.T) {
 			got.b[0] = 'X'
 		}
 	})
+	// The same, for a key whose first read comes from the engine (a
+	// restored key, an evicted one): the entry made by that read must not
+	// keep the bytes the returned value shares.
+	t.Run("uncopyable-aliasing-read", func(t *testing.T) {
+		e := NewMemoryEngine()
+		if err := e.Put([]byte("k"), []byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+		s := NewKeyValueStore("ur", e, strSerde{}, opaqueBytesSerde{}, WithCache(c))
+		for range 3 {
+			got, _, err := s.Get("k")
+			if err != nil || string(got.b) != "abc" {
+				t.Fatalf("Get = %q %v, want abc", got.b, err)
+			}
+			got.b[0] = 'X'
+		}
+	})
 	checkCache(t, c)
 }
 
