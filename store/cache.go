@@ -321,6 +321,12 @@ func (k *kvCache[V]) set(kb []byte, encLen int, fill func(e *kvEntry[V])) {
 	k.c.add(&e.cacheNode)
 }
 
+// cached reports whether key has an entry (no hit or miss is counted).
+func (k *kvCache[V]) cached(kb []byte) bool {
+	_, ok := k.m[string(kb)]
+	return ok
+}
+
 // putEncoded caches a written value as its encoded bytes (enc is the
 // cache's from now on), or an absent key for enc == nil.
 func (k *kvCache[V]) putEncoded(kb, enc []byte, ts int64) {

@@ -326,8 +326,9 @@ func (e *countingEngine) Get(k []byte) ([]byte, bool, error) {
 }
 
 // TestCacheHitSkipsEngineAndSerde: a hit reads neither the engine nor the
-// serde; a value put is decoded once, on its first read; a cached "absent"
-// is a hit too.
+// serde; a read makes the entry and a write to a cached key updates it (a
+// value put is decoded once, on its first read); a write to a key not
+// cached makes no entry; a cached "absent" is a hit too.
 func TestCacheHitSkipsEngineAndSerde(t *testing.T) {
 	var decodes atomic.Int64
 	e := &countingEngine{Engine: NewMemoryEngine()}
@@ -335,19 +336,24 @@ func TestCacheHitSkipsEngineAndSerde(t *testing.T) {
 	c := NewCache(1 << 20)
 	s := NewKeyValueStore[string, string]("s", e, strSerde{}, countingSerde{decodes: &decodes}, WithCache(c))
 	mustPutKV(t, s, "a", "1")
+	if st := c.Stats(); st.Entries != 0 {
+		t.Fatalf("a write to a key not cached made an entry: %+v", st)
+	}
+	mustGetKV[string, string](t, s, "a", "1", true) // a miss: the engine, a decode, an entry
+	mustPutKV(t, s, "a", "2")                       // updates the entry
 	for range 3 {
-		if v, ok, err := s.Get("a"); err != nil || !ok || v != "1" {
+		if v, ok, err := s.Get("a"); err != nil || !ok || v != "2" {
 			t.Fatalf("Get(a) = %q %v %v", v, ok, err)
 		}
 		if _, ok, err := s.Get("nope"); err != nil || ok {
 			t.Fatalf("Get(nope) = %v %v", ok, err)
 		}
 	}
-	if e.gets.Load() != 1 || decodes.Load() != 1 {
-		t.Fatalf("3 Gets of a put key and of an absent one: %d engine reads (want 1: the absent key), %d decodes (want 1)", e.gets.Load(), decodes.Load())
+	if e.gets.Load() != 2 || decodes.Load() != 2 {
+		t.Fatalf("engine reads %d (want 2: a's first read, the absent key), decodes %d (want 2: a's two values)", e.gets.Load(), decodes.Load())
 	}
-	if st := c.Stats(); st.Hits != 5 || st.Misses != 1 || st.Entries != 2 {
-		t.Fatalf("Stats = %+v, want 5 hits, 1 miss, 2 entries", st)
+	if st := c.Stats(); st.Hits != 5 || st.Misses != 2 || st.Entries != 2 {
+		t.Fatalf("Stats = %+v, want 5 hits, 2 misses, 2 entries", st)
 	}
 }
 
@@ -376,16 +382,22 @@ func TestCacheEvictionUnderByteBound(t *testing.T) {
 	a := NewKeyValueStore[string, string]("a", NewMemoryEngine(), strSerde{}, strSerde{}, WithCache(c))
 	b := NewKeyValueStore[string, string]("b", NewMemoryEngine(), strSerde{}, strSerde{}, WithCache(c))
 	val := func(i int) string { return fmt.Sprintf("value%05d", i) }
-	mustPutKV(t, a, "k1", val(1))
-	mustPutKV(t, b, "k2", val(2))
-	mustPutKV(t, a, "k3", val(3))
+	// A read makes an entry (a write only updates one).
+	putGet := func(s KeyValueStore[string, string], k, v string) {
+		t.Helper()
+		mustPutKV(t, s, k, v)
+		mustGetKV(t, s, k, v, true)
+	}
+	putGet(a, "k1", val(1))
+	putGet(b, "k2", val(2))
+	putGet(a, "k3", val(3))
 	if st := c.Stats(); st.Bytes != 3*per || st.Entries != 3 || st.Evictions != 0 {
-		t.Fatalf("after 3 puts: %+v, want 3 entries of %d bytes", st, per)
+		t.Fatalf("after 3 keys: %+v, want 3 entries of %d bytes", st, per)
 	}
 	mustGetKV(t, a, "k1", val(1), true) // k1 is now the most recently used: b's k2 is the oldest
-	mustPutKV(t, b, "k4", val(4))
+	putGet(b, "k4", val(4))
 	if st := c.Stats(); st.Bytes != 3*per || st.Evictions != 1 {
-		t.Fatalf("after a 4th put: %+v, want one eviction", st)
+		t.Fatalf("after a 4th key: %+v, want one eviction", st)
 	}
 	misses := c.Stats().Misses
 	mustGetKV(t, a, "k1", val(1), true)
@@ -872,6 +884,16 @@ func TestCacheTimestamped(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustPutKV(t, s, "b", "2")
+	if _, _, _, err := s.GetWithTimestamp("a"); err != nil { // makes a's entry
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.GetWithTimestamp("b"); err != nil {
+		t.Fatal(err)
+	}
+	// A write to a cached key updates its entry's timestamp too.
+	if err := s.PutWithTimestamp("a", "1", at); err != nil {
+		t.Fatal(err)
+	}
 	for range 2 {
 		v, ts, ok, err := s.GetWithTimestamp("a")
 		if err != nil || !ok || v != "1" || !ts.Equal(at) {

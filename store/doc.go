@@ -48,7 +48,10 @@
 // through [WithCache] (other stores ignore the option): bounded in
 // approximate bytes, least recently used entries evicted first, it keeps
 // decoded values so that a Get of a hot key costs neither an engine read
-// nor the value serde. It is write-through (writes reach the engine and
+// nor the value serde. A read makes a key's entry; a write updates the
+// entry of a key already cached and makes none (a table filled from its
+// topic would otherwise pay an entry and an eviction per record). It is
+// write-through (writes reach the engine and
 // changelog at once; nothing is flushed at commit, no output is held
 // back), follows what the store's [Overlay] answers (a rollback, Discard,
 // Close and writes that bypass the store make it forget the keys

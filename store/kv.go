@@ -287,13 +287,19 @@ func (s *kvStore[K, V]) putBytes(kb, vb []byte, tsMs int64) error {
 			s.kc.forget(string(kb))
 			return err
 		}
-		enc := vb
-		if s.timestamped && vb != nil {
-			enc = vb[8:] // vb is ours: put made it
-		} else if vb != nil {
-			enc = bytes.Clone(vb) // a serde may hand back the caller's bytes
+		// A write updates the key's entry if it has one and allocates
+		// none: an entry is made by a read. A table filled from its topic
+		// or a store written more than read would otherwise pay for an
+		// entry (and an eviction) per write that no read may use.
+		if s.kc.cached(kb) {
+			enc := vb
+			if s.timestamped && vb != nil {
+				enc = vb[8:] // vb is ours: put made it
+			} else if vb != nil {
+				enc = bytes.Clone(vb) // a serde may hand back the caller's bytes
+			}
+			s.kc.putEncoded(kb, enc, tsMs)
 		}
-		s.kc.putEncoded(kb, enc, tsMs)
 	}
 	if err != nil {
 		return err
