@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -30,6 +31,14 @@ import (
 // committed or checkpointed, and the session ends (loseMembership). Any
 // other refusal of the offset commit is returned as a fatal error.
 func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) error {
+	return h.commitTasks(sess, tasks, false)
+}
+
+// commitTasks is commit; periodic says the worker commits on its interval
+// (or a processor's request) and the tasks go on: their checkpoints are
+// then written only when due (checkpointDue). A task's last commit before
+// it closes is never periodic.
+func (h *handler) commitTasks(sess sarama.ConsumerGroupSession, tasks []*taskRun, periodic bool) error {
 	r := h.r
 	if len(tasks) == 0 {
 		return nil
@@ -38,7 +47,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 	r.gate.enter(sess.Context(), sess)
 	defer r.gate.leave()
 	if r.cfg.ExactlyOnce {
-		return h.commitTasksEOS(sess, tasks)
+		return h.commitTasksEOS(sess, tasks, periodic)
 	}
 	live := make([]*taskRun, 0, len(tasks))
 	for _, tr := range tasks {
@@ -144,8 +153,8 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 		if len(tr.logged) == 0 {
 			continue
 		}
-		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
-			return fmt.Errorf("brook: task %s: %w", tr.id, err)
+		if err := tr.checkpoint(periodic); err != nil {
+			return err
 		}
 		r.mu.Lock()
 		r.restored[tr.id] = tr.offsetsByTopic()
@@ -162,13 +171,13 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, tasks []*taskRun) err
 // whose commit fails otherwise is dropped (its transaction aborted) and
 // the other tasks still commit: their transactions are independent. The
 // first such failure is returned as a *droppedTaskError.
-func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*taskRun) error {
+func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*taskRun, periodic bool) error {
 	var first error
 	for _, tr := range tasks {
 		if tr.isLost() {
 			continue
 		}
-		err := h.commitTaskEOS(sess, tr)
+		err := h.commitTaskEOS(sess, tr, periodic)
 		if err == nil {
 			tr.commits++
 			continue
@@ -202,7 +211,7 @@ func (h *handler) commitTasksEOS(sess sarama.ConsumerGroupSession, tasks []*task
 //  4. apply the overlays to the local engines and flush them;
 //  5. write the checkpoint (the changelog offsets the local data now
 //     reflects), and begin the next transaction.
-func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) error {
+func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun, periodic bool) error {
 	r := h.r
 	tp := tr.txn
 	if err := tr.coll.flushChangelog(); err != nil {
@@ -252,8 +261,8 @@ func (h *handler) commitTaskEOS(sess sarama.ConsumerGroupSession, tr *taskRun) e
 	}
 	tr.advanceCheckpoint(offs, tp.Producer)
 	if len(tr.logged) > 0 {
-		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
-			return fmt.Errorf("brook: task %s: %w", tr.id, err)
+		if err := tr.checkpoint(periodic); err != nil {
+			return err
 		}
 		r.mu.Lock()
 		r.restored[tr.id] = tr.offsetsByTopic()
@@ -334,4 +343,90 @@ func (tr *taskRun) noteCommitted(offs []task.Offset) {
 	for _, o := range offs {
 		tr.queue.committedAt(o.Topic, o.Partition, o.Offset)
 	}
+}
+
+// preflushShare is how early, as a share of the commit interval, a
+// worker hands its tasks' buffered changelog records to the producer
+// (preflush): at 1/5, a commit sends and waits for the records of the
+// last fifth of the interval only. preflushMinInterval is the shortest
+// commit interval it is done for.
+const (
+	preflushShare       = 5
+	preflushMinInterval = 100 * time.Millisecond
+)
+
+// preflush hands the tasks' buffered changelog records to the producer
+// ahead of their commit, so that the commit, which stops the worker's
+// processing, sends and awaits only what was written since. A store's
+// changelog buffer keeps the last write of each key until it is sent, so
+// the records sent are fewer than the writes; sending once more before
+// the commit costs at most one more record per key written on both sides
+// of it (B2u at full speed: 10,000 keys, about 20,000 records a second
+// instead of 10,000, for 260,000 writes), and took the changelog's share
+// of a commit pause from 12-40 ms to a fifth of it. Under at-least-once
+// the records go only after the coordinator confirms the membership, as
+// at a commit (a member the group dropped must not write behind the
+// tasks' new owners); under exactly-once they join the tasks' open
+// transactions. Nothing is sent while the member negotiates a new
+// generation, or when the membership cannot be confirmed: the commit
+// then does what it does.
+func (h *handler) preflush(sess sarama.ConsumerGroupSession, tasks []*taskRun) error {
+	r := h.r
+	if len(tasks) == 0 || !r.gate.tryEnter(sess) {
+		return nil
+	}
+	defer r.gate.leave()
+	if !r.cfg.ExactlyOnce {
+		bound := r.cfg.Sarama.Consumer.Group.Session.Timeout
+		if bound <= 0 {
+			bound = 10 * time.Second
+		}
+		cctx, cancel := context.WithTimeout(sess.Context(), bound)
+		err := r.group.checkMembership(cctx, sess)
+		cancel()
+		if err != nil {
+			return nil
+		}
+	}
+	for _, tr := range tasks {
+		if tr.isLost() {
+			continue
+		}
+		if err := tr.coll.flushChangelog(); err != nil {
+			return fmt.Errorf("brook: task %s: %w", tr.id, err)
+		}
+	}
+	return nil
+}
+
+// A periodic commit rewrites a task's checkpoint only when its changelog
+// offsets moved checkpointMinRecords past the last one written, or
+// checkpointMaxAge after it (as Kafka Streams, which rewrites it on a
+// commit only past 10,000 records). Writing it is two fsyncs per task, on
+// the processing goroutine: 3-6 ms of every commit pause of six tasks,
+// measured on B2u/B3. A checkpoint behind the local data is safe under
+// both guarantees: a restore replays the changelog from it, and the
+// records it replays again only set keys to values the changelog holds
+// later anyway. A crash therefore restores at most that much more.
+const (
+	checkpointMinRecords = 10_000
+	checkpointMaxAge     = 30 * time.Second
+)
+
+// checkpoint writes the task's checkpoint (tr.logged), unless periodic
+// and not due.
+func (tr *taskRun) checkpoint(periodic bool) error {
+	var moved int64
+	for tp, off := range tr.logged {
+		moved += off - tr.ckptWritten[tp]
+	}
+	if periodic && tr.ckptWritten != nil && moved < checkpointMinRecords && time.Since(tr.ckptAt) < checkpointMaxAge {
+		return nil
+	}
+	if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
+		return fmt.Errorf("brook: task %s: %w", tr.id, err)
+	}
+	tr.ckptWritten = maps.Clone(tr.logged)
+	tr.ckptAt = time.Now()
+	return nil
 }

@@ -161,6 +161,21 @@ func (g *commitGate) enter(ctx context.Context, sess sarama.ConsumerGroupSession
 	g.inflight++
 }
 
+// tryEnter is enter without waiting: it counts a commit in flight and
+// returns true only when enter would not wait.
+func (g *commitGate) tryEnter(sess sarama.ConsumerGroupSession) bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inJoin || (g.gen >= 0 && sess.GenerationID() < g.gen) {
+		return false
+	}
+	g.inflight++
+	return true
+}
+
 // leave ends a commit counted by enter.
 func (g *commitGate) leave() {
 	if g == nil {

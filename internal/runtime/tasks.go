@@ -38,6 +38,10 @@ type taskRun struct {
 	// checkpoint holds. tables are changelogs that are source topics:
 	// their checkpoint offset is the committed consumed offset.
 	logged map[store.TopicPartition]int64
+	// ckptWritten is what the checkpoint file last written holds, at
+	// ckptAt (nil: none written by this run of the task).
+	ckptWritten map[store.TopicPartition]int64
+	ckptAt      time.Time
 	tables map[store.TopicPartition]bool
 	// volatile are the changelogs of in-memory stores, whose data is
 	// gone once the task closes: they are no warm state to report.
@@ -307,8 +311,8 @@ func (h *handler) openTask(ctx context.Context, id assign.TaskID, worker int, st
 		// guarantees): checkpoint that at once, so that a crash or an
 		// interrupted set-up before the first commit restores only the
 		// tail, not everything from offset 0.
-		if err := store.WriteCheckpoint(tr.dir, tr.logged); err != nil {
-			return nil, errors.Join(fmt.Errorf("brook: task %s: %w", id, err), core.Close())
+		if err := tr.checkpoint(false); err != nil {
+			return nil, errors.Join(err, core.Close())
 		}
 	}
 	tr.core = core

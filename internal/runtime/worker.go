@@ -132,6 +132,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int) {
 	timer := time.NewTimer(r.cfg.PunctuateInterval)
 	defer timer.Stop()
 	const batch = 100
+	preflushed := false // this commit interval's changelog preflush is done
 	for {
 		select {
 		case <-h.stop:
@@ -232,10 +233,18 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int) {
 			}
 			nextPunct = now.Add(r.cfg.PunctuateInterval)
 		}
+		if !preflushed && !commitNow && r.cfg.CommitInterval >= preflushMinInterval &&
+			!now.Before(nextCommit.Add(-r.cfg.CommitInterval/preflushShare)) && now.Before(nextCommit) {
+			preflushed = true
+			if err := h.preflush(sess, tasks); err != nil {
+				r.fail(err)
+				return
+			}
+		}
 		if commitNow || !now.Before(nextCommit) {
 			began := time.Now()
 			ws.parked.Store(true)
-			err := h.commit(sess, tasks)
+			err := h.commitTasks(sess, tasks, true)
 			ws.parked.Store(false)
 			if len(tasks) > 0 {
 				r.meter.ObserveCommit(time.Since(began))
@@ -246,6 +255,7 @@ func (h *handler) work(sess sarama.ConsumerGroupSession, w int) {
 			}
 			r.purge.maybePurge(r.cfg.Clock())
 			nextCommit = r.cfg.Clock().Add(r.cfg.CommitInterval)
+			preflushed = false
 		}
 		if processed == 0 {
 			wait := min(time.Until(nextPunct), time.Until(nextCommit))
