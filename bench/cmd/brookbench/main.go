@@ -49,7 +49,7 @@ func run() int {
 		profile    = flag.Bool("profile", false, "write a CPU profile of every brook worker into the work dir")
 		timeout    = flag.Duration("run-timeout", 0, "bound of one system on one workload (default 3m)")
 		fromJSON   = flag.String("from-json", "", "render the markdown (and -docs) from this JSON report instead of running")
-		deadline   = flag.Duration("deadline", -1, "bound of the whole run; later cells are reported as not run (default 18m, 0: none)")
+		deadline   = flag.Duration("deadline", -1, "bound of the whole run; later cells are reported as not run (default 18m, 28m with -repeat above 1; 0: none)")
 		repeat     = flag.Int("repeat", 1, "run every cell this many times, systems interleaved; the report gives medians")
 		verify     = flag.Bool("verify", false, "read back every throughput cell's output and record a digest of it (equal digests: same records)")
 		foKeys     = flag.Int("failover-keys", 0, "F1/F1s store keys (default 200000, smoke 2000; issue 18's target names 1000000)")
@@ -88,8 +88,13 @@ func run() int {
 	if *timeout > 0 {
 		o.RunTimeout = *timeout
 	}
-	if *deadline >= 0 {
+	switch {
+	case *deadline >= 0:
 		o.Deadline = *deadline
+	case *repeat > 1:
+		// Repeats take about N times as long; the whole run should still
+		// finish within 30 minutes (issue 19).
+		o.Deadline = 28 * time.Minute
 	}
 	o.WorkDir, o.Profile = *workdir, *profile
 	o.Repeat, o.KeepTopics, o.Verify = *repeat, *keepTopics, *verify
