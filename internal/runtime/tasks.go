@@ -42,7 +42,7 @@ type taskRun struct {
 	// ckptAt (nil: none written by this run of the task).
 	ckptWritten map[store.TopicPartition]int64
 	ckptAt      time.Time
-	tables map[store.TopicPartition]bool
+	tables      map[store.TopicPartition]bool
 	// volatile are the changelogs of in-memory stores, whose data is
 	// gone once the task closes: they are no warm state to report.
 	volatile map[store.TopicPartition]bool
