@@ -241,6 +241,8 @@ type kvCache[V any] struct {
 	m        map[string]*kvEntry[V]
 	overhead int64
 	copy     valueCopier[V]
+	// timestamped: the store's values start with an 8-byte timestamp.
+	timestamped bool
 }
 
 // kvEntry is a cached key: absent (!found), decoded (v, when !encoded)
@@ -319,6 +321,58 @@ func (k *kvCache[V]) set(kb []byte, encLen int, fill func(e *kvEntry[V])) {
 	fill(e)
 	k.m[e.key] = e
 	k.c.add(&e.cacheNode)
+}
+
+// overlayCommitted implements overlayWatcher: an entry of a key the
+// commit wrote takes the committed value (the store's reads of a key
+// with a pending write go to the overlay meanwhile, and its own writes
+// leave the cache alone), so a key read once per commit interval still
+// hits after the commit.
+func (k *kvCache[V]) overlayCommitted(key string, tagged []byte) {
+	e := k.m[key]
+	if e == nil {
+		return
+	}
+	if tagged[0] == overlayDelete {
+		k.update(e, 0, func(e *kvEntry[V]) {
+			var zero V
+			e.v, e.enc, e.ts, e.found, e.encoded, e.read = zero, nil, noTimestamp, false, false, false
+		})
+		return
+	}
+	v, ts := tagged[1:], int64(noTimestamp)
+	if k.timestamped {
+		if len(v) < 8 {
+			k.forget(key)
+			return
+		}
+		v, ts = v[8:], readTime(v)
+	}
+	enc := bytes.Clone(v)
+	k.update(e, len(enc), func(e *kvEntry[V]) {
+		var zero V
+		e.v, e.enc, e.ts, e.found, e.encoded, e.read = zero, enc, ts, true, true, false
+	})
+}
+
+// update makes entry e hold what fill tells, sized for encLen value
+// bytes; an entry that no longer fits the bound is removed instead.
+func (k *kvCache[V]) update(e *kvEntry[V], encLen int, fill func(e *kvEntry[V])) {
+	size := int64(len(e.key)+encLen) + k.overhead
+	if !k.c.fits(size) {
+		k.forget(e.key)
+		return
+	}
+	fill(e)
+	k.c.resize(&e.cacheNode, size)
+}
+
+// forgetBytes is forget for a serialized key.
+func (k *kvCache[V]) forgetBytes(kb []byte) {
+	if e, ok := k.m[string(kb)]; ok {
+		delete(k.m, e.key)
+		k.c.remove(&e.cacheNode)
+	}
 }
 
 // cached reports whether key has an entry (no hit or miss is counted).

@@ -962,3 +962,81 @@ func TestCacheReadsWhatTheSerdeReads(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheOverOverlayLeavesPendingWritesToTheOverlay: over an overlay, a
+// key written since the last commit is read from the overlay's pending
+// writes without touching the cache, and the store's writes leave the
+// cache alone; the commit gives a cached key's entry the committed value
+// (or absence), so the first read after it hits without the base. A
+// value read from the pending writes shares nothing with them.
+func TestCacheOverOverlayLeavesPendingWritesToTheOverlay(t *testing.T) {
+	base := &countingEngine{Engine: NewMemoryEngine()}
+	o := NewOverlay(base)
+	defer mustClose(t, o)
+	c := NewCache(1 << 20)
+	s := NewKeyValueStore[string, string]("s", o, strSerde{}, strSerde{}, WithCache(c))
+	stats := func(hits, misses, entries, reads int64) {
+		t.Helper()
+		st := c.Stats()
+		if st.Hits != hits || st.Misses != misses || st.Entries != entries || base.gets.Load() != reads {
+			t.Fatalf("Stats = %+v, base reads %d; want %d hits, %d misses, %d entries, %d base reads", st, base.gets.Load(), hits, misses, entries, reads)
+		}
+	}
+	commit := func() {
+		t.Helper()
+		if err := o.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPutKV(t, s, "a", "1")
+	for range 3 {
+		mustGetKV[string, string](t, s, "a", "1", true)
+	}
+	stats(0, 0, 0, 0)
+	commit()
+	mustGetKV[string, string](t, s, "a", "1", true) // a miss: the base, an entry
+	mustGetKV[string, string](t, s, "a", "1", true) // a hit
+	stats(1, 1, 1, 1)
+	mustPutKV(t, s, "a", "2")
+	mustGetKV[string, string](t, s, "a", "2", true) // the pending write
+	stats(1, 1, 1, 1)
+	commit()
+	mustGetKV[string, string](t, s, "a", "2", true) // a hit of the committed value
+	stats(2, 1, 1, 1)
+	if err := s.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	mustGetKV[string, string](t, s, "a", "", false)
+	commit()
+	mustGetKV[string, string](t, s, "a", "", false) // a hit of the committed absence
+	stats(3, 1, 1, 1)
+
+	// A timestamped store's entry takes the committed timestamp too.
+	ts := NewTimestampedKeyValueStore[string, string]("ts", o, strSerde{}, strSerde{}, WithCache(c))
+	at := time.UnixMilli(1_700_000_000_123)
+	if err := ts.PutWithTimestamp("t", "1", at); err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	if _, _, _, err := ts.GetWithTimestamp("t"); err != nil { // makes the entry
+		t.Fatal(err)
+	}
+	if err := ts.PutWithTimestamp("t", "2", at.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	hits := c.Stats().Hits
+	if v, got, ok, err := ts.GetWithTimestamp("t"); err != nil || !ok || v != "2" || !got.Equal(at.Add(time.Second)) || c.Stats().Hits != hits+1 {
+		t.Fatalf("GetWithTimestamp = %q %v %v %v (hits %d → %d), want a hit of 2 at %v", v, got, ok, err, hits, c.Stats().Hits, at.Add(time.Second))
+	}
+
+	ua := NewKeyValueStore("ua", o, strSerde{}, opaqueBytesSerde{}, WithCache(c))
+	mustPutKV(t, ua, "k", opaqueBytes{b: []byte("abc")})
+	for range 2 {
+		got, _, err := ua.Get("k")
+		if err != nil || string(got.b) != "abc" {
+			t.Fatalf("Get = %q %v, want abc", got.b, err)
+		}
+		got.b[0] = 'X'
+	}
+}

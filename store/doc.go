@@ -48,12 +48,15 @@
 // through [WithCache] (other stores ignore the option): bounded in
 // approximate bytes, least recently used entries evicted first, it keeps
 // decoded values so that a Get of a hot key costs neither an engine read
-// nor the value serde. A read makes a key's entry; a write updates the
-// entry of a key already cached and makes none (a table filled from its
-// topic would otherwise pay an entry and an eviction per record). It is
-// write-through (writes reach the engine and
-// changelog at once; nothing is flushed at commit, no output is held
-// back), follows what the store's [Overlay] answers (a rollback, Discard,
+// nor the value serde. A read makes a key's entry; a write never makes
+// one (a table filled from its topic would otherwise pay an entry and an
+// eviction per record). Over an [Overlay], a key written since the last
+// commit is read from the overlay's pending writes and the store's writes
+// leave the cache alone; the commit gives a cached key the committed
+// value, so a key read once per commit interval still hits after it.
+// Without an overlay a write updates the key's entry if it has one. The
+// cache is write-through (writes reach the engine and changelog at once;
+// nothing is flushed at commit, no output is held back), follows what the store's [Overlay] answers (a rollback, Discard,
 // Close and writes that bypass the store make it forget the keys
 // concerned), and never shares a value with a caller (values are copied,
 // or kept encoded when they cannot be). [CacheStats] are its counters.

@@ -91,6 +91,7 @@ func newKVStore[K, V any](name string, e Engine, keys serde.Serde[K], values ser
 	s.views = views
 	if s.cfg.cache != nil {
 		s.kc = newKVCache[V](s.cfg.cache)
+		s.kc.timestamped = s.timestamped
 		if o, ok := e.(*Overlay); ok {
 			s.ov = o
 			o.watch(s.kc)
@@ -199,6 +200,33 @@ func (s *kvStore[K, V]) get(key K) (V, int64, bool, error) {
 	if err != nil {
 		return zero, noTimestamp, false, err
 	}
+	if s.ov != nil {
+		// A key written since the last commit is read from the overlay's
+		// pending writes, which the cache does not hold (a write forgets
+		// the key's entry): an aggregation reading back what it wrote in
+		// the same commit interval pays no cache work.
+		pv, deleted, ok, err := s.ov.pendingGet(kb)
+		if err != nil {
+			return zero, noTimestamp, false, fmt.Errorf("store: %s: get: %w", s.name, err)
+		}
+		if ok {
+			if deleted {
+				return zero, noTimestamp, false, nil
+			}
+			if s.kc.copy.fn != nil || s.kc.copy.never {
+				pv = bytes.Clone(pv) // the value may share the bytes it is decoded from
+			}
+			ts, vb, err := s.split(pv)
+			if err != nil {
+				return zero, noTimestamp, false, err
+			}
+			v, err := s.values.Deserialize(s.topic, vb)
+			if err != nil {
+				return zero, noTimestamp, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
+			}
+			return v, ts, true, nil
+		}
+	}
 	if s.kc != nil {
 		if e := s.kc.lookup(kb); e != nil {
 			if !e.found {
@@ -287,11 +315,15 @@ func (s *kvStore[K, V]) putBytes(kb, vb []byte, tsMs int64) error {
 			s.kc.forget(string(kb))
 			return err
 		}
-		// A write updates the key's entry if it has one and allocates
-		// none: an entry is made by a read. A table filled from its topic
-		// or a store written more than read would otherwise pay for an
-		// entry (and an eviction) per write that no read may use.
-		if s.kc.cached(kb) {
+		// Over an overlay a write leaves the cache alone: until the next
+		// commit the key is read from the overlay's pending writes (get),
+		// and the commit gives the key's entry, if it has one, the
+		// committed value (overlayCommitted). Without an overlay, a write
+		// updates the key's entry if it has one. Either way a write makes
+		// no entry: a table filled from its topic or a store written more
+		// than read would pay for an entry (and an eviction) per write
+		// that no read uses.
+		if s.ov == nil && s.kc.cached(kb) {
 			enc := vb
 			if s.timestamped && vb != nil {
 				enc = vb[8:] // vb is ours: put made it

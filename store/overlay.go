@@ -84,6 +84,11 @@ type overlayWatcher interface {
 	overlayChanged(key string)
 	// overlayDropped: every pending write was dropped (Discard, Close).
 	overlayDropped()
+	// overlayCommitted: key's pending write (tagged: overlayPut and the
+	// value, or overlayDelete) is now in the base. Called on the writer
+	// goroutine under the overlay's read lock: it must not call the
+	// overlay, and must copy what it keeps of tagged.
+	overlayCommitted(key string, tagged []byte)
 }
 
 // watch registers w to be told of changes it did not make (writer
@@ -328,6 +333,30 @@ func (o *Overlay) Get(key []byte) ([]byte, bool, error) {
 	return o.base.Get(key)
 }
 
+// pendingGet returns key's pending write, if it has one: its value, which
+// is the overlay's own and never changed (the caller copies it before
+// anything may keep or change it), or deleted.
+func (o *Overlay) pendingGet(key []byte) (value []byte, deleted, ok bool, err error) {
+	if o.closed.Load() {
+		return nil, false, false, ErrClosed
+	}
+	var v []byte
+	o.mu.RLock()
+	if o.ordered != nil {
+		v, ok, err = o.ordered.Get(key)
+	} else {
+		v, ok = o.m[string(key)]
+	}
+	o.mu.RUnlock()
+	if err != nil || !ok {
+		return nil, false, false, err
+	}
+	if v[0] == overlayDelete {
+		return nil, true, true, nil
+	}
+	return v[1:], false, true, nil
+}
+
 // Put implements Engine; the write stays in memory until Commit.
 func (o *Overlay) Put(key, value []byte) error {
 	if o.closed.Load() {
@@ -431,10 +460,41 @@ func (o *Overlay) Commit() error {
 	if err := o.base.Flush(); err != nil {
 		return fmt.Errorf("store: overlay commit: %w", err)
 	}
+	if len(o.watchers) > 0 {
+		if err := o.committed(); err != nil {
+			return fmt.Errorf("store: overlay commit: %w", err)
+		}
+	}
 	// Readers see the base from now on, which holds these writes; an
 	// iterator still open keeps its snapshot of the ordered view.
 	o.reset()
 	return nil
+}
+
+// committed tells the watchers of every pending write, now in the base.
+func (o *Overlay) committed() error {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.ordered == nil {
+		for k, v := range o.m {
+			for _, w := range o.watchers {
+				w.overlayCommitted(k, v)
+			}
+		}
+		return nil
+	}
+	it, err := o.ordered.Iterate(nil, nil, false)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.Next() {
+		k := string(it.Key())
+		for _, w := range o.watchers {
+			w.overlayCommitted(k, it.Value())
+		}
+	}
+	return it.Err()
 }
 
 // baseBatch returns a batch of the base holding every pending write.
