@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"hash/maphash"
 	"reflect"
 	"sync/atomic"
 )
@@ -84,6 +85,47 @@ type Cache struct {
 	hits, misses, evictions atomic.Int64
 	pubBytes, pubEntries    atomic.Int64
 	pubMax                  atomic.Int64
+
+	// door is the admission filter of a full cache (admit): one bit per
+	// hash of a key that missed once, all cleared after doorReset keys.
+	door     []uint64
+	doorSeen int
+	seed     maphash.Seed
+}
+
+// The admission filter's size in bits, and how many keys it takes before
+// it is cleared (a quarter of its bits, so that few keys share one).
+const (
+	doorBits  = 1 << 16
+	doorReset = doorBits / 4
+)
+
+// admit reports whether a key that missed, needing size bytes, may take an
+// entry. It may while the cache has room; once the cache is full, only a
+// key that missed before since the filter was last cleared (a key read
+// once is likely not read again: caching it would evict one that is). A
+// table read uniformly, larger than the cache, would otherwise pay an
+// entry and an eviction per read for a hit rate of the cache's share of
+// it; a hot key still gets in at its second miss.
+func (c *Cache) admit(kb []byte, size int64) bool {
+	if c.bytes+size <= c.max {
+		return true
+	}
+	if c.door == nil {
+		c.door = make([]uint64, doorBits/64)
+		c.seed = maphash.MakeSeed()
+	}
+	h := maphash.Bytes(c.seed, kb) % doorBits
+	word, bit := h/64, uint64(1)<<(h%64)
+	if c.door[word]&bit != 0 {
+		return true
+	}
+	c.door[word] |= bit
+	if c.doorSeen++; c.doorSeen >= doorReset {
+		clear(c.door)
+		c.doorSeen = 0
+	}
+	return false
 }
 
 // CacheStats are a Cache's counters and gauges, as Stats reads them.
@@ -394,6 +436,9 @@ func (k *kvCache[V]) putEncoded(kb, enc []byte, ts int64) {
 // copied if the entry must keep them because the value cannot be copied),
 // or an absent key for !found.
 func (k *kvCache[V]) putDecoded(kb []byte, v V, enc []byte, ts int64, found bool) {
+	if !k.c.admit(kb, int64(len(kb)+len(enc))+k.overhead) {
+		return
+	}
 	k.set(kb, len(enc), func(e *kvEntry[V]) {
 		var zero V
 		e.v, e.enc, e.ts, e.found, e.encoded = zero, nil, ts, found, false

@@ -395,9 +395,15 @@ func TestCacheEvictionUnderByteBound(t *testing.T) {
 		t.Fatalf("after 3 keys: %+v, want 3 entries of %d bytes", st, per)
 	}
 	mustGetKV(t, a, "k1", val(1), true) // k1 is now the most recently used: b's k2 is the oldest
+	// The cache is full: a key that misses once is not admitted (a key
+	// read once is likely not read again), at its second miss it is.
 	putGet(b, "k4", val(4))
+	if st := c.Stats(); st.Entries != 3 || st.Evictions != 0 {
+		t.Fatalf("after a 4th key read once: %+v, want it not admitted", st)
+	}
+	mustGetKV(t, b, "k4", val(4), true)
 	if st := c.Stats(); st.Bytes != 3*per || st.Evictions != 1 {
-		t.Fatalf("after a 4th key: %+v, want one eviction", st)
+		t.Fatalf("after a 4th key read twice: %+v, want one eviction", st)
 	}
 	misses := c.Stats().Misses
 	mustGetKV(t, a, "k1", val(1), true)

@@ -249,7 +249,15 @@ func (s *kvStore[K, V]) get(key K) (V, int64, bool, error) {
 			}
 		}
 	}
-	vb, found, err := s.e.Get(kb)
+	var vb []byte
+	var found bool
+	if s.ov != nil {
+		// Not pending (checked above): the base answers, without the
+		// overlay looking through its pending writes again.
+		vb, found, err = s.ov.Base().Get(kb)
+	} else {
+		vb, found, err = s.e.Get(kb)
+	}
 	if err != nil {
 		return zero, noTimestamp, false, fmt.Errorf("store: %s: get: %w", s.name, err)
 	}
