@@ -20,21 +20,27 @@ import (
 // An entry is a key's value as the store reads it now: a decoded value, the
 // encoded bytes of a value written since (decoded by the next Get, and kept
 // decoded from then on; from the second Get for values that take a deep
-// copy, see below), or "absent". The cache is write-through:
-// every Put and Delete of a store goes to its engine (and changelog) at once,
-// as without a cache, and updates the entry; it never holds a write the
-// engine does not have, so iterators (which read the engine, not the cache)
-// see every write, and nothing is flushed at commit. Outputs downstream are
-// never held back or suppressed. Changelog records are not de-duplicated
-// here: the runtime already sends one per key per commit.
+// copy, see below), or "absent". A Get that misses makes the key's entry
+// (once the cache is full, only at the key's second miss: a filter of
+// hashed keys, cleared every 16,384 keys, remembers the first); a write
+// never makes one. The cache is write-through: every Put and Delete of a
+// store goes to its engine (and changelog) at once, as without a cache; it
+// never holds a write the engine does not have, so iterators (which read
+// the engine, not the cache) see every write, and nothing is flushed at
+// commit. Outputs downstream are never held back or suppressed. Changelog
+// records are not de-duplicated here: the runtime already sends one per
+// key per commit.
 //
-// For a store over an [Overlay] the cache follows what the overlay answers:
-// a record's RollbackToMark removes the entries of the keys it restores,
-// Discard and Close remove the store's entries, and a write to the overlay
-// that did not come through the store (a batch, a restore into a live
-// engine) removes that key's entry. Commit changes nothing a read returns,
-// so entries survive it. Writes that reach an engine other than through
-// the store and its overlay are not seen: call Clear after them.
+// For a store over an [Overlay] the cache holds committed values only: a
+// Get of a key with a pending write reads the overlay's pending write, the
+// store's own writes leave the entry alone, and Commit gives every cached
+// key it wrote the committed value (or absence). A record's RollbackToMark
+// removes the entries of the keys it restores, Discard and Close remove
+// the store's entries, and a write to the overlay that did not come
+// through the store (a batch, a restore into a live engine) removes that
+// key's entry. Without an overlay, a store's write updates the key's
+// entry if it has one. Writes that reach an engine other than through the
+// store and its overlay are not seen: call Clear after them.
 //
 // A Get returns the same value the store would return without a cache: a
 // value put is cached as its encoded bytes, so that the first read decodes

@@ -54,7 +54,8 @@
 // commit is read from the overlay's pending writes and the store's writes
 // leave the cache alone; the commit gives a cached key the committed
 // value, so a key read once per commit interval still hits after it.
-// Without an overlay a write updates the key's entry if it has one. The
+// Without an overlay a write updates the key's entry if it has one. A
+// full cache admits a key only at its second miss (see Cache). The
 // cache is write-through (writes reach the engine and changelog at once;
 // nothing is flushed at commit, no output is held back), follows what the store's [Overlay] answers (a rollback, Discard,
 // Close and writes that bypass the store make it forget the keys
