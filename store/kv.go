@@ -202,9 +202,9 @@ func (s *kvStore[K, V]) get(key K) (V, int64, bool, error) {
 	}
 	if s.ov != nil {
 		// A key written since the last commit is read from the overlay's
-		// pending writes, which the cache does not hold (a write forgets
-		// the key's entry): an aggregation reading back what it wrote in
-		// the same commit interval pays no cache work.
+		// pending writes (the cache holds committed values only): an
+		// aggregation reading back what it wrote in the same commit
+		// interval pays no cache work.
 		pv, deleted, ok, err := s.ov.pendingGet(kb)
 		if err != nil {
 			return zero, noTimestamp, false, fmt.Errorf("store: %s: get: %w", s.name, err)
@@ -216,13 +216,9 @@ func (s *kvStore[K, V]) get(key K) (V, int64, bool, error) {
 			if s.kc.copy.fn != nil || s.kc.copy.never {
 				pv = bytes.Clone(pv) // the value may share the bytes it is decoded from
 			}
-			ts, vb, err := s.split(pv)
+			v, ts, _, err := s.decode(pv)
 			if err != nil {
 				return zero, noTimestamp, false, err
-			}
-			v, err := s.values.Deserialize(s.topic, vb)
-			if err != nil {
-				return zero, noTimestamp, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
 			}
 			return v, ts, true, nil
 		}
@@ -267,18 +263,28 @@ func (s *kvStore[K, V]) get(key K) (V, int64, bool, error) {
 		}
 		return zero, noTimestamp, false, nil
 	}
-	ts, vb, err := s.split(vb)
+	v, ts, vb, err := s.decode(vb)
 	if err != nil {
 		return zero, noTimestamp, false, err
-	}
-	v, err := s.values.Deserialize(s.topic, vb)
-	if err != nil {
-		return zero, noTimestamp, false, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
 	}
 	if s.kc != nil {
 		s.kc.putDecoded(kb, v, vb, ts, true)
 	}
 	return v, ts, true, nil
+}
+
+// decode splits a stored value into its timestamp and value bytes (vb)
+// and deserializes them.
+func (s *kvStore[K, V]) decode(stored []byte) (v V, ts int64, vb []byte, err error) {
+	ts, vb, err = s.split(stored)
+	if err != nil {
+		return v, noTimestamp, nil, err
+	}
+	v, err = s.values.Deserialize(s.topic, vb)
+	if err != nil {
+		return v, noTimestamp, nil, fmt.Errorf("store: %s: deserialize value: %w", s.name, err)
+	}
+	return v, ts, vb, nil
 }
 
 func (s *kvStore[K, V]) Put(key K, value V) error { return s.put(key, value, noTimestamp) }

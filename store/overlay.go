@@ -306,31 +306,16 @@ func (o *Overlay) Pending() int {
 
 // Get implements Engine: a pending write answers first.
 func (o *Overlay) Get(key []byte) ([]byte, bool, error) {
-	if o.closed.Load() {
-		return nil, false, ErrClosed
-	}
-	var v []byte
-	var found bool
-	var err error
-	o.mu.RLock()
-	if o.ordered != nil {
-		v, found, err = o.ordered.Get(key)
-	} else {
-		// Stored values are replaced, never changed: v stays valid
-		// after the unlock.
-		v, found = o.m[string(key)]
-	}
-	o.mu.RUnlock()
-	if err != nil {
+	v, deleted, pending, err := o.pendingGet(key)
+	switch {
+	case err != nil:
 		return nil, false, err
+	case !pending:
+		return o.base.Get(key)
+	case deleted:
+		return nil, false, nil
 	}
-	if found {
-		if v[0] == overlayDelete {
-			return nil, false, nil
-		}
-		return bytes.Clone(v[1:]), true, nil
-	}
-	return o.base.Get(key)
+	return bytes.Clone(v), true, nil
 }
 
 // pendingGet returns key's pending write, if it has one: its value, which
@@ -345,6 +330,8 @@ func (o *Overlay) pendingGet(key []byte) (value []byte, deleted, ok bool, err er
 	if o.ordered != nil {
 		v, ok, err = o.ordered.Get(key)
 	} else {
+		// Stored values are replaced, never changed: v stays valid
+		// after the unlock.
 		v, ok = o.m[string(key)]
 	}
 	o.mu.RUnlock()
