@@ -320,18 +320,27 @@ func check(members []*member, wantTasks int) (map[string][]assign.TaskID, error)
 	return out, nil
 }
 
-func TestConsumerGroupOnBroker(t *testing.T) {
-	b := testutil.NewBroker(t)
+// ordersAndProfiles creates the group tests' topics: orders and payments
+// of 6 partitions, co-partitioned in task group 0, and profiles of
+// profilePartitions in task group 1.
+func ordersAndProfiles(t *testing.T, b *testutil.Broker, profilePartitions int32) []assign.TaskGroup {
+	t.Helper()
 	orders := testutil.TopicName(t, "orders")
 	payments := testutil.TopicName(t, "payments")
 	profiles := testutil.TopicName(t, "profiles")
 	b.CreateTopic(t, orders, 6, nil)
 	b.CreateTopic(t, payments, 6, nil)
-	b.CreateTopic(t, profiles, 3, nil)
-	groups := []assign.TaskGroup{
+	b.CreateTopic(t, profiles, profilePartitions, nil)
+	return []assign.TaskGroup{
 		{ID: 0, Topics: []string{orders, payments}},
 		{ID: 1, Topics: []string{profiles}},
 	}
+}
+
+func TestConsumerGroupOnBroker(t *testing.T) {
+	b := testutil.NewBroker(t)
+	groups := ordersAndProfiles(t, b, 3)
+	orders, payments := groups[0].Topics[0], groups[0].Topics[1]
 	const tasks = 9
 	groupID := testutil.TopicName(t, "group")
 
@@ -456,16 +465,7 @@ func TestIdleMemberReadsAssignmentOnBroker(t *testing.T) {
 // claims are never restarted). The same when a member leaves.
 func TestCooperativeGroupOnBroker(t *testing.T) {
 	b := testutil.NewBroker(t)
-	orders := testutil.TopicName(t, "orders")
-	payments := testutil.TopicName(t, "payments")
-	profiles := testutil.TopicName(t, "profiles")
-	b.CreateTopic(t, orders, 6, nil)
-	b.CreateTopic(t, payments, 6, nil)
-	b.CreateTopic(t, profiles, 6, nil)
-	groups := []assign.TaskGroup{
-		{ID: 0, Topics: []string{orders, payments}},
-		{ID: 1, Topics: []string{profiles}},
-	}
+	groups := ordersAndProfiles(t, b, 6)
 	const tasks = 12
 	groupID := testutil.TopicName(t, "group")
 	log := newClaimLog()
