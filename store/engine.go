@@ -51,3 +51,16 @@ type Batch interface {
 type ChangelogWriter interface {
 	SendChangelog(topic string, partition int32, key, value []byte) error
 }
+
+// BatchSizer is an Engine that can make a batch whose buffer starts with
+// room for about size bytes of records (keys and values plus
+// batchRecordOverhead each), so that a large batch is built without
+// copying its buffer as it grows. The overlay uses it at commit.
+type BatchSizer interface {
+	NewBatchSize(size int) Batch
+}
+
+// batchRecordOverhead is the room a batch record takes besides its key and
+// value, as the overlay counts it for BatchSizer (LevelDB: a type byte,
+// two length varints and the key prefix).
+const batchRecordOverhead = 12

@@ -486,7 +486,20 @@ func (o *Overlay) committed() error {
 
 // baseBatch returns a batch of the base holding every pending write.
 func (o *Overlay) baseBatch() (Batch, error) {
-	b := o.base.NewBatch()
+	// Read lock: a reader's Iterate must not swap the map for the
+	// ordered view meanwhile.
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	var b Batch
+	if bs, ok := o.base.(BatchSizer); ok && o.ordered == nil && len(o.m) > 0 {
+		size := 0
+		for k, v := range o.m {
+			size += len(k) + len(v) + batchRecordOverhead
+		}
+		b = bs.NewBatchSize(size)
+	} else {
+		b = o.base.NewBatch()
+	}
 	add := func(k, v []byte) {
 		if v[0] == overlayDelete {
 			b.Delete(k)
@@ -494,10 +507,6 @@ func (o *Overlay) baseBatch() (Batch, error) {
 			b.Put(k, v[1:])
 		}
 	}
-	// Read lock: a reader's Iterate must not swap the map for the
-	// ordered view meanwhile.
-	o.mu.RLock()
-	defer o.mu.RUnlock()
 	if o.ordered == nil {
 		var kb []byte // the batch copies its keys: one buffer serves all
 		for k, v := range o.m {

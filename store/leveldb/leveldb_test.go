@@ -1,6 +1,8 @@
 package leveldb_test
 
 import (
+	"bytes"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,5 +62,101 @@ func TestOptionsValidateNamesTheField(t *testing.T) {
 		if _, err := leveldb.Open(t.TempDir(), o); err == nil {
 			t.Errorf("Open with %+v succeeded", o)
 		}
+	}
+}
+
+// A sized batch holds what an unsized one does, whether its records fit
+// the size it was made for or overflow it, and an overlay's commit over
+// LevelDB (which sizes its batch) writes every pending put and delete.
+func TestSizedBatchAndOverlayCommit(t *testing.T) {
+	e, err := leveldb.Opener(filepath.Join(t.TempDir(), "s"), leveldb.Options{}).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	bs, ok := e.(store.BatchSizer)
+	if !ok {
+		t.Fatal("the LevelDB engine does not implement store.BatchSizer")
+	}
+	for _, size := range []int{0, 40, 1 << 20} {
+		b := bs.NewBatchSize(size)
+		for i := range 100 {
+			b.Put(fmt.Appendf(nil, "k%d-%03d", size, i), fmt.Appendf(nil, "v%d", i))
+		}
+		b.Delete(fmt.Appendf(nil, "k%d-%03d", size, 7))
+		if b.Len() != 101 {
+			t.Fatalf("size %d: Len = %d, want 101", size, b.Len())
+		}
+		if err := b.Write(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			v, ok, err := e.Get(fmt.Appendf(nil, "k%d-%03d", size, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("v%d", i); i == 7 && ok || i != 7 && (!ok || string(v) != want) {
+				t.Fatalf("size %d: key %d = %q, %v; want %q (deleted: 7)", size, i, v, ok, want)
+			}
+		}
+	}
+	o := store.NewOverlay(e)
+	for i := range 1000 {
+		if err := o.Put(fmt.Appendf(nil, "o%04d", i), bytes.Repeat([]byte{byte(i)}, i%50+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.Delete([]byte("k0-001")); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		v, ok, err := e.Get(fmt.Appendf(nil, "o%04d", i))
+		if err != nil || !ok || !bytes.Equal(v, bytes.Repeat([]byte{byte(i)}, i%50+1)) {
+			t.Fatalf("after the overlay's commit, key %d = %v, %v, %v", i, v, ok, err)
+		}
+	}
+	if _, ok, _ := e.Get([]byte("k0-001")); ok {
+		t.Fatal("the overlay's committed delete left its key")
+	}
+}
+
+// hideSizer is an engine without store.BatchSizer: the overlay's commit
+// grows its batch as it goes, as before NewBatchSize.
+type hideSizer struct{ store.Engine }
+
+// BenchmarkOverlayCommit commits 100,000 pending 100-byte writes (one
+// commit interval of a table arriving) to LevelDB, with the batch sized up
+// front and grown as it goes.
+func BenchmarkOverlayCommit(b *testing.B) {
+	for _, sized := range []bool{true, false} {
+		b.Run(fmt.Sprintf("sized=%v", sized), func(b *testing.B) {
+			e, err := leveldb.Opener(filepath.Join(b.TempDir(), "s"), leveldb.Options{}).Open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			base := e
+			if !sized {
+				base = hideSizer{e}
+			}
+			o := store.NewOverlay(base)
+			v := bytes.Repeat([]byte{'v'}, 100)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				for k := range 100_000 {
+					if err := o.Put(fmt.Appendf(nil, "key-%d-%08d", i, k), v); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				if err := o.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
