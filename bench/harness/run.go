@@ -165,6 +165,9 @@ type runner struct {
 	reference map[string]string
 	made      map[string]bool
 	round     int // the repeat being run (Options.Repeat), from 0
+	// eventsAt is the timestamp of B3's events, set when its table is
+	// made: every cell produces the same events, timestamps included.
+	eventsAt time.Time
 }
 
 // selected reports whether sys runs in this run: the reference rows
@@ -237,6 +240,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				"partitioner":     "murmur2 (Java default) for the harness's inputs",
 				"latency":         "harness producer stamps each record with the send time; latency = harness receive time of the output − that timestamp (includes the harness producer's linger)",
 				"restore":         "brook: Restoring→Running state change; goka: first rebalance callback→Recovered(); Kafka Streams: first onRestoreStart→last onRestoreEnd",
+				"b3":              "the 1M-key table topic is filled first; each cell starts the system with an empty stream topic of its own, waits until it has loaded the table (goka: recovered; brook, Kafka Streams: the group committed the table topic's end offsets), then produces the 300,000 events (the same in every cell); records/s times the joins only",
 				"b4_brook":        "a hand-written processor over a window store (Fetch, Put, AdvanceTime per record), no grace, output key <key>@<window start ms>",
 				"brook_metrics":   "brook's hand-written B2 with topology.Config.Metrics = metrics.NewRegistry(), its Snapshot read every 5 s in the worker (a Prometheus scrape's cost)",
 				"brook_lineage":   "brook's hand-written B2 with topology.Config.LineageHeaders (one brook.lineage header on every output record, checked on every record of the output under -verify)",
@@ -637,14 +641,34 @@ func (r *runner) runCell(ctx context.Context, w, sys string) Cell {
 			}
 			r.o.Logf("   table: %d keys in %v", r.o.TableKeys, time.Since(t0).Round(time.Millisecond))
 			r.made[table] = true
+			r.eventsAt = time.Now()
 		}
-		k, v := newUniform(r.o.TableKeys, 3), newValues(r.o.ValueBytes, 4)
-		now := time.Now()
-		in, err := r.input("joinstream", func(int) record { return record{key: k.next(), value: v.next(), ts: now} })
-		if err != nil {
+		// The stream goes into a topic of the cell's own, produced once
+		// the system has loaded the table (tableLoaded): goka recovers a
+		// joined table before it processes anything, while brook and
+		// Kafka Streams process a table and a stream that are both on
+		// the broker in timestamp order, so with both topics full from
+		// the start their first output came before their last table
+		// writes, which then fell inside the timed window and goka's did
+		// not. The records are the same in every cell.
+		in := r.topic(r.cellName(w, sys) + "-joinstream")
+		if err := r.b.createTopic(in, r.o.Partitions, false); err != nil {
 			return Cell{Missing: err.Error()}
 		}
-		return r.throughput(ctx, w, sys, "B3", in, table, "alos", sys != SysGoka)
+		before := func(p *proc, app string) error {
+			t0 := time.Now()
+			if err := r.tableLoaded(ctx, p, sys, app, table); err != nil {
+				return fmt.Errorf("loading the table: %w", err)
+			}
+			r.o.Logf("   %s loaded the table in %v", sys, time.Since(t0).Round(time.Millisecond))
+			k, v := newUniform(r.o.TableKeys, 3), newValues(r.o.ValueBytes, 4)
+			if err := r.b.produceN(in, r.o.Records, func(int) record { return record{key: k.next(), value: v.next(), ts: r.eventsAt} }); err != nil {
+				return fmt.Errorf("produce %s: %w", in, err)
+			}
+			r.inputs[in] = int64(r.o.Records)
+			return nil
+		}
+		return r.throughputQ(ctx, w, sys, "B3", in, table, "alos", sys != SysGoka, nil, before)
 	case "B4":
 		k, v := newUniform(r.o.UniformKeys, 5), newValues(r.o.ValueBytes, 5)
 		base := time.Now().Add(-time.Hour).Truncate(time.Hour)
@@ -667,7 +691,7 @@ func (r *runner) runCell(ctx context.Context, w, sys string) Cell {
 			return Cell{Missing: err.Error()}
 		}
 		q := &queryLoad{keys: newUniform(r.o.UniformKeys, 21)}
-		c := r.throughputQ(ctx, w, sys, "B6", in, "", "alos", true, q)
+		c := r.throughputQ(ctx, w, sys, "B6", in, "", "alos", true, q, nil)
 		if c.Missing != "" {
 			return c
 		}
@@ -775,24 +799,20 @@ func (r *runner) kstreamsTopics(app, wl string) error {
 // B8, as many as the harness's reference join), then (if latency) the
 // fixed-rate phase.
 func (r *runner) throughput(ctx context.Context, w, sys, wl, in, second, guarantee string, latency bool) (c Cell) {
-	return r.throughputQ(ctx, w, sys, wl, in, second, guarantee, latency, nil)
+	return r.throughputQ(ctx, w, sys, wl, in, second, guarantee, latency, nil, nil)
 }
 
 // throughputQ is throughput with B6's query load (when q is not nil)
-// running against the worker's query endpoint throughout.
-func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, second, guarantee string, latency bool, q *queryLoad) (c Cell) {
+// running against the worker's query endpoint throughout, and (when
+// before is not nil) before called once the worker started, before the
+// timing: B3 loads the table and only then produces the stream.
+func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, second, guarantee string, latency bool, q *queryLoad, before func(p *proc, app string) error) (c Cell) {
 	name := r.cellName(w, sys)
 	out := r.topic(name + "-out")
 	if err := r.b.createTopic(out, r.o.Partitions, false); err != nil {
 		return Cell{Missing: err.Error()}
 	}
 	state := filepath.Join(r.o.WorkDir, "state", name)
-	records, expected := r.inputs[in], r.inputs[in]
-	ref, checked := r.reference[in]
-	if checked {
-		records += r.inputs[second]
-		expected = r.outputs[in]
-	}
 	var extra []string
 	if q != nil {
 		extra = []string{"-query", "127.0.0.1:0"}
@@ -801,8 +821,21 @@ func (r *runner) throughputQ(ctx context.Context, w, sys, wl, in, second, guaran
 	if err != nil {
 		return Cell{Missing: err.Error()}
 	}
-	c = Cell{Records: records, ProfilePath: profile}
+	c = Cell{ProfilePath: profile}
 	defer func() { c.PeakRSSMB = float64(p.stop(40*time.Second)) / (1 << 20) }()
+	if before != nil {
+		if err := before(p, r.topic(name)); err != nil {
+			c.Missing = err.Error()
+			return c
+		}
+	}
+	records, expected := r.inputs[in], r.inputs[in]
+	ref, checked := r.reference[in]
+	if checked {
+		records += r.inputs[second]
+		expected = r.outputs[in]
+	}
+	c.Records = records
 	if q != nil {
 		e, err := p.waitEvent("query", r.o.RunTimeout)
 		if err != nil {
@@ -1095,4 +1128,49 @@ func (r *runner) levelDBReference() Cell {
 	c.ColdKeysPerSec = float64(e.Keys) / (e.Ms / 1000)
 	c.Note = "raw goleveldb batch writes (10,000 per batch, brook's engine options) of the same keys and values"
 	return c
+}
+
+// tableLoaded waits until the system p runs (application or group app)
+// has loaded every record of the table topic: goka reports that its
+// processor recovered its tables; brook and Kafka Streams have committed
+// the table topic's end offsets in the group (the table topic is the
+// table's source and changelog, and they commit it as they process it).
+func (r *runner) tableLoaded(ctx context.Context, p *proc, sys, app, table string) error {
+	if sys == SysGoka {
+		_, err := p.waitEvent("running", r.o.RunTimeout)
+		return err
+	}
+	ends, err := r.b.partitionEnds(table)
+	if err != nil {
+		return err
+	}
+	parts := make([]int32, 0, len(ends))
+	for p := range ends {
+		parts = append(parts, p)
+	}
+	deadline := time.Now().Add(r.o.RunTimeout)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := p.failure(); err != nil {
+			return err
+		}
+		resp, err := r.b.admin.ListConsumerGroupOffsets(app, map[string][]int32{table: parts})
+		if err == nil {
+			done := 0
+			for part, end := range ends {
+				if b := resp.GetBlock(table, part); b != nil && b.Offset >= end {
+					done++
+				}
+			}
+			if done == len(ends) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timeout after %v: the group %s has not committed the end of %s", r.o.RunTimeout, app, table)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
