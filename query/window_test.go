@@ -810,7 +810,23 @@ func TestWindowQueryWhileProcessing(t *testing.T) {
 			for i := 0; i < d.keys; i++ {
 				for j := 0; j < d.windows; j++ {
 					if n, found, err := view.Fetch(d.key(i), d.start(j)); err != nil || !found || n != int64(rounds/d.windows) {
-						t.Fatalf("%s window %d = %d, %v, %v; want %d", d.key(i), j, n, found, err, rounds/d.windows)
+						// Say whether the input holds the window's records
+						// once each (then brook counted one twice) and what
+						// the committed output carried for it.
+						var inputs []int64
+						for _, m := range b.ConsumeAll(t, in) {
+							if string(m.Key) == d.key(i) && !m.Timestamp.Before(d.start(j)) && m.Timestamp.Before(d.start(j).Add(winSize)) {
+								inputs = append(inputs, m.Offset)
+							}
+						}
+						var outputs []string
+						for _, m := range b.ConsumeAllCommitted(t, out) {
+							if string(m.Key) == d.key(i) && !m.Timestamp.Before(d.start(j)) && m.Timestamp.Before(d.start(j).Add(winSize)) {
+								outputs = append(outputs, fmt.Sprintf("%x@%d", m.Value, m.Offset))
+							}
+						}
+						t.Fatalf("%s window %d = %d, %v, %v; want %d (input records of the window at offsets %v; committed outputs %v)",
+							d.key(i), j, n, found, err, rounds/d.windows, inputs, outputs)
 					}
 				}
 			}
