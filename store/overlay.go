@@ -491,7 +491,7 @@ func (o *Overlay) baseBatch() (Batch, error) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	var b Batch
-	if bs, ok := o.base.(BatchSizer); ok && o.ordered == nil && len(o.m) > 0 {
+	if bs, ok := o.base.(BatchSizer); ok && o.ordered == nil && len(o.m) >= sizedBatchFrom {
 		size := 0
 		for k, v := range o.m {
 			size += len(k) + len(v) + batchRecordOverhead

@@ -101,7 +101,8 @@ func TestSizedBatchAndOverlayCommit(t *testing.T) {
 		}
 	}
 	o := store.NewOverlay(e)
-	for i := range 1000 {
+	const pending = 5000 // enough for the overlay to size its batch
+	for i := range pending {
 		if err := o.Put(fmt.Appendf(nil, "o%04d", i), bytes.Repeat([]byte{byte(i)}, i%50+1)); err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +113,7 @@ func TestSizedBatchAndOverlayCommit(t *testing.T) {
 	if err := o.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 1000 {
+	for i := range pending {
 		v, ok, err := e.Get(fmt.Appendf(nil, "o%04d", i))
 		if err != nil || !ok || !bytes.Equal(v, bytes.Repeat([]byte{byte(i)}, i%50+1)) {
 			t.Fatalf("after the overlay's commit, key %d = %v, %v, %v", i, v, ok, err)
